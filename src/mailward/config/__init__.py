@@ -1,0 +1,184 @@
+"""Settings: a TOML file plus ``MAILWARD_*`` environment overrides.
+
+Precedence, highest first: explicit keyword arguments, environment variables, the TOML
+file named by ``MAILWARD_CONFIG`` (default ``./mailward.toml`` when it exists), defaults.
+Every operator hostname lives here; no other module spells one out.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["ConfigError", "MxHost", "Settings", "load_settings"]
+
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says which setting and why."""
+
+
+def _hostname(value: str, setting: str) -> str:
+    host = value.strip().rstrip(".").lower()
+    if not _HOSTNAME.match(host):
+        raise ValueError(f"{setting}: {value!r} is not a valid host name")
+    return host
+
+
+class MxHost(BaseModel):
+    """One public MX host of the filtering tier and the priority customers publish."""
+
+    host: str
+    priority: int = Field(ge=0, le=65535)
+
+    @field_validator("host")
+    @classmethod
+    def _valid_host(cls, value: str) -> str:
+        return _hostname(value, "mx_hosts")
+
+
+def parse_mx_hosts(value: Any) -> Any:
+    """Accept ``"mx1.example.net:10,mx2.example.net:20"`` as well as a TOML list."""
+    if not isinstance(value, str):
+        return value
+    hosts = []
+    for index, item in enumerate(part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        host, sep, priority = item.rpartition(":")
+        if not sep:
+            host, priority = item, str(10 * (index + 1))
+        if not priority.isdigit():
+            raise ValueError(f"mx_hosts: priority of {item!r} must be a number 0-65535")
+        hosts.append({"host": host, "priority": int(priority)})
+    return hosts
+
+
+class Settings(BaseSettings):
+    """Everything an operator configures. Defaults give a working single-node install."""
+
+    model_config = SettingsConfigDict(env_prefix="MAILWARD_", extra="forbid")
+
+    data_dir: Path = Path("var")
+    database_url: str | None = None
+
+    bind: str = "127.0.0.1"
+    port_web: int = Field(8080, ge=0, le=65535)
+    port_mx: int = Field(2525, ge=0, le=65535)
+    port_submission: int = Field(2587, ge=0, le=65535)
+    port_submissions: int = Field(2465, ge=0, le=65535)
+    port_imap: int = Field(2143, ge=0, le=65535)
+    port_imaps: int = Field(2993, ge=0, le=65535)
+    port_pop3: int = Field(2110, ge=0, le=65535)
+    port_pop3s: int = Field(2995, ge=0, le=65535)
+
+    mx_hosts: Annotated[list[MxHost], NoDecode] = Field(
+        default_factory=lambda: [
+            MxHost(host="mailfilter1.example.net", priority=10),
+            MxHost(host="mailfilter2.example.net", priority=20),
+        ]
+    )
+    hosting_host: str = "mail.example.net"
+    webmail_host: str = "webmail.example.net"
+    public_url: str | None = None
+
+    default_quota_mb: int = Field(2048, ge=0)
+    password_min_length: int = Field(8, ge=6, le=128)
+    argon2_time_cost: int = Field(2, ge=1)
+    argon2_memory_kib: int = Field(19456, ge=8)
+    argon2_parallelism: int = Field(1, ge=1)
+    auth_failures_per_window: int = Field(10, ge=1)
+    auth_window_seconds: int = Field(900, ge=1)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = config_path()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @field_validator("mx_hosts", mode="before")
+    @classmethod
+    def _parse_mx_hosts(cls, value: Any) -> Any:
+        return parse_mx_hosts(value)
+
+    @field_validator("hosting_host", "webmail_host")
+    @classmethod
+    def _valid_hostnames(cls, value: str, info: Any) -> str:
+        return _hostname(value, info.field_name)
+
+    @model_validator(mode="after")
+    def _checks(self) -> Settings:
+        if not self.mx_hosts:
+            raise ValueError("mx_hosts: at least one MX host is needed")
+        names = [mx.host for mx in self.mx_hosts]
+        if len(set(names)) != len(names):
+            raise ValueError("mx_hosts: a host is listed twice")
+        self.mx_hosts.sort(key=lambda mx: (mx.priority, mx.host))
+        return self
+
+    @property
+    def db_url(self) -> str:
+        """The SQLAlchemy URL; SQLite in the data dir unless one is configured."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'mailward.db'}"
+
+    @property
+    def web_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.bind in ("0.0.0.0", "::", "") else self.bind
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port_web}"
+
+
+def config_path() -> Path | None:
+    """The TOML file to read: ``MAILWARD_CONFIG`` (must exist) or ``./mailward.toml``."""
+    explicit = os.environ.get("MAILWARD_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"MAILWARD_CONFIG: no such file: {path}")
+        return path
+    default = Path("mailward.toml")
+    return default if default.is_file() else None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Load settings, turning validation failures into one readable ``ConfigError``."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from None
+    except ValueError as exc:  # TOML syntax errors and the like
+        raise ConfigError(f"invalid configuration: {exc}") from None

@@ -1,0 +1,29 @@
+"""Database layer: models, engine/session factory, Alembic migrations."""
+
+from mailward.db.engine import Database
+from mailward.db.models import (
+    Account,
+    Address,
+    AddressKind,
+    AddressList,
+    ApiToken,
+    Base,
+    Domain,
+    MailServer,
+    Role,
+    User,
+)
+
+__all__ = [
+    "Account",
+    "Address",
+    "AddressKind",
+    "AddressList",
+    "ApiToken",
+    "Base",
+    "Database",
+    "Domain",
+    "MailServer",
+    "Role",
+    "User",
+]

@@ -1,0 +1,183 @@
+"""SQLAlchemy models. Every table that belongs to a tenant carries ``account_id``."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    """Enums stored as short strings (portable; values are the API's words)."""
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda e: [m.value for m in e],
+    )
+
+
+class Role(enum.StrEnum):
+    OPERATOR = "operator"
+    ACCOUNT_ADMIN = "account-admin"
+
+
+class AddressList(enum.StrEnum):
+    """The two lists of the reference doc: filtered, or hosted but not filtered."""
+
+    FILTER = "filter"
+    NO_FILTER = "no-filter"
+
+
+class AddressKind(enum.StrEnum):
+    PENDING = "pending"
+    MAILBOX = "mailbox"
+    FORWARDER = "forwarder"
+    AUTOCC = "autocc"
+
+
+class Account(Base):
+    """A customer account: owns domains, and through them addresses."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    domains: Mapped[list[Domain]] = relationship(back_populates="account")
+
+
+class User(Base):
+    """Someone who logs in to the panel/API: an operator admin or an account admin."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(
+            "(role = 'operator' AND account_id IS NULL) OR "
+            "(role <> 'operator' AND account_id IS NOT NULL)",
+            name="role_account",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    login: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[Role] = mapped_column(_enum(Role, "user_role"))
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token for the JSON API; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Domain(Base):
+    """A customer domain; globally unique, stored lower-case in its ASCII (IDNA) form."""
+
+    __tablename__ = "domains"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="RESTRICT"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(253), unique=True)
+    hosting: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    account: Mapped[Account] = relationship(back_populates="domains")
+
+
+class Address(Base):
+    """One address of a domain, on the Filter or Do Not Filter list.
+
+    ``destinations`` is the comma-joined forward list exactly as the doc's 128-character
+    field; ``quota_bytes`` of ``None`` means unlimited.
+    """
+
+    __tablename__ = "addresses"
+    __table_args__ = (
+        CheckConstraint("used_bytes >= 0", name="used_nonnegative"),
+        Index("ix_addresses_account_email", "account_id", "email"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    domain_id: Mapped[int] = mapped_column(
+        ForeignKey("domains.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    list: Mapped[AddressList] = mapped_column(_enum(AddressList, "address_list"))
+    kind: Mapped[AddressKind] = mapped_column(_enum(AddressKind, "address_kind"))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    destinations: Mapped[str | None] = mapped_column(String(128))
+    quota_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    used_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class MailServer(Base):
+    """Where the MX tier delivers a domain's filtered mail, lowest preference first."""
+
+    __tablename__ = "mail_servers"
+    __table_args__ = (
+        UniqueConstraint("domain_id", "host", "port"),
+        CheckConstraint("preference >= 0 AND preference <= 65535", name="preference_range"),
+        CheckConstraint("port >= 1 AND port <= 65535", name="port_range"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    domain_id: Mapped[int] = mapped_column(ForeignKey("domains.id", ondelete="CASCADE"))
+    host: Mapped[str] = mapped_column(String(253))
+    port: Mapped[int] = mapped_column(Integer, default=25)
+    preference: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

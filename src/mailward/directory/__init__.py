@@ -1,0 +1,46 @@
+"""The directory: accounts, users, domains, addresses and the reference doc §2 operations.
+
+``Directory`` bundles the services; the API, panel and CLI all call these, so each rule
+lives once. Every method takes the calling ``Actor`` and scopes its queries to it.
+"""
+
+from __future__ import annotations
+
+from mailward.config import Settings
+from mailward.db import Database
+from mailward.directory.accounts import AccountService
+from mailward.directory.actor import Actor
+from mailward.directory.addresses import AddressFilter, AddressService
+from mailward.directory.bulk_add import BulkAddService, BulkResult, LineResult, LineStatus
+from mailward.directory.domains import DomainService
+from mailward.directory.errors import Conflict, DirectoryError, Forbidden, InvalidInput, NotFound
+from mailward.directory.passwords import Passwords
+
+
+class Directory:
+    """All directory services over one database."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self.passwords = Passwords(settings)
+        quota = settings.default_quota_mb * 1024 * 1024 or None
+        self.accounts = AccountService(db, self.passwords)
+        self.domains = DomainService(db)
+        self.addresses = AddressService(db, self.passwords)
+        self.bulk = BulkAddService(db, self.passwords, quota)
+
+
+__all__ = [
+    "Actor",
+    "AddressFilter",
+    "BulkResult",
+    "Conflict",
+    "Directory",
+    "DirectoryError",
+    "Forbidden",
+    "InvalidInput",
+    "LineResult",
+    "LineStatus",
+    "NotFound",
+]

@@ -1,0 +1,183 @@
+"""Customer accounts, panel/API users and API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from mailward.db import Database
+from mailward.db.models import Account, ApiToken, Domain, Role, User
+from mailward.directory.actor import Actor
+from mailward.directory.errors import Conflict, InvalidInput, NotFound
+from mailward.directory.passwords import Passwords
+from mailward.directory.views import AccountView, TokenView, UserView
+
+TOKEN_PREFIX = "mw_"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _account_name(name: str) -> str:
+    cleaned = " ".join(name.split())
+    if not cleaned:
+        raise InvalidInput("account name is empty")
+    if len(cleaned) > 100:
+        raise InvalidInput("account name is longer than 100 characters")
+    return cleaned
+
+
+class AccountService:
+    def __init__(self, db: Database, passwords: Passwords) -> None:
+        self.db = db
+        self.passwords = passwords
+
+    async def create(self, actor: Actor, name: str) -> AccountView:
+        actor.require_operator("create accounts")
+        async with self.db.session() as session:
+            account = Account(name=_account_name(name))
+            session.add(account)
+            try:
+                await session.commit()
+            except IntegrityError:
+                raise Conflict(f"account {name!r} already exists") from None
+            return AccountView.of(account)
+
+    async def list(self, actor: Actor) -> list[AccountView]:
+        async with self.db.session() as session:
+            query = actor.scope(select(Account).order_by(Account.name), Account.id)
+            return [AccountView.of(a) for a in await session.scalars(query)]
+
+    async def get(self, actor: Actor, name: str) -> AccountView:
+        async with self.db.session() as session:
+            query = actor.scope(select(Account).where(Account.name == name.strip()), Account.id)
+            account = await session.scalar(query)
+            if account is None:
+                raise NotFound(f"no account {name!r}")
+            return AccountView.of(account)
+
+    async def actor_for(self, name: str) -> Actor:
+        """An actor acting as account ``name`` (the CLI's ``--account``)."""
+        account = await self.get(Actor.operator(), name)
+        return Actor.for_account(account.id, account.name)
+
+    async def delete(self, actor: Actor, name: str) -> None:
+        """Delete an account that owns no domains (delete its domains first)."""
+        actor.require_operator("delete accounts")
+        async with self.db.session() as session:
+            account = await session.scalar(select(Account).where(Account.name == name.strip()))
+            if account is None:
+                raise NotFound(f"no account {name!r}")
+            domains = await session.scalar(
+                select(func.count()).select_from(Domain).where(Domain.account_id == account.id)
+            )
+            if domains:
+                raise Conflict(f"account {name!r} still owns {domains} domain(s)")
+            await session.delete(account)
+            await session.commit()
+
+    # -- users ---------------------------------------------------------------------------
+
+    async def create_user(
+        self, actor: Actor, login: str, password: str, *, account: str | None = None
+    ) -> UserView:
+        """Create an operator (no ``account``) or an account admin of ``account``."""
+        login = login.strip().lower()
+        if not login or len(login) > 254 or any(c.isspace() for c in login):
+            raise InvalidInput("login must be 1-254 characters without spaces")
+        self.passwords.check_strength(password)
+        async with self.db.session() as session:
+            account_id = None
+            if account is None:
+                actor.require_operator("create operator users")
+                role = Role.OPERATOR
+            else:
+                query = actor.scope(select(Account).where(Account.name == account), Account.id)
+                found = await session.scalar(query)
+                if found is None:
+                    raise NotFound(f"no account {account!r}")
+                account_id, role = found.id, Role.ACCOUNT_ADMIN
+            user = User(
+                login=login,
+                password_hash=await self.passwords.hash_async(password),
+                role=role,
+                account_id=account_id,
+            )
+            session.add(user)
+            try:
+                await session.commit()
+            except IntegrityError:
+                raise Conflict(f"user {login!r} already exists") from None
+            return UserView(user.id, user.login, user.role.value, account)
+
+    async def count_operators(self) -> int:
+        async with self.db.session() as session:
+            query = select(func.count()).select_from(User).where(User.role == Role.OPERATOR)
+            return int(await session.scalar(query) or 0)
+
+    async def authenticate(self, login: str, password: str) -> Actor | None:
+        """The actor for a login and password, or ``None`` (same cost either way)."""
+        async with self.db.session() as session:
+            user = await session.scalar(select(User).where(User.login == login.strip().lower()))
+        if user is None:
+            await self.passwords.verify_async(_DUMMY_HASH.get(self.passwords), password)
+            return None
+        if not await self.passwords.verify_async(user.password_hash, password):
+            return None
+        return _actor_of(user)
+
+    # -- API tokens ----------------------------------------------------------------------
+
+    async def create_token(self, actor: Actor, login: str, name: str = "api") -> TokenView:
+        """Create a token for user ``login``; a user may only mint tokens for itself."""
+        async with self.db.session() as session:
+            user = await session.scalar(select(User).where(User.login == login.strip().lower()))
+            if user is None or not (actor.is_operator or actor.user_id == user.id):
+                raise NotFound(f"no user {login!r}")
+            token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+            row = ApiToken(user_id=user.id, name=name.strip()[:100] or "api",
+                           token_hash=hash_token(token))
+            session.add(row)
+            await session.commit()
+            return TokenView(row.id, row.name, user.login, token)
+
+    async def actor_for_token(self, token: str) -> Actor | None:
+        async with self.db.session() as session:
+            row = await session.execute(
+                select(ApiToken, User)
+                .join(User, User.id == ApiToken.user_id)
+                .where(ApiToken.token_hash == hash_token(token))
+            )
+            found = row.first()
+            if found is None:
+                return None
+            api_token, user = found
+            api_token.last_used_at = datetime.now(UTC)
+            await session.commit()
+            return _actor_of(user)
+
+
+def _actor_of(user: User) -> Actor:
+    if user.role is Role.OPERATOR:
+        return Actor.operator(user.login, user.id)
+    assert user.account_id is not None
+    return Actor.for_account(user.account_id, user.login, user.id)
+
+
+class _DummyHash:
+    """A real hash to verify against for unknown logins, so timing does not leak them."""
+
+    _value: str | None = None
+
+    def get(self, passwords: Passwords) -> str:
+        if self._value is None:
+            self._value = passwords.hash(secrets.token_hex(16))
+        return self._value
+
+
+_DUMMY_HASH = _DummyHash()

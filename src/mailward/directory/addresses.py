@@ -1,0 +1,218 @@
+"""Address operations of reference doc §2: set up, auto-cc, edit, move, delete, search."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailward.db import Database
+from mailward.db.models import Address, AddressKind, AddressList, Domain
+from mailward.directory.actor import Actor
+from mailward.directory.errors import Conflict, InvalidInput, NotFound
+from mailward.directory.normalize import normalize_address, parse_destinations
+from mailward.directory.passwords import Passwords
+from mailward.directory.views import AddressView, Page
+
+MAX_PER_PAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class AddressFilter:
+    """Search criteria: substring of the address, plus optional domain/list/kind."""
+
+    search: str = ""
+    domain: str | None = None
+    list: AddressList | None = None
+    kind: AddressKind | None = None
+
+    def apply(self, query, actor: Actor):  # type: ignore[no-untyped-def]
+        query = actor.scope(query, Address.account_id)
+        needle = self.search.strip().lower()
+        if needle:
+            escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(Address.email.like(f"%{escaped}%", escape="\\"))
+        if self.domain:
+            query = query.join(Domain, Domain.id == Address.domain_id).where(
+                Domain.name == self.domain.strip().lower().rstrip(".")
+            )
+        if self.list is not None:
+            query = query.where(Address.list == self.list)
+        if self.kind is not None:
+            query = query.where(Address.kind == self.kind)
+        return query
+
+
+class AddressService:
+    def __init__(self, db: Database, passwords: Passwords) -> None:
+        self.db = db
+        self.passwords = passwords
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def search(
+        self, actor: Actor, criteria: AddressFilter = AddressFilter(), *,
+        page: int = 1, per_page: int = 50,
+    ) -> Page[AddressView]:
+        if page < 1:
+            raise InvalidInput("page must be 1 or more")
+        if not 1 <= per_page <= MAX_PER_PAGE:
+            raise InvalidInput(f"per_page must be between 1 and {MAX_PER_PAGE}")
+        async with self.db.session() as session:
+            total = await session.scalar(
+                criteria.apply(select(func.count(Address.id)), actor)
+            )
+            rows = await session.scalars(
+                criteria.apply(select(Address), actor)
+                .order_by(Address.email)
+                .limit(per_page)
+                .offset((page - 1) * per_page)
+            )
+            return Page([AddressView.of(a) for a in rows], int(total or 0), page, per_page)
+
+    async def get(self, actor: Actor, email: str) -> AddressView:
+        async with self.db.session() as session:
+            return AddressView.of(await self._find(session, actor, email))
+
+    # -- set-up and editing --------------------------------------------------------------
+
+    async def setup_mailbox(
+        self, actor: Actor, email: str, password: str, repeat: str
+    ) -> AddressView:
+        """Pending address → mailbox ("POP account"): password typed twice."""
+        async with self.db.session() as session:
+            address = await self._find(session, actor, email)
+            if address.kind is not AddressKind.PENDING:
+                raise Conflict(f"{address.email} is already set up as {address.kind.value}")
+            self.passwords.check_new(password, repeat, address=address.email)
+            address.password_hash = await self.passwords.hash_async(password)
+            address.kind = AddressKind.MAILBOX
+            await session.commit()
+            return AddressView.of(address)
+
+    async def setup_forwarder(self, actor: Actor, email: str, destinations: str) -> AddressView:
+        """Pending address → alias/forwarder with one or more destinations."""
+        async with self.db.session() as session:
+            address = await self._find(session, actor, email)
+            if address.kind is not AddressKind.PENDING:
+                raise Conflict(f"{address.email} is already set up as {address.kind.value}")
+            address.destinations = parse_destinations(destinations, owner=address.email)
+            address.kind = AddressKind.FORWARDER
+            await session.commit()
+            return AddressView.of(address)
+
+    async def set_password(
+        self, actor: Actor, email: str, password: str, repeat: str
+    ) -> AddressView:
+        """Change the password of a mailbox or auto-cc address."""
+        async with self.db.session() as session:
+            address = await self._find(session, actor, email)
+            if address.kind not in (AddressKind.MAILBOX, AddressKind.AUTOCC):
+                raise Conflict(f"{address.email} is {address.kind.value}: it has no mailbox "
+                               "password (set it up as a mailbox first)")
+            self.passwords.check_new(password, repeat, address=address.email)
+            address.password_hash = await self.passwords.hash_async(password)
+            await session.commit()
+            return AddressView.of(address)
+
+    async def set_destinations(self, actor: Actor, email: str, destinations: str) -> AddressView:
+        """Change the destinations of a forwarder or auto-cc address."""
+        async with self.db.session() as session:
+            address = await self._find(session, actor, email)
+            if address.kind not in (AddressKind.FORWARDER, AddressKind.AUTOCC):
+                raise Conflict(f"{address.email} is {address.kind.value}: it has no destinations")
+            address.destinations = parse_destinations(destinations, owner=address.email)
+            await session.commit()
+            return AddressView.of(address)
+
+    async def set_autocc(self, actor: Actor, email: str, destinations: str) -> AddressView:
+        """Give a mailbox auto-cc destinations (or change an auto-cc's destinations)."""
+        async with self.db.session() as session:
+            address = await self._find(session, actor, email)
+            if address.kind is AddressKind.FORWARDER:
+                raise Conflict(f"{address.email} is an alias/forwarder: it has no mailbox, "
+                               "so it cannot auto-cc")
+            if address.kind is AddressKind.PENDING:
+                raise Conflict(f"{address.email} needs setting up as a mailbox first")
+            address.destinations = parse_destinations(destinations, owner=address.email)
+            address.kind = AddressKind.AUTOCC
+            await session.commit()
+            return AddressView.of(address)
+
+    async def remove_autocc(self, actor: Actor, email: str) -> AddressView:
+        """Drop an auto-cc's destinations: it becomes a plain mailbox."""
+        async with self.db.session() as session:
+            address = await self._find(session, actor, email)
+            if address.kind is not AddressKind.AUTOCC:
+                raise Conflict(f"{address.email} is {address.kind.value}, not auto-cc")
+            address.destinations = None
+            address.kind = AddressKind.MAILBOX
+            await session.commit()
+            return AddressView.of(address)
+
+    async def set_list(self, actor: Actor, email: str, list_: AddressList) -> AddressView:
+        async with self.db.session() as session:
+            address = await self._find(session, actor, email)
+            address.list = list_
+            await session.commit()
+            return AddressView.of(address)
+
+    async def set_quota(self, actor: Actor, email: str, quota_bytes: int | None) -> AddressView:
+        actor.require_operator("change quotas")
+        if quota_bytes is not None and quota_bytes < 0:
+            raise InvalidInput("quota may not be negative")
+        async with self.db.session() as session:
+            address = await self._find(session, actor, email)
+            address.quota_bytes = quota_bytes
+            await session.commit()
+            return AddressView.of(address)
+
+    # -- deleting ------------------------------------------------------------------------
+
+    async def delete(self, actor: Actor, emails: Sequence[str]) -> list[str]:
+        """Delete the given addresses, all or none; returns the deleted addresses."""
+        wanted = []
+        for email in emails:
+            try:
+                wanted.append(normalize_address(email))
+            except InvalidInput:
+                raise NotFound(f"no address {email.strip()!r}") from None
+        wanted = sorted(set(wanted))
+        if not wanted:
+            raise InvalidInput("no addresses given")
+        async with self.db.session() as session:
+            query = actor.scope(select(Address.email).where(Address.email.in_(wanted)),
+                                Address.account_id)
+            found = set(await session.scalars(query))
+            missing = [email for email in wanted if email not in found]
+            if missing:
+                raise NotFound(f"no address {missing[0]!r}"
+                               + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+            await session.execute(delete(Address).where(Address.email.in_(wanted)))
+            await session.commit()
+            return wanted
+
+    async def delete_matching(self, actor: Actor, criteria: AddressFilter) -> int:
+        """Delete every address the search matches ("Check All" + delete)."""
+        async with self.db.session() as session:
+            ids = select(Address.id)
+            subquery = criteria.apply(ids, actor).scalar_subquery()
+            result = await session.execute(delete(Address).where(Address.id.in_(subquery)))
+            await session.commit()
+            return int(result.rowcount or 0)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    async def _find(self, session: AsyncSession, actor: Actor, email: str) -> Address:
+        try:
+            normalized = normalize_address(email)
+        except InvalidInput:
+            raise NotFound(f"no address {email.strip()!r}") from None
+        query = actor.scope(select(Address).where(Address.email == normalized),
+                            Address.account_id)
+        address = await session.scalar(query)
+        if address is None:
+            raise NotFound(f"no address {normalized!r}")
+        return address

@@ -1,0 +1,263 @@
+"""The bulk "Add Addresses" operation: every line to ONE list, a result per line.
+
+Result categories follow reference doc §2.1 step 6, plus one it leaves implicit:
+
+* ``invalid``   — not an address, not in the caller's domains, or bad data (with reason);
+* ``added``     — new address, put on the chosen list;
+* ``updated``   — it was on the other list and has been moved (its data applied);
+* ``unchanged`` — it was already on the chosen list (its data applied).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import islice
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailward.db import Database
+from mailward.db.models import Address, AddressKind, AddressList, Domain
+from mailward.directory.actor import Actor
+from mailward.directory.bulk import BulkLine, parse_bulk
+from mailward.directory.errors import InvalidInput
+from mailward.directory.normalize import domain_of
+from mailward.directory.passwords import Passwords
+
+CHUNK = 1000
+
+
+class LineStatus(enum.StrEnum):
+    INVALID = "invalid"
+    ADDED = "added"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True, slots=True)
+class LineResult:
+    line: int
+    input: str
+    status: LineStatus
+    address: str | None = None
+    kind: AddressKind | None = None
+    reason: str | None = None
+    warning: str | None = None
+
+
+@dataclass(slots=True)
+class BulkResult:
+    list: AddressList
+    results: list[LineResult] = field(default_factory=list)
+
+    def of(self, status: LineStatus) -> list[LineResult]:
+        return [r for r in self.results if r.status is status]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = {status.value: 0 for status in LineStatus}
+        for result in self.results:
+            counts[result.status.value] += 1
+        counts["warnings"] = sum(1 for r in self.results if r.warning)
+        return counts
+
+
+@dataclass(slots=True)
+class _Known:
+    """What the batch knows of an address that already exists (or was added earlier)."""
+
+    id: int | None
+    list: AddressList
+    kind: AddressKind
+
+
+class BulkAddService:
+    def __init__(self, db: Database, passwords: Passwords, default_quota_bytes: int | None):
+        self.db = db
+        self.passwords = passwords
+        self.default_quota_bytes = default_quota_bytes
+
+    async def add_lines(
+        self,
+        actor: Actor,
+        lines: Iterable[str] | str,
+        list_: AddressList,
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> BulkResult:
+        """Apply a bulk submission in one transaction; ``progress`` gets lines done."""
+        return await self._apply(actor, parse_bulk(lines), list_, progress)
+
+    async def add_one(
+        self,
+        actor: Actor,
+        email: str,
+        list_: AddressList,
+        *,
+        password: str | None = None,
+        destinations: str | None = None,
+    ) -> LineResult:
+        """Add (or move) a single address: the same rules as one bulk line."""
+        if password is not None and destinations is not None:
+            raise InvalidInput("give a password (mailbox) or destinations (forwarder), not both")
+        line = email
+        if password is not None:
+            line = f"{email}|{password}"
+        elif destinations is not None:
+            line = f"{email}|{destinations}|relay"
+        if "|" in email or (password is not None and "|" in password):
+            raise InvalidInput("'|' is not allowed in an address or password here")
+        result = await self._apply(actor, parse_bulk([line]), list_, None)
+        if not result.results:
+            raise InvalidInput("address is empty")
+        return result.results[0]
+
+    async def _apply(
+        self,
+        actor: Actor,
+        parsed: Iterator[BulkLine],
+        list_: AddressList,
+        progress: Callable[[int], None] | None,
+    ) -> BulkResult:
+        result = BulkResult(list_)
+        async with self.db.session() as session:
+            domains = await self._domains(session, actor)
+            known: dict[str, _Known] = {}
+            while chunk := list(islice(parsed, CHUNK)):
+                result.results.extend(
+                    await self._chunk(session, chunk, list_, domains, known)
+                )
+                if progress is not None:
+                    progress(chunk[-1].number)
+            await session.commit()
+        return result
+
+    async def _domains(self, session: AsyncSession, actor: Actor) -> dict[str, tuple[int, int]]:
+        """The caller's domains: name → (domain id, account id)."""
+        rows = await session.execute(
+            actor.scope(select(Domain.name, Domain.id, Domain.account_id), Domain.account_id)
+        )
+        return {name: (domain_id, account_id) for name, domain_id, account_id in rows}
+
+    async def _chunk(
+        self,
+        session: AsyncSession,
+        chunk: list[BulkLine],
+        list_: AddressList,
+        domains: dict[str, tuple[int, int]],
+        known: dict[str, _Known],
+    ) -> list[LineResult]:
+        usable: list[BulkLine] = []
+        out: dict[int, LineResult] = {}
+        for line in chunk:
+            reason = line.error or self._reject_reason(line, domains)
+            if reason:
+                out[line.number] = LineResult(line.number, line.shown, LineStatus.INVALID,
+                                              line.address, reason=reason)
+            else:
+                usable.append(line)
+
+        lookup = [ln.address for ln in usable if ln.address not in known]
+        if lookup:
+            rows = await session.execute(
+                select(Address.email, Address.id, Address.list, Address.kind)
+                .where(Address.email.in_(set(lookup)))
+            )
+            for email, address_id, on_list, kind in rows:
+                known[email] = _Known(address_id, on_list, kind)
+
+        hashes = await self._hash_passwords(usable)
+        now = datetime.now(UTC)
+        inserts: list[dict] = []
+        updates: list[dict] = []
+        pending_insert: dict[str, dict] = {}
+        for line in usable:
+            email = line.address
+            assert email is not None and line.kind is not None
+            existing = known.get(email)
+            if existing is None:
+                domain_id, account_id = domains[domain_of(email)]
+                row = {
+                    "email": email, "domain_id": domain_id, "account_id": account_id,
+                    "list": list_, "kind": line.kind, "password_hash": hashes.get(line.number),
+                    "destinations": line.destinations, "quota_bytes": self.default_quota_bytes,
+                    "used_bytes": 0, "created_at": now, "updated_at": now,
+                }
+                inserts.append(row)
+                pending_insert[email] = row
+                known[email] = _Known(None, list_, line.kind)
+                out[line.number] = LineResult(line.number, line.shown, LineStatus.ADDED, email,
+                                              line.kind, warning=line.warning)
+                continue
+            new_kind, reason = _merged_kind(existing.kind, line.kind)
+            if reason:
+                out[line.number] = LineResult(line.number, line.shown, LineStatus.INVALID,
+                                              email, existing.kind, reason=reason)
+                continue
+            status = LineStatus.UNCHANGED if existing.list is list_ else LineStatus.UPDATED
+            changes: dict = {"list": list_, "kind": new_kind}
+            if line.number in hashes:
+                changes["password_hash"] = hashes[line.number]
+            if line.destinations is not None:
+                changes["destinations"] = line.destinations
+            if existing.id is None:  # added earlier in this same submission
+                pending_insert[email].update(changes)
+            else:
+                updates.append({"id": existing.id, "updated_at": now, **changes})
+            warning = line.warning
+            if new_kind is AddressKind.AUTOCC and line.kind is AddressKind.FORWARDER:
+                warning = "already a mailbox: kept it and made it auto-cc to these destinations"
+            existing.list, existing.kind = list_, new_kind
+            out[line.number] = LineResult(line.number, line.shown, status, email, new_kind,
+                                          warning=warning)
+
+        if inserts:
+            await session.execute(insert(Address), inserts)
+        for keys in _group_by_keys(updates):
+            await session.execute(update(Address), keys)
+        return [out[line.number] for line in chunk]
+
+    def _reject_reason(self, line: BulkLine, domains: dict[str, tuple[int, int]]) -> str | None:
+        assert line.address is not None
+        if domain_of(line.address) not in domains:
+            return f"{domain_of(line.address)} is not one of your domains"
+        if line.password is not None:
+            try:
+                self.passwords.check_strength(line.password, address=line.address)
+            except InvalidInput as exc:
+                return str(exc)
+        return None
+
+    async def _hash_passwords(self, lines: list[BulkLine]) -> dict[int, str]:
+        with_password = [ln for ln in lines if ln.password is not None]
+        hashed = await asyncio.gather(
+            *(self.passwords.hash_async(ln.password) for ln in with_password if ln.password)
+        )
+        return {ln.number: h for ln, h in zip(with_password, hashed, strict=True)}
+
+
+def _merged_kind(current: AddressKind, wanted: AddressKind) -> tuple[AddressKind, str | None]:
+    """The kind an existing address takes when a line brings new data; or a refusal."""
+    if wanted is AddressKind.PENDING:
+        return current, None
+    if wanted is AddressKind.MAILBOX:
+        if current is AddressKind.FORWARDER:
+            return current, ("is an alias/forwarder: giving it a password would drop its "
+                             "forwarding; set it up again explicitly")
+        return (AddressKind.MAILBOX if current is AddressKind.PENDING else current), None
+    # wanted is FORWARDER: a mailbox keeps its mail and gains destinations (auto-cc)
+    if current in (AddressKind.MAILBOX, AddressKind.AUTOCC):
+        return AddressKind.AUTOCC, None
+    return AddressKind.FORWARDER, None
+
+
+def _group_by_keys(rows: list[dict]) -> Iterator[list[dict]]:
+    """Group update rows by their key set (executemany needs uniform parameters)."""
+    groups: dict[tuple[str, ...], list[dict]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(row)), []).append(row)
+    yield from groups.values()

@@ -1,0 +1,114 @@
+"""Plain result records returned by the services; the stable shape of ``--json`` and the API."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from mailward.db.models import Account, Address, AddressKind, AddressList, Domain
+from mailward.directory.normalize import display_domain
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    id: int
+    name: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, account: Account) -> AccountView:
+        return cls(account.id, account.name, account.created_at)
+
+
+@dataclass(frozen=True, slots=True)
+class UserView:
+    id: int
+    login: str
+    role: str
+    account: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenView:
+    """A freshly created API token: ``token`` is shown once and never stored in clear."""
+
+    id: int
+    name: str
+    login: str
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class DomainView:
+    name: str
+    display_name: str
+    account: str
+    hosting: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, domain: Domain, account_name: str) -> DomainView:
+        return cls(
+            domain.name, display_domain(domain.name), account_name, domain.hosting,
+            domain.created_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AddressView:
+    email: str
+    domain: str
+    list: AddressList
+    kind: AddressKind
+    destinations: list[str]
+    quota_bytes: int | None
+    used_bytes: int
+    needs_setup: bool
+
+    @classmethod
+    def of(cls, address: Address) -> AddressView:
+        return cls(
+            email=address.email,
+            domain=address.email.rpartition("@")[2],
+            list=address.list,
+            kind=address.kind,
+            destinations=address.destinations.split(",") if address.destinations else [],
+            quota_bytes=address.quota_bytes,
+            used_bytes=address.used_bytes,
+            needs_setup=address.kind is AddressKind.PENDING,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def to_json(value: Any) -> Any:
+    """Dataclasses, enums and datetimes as JSON-ready data (used by the CLI's ``--json``)."""
+    if hasattr(value, "__dataclass_fields__"):
+        data = asdict(value)
+        if isinstance(value, Page):
+            data["pages"] = value.pages
+        return to_json(data)
+    if isinstance(value, dict):
+        return {key: to_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(item) for item in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "value") and isinstance(value.value, str):
+        return value.value
+    return value
+
+
