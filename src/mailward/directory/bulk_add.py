@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailward.db import Database
@@ -70,9 +72,19 @@ class BulkResult:
 class _Known:
     """What the batch knows of an address that already exists (or was added earlier)."""
 
-    id: int | None
+    id: int
     list: AddressList
     kind: AddressKind
+
+
+@dataclass(slots=True)
+class _Screened:
+    """A chunk after the checks that need no database, its password hashes under way."""
+
+    chunk: list[BulkLine]
+    usable: list[BulkLine]
+    invalid: dict[int, LineResult]
+    hashes: asyncio.Future[dict[int, str]]
 
 
 class BulkAddService:
@@ -123,16 +135,31 @@ class BulkAddService:
         list_: AddressList,
         progress: Callable[[int], None] | None,
     ) -> BulkResult:
+        """Write chunk after chunk; the next chunk's passwords hash while this one writes."""
         result = BulkResult(list_)
         async with self.db.session() as session:
             domains = await self._domains(session, actor)
             known: dict[str, _Known] = {}
-            while chunk := list(islice(parsed, CHUNK)):
-                result.results.extend(
-                    await self._chunk(session, chunk, list_, domains, known)
-                )
-                if progress is not None:
-                    progress(chunk[-1].number)
+            ahead: _Screened | None = None
+            screened: _Screened | None = None
+            try:
+                while True:
+                    chunk = list(islice(parsed, CHUNK))
+                    screened = self._screen(chunk, domains) if chunk else None
+                    if ahead is not None:
+                        result.results.extend(
+                            await self._write(session, ahead, list_, domains, known)
+                        )
+                        if progress is not None:
+                            progress(ahead.chunk[-1].number)
+                    if screened is None:
+                        break
+                    ahead = screened
+            except BaseException:
+                for pending in (ahead, screened):
+                    if pending is not None:
+                        pending.hashes.cancel()
+                raise
             await session.commit()
         return result
 
@@ -143,56 +170,52 @@ class BulkAddService:
         )
         return {name: (domain_id, account_id) for name, domain_id, account_id in rows}
 
-    async def _chunk(
+    def _screen(self, chunk: list[BulkLine], domains: dict[str, tuple[int, int]]) -> _Screened:
+        """Check lines that need no database, and start hashing the usable passwords."""
+        usable: list[BulkLine] = []
+        invalid: dict[int, LineResult] = {}
+        for line in chunk:
+            reason = line.error or self._reject_reason(line, domains)
+            if reason:
+                invalid[line.number] = LineResult(line.number, line.shown, LineStatus.INVALID,
+                                                  line.address, reason=reason)
+            else:
+                usable.append(line)
+        return _Screened(chunk, usable, invalid,
+                         asyncio.ensure_future(self._hash_passwords(usable)))
+
+    async def _write(
         self,
         session: AsyncSession,
-        chunk: list[BulkLine],
+        screened: _Screened,
         list_: AddressList,
         domains: dict[str, tuple[int, int]],
         known: dict[str, _Known],
     ) -> list[LineResult]:
-        usable: list[BulkLine] = []
-        out: dict[int, LineResult] = {}
-        for line in chunk:
-            reason = line.error or self._reject_reason(line, domains)
-            if reason:
-                out[line.number] = LineResult(line.number, line.shown, LineStatus.INVALID,
-                                              line.address, reason=reason)
-            else:
-                usable.append(line)
-
-        lookup = [ln.address for ln in usable if ln.address not in known]
-        if lookup:
-            rows = await session.execute(
-                select(Address.email, Address.id, Address.list, Address.kind)
-                .where(Address.email.in_(set(lookup)))
-            )
-            for email, address_id, on_list, kind in rows:
-                known[email] = _Known(address_id, on_list, kind)
-
-        hashes = await self._hash_passwords(usable)
+        chunk, usable, out = screened.chunk, screened.usable, screened.invalid
+        hashes = await screened.hashes
         now = datetime.now(UTC)
-        inserts: list[dict] = []
+        # Insert first sightings straight away (ON CONFLICT DO NOTHING): no lookup of rows
+        # this transaction just wrote, whose query plans go bad on stale statistics.
+        first: dict[str, BulkLine] = {}
+        for line in usable:
+            if line.address not in known and line.address not in first:
+                first[line.address] = line  # type: ignore[index]
+        rows = [self._new_row(ln, list_, hashes, domains, now) for ln in first.values()]
+        added = await self._insert_missing(session, rows)
+        for email, address_id in added.items():
+            known[email] = _Known(address_id, list_, first[email].kind)  # type: ignore[arg-type]
+        await self._load_existing(session, [e for e in first if e not in added], known)
+
         updates: list[dict] = []
-        pending_insert: dict[str, dict] = {}
         for line in usable:
             email = line.address
             assert email is not None and line.kind is not None
-            existing = known.get(email)
-            if existing is None:
-                domain_id, account_id = domains[domain_of(email)]
-                row = {
-                    "email": email, "domain_id": domain_id, "account_id": account_id,
-                    "list": list_, "kind": line.kind, "password_hash": hashes.get(line.number),
-                    "destinations": line.destinations, "quota_bytes": self.default_quota_bytes,
-                    "used_bytes": 0, "created_at": now, "updated_at": now,
-                }
-                inserts.append(row)
-                pending_insert[email] = row
-                known[email] = _Known(None, list_, line.kind)
+            if first.get(email) is line and email in added:
                 out[line.number] = LineResult(line.number, line.shown, LineStatus.ADDED, email,
                                               line.kind, warning=line.warning)
                 continue
+            existing = known[email]
             new_kind, reason = _merged_kind(existing.kind, line.kind)
             if reason:
                 out[line.number] = LineResult(line.number, line.shown, LineStatus.INVALID,
@@ -204,10 +227,7 @@ class BulkAddService:
                 changes["password_hash"] = hashes[line.number]
             if line.destinations is not None:
                 changes["destinations"] = line.destinations
-            if existing.id is None:  # added earlier in this same submission
-                pending_insert[email].update(changes)
-            else:
-                updates.append({"id": existing.id, "updated_at": now, **changes})
+            updates.append({"id": existing.id, "updated_at": now, **changes})
             warning = line.warning
             if new_kind is AddressKind.AUTOCC and line.kind is AddressKind.FORWARDER:
                 warning = "already a mailbox: kept it and made it auto-cc to these destinations"
@@ -215,11 +235,51 @@ class BulkAddService:
             out[line.number] = LineResult(line.number, line.shown, status, email, new_kind,
                                           warning=warning)
 
-        if inserts:
-            await session.execute(insert(Address), inserts)
-        for keys in _group_by_keys(updates):
-            await session.execute(update(Address), keys)
+        for same_keys in _group_by_keys(updates):
+            await session.execute(update(Address), same_keys)
         return [out[line.number] for line in chunk]
+
+    def _new_row(
+        self,
+        line: BulkLine,
+        list_: AddressList,
+        hashes: dict[int, str],
+        domains: dict[str, tuple[int, int]],
+        now: datetime,
+    ) -> dict:
+        assert line.address is not None
+        domain_id, account_id = domains[domain_of(line.address)]
+        return {
+            "email": line.address, "domain_id": domain_id, "account_id": account_id,
+            "list": list_, "kind": line.kind, "password_hash": hashes.get(line.number),
+            "destinations": line.destinations, "quota_bytes": self.default_quota_bytes,
+            "used_bytes": 0, "created_at": now, "updated_at": now,
+        }
+
+    async def _insert_missing(self, session: AsyncSession, rows: list[dict]) -> dict[str, int]:
+        """Insert rows whose address does not exist yet; returns email → new id."""
+        if not rows:
+            return {}
+        dialect_insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+        statement = (
+            dialect_insert(Address.__table__)
+            .on_conflict_do_nothing(index_elements=["email"])
+            .returning(Address.__table__.c.email, Address.__table__.c.id)
+        )
+        result = await session.execute(statement, rows)
+        return {email: address_id for email, address_id in result}
+
+    async def _load_existing(
+        self, session: AsyncSession, emails: list[str], known: dict[str, _Known]
+    ) -> None:
+        if not emails:
+            return
+        rows = await session.execute(
+            select(Address.email, Address.id, Address.list, Address.kind)
+            .where(Address.email.in_(emails))
+        )
+        for email, address_id, on_list, kind in rows:
+            known[email] = _Known(address_id, on_list, kind)
 
     def _reject_reason(self, line: BulkLine, domains: dict[str, tuple[int, int]]) -> str | None:
         assert line.address is not None

@@ -20,7 +20,8 @@ def normalize_domain(text: str) -> str:
         # Validating a dummy address reuses email-validator's full domain checks.
         result = validate_email(f"postmaster@{name}", check_deliverability=False)
     except EmailNotValidError as exc:
-        raise InvalidInput(f"{text.strip()!r} is not a valid domain: {_domain_reason(exc)}") from None
+        reason = _domain_reason(exc)
+        raise InvalidInput(f"{text.strip()!r} is not a valid domain: {reason}") from None
     return result.ascii_domain.lower()
 
 
