@@ -1,0 +1,37 @@
+# mailward: `make run` starts every role on SQLite + Maildir under ./var; `make test` runs the suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+run: $(VENV)/.installed
+	@$(BIN)/mailward init --check >/dev/null 2>&1 || $(BIN)/mailward init
+	exec $(BIN)/mailward serve
+
+test: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests bench
+	scripts/ensure-postgres
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests bench
+
+bench: $(VENV)/.installed-dev
+	scripts/ensure-postgres
+	$(BIN)/python bench/bulk_add.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

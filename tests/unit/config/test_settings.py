@@ -1,0 +1,85 @@
+"""Settings: defaults, TOML file, MAILWARD_* overrides, and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mailward.config import ConfigError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("MAILWARD_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_defaults_are_sqlite_under_var() -> None:
+    settings = load_settings()
+    assert settings.db_url.startswith("sqlite+aiosqlite:///")
+    assert settings.db_url.endswith("/var/mailward.db")
+    assert (settings.port_web, settings.port_mx, settings.port_submission) == (8080, 2525, 2587)
+    assert [mx.priority for mx in settings.mx_hosts] == sorted(mx.priority for mx in settings.mx_hosts)
+
+
+def test_env_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILWARD_MX_HOSTS", "mailfilter2.example.net:20, MailFilter1.example.net:10")
+    monkeypatch.setenv("MAILWARD_HOSTING_HOST", "mail.example.org")
+    monkeypatch.setenv("MAILWARD_PORT_IMAP", "10143")
+    monkeypatch.setenv("MAILWARD_DATABASE_URL", "postgresql+asyncpg://u@db/mailward")
+    monkeypatch.setenv("MAILWARD_BIND", "127.0.0.5")
+    settings = load_settings()
+    assert [(mx.host, mx.priority) for mx in settings.mx_hosts] == [
+        ("mailfilter1.example.net", 10), ("mailfilter2.example.net", 20)]
+    assert settings.hosting_host == "mail.example.org"
+    assert settings.port_imap == 10143
+    assert settings.db_url == "postgresql+asyncpg://u@db/mailward"
+    assert settings.web_url == "http://127.0.0.5:8080"
+
+
+def test_toml_file_and_env_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "site.toml"
+    config.write_text(
+        'data_dir = "/srv/mailward"\nport_web = 9000\nwebmail_host = "webmail.example.org"\n'
+        'mx_hosts = [{host = "mx1.example.org", priority = 5}]\n'
+    )
+    monkeypatch.setenv("MAILWARD_CONFIG", str(config))
+    monkeypatch.setenv("MAILWARD_PORT_WEB", "9100")
+    settings = load_settings()
+    assert settings.data_dir == Path("/srv/mailward")
+    assert settings.port_web == 9100  # the environment wins over the file
+    assert settings.webmail_host == "webmail.example.org"
+    assert [(mx.host, mx.priority) for mx in settings.mx_hosts] == [("mx1.example.org", 5)]
+
+
+def test_mailward_toml_in_the_working_directory_is_read(tmp_path: Path) -> None:
+    (tmp_path / "mailward.toml").write_text('hosting_host = "mail.example.com"\n')
+    assert load_settings().hosting_host == "mail.example.com"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [("MAILWARD_PORT_WEB", "70000", "port_web"),
+     ("MAILWARD_MX_HOSTS", "mx1.example.net:high", "mx_hosts"),
+     ("MAILWARD_HOSTING_HOST", "not a host", "hosting_host"),
+     ("MAILWARD_CONFIG", "/nonexistent/mailward.toml", "MAILWARD_CONFIG")],
+)
+def test_bad_values_name_the_setting(
+    monkeypatch: pytest.MonkeyPatch, key: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError, match=message):
+        load_settings()
+
+
+def test_unknown_toml_key_is_an_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("hostng_host = 'typo.example.net'\n")
+    monkeypatch.setenv("MAILWARD_CONFIG", str(config))
+    with pytest.raises(ConfigError, match="hostng_host"):
+        load_settings()
