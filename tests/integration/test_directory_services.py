@@ -160,3 +160,12 @@ async def test_account_cannot_bulk_add_into_another_accounts_domain(
     assert result.results[0].status is LineStatus.INVALID
     assert "not one of your domains" in (result.results[0].reason or "")
     assert (await directory.addresses.search(acme)).total == 0
+
+
+async def test_add_one_takes_any_password_characters(directory: Directory, acme: Actor) -> None:
+    added = await directory.bulk.add_one(acme, "one@acme.example", AddressList.FILTER,
+                                         password="pipe|in-password")
+    assert (added.status, added.kind) == (LineStatus.ADDED, AddressKind.MAILBOX)
+    both = await directory.bulk.add_one(acme, "two@acme.example", AddressList.FILTER,
+                                        password="Pass-word1", destinations="x@else.example")
+    assert both.status is LineStatus.INVALID and "not both" in (both.reason or "")

@@ -73,6 +73,26 @@ def parse_line(number: int, text: str) -> BulkLine:
         return BulkLine(number, line, error=str(exc))
 
 
+def single_line(
+    address: str, *, password: str | None = None, destinations: str | None = None
+) -> BulkLine:
+    """A one-address add from a form or the API: bulk rules without the ``|`` syntax."""
+    try:
+        normalized = normalize_address(address)
+        if password is not None and destinations is not None:
+            raise InvalidInput("give a password (mailbox) or destinations (forwarder), not both")
+        if destinations is not None:
+            parsed = parse_destinations(destinations, owner=normalized)
+            return BulkLine(1, address, normalized, AddressKind.FORWARDER, destinations=parsed)
+        if password is not None:
+            if not password:
+                raise InvalidInput("password is empty")
+            return BulkLine(1, address, normalized, AddressKind.MAILBOX, password=password)
+        return BulkLine(1, address, normalized, AddressKind.PENDING)
+    except InvalidInput as exc:
+        return BulkLine(1, address, error=str(exc))
+
+
 def parse_bulk(lines: Iterable[str] | str) -> Iterator[BulkLine]:
     """Yield one ``BulkLine`` per non-blank line; line numbers count blank lines too."""
     if isinstance(lines, str):

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailward.db import Database
 from mailward.db.models import Address, AddressKind, AddressList, Domain
 from mailward.directory.actor import Actor
-from mailward.directory.bulk import BulkLine, parse_bulk
+from mailward.directory.bulk import BulkLine, parse_bulk, single_line
 from mailward.directory.errors import InvalidInput
 from mailward.directory.normalize import domain_of
 from mailward.directory.passwords import Passwords
@@ -114,18 +114,8 @@ class BulkAddService:
         destinations: str | None = None,
     ) -> LineResult:
         """Add (or move) a single address: the same rules as one bulk line."""
-        if password is not None and destinations is not None:
-            raise InvalidInput("give a password (mailbox) or destinations (forwarder), not both")
-        line = email
-        if password is not None:
-            line = f"{email}|{password}"
-        elif destinations is not None:
-            line = f"{email}|{destinations}|relay"
-        if "|" in email or (password is not None and "|" in password):
-            raise InvalidInput("'|' is not allowed in an address or password here")
-        result = await self._apply(actor, parse_bulk([line]), list_, None)
-        if not result.results:
-            raise InvalidInput("address is empty")
+        line = single_line(email, password=password, destinations=destinations)
+        result = await self._apply(actor, iter([line]), list_, None)
         return result.results[0]
 
     async def _apply(

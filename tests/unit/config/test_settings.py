@@ -24,11 +24,14 @@ def test_defaults_are_sqlite_under_var() -> None:
     assert settings.db_url.startswith("sqlite+aiosqlite:///")
     assert settings.db_url.endswith("/var/mailward.db")
     assert (settings.port_web, settings.port_mx, settings.port_submission) == (8080, 2525, 2587)
-    assert [mx.priority for mx in settings.mx_hosts] == sorted(mx.priority for mx in settings.mx_hosts)
+    priorities = [mx.priority for mx in settings.mx_hosts]
+    assert priorities == sorted(priorities)
 
 
 def test_env_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MAILWARD_MX_HOSTS", "mailfilter2.example.net:20, MailFilter1.example.net:10")
+    monkeypatch.setenv(
+        "MAILWARD_MX_HOSTS", "mailfilter2.example.net:20, MailFilter1.example.net:10"
+    )
     monkeypatch.setenv("MAILWARD_HOSTING_HOST", "mail.example.org")
     monkeypatch.setenv("MAILWARD_PORT_IMAP", "10143")
     monkeypatch.setenv("MAILWARD_DATABASE_URL", "postgresql+asyncpg://u@db/mailward")
