@@ -55,7 +55,9 @@ class AccountService:
 
     async def get(self, actor: Actor, name: str) -> AccountView:
         async with self.db.session() as session:
-            query = actor.scope(select(Account).where(Account.name == name.strip()), Account.id)
+            query = actor.scope(
+                select(Account).where(Account.name == _account_name(name)), Account.id
+            )
             account = await session.scalar(query)
             if account is None:
                 raise NotFound(f"no account {name!r}")
@@ -70,7 +72,9 @@ class AccountService:
         """Delete an account that owns no domains (delete its domains first)."""
         actor.require_operator("delete accounts")
         async with self.db.session() as session:
-            account = await session.scalar(select(Account).where(Account.name == name.strip()))
+            account = await session.scalar(
+                select(Account).where(Account.name == _account_name(name))
+            )
             if account is None:
                 raise NotFound(f"no account {name!r}")
             domains = await session.scalar(
@@ -84,24 +88,32 @@ class AccountService:
     # -- users ---------------------------------------------------------------------------
 
     async def create_user(
-        self, actor: Actor, login: str, password: str, *, account: str | None = None
+        self,
+        actor: Actor,
+        login: str,
+        password: str,
+        *,
+        account: str | None = None,
+        repeat: str | None = None,
     ) -> UserView:
         """Create an operator (no ``account``) or an account admin of ``account``."""
         login = login.strip().lower()
         if not login or len(login) > 254 or any(c.isspace() for c in login):
             raise InvalidInput("login must be 1-254 characters without spaces")
-        self.passwords.check_strength(password)
         async with self.db.session() as session:
             account_id = None
             if account is None:
                 actor.require_operator("create operator users")
                 role = Role.OPERATOR
             else:
-                query = actor.scope(select(Account).where(Account.name == account), Account.id)
+                query = actor.scope(
+                    select(Account).where(Account.name == _account_name(account)), Account.id
+                )
                 found = await session.scalar(query)
                 if found is None:
                     raise NotFound(f"no account {account!r}")
                 account_id, role = found.id, Role.ACCOUNT_ADMIN
+            self.passwords.check_new(password, repeat, address=login)
             user = User(
                 login=login,
                 password_hash=await self.passwords.hash_async(password),
@@ -140,8 +152,9 @@ class AccountService:
             if user is None or not (actor.is_operator or actor.user_id == user.id):
                 raise NotFound(f"no user {login!r}")
             token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-            row = ApiToken(user_id=user.id, name=name.strip()[:100] or "api",
-                           token_hash=hash_token(token))
+            row = ApiToken(
+                user_id=user.id, name=name.strip()[:100] or "api", token_hash=hash_token(token)
+            )
             session.add(row)
             await session.commit()
             return TokenView(row.id, row.name, user.login, token)

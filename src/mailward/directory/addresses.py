@@ -12,7 +12,11 @@ from mailward.db import Database
 from mailward.db.models import Address, AddressKind, AddressList, Domain
 from mailward.directory.actor import Actor
 from mailward.directory.errors import Conflict, InvalidInput, NotFound
-from mailward.directory.normalize import normalize_address, parse_destinations
+from mailward.directory.normalize import (
+    normalize_address,
+    normalize_domain,
+    parse_destinations,
+)
 from mailward.directory.passwords import Passwords
 from mailward.directory.views import AddressView, Page
 
@@ -35,8 +39,12 @@ class AddressFilter:
             escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             query = query.where(Address.email.like(f"%{escaped}%", escape="\\"))
         if self.domain:
+            try:
+                domain = normalize_domain(self.domain)
+            except InvalidInput:
+                domain = self.domain.strip().lower()  # matches nothing, as it should
             query = query.join(Domain, Domain.id == Address.domain_id).where(
-                Domain.name == self.domain.strip().lower().rstrip(".")
+                Domain.name == domain
             )
         if self.list is not None:
             query = query.where(Address.list == self.list)

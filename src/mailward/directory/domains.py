@@ -23,7 +23,9 @@ class DomainService:
         actor.require_operator("add domains")
         domain_name = normalize_domain(name)
         async with self.db.session() as session:
-            owner = await session.scalar(select(Account).where(Account.name == account.strip()))
+            owner = await session.scalar(
+                select(Account).where(Account.name == " ".join(account.split()))
+            )
             if owner is None:
                 raise NotFound(f"no account {account!r}")
             domain = Domain(name=domain_name, account_id=owner.id, hosting=hosting)
@@ -38,7 +40,7 @@ class DomainService:
         async with self.db.session() as session:
             query = select(Domain, Account.name).join(Account).order_by(Domain.name)
             if account is not None:
-                query = query.where(Account.name == account.strip())
+                query = query.where(Account.name == " ".join(account.split()))
             rows = await session.execute(actor.scope(query, Domain.account_id))
             return [DomainView.of(domain, owner) for domain, owner in rows]
 

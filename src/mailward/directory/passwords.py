@@ -46,7 +46,8 @@ class Passwords:
             lowered = password.lower()
             local = address.partition("@")[0]
             if lowered == address or (len(local) >= 4 and local in lowered):
-                raise InvalidInput("password may not contain the address")
+                what = "address" if "@" in address else "login"
+                raise InvalidInput(f"password may not contain the {what}")
 
     def check_new(self, password: str, repeat: str | None, *, address: str | None) -> None:
         if repeat is not None and password != repeat:

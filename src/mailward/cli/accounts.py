@@ -1,0 +1,109 @@
+"""``mailward account|user|token``: customer accounts, panel/API users, API tokens."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from mailward.directory import Actor, Directory
+from mailward.directory.views import UserView
+
+from .context import JsonOption, run
+from .output import esc, out, print_json
+from .prompt import PasswordStdinOption, new_password
+
+account_app = typer.Typer(help="Customer accounts (operator only).", no_args_is_help=True)
+user_app = typer.Typer(help="Users who log in to the panel and the API.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens for the JSON API.", no_args_is_help=True)
+
+NameArg = Annotated[str, typer.Argument(metavar="NAME", help="Account name.")]
+
+
+@account_app.command("add")
+def account_add(name: NameArg, json_: JsonOption = False) -> None:
+    """Create a customer account."""
+    view = run(lambda d, a: d.accounts.create(a, name))
+    if json_:
+        print_json(view)
+    else:
+        out().print(f"added account [bold]{esc(view.name)}[/]")
+
+
+@account_app.command("list")
+def account_list(json_: JsonOption = False) -> None:
+    """List customer accounts."""
+    views = run(lambda d, a: d.accounts.list(a))
+    if json_:
+        print_json(views)
+        return
+    if not views:
+        out().print("no accounts")
+        return
+    table = Table("Account", "Created")
+    for view in views:
+        table.add_row(esc(view.name), view.created_at.strftime("%Y-%m-%d %H:%M"))
+    out().print(table)
+
+
+@account_app.command("delete")
+def account_delete(name: NameArg, json_: JsonOption = False) -> None:
+    """Delete an account that owns no domains (its users go with it)."""
+    run(lambda d, a: d.accounts.delete(a, name))
+    if json_:
+        print_json({"deleted": name})
+    else:
+        out().print(f"deleted account [bold]{esc(name)}[/]")
+
+
+@user_app.command("add")
+def user_add(
+    login: Annotated[str, typer.Argument(help="Login name (stored lower-case).")],
+    account: Annotated[
+        str | None,
+        typer.Option(
+            "--account",
+            "-a",
+            metavar="NAME",
+            help="Make the user an admin of this account; without it, an operator.",
+            show_default=False,
+        ),
+    ] = None,
+    password_stdin: PasswordStdinOption = False,
+    json_: JsonOption = False,
+) -> None:
+    """Create a user: an operator, or with --account an admin of that account."""
+    password, repeat = new_password(password_stdin)
+
+    async def create(directory: Directory, actor: Actor) -> UserView:
+        return await directory.accounts.create_user(
+            actor, login, password, account=account, repeat=repeat
+        )
+
+    view = run(create)
+    if json_:
+        print_json(view)
+    elif view.account is None:
+        out().print(f"added operator user [bold]{esc(view.login)}[/]")
+    else:
+        out().print(
+            f"added user [bold]{esc(view.login)}[/], admin of account [bold]{esc(view.account)}[/]"
+        )
+
+
+@token_app.command("create")
+def token_create(
+    login: Annotated[str, typer.Argument(help="The user the token acts as.")],
+    name: Annotated[str, typer.Option("--name", help="A label to recognise the token by.")] = "api",
+    json_: JsonOption = False,
+) -> None:
+    """Create an API token; it is printed once and only its hash is stored."""
+    view = run(lambda d, a: d.accounts.create_token(a, login, name))
+    if json_:
+        print_json(view)
+        return
+    typer.echo(
+        f"API token {view.name!r} for {view.login} (shown only now; store it safely):", err=True
+    )
+    typer.echo(view.token)

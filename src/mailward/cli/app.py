@@ -1,0 +1,62 @@
+"""The ``mailward`` command: a Typer app assembled from one module per topic."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated
+
+import typer
+
+from .accounts import account_app, token_app, user_app
+from .addresses import address_app
+from .domains import domain_app
+from .init import init
+from .serve import serve
+
+app = typer.Typer(
+    name="mailward",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals may hold passwords
+)
+
+
+def package_version() -> str:
+    try:
+        return version("mailward")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "unknown"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"mailward {package_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    _version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True,
+                     help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """mailward: email filtering and hosting.
+
+    Operator commands by default; --account NAME acts as that customer account.
+    """
+
+
+app.command("init")(init)
+app.command("serve")(serve)
+app.add_typer(account_app, name="account")
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
+app.add_typer(domain_app, name="domain")
+app.add_typer(address_app, name="address")
+
+
+def main() -> None:
+    """Console-script entry point (``mailward``) and ``python -m mailward``."""
+    app(prog_name="mailward")

@@ -1,0 +1,113 @@
+"""``mailward domain``: customer domains and their hosting switch."""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from mailward.directory import Actor, AddressFilter, Directory
+from mailward.directory.normalize import normalize_domain
+
+from .context import AccountOption, JsonOption, YesOption, run
+from .output import esc, out, print_json, usage_error
+
+domain_app = typer.Typer(help="Customer domains.", no_args_is_help=True)
+
+DomainArg = Annotated[str, typer.Argument(metavar="DOMAIN", help="Domain name (IDN allowed).")]
+
+
+class OnOff(enum.StrEnum):
+    ON = "on"
+    OFF = "off"
+
+
+@domain_app.command("add")
+def domain_add(
+    domain: DomainArg,
+    account: Annotated[
+        str, typer.Option("--account", "-a", metavar="NAME", help="The account that owns it.")
+    ],
+    hosting: Annotated[bool, typer.Option("--hosting", help="Host its mailboxes here.")] = False,
+    json_: JsonOption = False,
+) -> None:
+    """Add a domain to an account (operator only)."""
+    view = run(lambda d, a: d.domains.create(a, domain, account=account, hosting=hosting))
+    if json_:
+        print_json(view)
+        return
+    out().print(
+        f"added domain [bold]{esc(view.display_name)}[/] to account {esc(view.account)}"
+        + (" (hosting on)" if view.hosting else "")
+    )
+
+
+@domain_app.command("list")
+def domain_list(account: AccountOption = None, json_: JsonOption = False) -> None:
+    """List domains (with --account: that account's domains)."""
+    views = run(lambda d, a: d.domains.list(a), account=account)
+    if json_:
+        print_json(views)
+        return
+    if not views:
+        out().print("no domains")
+        return
+    table = Table("Domain", "Account", "Hosting", "Created")
+    for view in views:
+        name = view.name if view.name == view.display_name else f"{view.display_name} ({view.name})"
+        table.add_row(
+            esc(name), esc(view.account), "on" if view.hosting else "off",
+            view.created_at.strftime("%Y-%m-%d %H:%M"),
+        )
+    out().print(table)
+
+
+@domain_app.command("hosting")
+def domain_hosting(
+    domain: DomainArg,
+    state: Annotated[OnOff, typer.Argument(metavar="on|off", case_sensitive=False)],
+    json_: JsonOption = False,
+) -> None:
+    """Switch hosting on or off for a domain (operator only)."""
+    view = run(lambda d, a: d.domains.set_hosting(a, domain, state is OnOff.ON))
+    if json_:
+        print_json(view)
+    else:
+        out().print(f"hosting {state.value} for [bold]{esc(view.display_name)}[/]")
+
+
+@domain_app.command("delete")
+def domain_delete(
+    domain: DomainArg,
+    force: Annotated[
+        bool, typer.Option("--force", help="Also delete the addresses on the domain.")
+    ] = False,
+    yes: YesOption = False,
+    json_: JsonOption = False,
+) -> None:
+    """Delete a domain (operator only); with addresses on it only with --force."""
+    if json_ and not yes:
+        usage_error("--json needs --yes (there is no one to answer the question)")
+    if not yes:
+
+        async def inspect(directory: Directory, actor: Actor) -> tuple[str, int]:
+            view = await directory.domains.get(actor, domain)
+            found = await directory.addresses.search(
+                actor, AddressFilter(domain=view.name), per_page=1
+            )
+            return view.name, found.total
+
+        name, count = run(inspect)
+        what = f"domain {name}"
+        if count and force:
+            what += f" and its {count} address(es)"
+        typer.confirm(f"Delete {what}?", abort=True, err=True)
+    deleted = run(lambda d, a: d.domains.delete(a, domain, force=force))
+    name = normalize_domain(domain)  # valid: the service has just found it
+    if json_:
+        print_json({"domain": name, "deleted_addresses": deleted})
+    else:
+        also = f" and its {deleted} address(es)" if deleted else ""
+        out().print(f"deleted domain [bold]{esc(name)}[/]{also}")

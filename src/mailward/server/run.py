@@ -1,0 +1,127 @@
+"""Run the chosen roles in the current event loop until SIGINT/SIGTERM or cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+from collections.abc import Callable, Iterable, Iterator
+
+from mailward.config import Settings
+from mailward.db import Database
+from mailward.directory import Directory
+from mailward.server.roles import AVAILABLE_ROLES, KNOWN_ROLES
+from mailward.server.web_role import DESCRIPTION, RoleServer, bind, url_for, web_server
+
+Ready = Callable[[dict[str, str]], None]
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+NOTES = {"web": DESCRIPTION}
+
+
+def describe(urls: dict[str, str]) -> list[str]:
+    """One line per role, as printed when no ``ready`` callback is given."""
+    return [
+        f"{role:<5} {url}" + (f"  ({NOTES[role]})" if role in NOTES else "")
+        for role, url in urls.items()
+    ]
+
+
+def _check(roles: set[str]) -> None:
+    if not roles:
+        raise ValueError("no roles to run")
+    for role in sorted(roles):
+        if role not in KNOWN_ROLES:
+            raise ValueError(f"unknown role {role!r} (known: {', '.join(KNOWN_ROLES)})")
+        if role not in AVAILABLE_ROLES:
+            raise ValueError(f"role {role!r} is not available yet")
+
+
+async def run(
+    settings: Settings, roles: set[str] | None = None, *, ready: Ready | None = None
+) -> None:
+    """Serve ``roles`` (default: all available) until a stop signal; then drain and return.
+
+    ``ready`` receives ``{role: url}`` once every listener accepts connections, with the
+    real port when the configured one is 0; without it, one line per role is printed.
+    Cancelling the task that runs this stops the servers gracefully as well.
+    """
+    roles = set(AVAILABLE_ROLES) if roles is None else set(roles)
+    _check(roles)
+    db = Database(settings.db_url)
+    sockets: dict[str, socket.socket] = {}
+    try:
+        directory = Directory(db, settings)
+        servers = {"web": web_server(directory, settings)}
+        sockets["web"] = bind(settings.bind, settings.port_web)
+        with _stop_on_signals(servers.values()):
+            await _serve(servers, sockets, settings, ready)
+    finally:
+        for sock in sockets.values():
+            sock.close()
+        await db.dispose()
+
+
+async def _serve(
+    servers: dict[str, RoleServer],
+    sockets: dict[str, socket.socket],
+    settings: Settings,
+    ready: Ready | None,
+) -> None:
+    tasks = {
+        role: asyncio.create_task(server.serve(sockets=[sockets[role]]), name=f"mailward-{role}")
+        for role, server in servers.items()
+    }
+    try:
+        for role, server in servers.items():
+            listening = asyncio.create_task(server.listening.wait())
+            done, _ = await asyncio.wait(
+                {listening, tasks[role]}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if listening not in done:
+                listening.cancel()
+                tasks[role].result()  # re-raises a start-up failure
+                return  # asked to stop before it listened
+        urls = {role: url_for(settings.bind, server.port) for role, server in servers.items()}
+        if ready is None:
+            for line in describe(urls):
+                print(line, flush=True)
+        else:
+            ready(urls)
+        # asyncio.wait, unlike gather, leaves the servers running if we are cancelled.
+        done, _ = await asyncio.wait(tasks.values(), return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()  # re-raises the error that stopped a server
+    finally:
+        for server in servers.values():
+            server.should_exit = True
+        # Drain every server, even when we are being cancelled.
+        await asyncio.shield(asyncio.gather(*tasks.values(), return_exceptions=True))
+
+
+@contextlib.contextmanager
+def _stop_on_signals(servers: Iterable[RoleServer]) -> Iterator[None]:
+    """SIGINT/SIGTERM ask every server to stop; a second SIGINT forces it."""
+    loop = asyncio.get_running_loop()
+    targets = list(servers)
+    installed: list[tuple[signal.Signals, object]] = []
+
+    def stop(sig: signal.Signals) -> None:
+        for server in targets:
+            if server.should_exit and sig is signal.SIGINT:
+                server.force_exit = True
+            server.should_exit = True
+
+    for sig in STOP_SIGNALS:
+        previous = signal.getsignal(sig)
+        try:
+            loop.add_signal_handler(sig, stop, sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            continue
+        installed.append((sig, previous))
+    try:
+        yield
+    finally:
+        for sig, previous in installed:
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, previous)  # type: ignore[arg-type]

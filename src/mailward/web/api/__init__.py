@@ -1,0 +1,33 @@
+"""The JSON API under ``/api/v1``: every route but ``POST /auth/token`` needs a bearer token."""
+
+from __future__ import annotations
+
+from litestar import Router
+
+from mailward.web.api.accounts import AccountController
+from mailward.web.api.address_edit import AddressEditController
+from mailward.web.api.addresses import AddressController
+from mailward.web.api.auth import issue_token, me
+from mailward.web.api.domains import DomainController
+from mailward.web.context import require_token
+
+API_PATH = "/api/v1"
+BEARER = "BearerToken"
+
+
+def api_routers() -> list[Router]:
+    """The public login route and the token-protected rest, both under ``API_PATH``."""
+    public = Router(path=API_PATH, route_handlers=[issue_token])
+    protected = Router(
+        path=API_PATH,
+        route_handlers=[
+            me,
+            AccountController,
+            DomainController,
+            AddressController,
+            AddressEditController,
+        ],
+        guards=[require_token],
+        security=[{BEARER: []}],
+    )
+    return [public, protected]

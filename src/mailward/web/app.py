@@ -1,0 +1,67 @@
+"""The Litestar application: panel page, JSON API, OpenAPI document, error handling."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.template import TemplateConfig
+
+from mailward.config import Settings
+from mailward.directory import Directory
+from mailward.web.api import API_PATH, BEARER, api_routers
+from mailward.web.auth_limit import AuthLimiter
+from mailward.web.context import DEPENDENCIES, STATE_KEY, WebContext
+from mailward.web.errors import EXCEPTION_HANDLERS
+from mailward.web.panel import index
+
+TEMPLATES = Path(__file__).parent / "templates"
+OPENAPI_PATH = f"{API_PATH}/openapi.json"
+
+
+def _version() -> str:
+    try:
+        return version("mailward")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "0"
+
+
+def openapi_config() -> OpenAPIConfig:
+    """The OpenAPI 3.1 document, served at ``OPENAPI_PATH``."""
+    return OpenAPIConfig(
+        title="mailward API",
+        version=_version(),
+        description="Accounts, domains and addresses of the mailward email platform.",
+        # Mounted at the document itself (not at /api/v1) so that Litestar's catch-all for
+        # unknown schema pages does not answer HTML for unknown /api/v1/<x> paths.
+        path=OPENAPI_PATH,
+        render_plugins=[JsonRenderPlugin(path="/")],
+        components=Components(
+            security_schemes={
+                BEARER: SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="A token from POST /api/v1/auth/token",
+                )
+            }
+        ),
+    )
+
+
+def create_app(directory: Directory, settings: Settings) -> Litestar:
+    """Build the web app over ``directory``; one login limiter per app instance."""
+    limiter = AuthLimiter(settings.auth_failures_per_window, settings.auth_window_seconds)
+    return Litestar(
+        route_handlers=[index, *api_routers()],
+        dependencies=DEPENDENCIES,
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=openapi_config(),
+        template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
+        state=State({STATE_KEY: WebContext(directory, settings, limiter)}),
+    )

@@ -1,0 +1,68 @@
+"""What the web app's handlers share: services, settings, the login limiter, the caller."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import NotAuthorizedException
+from litestar.handlers import BaseRouteHandler
+
+from mailward.config import Settings
+from mailward.directory import Actor, Directory
+from mailward.web.auth_limit import AuthLimiter
+
+STATE_KEY = "mailward"
+BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="mailward"'}
+
+
+@dataclass(frozen=True, slots=True)
+class WebContext:
+    directory: Directory
+    settings: Settings
+    limiter: AuthLimiter
+
+
+def context_of(connection: ASGIConnection[Any, Any, Any, Any]) -> WebContext:
+    return connection.app.state[STATE_KEY]
+
+
+async def require_token(
+    connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler
+) -> None:
+    """Guard: resolve ``Authorization: Bearer <token>`` to an actor, or answer 401."""
+    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise NotAuthorizedException("missing bearer token", headers=BEARER_CHALLENGE)
+    actor = await context_of(connection).directory.accounts.actor_for_token(token)
+    if actor is None:
+        raise NotAuthorizedException("unknown or revoked token", headers=BEARER_CHALLENGE)
+    connection.state.actor = actor
+
+
+def _actor(request: Request[Any, Any, Any]) -> Actor:
+    return request.state.actor
+
+
+def _directory(request: Request[Any, Any, Any]) -> Directory:
+    return context_of(request).directory
+
+
+def _context(request: Request[Any, Any, Any]) -> WebContext:
+    return context_of(request)
+
+
+DEPENDENCIES = {
+    "actor": Provide(_actor, sync_to_thread=False),
+    "directory": Provide(_directory, sync_to_thread=False),
+    "web": Provide(_context, sync_to_thread=False),
+}
+
+ActorDep = NamedDependency[Actor]
+"""Handler parameter type: the caller resolved from its bearer token."""
+DirectoryDep = NamedDependency[Directory]
+WebDep = NamedDependency[WebContext]

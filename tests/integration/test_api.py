@@ -1,0 +1,810 @@
+"""The JSON API over a real socket: uvicorn in the test's loop, SQLite and PostgreSQL.
+
+Everything goes through HTTP except seeding the first operator (there is no API for
+that; the CLI does it) and the server start/stop checks at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from api_server import bearer, login, running_server, start_server
+
+from mailward.config import MxHost, Settings
+from mailward.directory import Actor, Directory
+from mailward.server import AVAILABLE_ROLES, KNOWN_ROLES, describe, parse_roles, run
+from mailward.server.web_role import url_for
+
+API = "/api/v1"
+OPERATOR_PASSWORD = "Operator-pass-1"
+ALICE_PASSWORD = "Wonderland-42x"
+BOB_PASSWORD = "Bob-pass-12345"
+MAILBOX_PASSWORD = "Mailbox-pass-1"
+
+Headers = dict[str, str]
+
+
+# -- fixtures ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with running_server(settings) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+        yield http
+
+
+@pytest.fixture
+async def op(client: httpx.AsyncClient, directory: Directory) -> Headers:
+    """Bearer headers of an operator (seeded directly: the API cannot create operators)."""
+    await directory.accounts.create_user(Actor.operator(), "root", OPERATOR_PASSWORD)
+    return await login(client, "root", OPERATOR_PASSWORD)
+
+
+@dataclass
+class Tenants:
+    """Two customers: Acme (alice) and Globex (bob), each with one domain."""
+
+    alice: Headers
+    bob: Headers
+
+
+@pytest.fixture
+async def tenants(client: httpx.AsyncClient, op: Headers) -> Tenants:
+    for account, domain, user, password in (
+        ("Acme", "acme.example", "alice@acme.example", ALICE_PASSWORD),
+        ("Globex", "globex.example", "bob@globex.example", BOB_PASSWORD),
+    ):
+        await ok(client.post(f"{API}/accounts", json={"name": account}, headers=op), 201)
+        body = {"name": domain, "account": account, "hosting": True}
+        await ok(client.post(f"{API}/domains", json=body, headers=op), 201)
+        body = {"login": user, "password": password}
+        await ok(client.post(f"{API}/accounts/{account}/users", json=body, headers=op), 201)
+    return Tenants(
+        alice=await login(client, "alice@acme.example", ALICE_PASSWORD),
+        bob=await login(client, "bob@globex.example", BOB_PASSWORD),
+    )
+
+
+async def ok(request: Any, status: int = 200) -> Any:
+    """Await a request, check its status, return its JSON body."""
+    response: httpx.Response = await request
+    assert response.status_code == status, (response.status_code, response.text)
+    return response.json() if response.content else None
+
+
+async def error(request: Any, status: int, *fragments: str) -> str:
+    """Await a request that must fail with ``status`` and ``{"error": ...}``."""
+    response: httpx.Response = await request
+    assert response.status_code == status, (response.status_code, response.text)
+    message = response.json()["error"]
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+async def bulk(client: httpx.AsyncClient, headers: Headers, list_: str, text: str) -> Any:
+    body = {"list": list_, "text": text}
+    return await ok(client.post(f"{API}/addresses/bulk", json=body, headers=headers))
+
+
+# -- panel page and OpenAPI ----------------------------------------------------------------
+
+
+async def test_panel_page_and_openapi_document(settings: Settings) -> None:
+    configured = settings.model_copy(
+        update={
+            "mx_hosts": [
+                MxHost(host="inbound-a.operator.test", priority=5),
+                MxHost(host="inbound-b.operator.test", priority=15),
+            ],
+            "hosting_host": "box.operator.test",
+            "webmail_host": "web.operator.test",
+        }
+    )
+    async with running_server(configured) as url, httpx.AsyncClient(base_url=url) as http:
+        page = await http.get("/")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        html = page.text
+        assert "mailward" in html
+        for host in (
+            "inbound-a.operator.test",
+            "inbound-b.operator.test",
+            "box.operator.test",
+            "web.operator.test",
+        ):
+            assert host in html
+        assert ">5<" in html and ">15<" in html
+        assert 'href="/api/v1/openapi.json"' in html
+
+        doc = await http.get(f"{API}/openapi.json")  # no token needed
+        assert doc.status_code == 200
+        spec = doc.json()
+        assert spec["openapi"].startswith("3.1")
+        paths = spec["paths"]
+        for path in (
+            "/api/v1/auth/token",
+            "/api/v1/me",
+            "/api/v1/accounts",
+            "/api/v1/domains/{name}",
+            "/api/v1/addresses",
+            "/api/v1/addresses/bulk",
+            "/api/v1/addresses/delete",
+            "/api/v1/addresses/{email}",
+            "/api/v1/addresses/{email}/setup",
+            "/api/v1/addresses/{email}/autocc",
+            "/api/v1/addresses/{email}/list",
+        ):
+            assert path in paths, path
+        assert "bearer" in str(spec["components"]["securitySchemes"]).lower()
+        address = spec["components"]["schemas"]["AddressOut"]["properties"]
+        assert {"email", "list", "kind", "destinations"} <= set(address)
+
+        missing = await http.get(f"{API}/no-such-thing")
+        assert missing.status_code == 404
+        assert missing.json() == {"error": "Not Found"}
+
+
+# -- tokens ----------------------------------------------------------------------------
+
+
+async def test_tokens_and_401s(client: httpx.AsyncClient, op: Headers) -> None:
+    me = await ok(client.get(f"{API}/me", headers=op))
+    assert me == {"role": "operator", "login": "root", "account_id": None, "account": None}
+
+    for headers in (
+        {},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Basic cm9vdDp4"},
+        bearer("mw_not-a-real-token"),
+    ):
+        response = await client.get(f"{API}/me", headers=headers)
+        assert response.status_code == 401, headers
+        assert set(response.json()) == {"error"}
+        assert response.headers["www-authenticate"].startswith("Bearer")
+    await error(client.get(f"{API}/addresses"), 401, "token")
+    await error(client.post(f"{API}/accounts", json={"name": "X"}), 401)
+
+    wrong = client.post(f"{API}/auth/token", json={"login": "root", "password": "nope-nope"})
+    assert OPERATOR_PASSWORD not in await error(wrong, 401, "wrong login or password")
+    await error(
+        client.post(f"{API}/auth/token", json={"login": "ghost", "password": OPERATOR_PASSWORD}),
+        401,
+    )
+    await error(client.post(f"{API}/auth/token", json={"login": "root"}), 400, "password")
+    await error(client.post(f"{API}/auth/token", content=b"{not json"), 400)
+
+    body = {"login": "ROOT", "password": OPERATOR_PASSWORD, "name": "ci"}
+    response = await client.post(f"{API}/auth/token", json=body)
+    assert response.status_code == 201
+    token = response.json()
+    assert set(token) == {"id", "name", "login", "token"}
+    assert (token["name"], token["login"]) == ("ci", "root")
+    assert OPERATOR_PASSWORD not in response.text
+    assert (await ok(client.get(f"{API}/me", headers=bearer(token["token"]))))["login"] == "root"
+
+
+async def test_failed_logins_are_rate_limited(settings: Settings, directory: Directory) -> None:
+    await directory.accounts.create_user(Actor.operator(), "root", OPERATOR_PASSWORD)
+    limited = settings.model_copy(
+        update={"auth_failures_per_window": 3, "auth_window_seconds": 600}
+    )
+    async with running_server(limited) as url, httpx.AsyncClient(base_url=url) as http:
+        for _ in range(3):
+            await error(
+                http.post(f"{API}/auth/token", json={"login": "root", "password": "guess-guess"}),
+                401,
+            )
+        # Locked now, even with the right password.
+        right = {"login": "root", "password": OPERATOR_PASSWORD}
+        response = await http.post(f"{API}/auth/token", json=right)
+        assert response.status_code == 429
+        assert "too many" in response.json()["error"]
+        assert 0 < int(response.headers["retry-after"]) <= 600
+        # The client's address is locked too, whichever login it tries next.
+        other = await http.post(f"{API}/auth/token", json={"login": "x", "password": "y"})
+        assert other.status_code == 429
+
+
+# -- operator: accounts, domains, users -------------------------------------------------
+
+
+async def test_operator_manages_accounts_domains_and_users(
+    client: httpx.AsyncClient, op: Headers
+) -> None:
+    acme = await ok(client.post(f"{API}/accounts", json={"name": "Acme"}, headers=op), 201)
+    assert acme["name"] == "Acme" and acme["id"] > 0
+    await error(client.post(f"{API}/accounts", json={"name": "Acme"}, headers=op), 409)
+    await error(client.post(f"{API}/accounts", json={"name": "  "}, headers=op), 400, "empty")
+    await error(client.post(f"{API}/accounts", json={}, headers=op), 400, "name")
+    await error(client.post(f"{API}/accounts", json={"name": "A", "x": 1}, headers=op), 400, "x")
+    await ok(client.post(f"{API}/accounts", json={"name": "Globex"}, headers=op), 201)
+    names = [a["name"] for a in await ok(client.get(f"{API}/accounts", headers=op))]
+    assert names == ["Acme", "Globex"]
+    assert (await ok(client.get(f"{API}/accounts/Acme", headers=op)))["id"] == acme["id"]
+    await error(client.get(f"{API}/accounts/Nobody", headers=op), 404)
+
+    body = {"name": "Acme.Example.", "account": "Acme", "hosting": True}
+    domain = await ok(client.post(f"{API}/domains", json=body, headers=op), 201)
+    assert (domain["name"], domain["account"], domain["hosting"]) == ("acme.example", "Acme", True)
+    body = {"name": "ACME.example", "account": "Globex"}
+    await error(client.post(f"{API}/domains", json=body, headers=op), 409, "already in use")
+    body = {"name": "x.example", "account": "Nobody"}
+    await error(client.post(f"{API}/domains", json=body, headers=op), 404)
+    body = {"name": "not a domain", "account": "Acme"}
+    await error(client.post(f"{API}/domains", json=body, headers=op), 400)
+    body = {"name": "globex.example", "account": "Globex"}
+    await ok(client.post(f"{API}/domains", json=body, headers=op), 201)
+    only_acme = await ok(client.get(f"{API}/domains", params={"account": "Acme"}, headers=op))
+    assert [d["name"] for d in only_acme] == ["acme.example"]
+    patched = client.patch(f"{API}/domains/acme.example", json={"hosting": False}, headers=op)
+    assert (await ok(patched))["hosting"] is False
+    assert (await ok(client.get(f"{API}/domains/acme.example", headers=op)))["hosting"] is False
+
+    user = {"login": "Alice@Acme.example", "password": ALICE_PASSWORD}
+    created = await ok(client.post(f"{API}/accounts/Acme/users", json=user, headers=op), 201)
+    assert created["login"] == "alice@acme.example"
+    assert (created["role"], created["account"]) == ("account-admin", "Acme")
+    assert "password" not in created
+    await error(client.post(f"{API}/accounts/Acme/users", json=user, headers=op), 409)
+    weak = {"login": "weak@acme.example", "password": "short"}
+    await error(client.post(f"{API}/accounts/Acme/users", json=weak, headers=op), 400, "8")
+    await error(
+        client.post(f"{API}/accounts/Nobody/users", json={**user, "login": "n"}, headers=op), 404
+    )
+
+    alice = await login(client, "alice@acme.example", ALICE_PASSWORD)
+    me = await ok(client.get(f"{API}/me", headers=alice))
+    assert me == {
+        "role": "account-admin",
+        "login": "alice@acme.example",
+        "account_id": acme["id"],
+        "account": "Acme",
+    }
+    assert [a["name"] for a in await ok(client.get(f"{API}/accounts", headers=alice))] == ["Acme"]
+    await error(client.post(f"{API}/accounts", json={"name": "Mine"}, headers=alice), 403)
+    body = {"name": "new.example", "account": "Acme"}
+    await error(client.post(f"{API}/domains", json=body, headers=alice), 403, "operator")
+    helper = {"login": "helper@acme.example", "password": "Assistant-pass-1"}
+    await ok(client.post(f"{API}/accounts/Acme/users", json=helper, headers=alice), 201)
+    await login(client, "helper@acme.example", "Assistant-pass-1")
+
+    # Deleting: an account with domains, a domain with addresses need the right order/force.
+    await ok(
+        client.post(
+            f"{API}/addresses",
+            json={"address": "info@acme.example", "list": "filter"},
+            headers=alice,
+        ),
+        201,
+    )
+    await error(client.delete(f"{API}/accounts/Acme", headers=op), 409, "domain")
+    await error(client.delete(f"{API}/domains/acme.example", headers=op), 409, "1 address")
+    deleted = await ok(
+        client.delete(f"{API}/domains/acme.example", params={"force": "true"}, headers=op)
+    )
+    assert deleted == {"deleted": "acme.example", "addresses_deleted": 1}
+    response = await client.delete(f"{API}/accounts/Acme", headers=op)
+    assert response.status_code == 204
+    await error(client.get(f"{API}/accounts/Acme", headers=op), 404)
+
+
+# -- account admin: adding addresses --------------------------------------------------------
+
+
+async def test_bulk_add_reports_every_category(client: httpx.AsyncClient, tenants: Tenants):
+    alice = tenants.alice
+    first = await bulk(
+        client,
+        alice,
+        "filter",
+        "\n".join(
+            [
+                "info@acme.example",
+                "Sales@ACME.example|Secret-pass-1",
+                "fwd@acme.example|one@elsewhere.example,two@elsewhere.example|relay",
+                "typo@acme.example|Secret-pass-2|rely",
+                "",
+                "not-an-address",
+                "someone@globex.example",
+                "weak@acme.example|short",
+            ]
+        ),
+    )
+    assert first["list"] == "filter"
+    statuses = [(r["line"], r["status"], r["address"]) for r in first["results"]]
+    assert statuses == [
+        (1, "added", "info@acme.example"),
+        (2, "added", "sales@acme.example"),
+        (3, "added", "fwd@acme.example"),
+        (4, "added", "typo@acme.example"),
+        (6, "invalid", None),
+        (7, "invalid", "someone@globex.example"),
+        (8, "invalid", "weak@acme.example"),
+    ]
+    by_line = {r["line"]: r for r in first["results"]}
+    assert [by_line[n]["kind"] for n in (1, 2, 3, 4)] == [
+        "pending",
+        "mailbox",
+        "forwarder",
+        "mailbox",
+    ]
+    assert "not 'relay'" in by_line[4]["warning"]
+    assert "not a valid address" in by_line[6]["reason"]
+    assert "not one of your domains" in by_line[7]["reason"]
+    assert "at least" in by_line[8]["reason"]
+    assert first["counts"] == {
+        "invalid": 3,
+        "added": 4,
+        "updated": 0,
+        "unchanged": 0,
+        "warnings": 1,
+    }
+    text = str(first)
+    assert "Secret-pass-1" not in text and "Secret-pass-2" not in text
+    assert all("|" not in r["input"] for r in first["results"])
+
+    moved = await bulk(client, alice, "no-filter", "info@acme.example\nsales@acme.example")
+    assert [r["status"] for r in moved["results"]] == ["updated", "updated"]
+    again = await bulk(client, alice, "no-filter", "INFO@acme.example")
+    assert again["results"][0]["status"] == "unchanged"
+    assert again["counts"]["unchanged"] == 1
+    info = await ok(client.get(f"{API}/addresses/info@acme.example", headers=alice))
+    assert (info["list"], info["kind"], info["needs_setup"]) == ("no-filter", "pending", True)
+    fwd = await ok(client.get(f"{API}/addresses/fwd@acme.example", headers=alice))
+    assert fwd["destinations"] == ["one@elsewhere.example", "two@elsewhere.example"]
+
+    await error(
+        client.post(f"{API}/addresses/bulk", json={"list": "spam", "text": "x"}, headers=alice),
+        400,
+        "list",
+    )
+
+
+async def test_add_one_address(client: httpx.AsyncClient, tenants: Tenants) -> None:
+    alice = tenants.alice
+    body = {"address": "box@acme.example", "list": "filter", "password": MAILBOX_PASSWORD}
+    added = await ok(client.post(f"{API}/addresses", json=body, headers=alice), 201)
+    assert (added["status"], added["kind"], added["address"]) == (
+        "added",
+        "mailbox",
+        "box@acme.example",
+    )
+    body = {
+        "address": "fw@acme.example",
+        "list": "no-filter",
+        "destinations": ["a@elsewhere.example", "b@elsewhere.example"],
+    }
+    added = await ok(client.post(f"{API}/addresses", json=body, headers=alice), 201)
+    assert added["kind"] == "forwarder"
+    body = {"address": "box@acme.example", "list": "no-filter"}
+    assert (await ok(client.post(f"{API}/addresses", json=body, headers=alice), 201))[
+        "status"
+    ] == "updated"
+
+    response = await client.post(
+        f"{API}/addresses", headers=alice, json={"address": "x@elsewhere.example", "list": "filter"}
+    )
+    assert response.status_code == 422
+    assert "not one of your domains" in response.json()["error"]
+    assert response.json()["result"]["status"] == "invalid"
+    body = {"address": "weak@acme.example", "list": "filter", "password": "weakp"}
+    response = await client.post(f"{API}/addresses", json=body, headers=alice)
+    assert response.status_code == 422 and "weakp" not in response.text
+    both = {
+        "address": "y@acme.example",
+        "list": "filter",
+        "password": MAILBOX_PASSWORD,
+        "destinations": "a@elsewhere.example",
+    }
+    await error(client.post(f"{API}/addresses", json=both, headers=alice), 422, "not both")
+    await error(
+        client.post(f"{API}/addresses", json={"address": "z@acme.example"}, headers=alice),
+        400,
+        "list",
+    )
+
+
+# -- account admin: setting up and editing -------------------------------------------------
+
+
+async def test_setup_and_edit_addresses(client: httpx.AsyncClient, tenants: Tenants) -> None:
+    alice = tenants.alice
+    await bulk(client, alice, "filter", "box@acme.example\nfwd@acme.example\nnew@acme.example")
+    box, fwd = f"{API}/addresses/box@acme.example", f"{API}/addresses/fwd@acme.example"
+
+    def mailbox(password: str, repeat: str) -> dict[str, str]:
+        return {"kind": "mailbox", "password": password, "password_repeat": repeat}
+
+    setup = f"{box}/setup"
+    await error(
+        client.post(setup, json=mailbox(MAILBOX_PASSWORD, MAILBOX_PASSWORD + "x"), headers=alice),
+        400,
+        "do not match",
+    )
+    await error(client.post(setup, json=mailbox("short", "short"), headers=alice), 400, "least")
+    await error(
+        client.post(setup, json={"kind": "mailbox", "password": MAILBOX_PASSWORD}, headers=alice),
+        400,
+        "password_repeat",
+    )
+    await error(client.post(setup, json={"kind": "alias"}, headers=alice), 400, "kind")
+    response = await client.post(
+        setup, json=mailbox(MAILBOX_PASSWORD, MAILBOX_PASSWORD), headers=alice
+    )
+    assert response.status_code == 200 and MAILBOX_PASSWORD not in response.text
+    assert (response.json()["kind"], response.json()["needs_setup"]) == ("mailbox", False)
+    await error(
+        client.post(setup, json=mailbox(MAILBOX_PASSWORD, MAILBOX_PASSWORD), headers=alice),
+        409,
+        "already set up",
+    )
+
+    forwarder = {"kind": "forwarder", "destinations": ["x@elsewhere.example"]}
+    await error(client.post(f"{fwd}/setup", json={"kind": "forwarder"}, headers=alice), 400)
+    set_up = await ok(client.post(f"{fwd}/setup", json=forwarder, headers=alice))
+    assert (set_up["kind"], set_up["destinations"]) == ("forwarder", ["x@elsewhere.example"])
+
+    # A forwarder has no mailbox: it cannot auto-cc, nor take a password.
+    copies = {"destinations": "copy@elsewhere.example"}
+    await error(client.put(f"{fwd}/autocc", json=copies, headers=alice), 409, "cannot auto-cc")
+    await error(
+        client.put(
+            f"{fwd}/password",
+            headers=alice,
+            json={"password": MAILBOX_PASSWORD, "password_repeat": MAILBOX_PASSWORD},
+        ),
+        409,
+    )
+    changed = await ok(
+        client.put(
+            f"{fwd}/destinations",
+            headers=alice,
+            json={"destinations": "y@elsewhere.example, z@elsewhere.example"},
+        )
+    )
+    assert changed["destinations"] == ["y@elsewhere.example", "z@elsewhere.example"]
+    too_long = ",".join(f"someone{n}@elsewhere.example" for n in range(6))
+    await error(
+        client.put(f"{fwd}/destinations", json={"destinations": too_long}, headers=alice),
+        400,
+        "128",
+    )
+    await error(
+        client.put(f"{fwd}/destinations", json={"destinations": "fwd@acme.example"}, headers=alice),
+        400,
+        "itself",
+    )
+
+    # Auto-cc on a mailbox, then off again.
+    autocc = await ok(client.put(f"{box}/autocc", json=copies, headers=alice))
+    assert (autocc["kind"], autocc["destinations"]) == ("autocc", ["copy@elsewhere.example"])
+    changed = await ok(
+        client.put(
+            f"{box}/destinations", headers=alice, json={"destinations": ["other@elsewhere.example"]}
+        )
+    )
+    assert changed["destinations"] == ["other@elsewhere.example"]
+    plain = await ok(client.delete(f"{box}/autocc", headers=alice))
+    assert (plain["kind"], plain["destinations"]) == ("mailbox", [])
+    await error(client.delete(f"{box}/autocc", headers=alice), 409, "not auto-cc")
+    await error(
+        client.put(f"{API}/addresses/new@acme.example/autocc", json=copies, headers=alice),
+        409,
+        "setting up",
+    )
+
+    # Password change and list move.
+    await error(
+        client.put(
+            f"{box}/password",
+            headers=alice,
+            json={"password": "Another-pass-1", "password_repeat": "Another-pass-2"},
+        ),
+        400,
+        "match",
+    )
+    response = await client.put(
+        f"{box}/password",
+        headers=alice,
+        json={"password": "Another-pass-1", "password_repeat": "Another-pass-1"},
+    )
+    assert response.status_code == 200 and "Another-pass-1" not in response.text
+    moved = await ok(client.put(f"{box}/list", json={"list": "no-filter"}, headers=alice))
+    assert moved["list"] == "no-filter"
+    await error(client.put(f"{box}/list", json={"list": "maybe"}, headers=alice), 400)
+    await error(client.get(f"{API}/addresses/nobody@acme.example", headers=alice), 404)
+
+
+# -- search and delete -------------------------------------------------------------------
+
+
+async def test_search_with_pagination_and_filters(
+    client: httpx.AsyncClient, op: Headers, tenants: Tenants
+) -> None:
+    alice = tenants.alice
+    body = {"name": "acme-shop.example", "account": "Acme"}
+    await ok(client.post(f"{API}/domains", json=body, headers=op), 201)
+    await bulk(client, alice, "filter", "\n".join(f"user{n:02}@acme.example" for n in range(15)))
+    await bulk(
+        client,
+        alice,
+        "no-filter",
+        "\n".join(f"shop{n:02}@acme-shop.example|Shop-pass-{n:02}x" for n in range(10)),
+    )
+
+    async def search(**params: Any) -> Any:
+        return await ok(client.get(f"{API}/addresses", params=params, headers=alice))
+
+    page = await search(per_page=10, page=3)
+    assert (page["total"], page["page"], page["per_page"], page["pages"]) == (25, 3, 10, 3)
+    assert [a["email"] for a in page["items"]] == [
+        f"user{n:02}@acme.example" for n in (10, 11, 12, 13, 14)
+    ]
+    everything = await search(per_page=500)
+    emails = [a["email"] for a in everything["items"]]
+    assert emails == sorted(emails) and len(emails) == 25
+    assert (await search(page=9))["items"] == []
+    assert (await search(domain="acme-shop.example"))["total"] == 10
+    assert (await search(list="filter"))["total"] == 15
+    assert (await search(kind="mailbox"))["total"] == 10
+    assert (await search(kind="pending", list="no-filter"))["total"] == 0
+    found = await search(search="USER1")
+    assert [a["email"] for a in found["items"]] == [f"user{n}@acme.example" for n in range(10, 15)]
+    assert (await search(search="%"))["total"] == 0  # LIKE wildcards are literal
+    assert (await search(search="shop0", domain="acme-shop.example", list="no-filter"))[
+        "total"
+    ] == 10
+    for bad in (
+        {"page": 0},
+        {"per_page": 0},
+        {"per_page": 501},
+        {"list": "x"},
+        {"kind": "x"},
+        {"page": "two"},
+    ):
+        await error(client.get(f"{API}/addresses", params=bad, headers=alice), 400)
+
+
+async def test_delete_one_several_and_all_matching(
+    client: httpx.AsyncClient, tenants: Tenants
+) -> None:
+    alice = tenants.alice
+    await bulk(client, alice, "filter", "\n".join(f"a{n}@acme.example" for n in range(6)))
+    await bulk(client, alice, "no-filter", "\n".join(f"b{n}@acme.example" for n in range(4)))
+
+    async def total(**params: Any) -> int:
+        page = await ok(client.get(f"{API}/addresses", params=params, headers=alice))
+        return page["total"]
+
+    one = await ok(client.delete(f"{API}/addresses/A0@acme.example", headers=alice))
+    assert one == {"deleted": 1, "addresses": ["a0@acme.example"]}
+    await error(client.get(f"{API}/addresses/a0@acme.example", headers=alice), 404)
+    await error(client.delete(f"{API}/addresses/a0@acme.example", headers=alice), 404)
+
+    delete = f"{API}/addresses/delete"
+    several = await ok(
+        client.post(
+            delete, headers=alice, json={"addresses": ["a1@acme.example", "a2@acme.example"]}
+        )
+    )
+    assert several == {"deleted": 2, "addresses": ["a1@acme.example", "a2@acme.example"]}
+    # All or none: one missing address deletes nothing.
+    await error(
+        client.post(
+            delete, headers=alice, json={"addresses": ["a3@acme.example", "gone@acme.example"]}
+        ),
+        404,
+    )
+    assert await total() == 7
+    await error(client.post(delete, json={"addresses": []}, headers=alice), 400)
+    await error(client.post(delete, json={"list": "no-filter"}, headers=alice), 400, '"all"')
+    await error(
+        client.post(
+            delete, headers=alice, json={"addresses": ["a3@acme.example"], "list": "filter"}
+        ),
+        400,
+        "not both",
+    )
+
+    matching = await ok(client.post(delete, json={"list": "no-filter", "all": True}, headers=alice))
+    assert matching["deleted"] == 4
+    assert await total(list="no-filter") == 0
+    assert await total() == 3
+    everything = await ok(client.post(delete, json={"all": True}, headers=alice))
+    assert everything["deleted"] == 3
+    assert await total() == 0
+
+
+# -- tenants cannot reach each other -------------------------------------------------------
+
+
+async def snapshot(client: httpx.AsyncClient, op: Headers) -> Any:
+    """Everything of Globex as the operator sees it."""
+    return {
+        "account": await ok(client.get(f"{API}/accounts/Globex", headers=op)),
+        "domain": await ok(client.get(f"{API}/domains/globex.example", headers=op)),
+        "addresses": await ok(
+            client.get(
+                f"{API}/addresses", headers=op, params={"domain": "globex.example", "per_page": 500}
+            )
+        ),
+    }
+
+
+async def test_cross_tenant_access_is_refused(
+    client: httpx.AsyncClient, op: Headers, tenants: Tenants
+) -> None:
+    alice, bob = tenants.alice, tenants.bob
+    await bulk(
+        client,
+        bob,
+        "filter",
+        "\n".join(
+            [
+                f"box@globex.example|{MAILBOX_PASSWORD}",
+                "fwd@globex.example|out@elsewhere.example|relay",
+                f"cc@globex.example|{MAILBOX_PASSWORD}",
+                "pending@globex.example",
+            ]
+        ),
+    )
+    await ok(
+        client.put(
+            f"{API}/addresses/cc@globex.example/autocc",
+            headers=bob,
+            json={"destinations": "copy@elsewhere.example"},
+        )
+    )
+    await bulk(client, alice, "filter", "mine@acme.example")
+    before = await snapshot(client, op)
+    assert before["addresses"]["total"] == 4
+
+    theirs = f"{API}/addresses/box@globex.example"
+    password = {"password": "Taken-over-1", "password_repeat": "Taken-over-1"}
+    destinations = {"destinations": "thief@acme.example"}
+    not_found = [
+        client.get(f"{API}/accounts/Globex", headers=alice),
+        client.post(
+            f"{API}/accounts/Globex/users",
+            headers=alice,
+            json={"login": "mole@acme.example", "password": "Mole-pass-123"},
+        ),
+        client.get(f"{API}/domains/globex.example", headers=alice),
+        client.get(theirs, headers=alice),
+        client.get(f"{API}/addresses/BOX@Globex.Example", headers=alice),
+        client.post(
+            f"{API}/addresses/pending@globex.example/setup",
+            headers=alice,
+            json={"kind": "mailbox", **password},
+        ),
+        client.post(
+            f"{API}/addresses/pending@globex.example/setup",
+            headers=alice,
+            json={"kind": "forwarder", **destinations},
+        ),
+        client.put(f"{theirs}/password", json=password, headers=alice),
+        client.put(
+            f"{API}/addresses/fwd@globex.example/destinations", json=destinations, headers=alice
+        ),
+        client.put(f"{theirs}/autocc", json=destinations, headers=alice),
+        client.delete(f"{API}/addresses/cc@globex.example/autocc", headers=alice),
+        client.put(f"{theirs}/list", json={"list": "no-filter"}, headers=alice),
+        client.delete(theirs, headers=alice),
+        client.post(
+            f"{API}/addresses/delete", headers=alice, json={"addresses": ["box@globex.example"]}
+        ),
+        client.post(
+            f"{API}/addresses/delete",
+            headers=alice,
+            json={"addresses": ["mine@acme.example", "fwd@globex.example"]},
+        ),
+    ]
+    for request in not_found:
+        await error(request, 404)
+    operator_only = [
+        client.post(f"{API}/accounts", json={"name": "Globex"}, headers=alice),
+        client.delete(f"{API}/accounts/Globex", headers=alice),
+        client.post(
+            f"{API}/domains", json={"name": "globex.example", "account": "Acme"}, headers=alice
+        ),
+        client.patch(f"{API}/domains/globex.example", json={"hosting": False}, headers=alice),
+        client.delete(f"{API}/domains/globex.example", params={"force": "true"}, headers=alice),
+    ]
+    for request in operator_only:
+        await error(request, 403, "operator")
+
+    # Lists and searches simply do not show the other tenant.
+    assert [a["name"] for a in await ok(client.get(f"{API}/accounts", headers=alice))] == ["Acme"]
+    assert [d["name"] for d in await ok(client.get(f"{API}/domains", headers=alice))] == [
+        "acme.example"
+    ]
+    assert await ok(client.get(f"{API}/domains", params={"account": "Globex"}, headers=alice)) == []
+    for params in ({"search": "globex"}, {"domain": "globex.example"}, {"kind": "autocc"}):
+        page = await ok(client.get(f"{API}/addresses", params=params, headers=alice))
+        assert page["total"] == 0, params
+
+    # Adding into their domain is refused per line, and does not move their addresses.
+    response = await client.post(
+        f"{API}/addresses",
+        headers=alice,
+        json={"address": "box@globex.example", "list": "no-filter"},
+    )
+    assert response.status_code == 422
+    result = await bulk(
+        client, alice, "no-filter", f"box@globex.example|{MAILBOX_PASSWORD}\nnew@globex.example"
+    )
+    assert [r["status"] for r in result["results"]] == ["invalid", "invalid"]
+
+    # Deleting "everything matching" only ever reaches the caller's own addresses.
+    wiped = await ok(
+        client.post(
+            f"{API}/addresses/delete", headers=alice, json={"domain": "globex.example", "all": True}
+        )
+    )
+    assert wiped["deleted"] == 0
+    wiped = await ok(client.post(f"{API}/addresses/delete", json={"all": True}, headers=alice))
+    assert wiped["deleted"] == 1  # mine@acme.example only
+
+    # Globex is exactly as it was, and bob still works.
+    assert await snapshot(client, op) == before
+    assert (await ok(client.get(f"{API}/me", headers=bob)))["account"] == "Globex"
+    await login(client, "bob@globex.example", BOB_PASSWORD)
+    page = await ok(client.get(f"{API}/addresses", headers=bob))
+    assert page["total"] == 4
+
+
+# -- server roles and lifecycle ------------------------------------------------------------
+
+
+def test_parse_roles() -> None:
+    assert parse_roles("all") == set(AVAILABLE_ROLES)
+    assert parse_roles(" Web , web") == {"web"}
+    with pytest.raises(ValueError, match=r"unknown role 'smtp' \(known: .*mx.*\)"):
+        parse_roles("web,smtp")
+    with pytest.raises(ValueError, match="role 'mx' is not available yet"):
+        parse_roles("mx")
+    with pytest.raises(ValueError):
+        parse_roles(" , ")
+    assert set(AVAILABLE_ROLES) <= set(KNOWN_ROLES)
+
+
+def test_ready_lines() -> None:
+    assert url_for("0.0.0.0", 8080) == "http://127.0.0.1:8080"
+    assert url_for("::", 81) == "http://[::1]:81"
+    assert url_for("2001:db8::1", 80) == "http://[2001:db8::1]:80"
+    assert describe({"web": "http://127.0.0.1:8080"}) == [
+        "web   http://127.0.0.1:8080  (panel /, API /api/v1, OpenAPI /api/v1/openapi.json)"
+    ]
+
+
+async def test_sigterm_stops_the_server_gracefully(settings: Settings) -> None:
+    previous = signal.getsignal(signal.SIGTERM)
+    task, url = await start_server(settings.model_copy(update={"port_web": 0}))
+    assert url.startswith("http://127.0.0.1:") and not url.endswith(":0")
+    async with httpx.AsyncClient(base_url=url) as http:
+        assert (await http.get("/")).status_code == 200
+        signal.raise_signal(signal.SIGTERM)  # handled by run(): drain, dispose, return
+        assert await asyncio.wait_for(task, 30) is None
+    assert signal.getsignal(signal.SIGTERM) == previous
+    with pytest.raises(httpx.ConnectError):
+        async with httpx.AsyncClient(base_url=url) as http:
+            await http.get("/")
+
+
+async def test_busy_port_and_unavailable_role_are_reported(settings: Settings) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port}"):
+            await run(settings.model_copy(update={"port_web": port}), ready=lambda _: None)
+    with pytest.raises(ValueError, match="not available yet"):
+        await run(settings, {"mx"})
