@@ -11,6 +11,7 @@ Result categories follow reference doc §2.1 step 6, plus one it leaves implicit
 from __future__ import annotations
 
 import asyncio
+import builtins
 import enum
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -54,9 +55,9 @@ class LineResult:
 @dataclass(slots=True)
 class BulkResult:
     list: AddressList
-    results: list[LineResult] = field(default_factory=list)
+    results: builtins.list[LineResult] = field(default_factory=list)
 
-    def of(self, status: LineStatus) -> list[LineResult]:
+    def of(self, status: LineStatus) -> builtins.list[LineResult]:
         return [r for r in self.results if r.status is status]
 
     @property
@@ -81,8 +82,8 @@ class _Known:
 class _Screened:
     """A chunk after the checks that need no database, its password hashes under way."""
 
-    chunk: list[BulkLine]
-    usable: list[BulkLine]
+    chunk: builtins.list[BulkLine]
+    usable: builtins.list[BulkLine]
     invalid: dict[int, LineResult]
     hashes: asyncio.Future[dict[int, str]]
 
@@ -160,19 +161,23 @@ class BulkAddService:
         )
         return {name: (domain_id, account_id) for name, domain_id, account_id in rows}
 
-    def _screen(self, chunk: list[BulkLine], domains: dict[str, tuple[int, int]]) -> _Screened:
+    def _screen(
+        self, chunk: builtins.list[BulkLine], domains: dict[str, tuple[int, int]]
+    ) -> _Screened:
         """Check lines that need no database, and start hashing the usable passwords."""
-        usable: list[BulkLine] = []
+        usable: builtins.list[BulkLine] = []
         invalid: dict[int, LineResult] = {}
         for line in chunk:
             reason = line.error or self._reject_reason(line, domains)
             if reason:
-                invalid[line.number] = LineResult(line.number, line.shown, LineStatus.INVALID,
-                                                  line.address, reason=reason)
+                invalid[line.number] = LineResult(
+                    line.number, line.shown, LineStatus.INVALID, line.address, reason=reason
+                )
             else:
                 usable.append(line)
-        return _Screened(chunk, usable, invalid,
-                         asyncio.ensure_future(self._hash_passwords(usable)))
+        return _Screened(
+            chunk, usable, invalid, asyncio.ensure_future(self._hash_passwords(usable))
+        )
 
     async def _write(
         self,
@@ -181,7 +186,7 @@ class BulkAddService:
         list_: AddressList,
         domains: dict[str, tuple[int, int]],
         known: dict[str, _Known],
-    ) -> list[LineResult]:
+    ) -> builtins.list[LineResult]:
         chunk, usable, out = screened.chunk, screened.usable, screened.invalid
         hashes = await screened.hashes
         now = datetime.now(UTC)
@@ -197,19 +202,26 @@ class BulkAddService:
             known[email] = _Known(address_id, list_, first[email].kind)  # type: ignore[arg-type]
         await self._load_existing(session, [e for e in first if e not in added], known)
 
-        updates: list[dict] = []
+        updates: builtins.list[dict] = []
         for line in usable:
             email = line.address
             assert email is not None and line.kind is not None
             if first.get(email) is line and email in added:
-                out[line.number] = LineResult(line.number, line.shown, LineStatus.ADDED, email,
-                                              line.kind, warning=line.warning)
+                out[line.number] = LineResult(
+                    line.number,
+                    line.shown,
+                    LineStatus.ADDED,
+                    email,
+                    line.kind,
+                    warning=line.warning,
+                )
                 continue
             existing = known[email]
             new_kind, reason = _merged_kind(existing.kind, line.kind)
             if reason:
-                out[line.number] = LineResult(line.number, line.shown, LineStatus.INVALID,
-                                              email, existing.kind, reason=reason)
+                out[line.number] = LineResult(
+                    line.number, line.shown, LineStatus.INVALID, email, existing.kind, reason=reason
+                )
                 continue
             status = LineStatus.UNCHANGED if existing.list is list_ else LineStatus.UPDATED
             changes: dict = {"list": list_, "kind": new_kind}
@@ -222,8 +234,9 @@ class BulkAddService:
             if new_kind is AddressKind.AUTOCC and line.kind is AddressKind.FORWARDER:
                 warning = "already a mailbox: kept it and made it auto-cc to these destinations"
             existing.list, existing.kind = list_, new_kind
-            out[line.number] = LineResult(line.number, line.shown, status, email, new_kind,
-                                          warning=warning)
+            out[line.number] = LineResult(
+                line.number, line.shown, status, email, new_kind, warning=warning
+            )
 
         for same_keys in _group_by_keys(updates):
             await session.execute(update(Address), same_keys)
@@ -240,13 +253,22 @@ class BulkAddService:
         assert line.address is not None
         domain_id, account_id = domains[domain_of(line.address)]
         return {
-            "email": line.address, "domain_id": domain_id, "account_id": account_id,
-            "list": list_, "kind": line.kind, "password_hash": hashes.get(line.number),
-            "destinations": line.destinations, "quota_bytes": self.default_quota_bytes,
-            "used_bytes": 0, "created_at": now, "updated_at": now,
+            "email": line.address,
+            "domain_id": domain_id,
+            "account_id": account_id,
+            "list": list_,
+            "kind": line.kind,
+            "password_hash": hashes.get(line.number),
+            "destinations": line.destinations,
+            "quota_bytes": self.default_quota_bytes,
+            "used_bytes": 0,
+            "created_at": now,
+            "updated_at": now,
         }
 
-    async def _insert_missing(self, session: AsyncSession, rows: list[dict]) -> dict[str, int]:
+    async def _insert_missing(
+        self, session: AsyncSession, rows: builtins.list[dict]
+    ) -> dict[str, int]:
         """Insert rows whose address does not exist yet; returns email → new id."""
         if not rows:
             return {}
@@ -260,13 +282,14 @@ class BulkAddService:
         return {email: address_id for email, address_id in result}
 
     async def _load_existing(
-        self, session: AsyncSession, emails: list[str], known: dict[str, _Known]
+        self, session: AsyncSession, emails: builtins.list[str], known: dict[str, _Known]
     ) -> None:
         if not emails:
             return
         rows = await session.execute(
-            select(Address.email, Address.id, Address.list, Address.kind)
-            .where(Address.email.in_(emails))
+            select(Address.email, Address.id, Address.list, Address.kind).where(
+                Address.email.in_(emails)
+            )
         )
         for email, address_id, on_list, kind in rows:
             known[email] = _Known(address_id, on_list, kind)
@@ -282,7 +305,7 @@ class BulkAddService:
                 return str(exc)
         return None
 
-    async def _hash_passwords(self, lines: list[BulkLine]) -> dict[int, str]:
+    async def _hash_passwords(self, lines: builtins.list[BulkLine]) -> dict[int, str]:
         with_password = [ln for ln in lines if ln.password is not None]
         hashed = await asyncio.gather(
             *(self.passwords.hash_async(ln.password) for ln in with_password if ln.password)
@@ -296,8 +319,10 @@ def _merged_kind(current: AddressKind, wanted: AddressKind) -> tuple[AddressKind
         return current, None
     if wanted is AddressKind.MAILBOX:
         if current is AddressKind.FORWARDER:
-            return current, ("is an alias/forwarder: giving it a password would drop its "
-                             "forwarding; set it up again explicitly")
+            return current, (
+                "is an alias/forwarder: giving it a password would drop its "
+                "forwarding; set it up again explicitly"
+            )
         return (AddressKind.MAILBOX if current is AddressKind.PENDING else current), None
     # wanted is FORWARDER: a mailbox keeps its mail and gains destinations (auto-cc)
     if current in (AddressKind.MAILBOX, AddressKind.AUTOCC):
@@ -305,9 +330,9 @@ def _merged_kind(current: AddressKind, wanted: AddressKind) -> tuple[AddressKind
     return AddressKind.FORWARDER, None
 
 
-def _group_by_keys(rows: list[dict]) -> Iterator[list[dict]]:
+def _group_by_keys(rows: builtins.list[dict]) -> Iterator[builtins.list[dict]]:
     """Group update rows by their key set (executemany needs uniform parameters)."""
-    groups: dict[tuple[str, ...], list[dict]] = {}
+    groups: dict[tuple[str, ...], builtins.list[dict]] = {}
     for row in rows:
         groups.setdefault(tuple(sorted(row)), []).append(row)
     yield from groups.values()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -52,7 +53,10 @@ class DomainView:
     @classmethod
     def of(cls, domain: Domain, account_name: str) -> DomainView:
         return cls(
-            domain.name, display_domain(domain.name), account_name, domain.hosting,
+            domain.name,
+            display_domain(domain.name),
+            account_name,
+            domain.hosting,
             domain.created_at,
         )
 
@@ -63,7 +67,7 @@ class AddressView:
     domain: str
     list: AddressList
     kind: AddressKind
-    destinations: list[str]
+    destinations: builtins.list[str]
     quota_bytes: int | None
     used_bytes: int
     needs_setup: bool
@@ -84,7 +88,7 @@ class AddressView:
 
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
-    items: list[T]
+    items: builtins.list[T]
     total: int
     page: int
     per_page: int
@@ -110,5 +114,3 @@ def to_json(value: Any) -> Any:
     if hasattr(value, "value") and isinstance(value.value, str):
         return value.value
     return value
-
-
