@@ -169,3 +169,10 @@ async def test_add_one_takes_any_password_characters(directory: Directory, acme:
     both = await directory.bulk.add_one(acme, "two@acme.example", AddressList.FILTER,
                                         password="Pass-word1", destinations="x@else.example")
     assert both.status is LineStatus.INVALID and "not both" in (both.reason or "")
+
+
+async def test_invalid_line_keeps_its_relay_warning(directory: Directory, acme: Actor) -> None:
+    result = await directory.bulk.add_lines(acme, "q@acme.example|pw|rely", AddressList.FILTER)
+    (line,) = result.results
+    assert line.status is LineStatus.INVALID and "at least 8" in (line.reason or "")
+    assert line.warning is not None and "relay" in line.warning

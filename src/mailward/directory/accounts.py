@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -17,6 +17,7 @@ from mailward.directory.passwords import Passwords
 from mailward.directory.views import AccountView, TokenView, UserView
 
 TOKEN_PREFIX = "mw_"
+TOKEN_USE_RESOLUTION = timedelta(minutes=1)
 
 
 def hash_token(token: str) -> str:
@@ -170,8 +171,13 @@ class AccountService:
             if found is None:
                 return None
             api_token, user = found
-            api_token.last_used_at = datetime.now(UTC)
-            await session.commit()
+            now = datetime.now(UTC)
+            last = api_token.last_used_at
+            if last is not None and last.tzinfo is None:  # SQLite returns naive UTC
+                last = last.replace(tzinfo=UTC)
+            if last is None or now - last > TOKEN_USE_RESOLUTION:
+                api_token.last_used_at = now  # at most one write a minute per token
+                await session.commit()
             return _actor_of(user)
 
 

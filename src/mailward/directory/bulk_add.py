@@ -171,7 +171,12 @@ class BulkAddService:
             reason = line.error or self._reject_reason(line, domains)
             if reason:
                 invalid[line.number] = LineResult(
-                    line.number, line.shown, LineStatus.INVALID, line.address, reason=reason
+                    line.number,
+                    line.shown,
+                    LineStatus.INVALID,
+                    line.address,
+                    reason=reason,
+                    warning=line.warning,
                 )
             else:
                 usable.append(line)

@@ -7,6 +7,9 @@ import contextlib
 import signal
 import socket
 from collections.abc import Callable, Iterable, Iterator
+from importlib.metadata import version
+
+from sqlalchemy.engine import make_url
 
 from mailward.config import Settings
 from mailward.db import Database
@@ -25,6 +28,24 @@ def describe(urls: dict[str, str]) -> list[str]:
         f"{role:<5} {url}" + (f"  ({NOTES[role]})" if role in NOTES else "")
         for role, url in urls.items()
     ]
+
+
+def banner(settings: Settings, urls: dict[str, str]) -> list[str]:
+    """What ``mailward serve`` prints at start: listeners, storage, operator hostnames."""
+    database = make_url(settings.db_url).render_as_string(hide_password=True)
+    mx = ", ".join(f"{m.host} ({m.priority})" for m in settings.mx_hosts)
+    missing = [role for role in KNOWN_ROLES if role not in AVAILABLE_ROLES]
+    lines = [f"mailward {version('mailward')} serving {', '.join(sorted(urls))}", *describe(urls)]
+    if missing:
+        lines.append(f"not implemented yet: {', '.join(missing)}")
+    lines += [
+        f"database  {database}",
+        f"data dir  {settings.data_dir.resolve()}",
+        f"MX hosts  {mx}; hosting host {settings.hosting_host}; "
+        f"webmail host {settings.webmail_host}",
+        "stop with Ctrl-C (SIGINT) or SIGTERM",
+    ]
+    return lines
 
 
 def _check(roles: set[str]) -> None:
@@ -84,8 +105,7 @@ async def _serve(
                 return  # asked to stop before it listened
         urls = {role: url_for(settings.bind, server.port) for role, server in servers.items()}
         if ready is None:
-            for line in describe(urls):
-                print(line, flush=True)
+            print("\n".join(banner(settings, urls)), flush=True)
         else:
             ready(urls)
         # asyncio.wait, unlike gather, leaves the servers running if we are cancelled.
