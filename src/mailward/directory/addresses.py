@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
@@ -53,6 +53,11 @@ class AddressFilter:
         return query
 
 
+def _require_pending(address: Address) -> None:
+    if address.kind is not AddressKind.PENDING:
+        raise Conflict(f"{address.email} is already set up as {address.kind.value}")
+
+
 class AddressService:
     def __init__(self, db: Database, passwords: Passwords) -> None:
         self.db = db
@@ -90,55 +95,51 @@ class AddressService:
         self, actor: Actor, email: str, password: str, repeat: str
     ) -> AddressView:
         """Pending address → mailbox ("POP account"): password typed twice."""
-        async with self.db.session() as session:
-            address = await self._find(session, actor, email)
-            if address.kind is not AddressKind.PENDING:
-                raise Conflict(f"{address.email} is already set up as {address.kind.value}")
-            self.passwords.check_new(password, repeat, address=address.email)
-            address.password_hash = await self.passwords.hash_async(password)
+
+        async def change(address: Address) -> None:
+            _require_pending(address)
+            await self._set_password_hash(address, password, repeat)
             address.kind = AddressKind.MAILBOX
-            await session.commit()
-            return AddressView.of(address)
+
+        return await self._edit(actor, email, change)
 
     async def setup_forwarder(self, actor: Actor, email: str, destinations: str) -> AddressView:
         """Pending address → alias/forwarder with one or more destinations."""
-        async with self.db.session() as session:
-            address = await self._find(session, actor, email)
-            if address.kind is not AddressKind.PENDING:
-                raise Conflict(f"{address.email} is already set up as {address.kind.value}")
+
+        async def change(address: Address) -> None:
+            _require_pending(address)
             address.destinations = parse_destinations(destinations, owner=address.email)
             address.kind = AddressKind.FORWARDER
-            await session.commit()
-            return AddressView.of(address)
+
+        return await self._edit(actor, email, change)
 
     async def set_password(
         self, actor: Actor, email: str, password: str, repeat: str
     ) -> AddressView:
         """Change the password of a mailbox or auto-cc address."""
-        async with self.db.session() as session:
-            address = await self._find(session, actor, email)
+
+        async def change(address: Address) -> None:
             if address.kind not in (AddressKind.MAILBOX, AddressKind.AUTOCC):
                 raise Conflict(f"{address.email} is {address.kind.value}: it has no mailbox "
                                "password (set it up as a mailbox first)")
-            self.passwords.check_new(password, repeat, address=address.email)
-            address.password_hash = await self.passwords.hash_async(password)
-            await session.commit()
-            return AddressView.of(address)
+            await self._set_password_hash(address, password, repeat)
+
+        return await self._edit(actor, email, change)
 
     async def set_destinations(self, actor: Actor, email: str, destinations: str) -> AddressView:
         """Change the destinations of a forwarder or auto-cc address."""
-        async with self.db.session() as session:
-            address = await self._find(session, actor, email)
+
+        async def change(address: Address) -> None:
             if address.kind not in (AddressKind.FORWARDER, AddressKind.AUTOCC):
                 raise Conflict(f"{address.email} is {address.kind.value}: it has no destinations")
             address.destinations = parse_destinations(destinations, owner=address.email)
-            await session.commit()
-            return AddressView.of(address)
+
+        return await self._edit(actor, email, change)
 
     async def set_autocc(self, actor: Actor, email: str, destinations: str) -> AddressView:
         """Give a mailbox auto-cc destinations (or change an auto-cc's destinations)."""
-        async with self.db.session() as session:
-            address = await self._find(session, actor, email)
+
+        async def change(address: Address) -> None:
             if address.kind is AddressKind.FORWARDER:
                 raise Conflict(f"{address.email} is an alias/forwarder: it has no mailbox, "
                                "so it cannot auto-cc")
@@ -146,36 +147,37 @@ class AddressService:
                 raise Conflict(f"{address.email} needs setting up as a mailbox first")
             address.destinations = parse_destinations(destinations, owner=address.email)
             address.kind = AddressKind.AUTOCC
-            await session.commit()
-            return AddressView.of(address)
+
+        return await self._edit(actor, email, change)
 
     async def remove_autocc(self, actor: Actor, email: str) -> AddressView:
         """Drop an auto-cc's destinations: it becomes a plain mailbox."""
-        async with self.db.session() as session:
-            address = await self._find(session, actor, email)
+
+        async def change(address: Address) -> None:
             if address.kind is not AddressKind.AUTOCC:
                 raise Conflict(f"{address.email} is {address.kind.value}, not auto-cc")
             address.destinations = None
             address.kind = AddressKind.MAILBOX
-            await session.commit()
-            return AddressView.of(address)
+
+        return await self._edit(actor, email, change)
 
     async def set_list(self, actor: Actor, email: str, list_: AddressList) -> AddressView:
-        async with self.db.session() as session:
-            address = await self._find(session, actor, email)
+        """Move an address to the Filter or the Do Not Filter list."""
+
+        async def change(address: Address) -> None:
             address.list = list_
-            await session.commit()
-            return AddressView.of(address)
+
+        return await self._edit(actor, email, change)
 
     async def set_quota(self, actor: Actor, email: str, quota_bytes: int | None) -> AddressView:
         actor.require_operator("change quotas")
         if quota_bytes is not None and quota_bytes < 0:
             raise InvalidInput("quota may not be negative")
-        async with self.db.session() as session:
-            address = await self._find(session, actor, email)
+
+        async def change(address: Address) -> None:
             address.quota_bytes = quota_bytes
-            await session.commit()
-            return AddressView.of(address)
+
+        return await self._edit(actor, email, change)
 
     # -- deleting ------------------------------------------------------------------------
 
@@ -212,6 +214,20 @@ class AddressService:
             return int(result.rowcount or 0)
 
     # -- helpers -------------------------------------------------------------------------
+
+    async def _edit(
+        self, actor: Actor, email: str, change: Callable[[Address], Awaitable[None]]
+    ) -> AddressView:
+        """Find the caller's address, apply ``change`` (which may refuse), commit."""
+        async with self.db.session() as session:
+            address = await self._find(session, actor, email)
+            await change(address)
+            await session.commit()
+            return AddressView.of(address)
+
+    async def _set_password_hash(self, address: Address, password: str, repeat: str) -> None:
+        self.passwords.check_new(password, repeat, address=address.email)
+        address.password_hash = await self.passwords.hash_async(password)
 
     async def _find(self, session: AsyncSession, actor: Actor, email: str) -> Address:
         try:
