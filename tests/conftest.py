@@ -109,6 +109,12 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
+def fast_hashing_env() -> dict[str, str]:
+    """``MAILWARD_*`` variables that make Argon2id cheap for tests."""
+    return dict(FAST_HASHING_ENV)
+
+
+@pytest.fixture
 def mailward_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Environment that points ``mailward`` (CLI/server) at the test database."""
     env = {

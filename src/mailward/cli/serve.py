@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
+import logging
+import sys
+from collections.abc import Iterator
 from typing import Annotated
 
 import typer
@@ -12,6 +16,7 @@ from .context import is_migrated, settings
 from .output import EXIT_USAGE, fail, handled
 
 INTERRUPTED = 130
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def serve(
@@ -34,8 +39,27 @@ def serve(
         migrated = asyncio.run(is_migrated(config.db_url))
     if not migrated:
         fail("the database is not initialised or not migrated: run `mailward init` first")
+    with _logging_to_stderr():
+        try:
+            with handled():
+                asyncio.run(server.run(config, chosen))
+        except KeyboardInterrupt:
+            raise typer.Exit(INTERRUPTED) from None
+        except OSError as exc:  # a listener cannot bind (port in use, no permission)
+            fail(exc.strerror or str(exc))
+
+
+@contextlib.contextmanager
+def _logging_to_stderr() -> Iterator[None]:
+    """Log INFO and up to stderr while serving; leave global logging as it was after."""
+    root = logging.getLogger()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
     try:
-        with handled():
-            asyncio.run(server.run(config, chosen))
-    except KeyboardInterrupt:
-        raise typer.Exit(INTERRUPTED) from None
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)

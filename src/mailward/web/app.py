@@ -64,4 +64,5 @@ def create_app(directory: Directory, settings: Settings) -> Litestar:
         openapi_config=openapi_config(),
         template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
         state=State({STATE_KEY: WebContext(directory, settings, limiter)}),
+        logging_config=None,  # the process (``mailward serve``) owns logging, not the app
     )

@@ -1,0 +1,69 @@
+"""Shared helpers for the ``mailward`` CLI tests (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from mailward.cli import app
+from mailward.config import Settings
+from mailward.db import Database
+from mailward.directory import Directory
+
+WIDE = {"COLUMNS": "200"}  # keep Rich tables from folding cells in assertions
+
+Cli = Callable[..., Result]
+
+
+def invoke(args: list[str], *, input: str | None = None, code: int = 0,
+           env: dict[str, str] | None = None) -> Result:
+    """Run the Typer app in-process; fail the test unless it exits with ``code``."""
+    result = CliRunner().invoke(app, args, input=input, env=env)
+    if result.exit_code != code:
+        detail = ""
+        if result.exc_info and not isinstance(result.exception, SystemExit):
+            detail = "".join(traceback.format_exception(*result.exc_info))
+        pytest.fail(
+            f"mailward {' '.join(args)}: exit {result.exit_code}, wanted {code}\n"
+            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}\n{detail}"
+        )
+    return result
+
+
+def as_json(result: Result) -> Any:
+    return json.loads(result.stdout)
+
+
+def error_line(result: Result) -> str:
+    """The ``error:`` line that ends stderr (the test runner leaves prompts before it)."""
+    before, _, reason = result.stderr.rpartition("error: ")
+    assert before.endswith(("\n", ":")) or not before, result.stderr
+    assert reason.endswith("\n") and reason.count("\n") == 1, result.stderr
+    return "error: " + reason.rstrip("\n")
+
+
+def run_directory(settings: Settings, action: Callable[[Directory], Any]) -> Any:
+    """Check the database directly, through the services."""
+    async def go() -> Any:
+        db = Database(settings.db_url)
+        try:
+            return await action(Directory(db, settings))
+        finally:
+            await db.dispose()
+
+    return asyncio.run(go())
+
+
+def exe(*args: str, cwd: Path, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a real executable with the test environment."""
+    return subprocess.run(args, cwd=cwd, input=input, capture_output=True, text=True,
+                          env={**os.environ, **WIDE}, timeout=60, check=False)

@@ -1,0 +1,163 @@
+"""The ``mailward`` CLI: accounts, users, tokens, domains, and the documented ``--json`` shapes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from cli_helpers import WIDE, Cli, as_json, error_line, run_directory
+
+from mailward.config import Settings
+
+# -- accounts, users, tokens ------------------------------------------------------------
+
+
+def test_account_commands(cli: Cli) -> None:
+    assert cli("account", "add", "Acme").stdout == "added account Acme\n"
+    duplicate = cli("account", "add", "Acme", code=1)
+    assert duplicate.stderr == "error: account 'Acme' already exists\n"
+    created = as_json(cli("account", "add", "  Globex   Corp ", "--json"))
+    assert set(created) == {"id", "name", "created_at"} and created["name"] == "Globex Corp"
+
+    listed = as_json(cli("account", "list", "--json"))
+    assert [a["name"] for a in listed] == ["Acme", "Globex Corp"]
+    assert "Globex Corp" in cli("account", "list", env=WIDE).stdout
+
+    cli("domain", "add", "acme.example", "--account", "Acme")
+    refused = cli("account", "delete", "Acme", code=1)
+    assert refused.stderr == "error: account 'Acme' still owns 1 domain(s)\n"
+    cli("domain", "delete", "acme.example", "--yes")
+    assert as_json(cli("account", "delete", "Acme", "--json")) == {"deleted": "Acme"}
+    assert cli("account", "delete", "Acme", code=1).stderr == "error: no account 'Acme'\n"
+    assert [a["name"] for a in as_json(cli("account", "list", "--json"))] == ["Globex Corp"]
+
+
+def test_users_and_tokens(cli: Cli, settings: Settings) -> None:
+    cli("account", "add", "Acme")
+    added = cli("user", "add", "Ops", "--password-stdin", input="Secret-pass1\n")
+    assert added.stdout == "added operator user ops\n"
+
+    mismatch = cli("user", "add", "alice", "--account", "Acme",
+                   input="Secret-pass1\nSecret-pass2\n", code=1)
+    assert error_line(mismatch) == "error: passwords do not match"
+    weak = cli("user", "add", "alice", "--password-stdin", input="short\n", code=1)
+    assert weak.stderr == "error: password must be at least 8 characters\n"
+    alice = as_json(cli("user", "add", "alice", "--account", "Acme", "--json",
+                        input="Rabbit-hole9\nRabbit-hole9\n"))
+    assert alice == {"id": alice["id"], "login": "alice", "role": "account-admin",
+                     "account": "Acme"}
+    assert "Rabbit-hole9" not in cli("account", "list").stdout
+    actor = run_directory(settings, lambda d: d.accounts.authenticate("alice", "Rabbit-hole9"))
+    assert actor is not None and not actor.is_operator
+
+    plain = cli("token", "create", "ops")
+    token = plain.stdout.strip()
+    assert token.startswith("mw_") and len(plain.stdout.splitlines()) == 1
+    assert "shown only now" in plain.stderr
+    assert run_directory(settings, lambda d: d.accounts.actor_for_token(token)).is_operator
+    named = as_json(cli("token", "create", "alice", "--name", "backup", "--json"))
+    assert set(named) == {"id", "name", "login", "token"}
+    assert (named["name"], named["login"]) == ("backup", "alice")
+    assert cli("token", "create", "nobody", code=1).stderr == "error: no user 'nobody'\n"
+
+
+# -- domains ----------------------------------------------------------------------------
+
+
+def test_domain_commands(tenants: Cli) -> None:
+    cli = tenants
+    idn = as_json(cli("domain", "add", "Bücher.Example", "--account", "Globex", "--json"))
+    assert idn == {
+        "name": "xn--bcher-kva.example", "display_name": "bücher.example", "account": "Globex",
+        "hosting": False, "created_at": idn["created_at"],
+    }
+    taken = cli("domain", "add", "ACME.example.", "--account", "Globex", code=1)
+    assert taken.stderr == "error: domain acme.example is already in use\n"
+    missing = cli("domain", "add", "new.example", "--account", "Nope", code=1)
+    assert missing.stderr == "error: no account 'Nope'\n"
+
+    everything = as_json(cli("domain", "list", "--json"))
+    assert [(d["name"], d["account"], d["hosting"]) for d in everything] == [
+        ("acme.example", "Acme", True), ("globex.example", "Globex", False),
+        ("xn--bcher-kva.example", "Globex", False),
+    ]
+    globex = as_json(cli("domain", "list", "--account", "Globex", "--json"))
+    assert [d["name"] for d in globex] == ["globex.example", "xn--bcher-kva.example"]
+    assert "bücher.example (xn--bcher-kva.example)" in cli("domain", "list", env=WIDE).stdout
+    cli("address", "add", "--list", "filter", input="Info@Bücher.example\n")
+    found = as_json(cli("address", "list", "--domain", "BÜCHER.example.", "--json"))
+    assert [a["email"] for a in found["items"]] == ["info@xn--bcher-kva.example"]
+
+    assert cli("domain", "hosting", "globex.example", "on").stdout == (
+        "hosting on for globex.example\n"
+    )
+    assert as_json(cli("domain", "hosting", "acme.example", "OFF", "--json"))["hosting"] is False
+    cli("domain", "hosting", "acme.example", "maybe", code=2)
+    refused = cli("domain", "hosting", "acme.example", "on", "--account", "Acme", code=2)
+    assert "--account" in refused.stderr  # operator-only commands take no --account
+
+    cli("address", "add", "--list", "filter", input="info@globex.example\n")
+    busy = cli("domain", "delete", "globex.example", "--yes", code=1)
+    assert busy.stderr == "error: domain globex.example still has 1 address(es)\n"
+    declined = cli("domain", "delete", "globex.example", "--force", input="n\n", code=1)
+    assert "Delete domain globex.example and its 1 address(es)?" in declined.stderr
+    cli("domain", "delete", "globex.example", "--force", "--json", code=2)
+    deleted = as_json(cli("domain", "delete", "globex.example", "--force", "--yes", "--json"))
+    assert deleted == {"domain": "globex.example", "deleted_addresses": 1}
+    accepted = cli("domain", "delete", "bücher.example", "--force", input="y\n")
+    assert accepted.stdout.endswith(
+        "deleted domain xn--bcher-kva.example and its 1 address(es)\n"
+    )
+    assert [d["name"] for d in as_json(cli("domain", "list", "--json"))] == ["acme.example"]
+
+
+# -- the documented --json shapes -------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
+
+
+def documented_shapes() -> dict[str, Any]:
+    """The ``#### name`` + JSON example blocks of docs/cli.md's "JSON shapes" section."""
+    section = DOCS.read_text().split("## JSON shapes", 1)[1]
+    shapes = {}
+    for block in section.split("\n#### ")[1:]:
+        name = block.split("\n", 1)[0].strip()
+        example = block.split("```json\n", 1)[1].split("\n```", 1)[0]
+        shapes[name] = json.loads(example)
+    return shapes
+
+
+def keys_of(value: Any) -> Any:
+    """The key structure of a JSON value (objects recursively; lists and scalars flat)."""
+    if isinstance(value, dict):
+        return {key: keys_of(item) for key, item in value.items()}
+    return "list" if isinstance(value, list) else "scalar"
+
+
+def test_json_shapes_match_docs(tenants: Cli) -> None:
+    cli = tenants
+    actual = {
+        "account": as_json(cli("account", "add", "Initech", "--json")),
+        "account-deleted": as_json(cli("account", "delete", "Initech", "--json")),
+        "user": as_json(cli("user", "add", "bob", "-a", "Acme", "--password-stdin", "--json",
+                            input="Bob-pass99\n")),
+        "token": as_json(cli("token", "create", "bob", "--json")),
+        "domain": as_json(cli("domain", "add", "initech.example", "-a", "Acme", "--json")),
+        "bulk": as_json(cli("address", "add", "-l", "filter", "--json", code=1,
+                            input="x@initech.example\nnobody@else.example\n")),
+        "address": as_json(cli("address", "show", "x@initech.example", "--json")),
+        "page": as_json(cli("address", "list", "--json")),
+        "address-deleted": as_json(cli("address", "delete", "x@initech.example", "--yes",
+                                       "--json")),
+        "domain-deleted": as_json(cli("domain", "delete", "initech.example", "--yes",
+                                      "--json")),
+        "init": as_json(cli("init", "--json")),
+        "check": as_json(cli("init", "--check", "--json")),
+    }
+    documented = documented_shapes()
+    assert sorted(documented) == sorted(actual)
+    for name, example in documented.items():
+        assert keys_of(actual[name]) == keys_of(example), name
+    assert keys_of(actual["bulk"]["results"][0]) == keys_of(documented["bulk"]["results"][0])
+    assert keys_of(actual["page"]["items"][0]) == keys_of(documented["address"])
