@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -50,3 +52,42 @@ async def login(client: httpx.AsyncClient, user: str, password: str) -> dict[str
     response = await client.post("/api/v1/auth/token", json={"login": user, "password": password})
     assert response.status_code == 201, response.text
     return bearer(response.json()["token"])
+
+
+API = "/api/v1"
+OPERATOR_PASSWORD = "Operator-pass-1"
+ALICE_PASSWORD = "Wonderland-42x"
+BOB_PASSWORD = "Bob-pass-12345"
+MAILBOX_PASSWORD = "Mailbox-pass-1"
+
+Headers = dict[str, str]
+
+
+@dataclass
+class Tenants:
+    """Two customers: Acme (alice) and Globex (bob), each with one domain."""
+
+    alice: Headers
+    bob: Headers
+
+
+async def ok(request: Any, status: int = 200) -> Any:
+    """Await a request, check its status, return its JSON body."""
+    response: httpx.Response = await request
+    assert response.status_code == status, (response.status_code, response.text)
+    return response.json() if response.content else None
+
+
+async def error(request: Any, status: int, *fragments: str) -> str:
+    """Await a request that must fail with ``status`` and ``{"error": ...}``."""
+    response: httpx.Response = await request
+    assert response.status_code == status, (response.status_code, response.text)
+    message = response.json()["error"]
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+async def bulk(client: httpx.AsyncClient, headers: Headers, list_: str, text: str) -> Any:
+    body = {"list": list_, "text": text}
+    return await ok(client.post(f"{API}/addresses/bulk", json=body, headers=headers))
