@@ -74,8 +74,10 @@ async def test_panel_page_and_openapi_document(settings: Settings) -> None:
         ):
             assert path in paths, path
         assert "bearer" in str(spec["components"]["securitySchemes"]).lower()
-        address = spec["components"]["schemas"]["AddressOut"]["properties"]
+        address = spec["components"]["schemas"]["AddressView"]["properties"]
         assert {"email", "list", "kind", "destinations"} <= set(address)
+        assert address["list"] == {"$ref": "#/components/schemas/AddressList"}
+        assert set(spec["components"]["schemas"]["AddressList"]["enum"]) == {"filter", "no-filter"}
 
         missing = await http.get(f"{API}/no-such-thing")
         assert missing.status_code == 404

@@ -5,7 +5,8 @@ from __future__ import annotations
 from litestar import Controller, delete, get, post
 from litestar.params import FromPath, JSONBody
 
-from mailward.web.api.schemas import AccountCreate, AccountOut, UserCreate, UserOut, errors, out
+from mailward.directory.views import AccountView, UserView
+from mailward.web.api.schemas import AccountCreate, UserCreate, errors, out
 from mailward.web.context import ActorDep, DirectoryDep
 
 
@@ -14,20 +15,20 @@ class AccountController(Controller):
     tags = ["accounts"]  # noqa: RUF012 - Litestar reads it as a class attribute
 
     @get(summary="List accounts (an account admin sees only its own)", responses=errors())
-    async def list_accounts(self, actor: ActorDep, directory: DirectoryDep) -> list[AccountOut]:
-        return [out(a, AccountOut) for a in await directory.accounts.list(actor)]
+    async def list_accounts(self, actor: ActorDep, directory: DirectoryDep) -> list[AccountView]:
+        return [out(a, AccountView) for a in await directory.accounts.list(actor)]
 
     @post(summary="Create an account (operator)", responses=errors(403, 409))
     async def create_account(
         self, data: JSONBody[AccountCreate], actor: ActorDep, directory: DirectoryDep
-    ) -> AccountOut:
-        return out(await directory.accounts.create(actor, data.name), AccountOut)
+    ) -> AccountView:
+        return out(await directory.accounts.create(actor, data.name), AccountView)
 
     @get("/{name:str}", summary="One account", responses=errors(404))
     async def get_account(
         self, name: FromPath[str], actor: ActorDep, directory: DirectoryDep
-    ) -> AccountOut:
-        return out(await directory.accounts.get(actor, name), AccountOut)
+    ) -> AccountView:
+        return out(await directory.accounts.get(actor, name), AccountView)
 
     @delete(
         "/{name:str}",
@@ -51,6 +52,6 @@ class AccountController(Controller):
         data: JSONBody[UserCreate],
         actor: ActorDep,
         directory: DirectoryDep,
-    ) -> UserOut:
+    ) -> UserView:
         user = await directory.accounts.create_user(actor, data.login, data.password, account=name)
-        return out(user, UserOut)
+        return out(user, UserView)

@@ -7,8 +7,8 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK
 
 from mailward.directory import InvalidInput
+from mailward.directory.views import AddressView
 from mailward.web.api.schemas import (
-    AddressOut,
     AddressSetup,
     DestinationsChange,
     ListChange,
@@ -38,7 +38,7 @@ class AddressEditController(Controller):
         data: JSONBody[AddressSetup],
         actor: ActorDep,
         directory: DirectoryDep,
-    ) -> AddressOut:
+    ) -> AddressView:
         if data.kind == "mailbox":
             if data.destinations is not None:
                 raise InvalidInput("a mailbox takes a password, not destinations")
@@ -55,7 +55,7 @@ class AddressEditController(Controller):
             view = await directory.addresses.setup_forwarder(
                 actor, email, joined(data.destinations)
             )
-        return out(view, AddressOut)
+        return out(view, AddressView)
 
     @put("/password", summary="Change a mailbox's password", responses=errors(404, 409))
     async def set_password(
@@ -64,11 +64,11 @@ class AddressEditController(Controller):
         data: JSONBody[PasswordChange],
         actor: ActorDep,
         directory: DirectoryDep,
-    ) -> AddressOut:
+    ) -> AddressView:
         view = await directory.addresses.set_password(
             actor, email, data.password, data.password_repeat
         )
-        return out(view, AddressOut)
+        return out(view, AddressView)
 
     @put(
         "/destinations",
@@ -81,9 +81,9 @@ class AddressEditController(Controller):
         data: JSONBody[DestinationsChange],
         actor: ActorDep,
         directory: DirectoryDep,
-    ) -> AddressOut:
+    ) -> AddressView:
         view = await directory.addresses.set_destinations(actor, email, joined(data.destinations))
-        return out(view, AddressOut)
+        return out(view, AddressView)
 
     @put(
         "/autocc",
@@ -97,9 +97,9 @@ class AddressEditController(Controller):
         data: JSONBody[DestinationsChange],
         actor: ActorDep,
         directory: DirectoryDep,
-    ) -> AddressOut:
+    ) -> AddressView:
         view = await directory.addresses.set_autocc(actor, email, joined(data.destinations))
-        return out(view, AddressOut)
+        return out(view, AddressView)
 
     @delete(
         "/autocc",
@@ -109,8 +109,8 @@ class AddressEditController(Controller):
     )
     async def remove_autocc(
         self, email: FromPath[str], actor: ActorDep, directory: DirectoryDep
-    ) -> AddressOut:
-        return out(await directory.addresses.remove_autocc(actor, email), AddressOut)
+    ) -> AddressView:
+        return out(await directory.addresses.remove_autocc(actor, email), AddressView)
 
     @put("/list", summary="Move the address to the other list", responses=errors(404))
     async def set_list(
@@ -119,5 +119,5 @@ class AddressEditController(Controller):
         data: JSONBody[ListChange],
         actor: ActorDep,
         directory: DirectoryDep,
-    ) -> AddressOut:
-        return out(await directory.addresses.set_list(actor, email, data.list_), AddressOut)
+    ) -> AddressView:
+        return out(await directory.addresses.set_list(actor, email, data.list_), AddressView)

@@ -12,16 +12,16 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_422_UNPROC
 from mailward.db.models import AddressKind, AddressList
 from mailward.directory import AddressFilter, InvalidInput, LineStatus
 from mailward.directory.addresses import MAX_PER_PAGE
+from mailward.directory.bulk_add import LineResult
+from mailward.directory.views import AddressView
 from mailward.web.api.schemas import (
     AddInvalid,
     AddressCreate,
     AddressDelete,
-    AddressOut,
     AddressPage,
     BulkAdd,
     BulkOut,
     DeletedOut,
-    LineResultOut,
     errors,
     joined,
     out,
@@ -63,7 +63,7 @@ class AddressController(Controller):
     )
     async def add_address(
         self, data: JSONBody[AddressCreate], actor: ActorDep, directory: DirectoryDep
-    ) -> Response[LineResultOut | AddInvalid]:
+    ) -> Response[LineResult | AddInvalid]:
         result = await directory.bulk.add_one(
             actor,
             data.address,
@@ -71,7 +71,7 @@ class AddressController(Controller):
             password=data.password,
             destinations=None if data.destinations is None else joined(data.destinations),
         )
-        line = out(result, LineResultOut)
+        line = out(result, LineResult)
         if result.status is LineStatus.INVALID:
             body = AddInvalid(error=result.reason or "invalid", result=line)
             return Response(body, status_code=HTTP_422_UNPROCESSABLE_ENTITY)
@@ -93,7 +93,7 @@ class AddressController(Controller):
         return BulkOut(
             list_=result.list,
             counts=result.counts,
-            results=[out(r, LineResultOut) for r in result.results],
+            results=[out(r, LineResult) for r in result.results],
         )
 
     @post(
@@ -125,8 +125,8 @@ class AddressController(Controller):
     @get("/{email:str}", summary="One address", responses=errors(404))
     async def get_address(
         self, email: FromPath[str], actor: ActorDep, directory: DirectoryDep
-    ) -> AddressOut:
-        return out(await directory.addresses.get(actor, email), AddressOut)
+    ) -> AddressView:
+        return out(await directory.addresses.get(actor, email), AddressView)
 
     @delete(
         "/{email:str}",

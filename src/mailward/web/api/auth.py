@@ -9,7 +9,8 @@ from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
 from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody
 
-from mailward.web.api.schemas import ErrorOut, MeOut, TokenOut, TokenRequest, errors, out
+from mailward.directory.views import TokenView
+from mailward.web.api.schemas import ErrorOut, MeOut, TokenRequest, errors, out
 from mailward.web.context import ActorDep, DirectoryDep, WebDep
 
 MAX_LOGIN_BODY = 16 * 1024
@@ -30,7 +31,7 @@ MAX_LOGIN_KEY = 254  # the longest login there can be; keeps limiter keys small
 )
 async def issue_token(
     data: JSONBody[TokenRequest], request: Request[Any, Any, Any], web: WebDep
-) -> TokenOut:
+) -> TokenView:
     client = request.client.host if request.client else "unknown"
     keys = (f"ip:{client}", f"login:{data.login.strip().lower()[:MAX_LOGIN_KEY]}")
     wait = web.limiter.retry_after(*keys)
@@ -45,7 +46,7 @@ async def issue_token(
         raise NotAuthorizedException("wrong login or password")
     web.limiter.forgive(attempt, *keys)
     token = await web.directory.accounts.create_token(actor, data.login, data.name)
-    return out(token, TokenOut)
+    return out(token, TokenView)
 
 
 @get("/me", tags=["auth"], summary="Who the token belongs to", responses=errors())

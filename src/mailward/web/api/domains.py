@@ -7,14 +7,8 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK
 
 from mailward.directory.normalize import normalize_domain
-from mailward.web.api.schemas import (
-    DomainCreate,
-    DomainDeleted,
-    DomainOut,
-    DomainPatch,
-    errors,
-    out,
-)
+from mailward.directory.views import DomainView
+from mailward.web.api.schemas import DomainCreate, DomainDeleted, DomainPatch, errors, out
 from mailward.web.context import ActorDep, DirectoryDep
 
 
@@ -25,23 +19,23 @@ class DomainController(Controller):
     @get(summary="List domains, optionally of one account", responses=errors())
     async def list_domains(
         self, actor: ActorDep, directory: DirectoryDep, account: FromQuery[str | None] = None
-    ) -> list[DomainOut]:
-        return [out(d, DomainOut) for d in await directory.domains.list(actor, account)]
+    ) -> list[DomainView]:
+        return [out(d, DomainView) for d in await directory.domains.list(actor, account)]
 
     @post(summary="Add a domain to an account (operator)", responses=errors(403, 404, 409))
     async def create_domain(
         self, data: JSONBody[DomainCreate], actor: ActorDep, directory: DirectoryDep
-    ) -> DomainOut:
+    ) -> DomainView:
         domain = await directory.domains.create(
             actor, data.name, account=data.account, hosting=data.hosting
         )
-        return out(domain, DomainOut)
+        return out(domain, DomainView)
 
     @get("/{name:str}", summary="One domain", responses=errors(404))
     async def get_domain(
         self, name: FromPath[str], actor: ActorDep, directory: DirectoryDep
-    ) -> DomainOut:
-        return out(await directory.domains.get(actor, name), DomainOut)
+    ) -> DomainView:
+        return out(await directory.domains.get(actor, name), DomainView)
 
     @patch("/{name:str}", summary="Switch hosting on or off (operator)", responses=errors(403, 404))
     async def update_domain(
@@ -50,8 +44,8 @@ class DomainController(Controller):
         data: JSONBody[DomainPatch],
         actor: ActorDep,
         directory: DirectoryDep,
-    ) -> DomainOut:
-        return out(await directory.domains.set_hosting(actor, name, data.hosting), DomainOut)
+    ) -> DomainView:
+        return out(await directory.domains.set_hosting(actor, name, data.hosting), DomainView)
 
     @delete(
         "/{name:str}",

@@ -1,22 +1,25 @@
 """Request and response bodies of the JSON API (msgspec structs; they define the OpenAPI).
 
-Responses mirror the directory's view dataclasses field for field (``out`` converts);
-requests reject unknown fields so a typo such as ``"pasword"`` is an error, not a no-op.
+Single objects are answered with the directory's own views (dataclasses); the structs here
+are only the shapes the views lack. Requests reject unknown fields, so a typo such as
+``"pasword"`` is an error, not a no-op.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 import msgspec
 from litestar.openapi import ResponseSpec
 
 from mailward.db.models import AddressKind, AddressList, Role
-from mailward.directory.bulk_add import LineStatus
-from mailward.directory.views import to_json
+from mailward.directory.bulk_add import LineResult
+from mailward.directory.views import (
+    AddressView,
+    to_json,
+)
 
-S = TypeVar("S", bound=msgspec.Struct)
+S = TypeVar("S")
 
 Destinations = str | list[str]
 """Forward targets: a comma-separated string or a JSON list of addresses."""
@@ -98,6 +101,7 @@ class AddressDelete(Request):
 
 
 # -- responses ---------------------------------------------------------------------------
+# Single objects are the directory's own views; only shapes the views lack are defined here.
 
 
 class ErrorOut(msgspec.Struct):
@@ -111,79 +115,30 @@ class MeOut(msgspec.Struct):
     account: str | None
 
 
-class AccountOut(msgspec.Struct):
-    id: int
-    name: str
-    created_at: datetime
-
-
-class UserOut(msgspec.Struct):
-    id: int
-    login: str
-    role: str
-    account: str | None
-
-
-class TokenOut(msgspec.Struct):
-    id: int
-    name: str
-    login: str
-    token: str
-
-
-class DomainOut(msgspec.Struct):
-    name: str
-    display_name: str
-    account: str
-    hosting: bool
-    created_at: datetime
-
-
 class DomainDeleted(msgspec.Struct):
     deleted: str
     addresses_deleted: int
 
 
-class AddressOut(msgspec.Struct):
-    email: str
-    domain: str
-    list_: AddressList = msgspec.field(name="list")
-    kind: AddressKind
-    destinations: list[str]
-    quota_bytes: int | None
-    used_bytes: int
-    needs_setup: bool
-
-
 class AddressPage(msgspec.Struct):
-    items: list[AddressOut]
+    items: list[AddressView]
     total: int
     page: int
     per_page: int
     pages: int
 
 
-class LineResultOut(msgspec.Struct):
-    line: int
-    input: str
-    status: LineStatus
-    address: str | None = None
-    kind: AddressKind | None = None
-    reason: str | None = None
-    warning: str | None = None
-
-
 class AddInvalid(msgspec.Struct):
     """422 body of ``POST /addresses``: the reason, and the line result it came from."""
 
     error: str
-    result: LineResultOut
+    result: LineResult
 
 
 class BulkOut(msgspec.Struct):
     list_: AddressList = msgspec.field(name="list")
     counts: dict[str, int]
-    results: list[LineResultOut]
+    results: list[LineResult]
 
 
 class DeletedOut(msgspec.Struct):
@@ -192,7 +147,9 @@ class DeletedOut(msgspec.Struct):
 
 
 def out(view: Any, struct: type[S]) -> S:
-    """Convert a directory view (dataclass) into its response struct."""
+    """A directory view as response ``struct`` (the view itself when it is one)."""
+    if isinstance(view, struct):
+        return view
     return msgspec.convert(to_json(view), struct)
 
 
