@@ -19,7 +19,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 run: $(VENV)/.installed
 	@$(BIN)/mailward init --check >/dev/null 2>&1 || $(BIN)/mailward init
-	exec $(BIN)/mailward serve
+	@exec $(BIN)/mailward serve
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench

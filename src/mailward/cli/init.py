@@ -22,7 +22,6 @@ from .context import JsonOption, is_migrated, settings
 from .output import EXIT_FAILURE, esc, fail, handled, out, print_json
 
 INITIAL_LOGIN = "admin"
-CREDENTIALS_FILE = "initial-operator.txt"
 
 
 @dataclass(slots=True)
@@ -30,10 +29,6 @@ class InitOutcome:
     migrated: bool  # True when this run applied migrations
     login: str | None = None  # set when this run created the operator
     password: str | None = None
-
-
-def credentials_path(config: Settings) -> Path:
-    return config.data_dir / CREDENTIALS_FILE
 
 
 def init(
@@ -58,7 +53,7 @@ def init(
             outcome = asyncio.run(_init(config))
         except CommandError as exc:  # e.g. the database is newer than this release
             fail(f"cannot migrate the database: {exc}")
-    path = credentials_path(config)
+    path = config.operator_credentials_file
     if outcome.password is not None:
         try:
             _write_credentials(path, outcome, config)

@@ -147,6 +147,11 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'mailward.db'}"
 
     @property
+    def operator_credentials_file(self) -> Path:
+        """Where ``mailward init`` leaves the first operator's login (mode 0600)."""
+        return self.data_dir / "initial-operator.txt"
+
+    @property
     def web_url(self) -> str:
         if self.public_url:
             return self.public_url.rstrip("/")

@@ -43,8 +43,11 @@ def banner(settings: Settings, urls: dict[str, str]) -> list[str]:
         f"data dir  {settings.data_dir.resolve()}",
         f"MX hosts  {mx}; hosting host {settings.hosting_host}; "
         f"webmail host {settings.webmail_host}",
-        "stop with Ctrl-C (SIGINT) or SIGTERM",
     ]
+    credentials = settings.operator_credentials_file
+    if credentials.exists():
+        lines.append(f"first operator login: see {credentials} (delete it once stored)")
+    lines.append("stop with Ctrl-C (SIGINT) or SIGTERM")
     return lines
 
 

@@ -19,3 +19,10 @@ def test_banner_names_listeners_hosts_and_hides_db_password(tmp_path) -> None:  
     assert "hosting host mail.example.org" in text
     assert "s3cret" not in text and "db.example.net" in text
     assert "not implemented yet: mx" in text
+
+
+def test_banner_points_at_the_first_login_while_the_file_exists(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = load_settings(data_dir=tmp_path)
+    assert "first operator login" not in "\n".join(banner(settings, {}))
+    (tmp_path / "initial-operator.txt").write_text("login: admin\n")
+    assert f"see {tmp_path / 'initial-operator.txt'}" in "\n".join(banner(settings, {}))
