@@ -406,7 +406,13 @@ def test_delete_one_several_and_all_matching(tenants: Cli) -> None:
     assert total() == 4
     cli("address", "delete", "--all", input="n\n", code=1)
     assert total() == 4
-    assert cli("address", "delete", "--all", "--yes").stdout == "deleted 4 address(es)\n"
+    refused = cli("address", "delete", "--all", "--yes", code=1)  # operator, empty search
+    assert "would empty every account" in error_line(refused)
+    assert total() == 4
+    acme_all = cli("address", "delete", "--all", "--yes", "--account", "Acme")
+    globex_all = cli("address", "delete", "--all", "--yes", "--account", "Globex")
+    deleted = [acme_all.stdout, globex_all.stdout]
+    assert sum(int(out.split()[1]) for out in deleted) == 4
     assert total() == 0
 
     # usage errors, exit 2

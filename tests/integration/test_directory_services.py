@@ -176,3 +176,22 @@ async def test_invalid_line_keeps_its_relay_warning(directory: Directory, acme: 
     (line,) = result.results
     assert line.status is LineStatus.INVALID and "at least 8" in (line.reason or "")
     assert line.warning is not None and "relay" in line.warning
+
+
+async def test_operator_cannot_delete_every_match_of_an_empty_search(
+    directory: Directory, acme: Actor, operator: Actor
+) -> None:
+    from mailward.directory import AddressFilter
+
+    await directory.bulk.add_lines(acme, "a@acme.example", AddressList.FILTER)
+    with pytest.raises(InvalidInput, match="empty every account"):
+        await directory.addresses.delete_matching(operator, AddressFilter())
+    assert await directory.addresses.delete_matching(operator, AddressFilter(search="a@")) == 1
+
+
+async def test_account_names_stay_addressable(directory: Directory, operator: Actor) -> None:
+    with pytest.raises(InvalidInput, match="'/'"):
+        await directory.accounts.create(operator, "Acme/Sales")
+    created = await directory.accounts.create(operator, "  Acme   Sales ")
+    assert created.name == "Acme Sales"
+    assert (await directory.accounts.get(operator, "Acme  Sales")).id == created.id

@@ -30,6 +30,8 @@ def _account_name(name: str) -> str:
         raise InvalidInput("account name is empty")
     if len(cleaned) > 100:
         raise InvalidInput("account name is longer than 100 characters")
+    if "/" in cleaned or not cleaned.isprintable():
+        raise InvalidInput("account name may not contain '/' or control characters")
     return cleaned
 
 

@@ -32,6 +32,10 @@ class AddressFilter:
     list: AddressList | None = None
     kind: AddressKind | None = None
 
+    @property
+    def is_empty(self) -> bool:
+        return not (self.search.strip() or self.domain or self.list or self.kind)
+
     def apply(self, query, actor: Actor):  # type: ignore[no-untyped-def]
         query = actor.scope(query, Address.account_id)
         needle = self.search.strip().lower()
@@ -205,7 +209,13 @@ class AddressService:
             return wanted
 
     async def delete_matching(self, actor: Actor, criteria: AddressFilter) -> int:
-        """Delete every address the search matches ("Check All" + delete)."""
+        """Delete every address the search matches ("Check All" + delete).
+
+        An operator must narrow the search: unscoped, it would empty every account.
+        """
+        if actor.is_operator and criteria.is_empty:
+            raise InvalidInput("give a search, domain, list or kind: as an operator, deleting "
+                               "every match of an empty search would empty every account")
         async with self.db.session() as session:
             ids = select(Address.id)
             subquery = criteria.apply(ids, actor).scalar_subquery()
