@@ -6,7 +6,7 @@ from litestar import Controller, delete, get, post
 from litestar.params import FromPath, JSONBody
 
 from mailward.directory.views import AccountView, UserView
-from mailward.web.api.schemas import AccountCreate, UserCreate, errors, out
+from mailward.web.api.schemas import AccountCreate, UserCreate, errors
 from mailward.web.context import ActorDep, DirectoryDep
 
 
@@ -16,19 +16,19 @@ class AccountController(Controller):
 
     @get(summary="List accounts (an account admin sees only its own)", responses=errors())
     async def list_accounts(self, actor: ActorDep, directory: DirectoryDep) -> list[AccountView]:
-        return [out(a, AccountView) for a in await directory.accounts.list(actor)]
+        return await directory.accounts.list(actor)
 
     @post(summary="Create an account (operator)", responses=errors(403, 409))
     async def create_account(
         self, data: JSONBody[AccountCreate], actor: ActorDep, directory: DirectoryDep
     ) -> AccountView:
-        return out(await directory.accounts.create(actor, data.name), AccountView)
+        return await directory.accounts.create(actor, data.name)
 
     @get("/{name:str}", summary="One account", responses=errors(404))
     async def get_account(
         self, name: FromPath[str], actor: ActorDep, directory: DirectoryDep
     ) -> AccountView:
-        return out(await directory.accounts.get(actor, name), AccountView)
+        return await directory.accounts.get(actor, name)
 
     @delete(
         "/{name:str}",
@@ -53,5 +53,4 @@ class AccountController(Controller):
         actor: ActorDep,
         directory: DirectoryDep,
     ) -> UserView:
-        user = await directory.accounts.create_user(actor, data.login, data.password, account=name)
-        return out(user, UserView)
+        return await directory.accounts.create_user(actor, data.login, data.password, account=name)

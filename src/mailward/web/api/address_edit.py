@@ -15,7 +15,6 @@ from mailward.web.api.schemas import (
     PasswordChange,
     errors,
     joined,
-    out,
 )
 from mailward.web.context import ActorDep, DirectoryDep
 
@@ -44,18 +43,14 @@ class AddressEditController(Controller):
                 raise InvalidInput("a mailbox takes a password, not destinations")
             if data.password is None or data.password_repeat is None:
                 raise InvalidInput('a mailbox needs "password" and "password_repeat"')
-            view = await directory.addresses.setup_mailbox(
+            return await directory.addresses.setup_mailbox(
                 actor, email, data.password, data.password_repeat
             )
-        else:
-            if data.password is not None or data.password_repeat is not None:
-                raise InvalidInput("a forwarder takes destinations, not a password")
-            if data.destinations is None:
-                raise InvalidInput('a forwarder needs "destinations"')
-            view = await directory.addresses.setup_forwarder(
-                actor, email, joined(data.destinations)
-            )
-        return out(view, AddressView)
+        if data.password is not None or data.password_repeat is not None:
+            raise InvalidInput("a forwarder takes destinations, not a password")
+        if data.destinations is None:
+            raise InvalidInput('a forwarder needs "destinations"')
+        return await directory.addresses.setup_forwarder(actor, email, joined(data.destinations))
 
     @put("/password", summary="Change a mailbox's password", responses=errors(404, 409))
     async def set_password(
@@ -65,10 +60,9 @@ class AddressEditController(Controller):
         actor: ActorDep,
         directory: DirectoryDep,
     ) -> AddressView:
-        view = await directory.addresses.set_password(
+        return await directory.addresses.set_password(
             actor, email, data.password, data.password_repeat
         )
-        return out(view, AddressView)
 
     @put(
         "/destinations",
@@ -82,8 +76,7 @@ class AddressEditController(Controller):
         actor: ActorDep,
         directory: DirectoryDep,
     ) -> AddressView:
-        view = await directory.addresses.set_destinations(actor, email, joined(data.destinations))
-        return out(view, AddressView)
+        return await directory.addresses.set_destinations(actor, email, joined(data.destinations))
 
     @put(
         "/autocc",
@@ -98,8 +91,7 @@ class AddressEditController(Controller):
         actor: ActorDep,
         directory: DirectoryDep,
     ) -> AddressView:
-        view = await directory.addresses.set_autocc(actor, email, joined(data.destinations))
-        return out(view, AddressView)
+        return await directory.addresses.set_autocc(actor, email, joined(data.destinations))
 
     @delete(
         "/autocc",
@@ -110,7 +102,7 @@ class AddressEditController(Controller):
     async def remove_autocc(
         self, email: FromPath[str], actor: ActorDep, directory: DirectoryDep
     ) -> AddressView:
-        return out(await directory.addresses.remove_autocc(actor, email), AddressView)
+        return await directory.addresses.remove_autocc(actor, email)
 
     @put("/list", summary="Move the address to the other list", responses=errors(404))
     async def set_list(
@@ -120,4 +112,4 @@ class AddressEditController(Controller):
         actor: ActorDep,
         directory: DirectoryDep,
     ) -> AddressView:
-        return out(await directory.addresses.set_list(actor, email, data.list_), AddressView)
+        return await directory.addresses.set_list(actor, email, data.list_)

@@ -71,11 +71,10 @@ class AddressController(Controller):
             password=data.password,
             destinations=None if data.destinations is None else joined(data.destinations),
         )
-        line = out(result, LineResult)
         if result.status is LineStatus.INVALID:
-            body = AddInvalid(error=result.reason or "invalid", result=line)
+            body = AddInvalid(error=result.reason or "invalid", result=result)
             return Response(body, status_code=HTTP_422_UNPROCESSABLE_ENTITY)
-        return Response(line, status_code=HTTP_201_CREATED)
+        return Response(result, status_code=HTTP_201_CREATED)
 
     @post(
         "/bulk",
@@ -93,7 +92,7 @@ class AddressController(Controller):
         return BulkOut(
             list_=result.list,
             counts=result.counts,
-            results=[out(r, LineResult) for r in result.results],
+            results=result.results,
         )
 
     @post(
@@ -126,7 +125,7 @@ class AddressController(Controller):
     async def get_address(
         self, email: FromPath[str], actor: ActorDep, directory: DirectoryDep
     ) -> AddressView:
-        return out(await directory.addresses.get(actor, email), AddressView)
+        return await directory.addresses.get(actor, email)
 
     @delete(
         "/{email:str}",

@@ -10,7 +10,7 @@ from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody
 
 from mailward.directory.views import TokenView
-from mailward.web.api.schemas import ErrorOut, MeOut, TokenRequest, errors, out
+from mailward.web.api.schemas import ErrorOut, MeOut, TokenRequest, errors
 from mailward.web.context import ActorDep, DirectoryDep, WebDep
 
 MAX_LOGIN_BODY = 16 * 1024
@@ -46,7 +46,7 @@ async def issue_token(
         raise NotAuthorizedException("wrong login or password")
     web.limiter.forgive(attempt, *keys)
     token = await web.directory.accounts.create_token(actor, data.login, data.name)
-    return out(token, TokenView)
+    return token
 
 
 @get("/me", tags=["auth"], summary="Who the token belongs to", responses=errors())

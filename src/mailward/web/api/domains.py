@@ -8,7 +8,7 @@ from litestar.status_codes import HTTP_200_OK
 
 from mailward.directory.normalize import normalize_domain
 from mailward.directory.views import DomainView
-from mailward.web.api.schemas import DomainCreate, DomainDeleted, DomainPatch, errors, out
+from mailward.web.api.schemas import DomainCreate, DomainDeleted, DomainPatch, errors
 from mailward.web.context import ActorDep, DirectoryDep
 
 
@@ -20,7 +20,7 @@ class DomainController(Controller):
     async def list_domains(
         self, actor: ActorDep, directory: DirectoryDep, account: FromQuery[str | None] = None
     ) -> list[DomainView]:
-        return [out(d, DomainView) for d in await directory.domains.list(actor, account)]
+        return await directory.domains.list(actor, account)
 
     @post(summary="Add a domain to an account (operator)", responses=errors(403, 404, 409))
     async def create_domain(
@@ -29,13 +29,13 @@ class DomainController(Controller):
         domain = await directory.domains.create(
             actor, data.name, account=data.account, hosting=data.hosting
         )
-        return out(domain, DomainView)
+        return domain
 
     @get("/{name:str}", summary="One domain", responses=errors(404))
     async def get_domain(
         self, name: FromPath[str], actor: ActorDep, directory: DirectoryDep
     ) -> DomainView:
-        return out(await directory.domains.get(actor, name), DomainView)
+        return await directory.domains.get(actor, name)
 
     @patch("/{name:str}", summary="Switch hosting on or off (operator)", responses=errors(403, 404))
     async def update_domain(
@@ -45,7 +45,7 @@ class DomainController(Controller):
         actor: ActorDep,
         directory: DirectoryDep,
     ) -> DomainView:
-        return out(await directory.domains.set_hosting(actor, name, data.hosting), DomainView)
+        return await directory.domains.set_hosting(actor, name, data.hosting)
 
     @delete(
         "/{name:str}",
