@@ -9,11 +9,14 @@ import socket
 import httpx
 import pytest
 from api_server import (
+    ALICE_PASSWORD,
     API,
     OPERATOR_PASSWORD,
     Headers,
+    Tenants,
     bearer,
     error,
+    login,
     ok,
     running_server,
     start_server,
@@ -192,3 +195,27 @@ async def test_busy_port_and_unavailable_role_are_reported(settings: Settings) -
             await run(settings.model_copy(update={"port_web": port}), ready=lambda _: None)
     with pytest.raises(ValueError, match="not available yet"):
         await run(settings, {"mx"})
+
+
+async def test_tokens_are_listed_and_revoked_by_their_owner(
+    client: httpx.AsyncClient, op: Headers, customers: Tenants
+) -> None:
+    second = await login(client, "alice@acme.example", ALICE_PASSWORD)
+    mine = await ok(client.get(f"{API}/tokens", headers=customers.alice))
+    assert [t["login"] for t in mine] == ["alice@acme.example"] * 2
+    assert all("token" not in t and t["created_at"] for t in mine)
+    everyone = await ok(client.get(f"{API}/tokens", headers=op))
+    bobs = [t["id"] for t in everyone if t["login"] == "bob@globex.example"]
+    assert bobs and {t["login"] for t in everyone} >= {"root", "alice@acme.example"}
+
+    # alice can neither see nor revoke bob's token; bob's still works afterwards
+    await error(client.delete(f"{API}/tokens/{bobs[0]}", headers=customers.alice), 404)
+    await ok(client.get(f"{API}/me", headers=customers.bob))
+
+    # revoking one of her tokens stops exactly that one
+    first_id = mine[0]["id"]
+    response = await client.delete(f"{API}/tokens/{first_id}", headers=second)
+    assert response.status_code == 204
+    await error(client.get(f"{API}/me", headers=customers.alice), 401)
+    assert (await ok(client.get(f"{API}/me", headers=second)))["login"] == "alice@acme.example"
+    await error(client.delete(f"{API}/tokens/{first_id}", headers=second), 404)

@@ -55,11 +55,21 @@ def test_users_and_tokens(cli: Cli, settings: Settings) -> None:
     token = plain.stdout.strip()
     assert token.startswith("mw_") and len(plain.stdout.splitlines()) == 1
     assert "shown only now" in plain.stderr
-    assert run_directory(settings, lambda d: d.accounts.actor_for_token(token)).is_operator
+    assert run_directory(settings, lambda d: d.tokens.actor_for(token)).is_operator
     named = as_json(cli("token", "create", "alice", "--name", "backup", "--json"))
     assert set(named) == {"id", "name", "login", "token"}
     assert (named["name"], named["login"]) == ("backup", "alice")
     assert cli("token", "create", "nobody", code=1).stderr == "error: no user 'nobody'\n"
+
+    listed = as_json(cli("token", "list", "--json"))
+    assert [(t["login"], t["name"]) for t in listed] == [("ops", "api"), ("alice", "backup")]
+    assert all(set(t) == {"id", "name", "login", "created_at", "last_used_at"} for t in listed)
+    assert "backup" in cli("token", "list", "--login", "alice").stdout
+    assert cli("token", "revoke", str(named["id"])).stdout == f"revoked token {named['id']}\n"
+    assert run_directory(settings, lambda d: d.tokens.actor_for(named["token"])) is None
+    assert run_directory(settings, lambda d: d.tokens.actor_for(token)) is not None
+    gone = cli("token", "revoke", str(named["id"]), code=1)
+    assert gone.stderr == f"error: no token {named['id']}\n"
 
 
 # -- domains ----------------------------------------------------------------------------
@@ -143,6 +153,7 @@ def test_json_shapes_match_docs(tenants: Cli) -> None:
         "user": as_json(cli("user", "add", "bob", "-a", "Acme", "--password-stdin", "--json",
                             input="Bob-pass99\n")),
         "token": as_json(cli("token", "create", "bob", "--json")),
+        "token-info": as_json(cli("token", "list", "--json"))[0],
         "domain": as_json(cli("domain", "add", "initech.example", "-a", "Acme", "--json")),
         "bulk": as_json(cli("address", "add", "-l", "filter", "--json", code=1,
                             input="x@initech.example\nnobody@else.example\n")),

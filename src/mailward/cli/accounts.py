@@ -99,7 +99,7 @@ def token_create(
     json_: JsonOption = False,
 ) -> None:
     """Create an API token; it is printed once and only its hash is stored."""
-    view = run(lambda d, a: d.accounts.create_token(a, login, name))
+    view = run(lambda d, a: d.tokens.create(a, login, name))
     if json_:
         print_json(view)
         return
@@ -107,3 +107,39 @@ def token_create(
         f"API token {view.name!r} for {view.login} (shown only now; store it safely):", err=True
     )
     typer.echo(view.token)
+
+
+@token_app.command("list")
+def token_list(
+    login: Annotated[
+        str | None, typer.Option("--login", help="Only this user's tokens.", show_default=False)
+    ] = None,
+    json_: JsonOption = False,
+) -> None:
+    """List API tokens (never their secrets) with when they were last used."""
+    views = run(lambda d, a: d.tokens.list(a, login))
+    if json_:
+        print_json(views)
+        return
+    if not views:
+        out().print("no tokens")
+        return
+    table = Table("Id", "Name", "User", "Created", "Last used")
+    for view in views:
+        used = view.last_used_at.strftime("%Y-%m-%d %H:%M") if view.last_used_at else "never"
+        table.add_row(str(view.id), esc(view.name), esc(view.login),
+                      view.created_at.strftime("%Y-%m-%d %H:%M"), used)
+    out().print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[int, typer.Argument(metavar="ID", help="The id `token list` shows.")],
+    json_: JsonOption = False,
+) -> None:
+    """Revoke an API token: requests with it get 401 from now on."""
+    run(lambda d, a: d.tokens.revoke(a, token_id))
+    if json_:
+        print_json({"revoked": token_id})
+    else:
+        out().print(f"revoked token {token_id}")

@@ -15,6 +15,7 @@ from mailward.directory.bulk_add import BulkAddService, BulkResult, LineResult, 
 from mailward.directory.domains import DomainService
 from mailward.directory.errors import Conflict, DirectoryError, Forbidden, InvalidInput, NotFound
 from mailward.directory.passwords import Passwords
+from mailward.directory.tokens import TokenService
 
 
 class Directory:
@@ -26,6 +27,7 @@ class Directory:
         self.passwords = Passwords(settings)
         quota = settings.default_quota_mb * 1024 * 1024 or None
         self.accounts = AccountService(db, self.passwords)
+        self.tokens = TokenService(db)
         self.domains = DomainService(db)
         self.addresses = AddressService(db, self.passwords)
         self.bulk = BulkAddService(db, self.passwords, quota)

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
-from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from mailward.db import Database
-from mailward.db.models import Account, ApiToken, Domain, Role, User
+from mailward.db.models import Account, Domain, Role, User
 from mailward.directory.actor import Actor
 from mailward.directory.errors import Conflict, InvalidInput, NotFound
 from mailward.directory.passwords import Passwords
-from mailward.directory.views import AccountView, TokenView, UserView
-
-TOKEN_PREFIX = "mw_"
-TOKEN_USE_RESOLUTION = timedelta(minutes=1)
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+from mailward.directory.views import AccountView, UserView
 
 
 def _account_name(name: str) -> str:
@@ -144,46 +135,10 @@ class AccountService:
             return None
         if not await self.passwords.verify_async(user.password_hash, password):
             return None
-        return _actor_of(user)
-
-    # -- API tokens ----------------------------------------------------------------------
-
-    async def create_token(self, actor: Actor, login: str, name: str = "api") -> TokenView:
-        """Create a token for user ``login``; a user may only mint tokens for itself."""
-        async with self.db.session() as session:
-            user = await session.scalar(select(User).where(User.login == login.strip().lower()))
-            if user is None or not (actor.is_operator or actor.user_id == user.id):
-                raise NotFound(f"no user {login!r}")
-            token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-            row = ApiToken(
-                user_id=user.id, name=name.strip()[:100] or "api", token_hash=hash_token(token)
-            )
-            session.add(row)
-            await session.commit()
-            return TokenView(row.id, row.name, user.login, token)
-
-    async def actor_for_token(self, token: str) -> Actor | None:
-        async with self.db.session() as session:
-            row = await session.execute(
-                select(ApiToken, User)
-                .join(User, User.id == ApiToken.user_id)
-                .where(ApiToken.token_hash == hash_token(token))
-            )
-            found = row.first()
-            if found is None:
-                return None
-            api_token, user = found
-            now = datetime.now(UTC)
-            last = api_token.last_used_at
-            if last is not None and last.tzinfo is None:  # SQLite returns naive UTC
-                last = last.replace(tzinfo=UTC)
-            if last is None or now - last > TOKEN_USE_RESOLUTION:
-                api_token.last_used_at = now  # at most one write a minute per token
-                await session.commit()
-            return _actor_of(user)
+        return actor_of(user)
 
 
-def _actor_of(user: User) -> Actor:
+def actor_of(user: User) -> Actor:
     if user.role is Role.OPERATOR:
         return Actor.operator(user.login, user.id)
     assert user.account_id is not None

@@ -43,6 +43,17 @@ class TokenView:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """An existing API token, as listed (the secret itself is never shown again)."""
+
+    id: int
+    name: str
+    login: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class DomainView:
     name: str
     display_name: str

@@ -38,7 +38,7 @@ async def require_token(
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise NotAuthorizedException("missing bearer token", headers=BEARER_CHALLENGE)
-    actor = await context_of(connection).directory.accounts.actor_for_token(token)
+    actor = await context_of(connection).directory.tokens.actor_for(token)
     if actor is None:
         raise NotAuthorizedException("unknown or revoked token", headers=BEARER_CHALLENGE)
     connection.state.actor = actor

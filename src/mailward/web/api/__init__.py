@@ -9,6 +9,7 @@ from mailward.web.api.address_edit import AddressEditController
 from mailward.web.api.addresses import AddressController
 from mailward.web.api.auth import issue_token, me
 from mailward.web.api.domains import DomainController
+from mailward.web.api.tokens import TokenController
 from mailward.web.context import require_token
 
 API_PATH = "/api/v1"
@@ -22,6 +23,7 @@ def api_routers() -> list[Router]:
         path=API_PATH,
         route_handlers=[
             me,
+            TokenController,
             AccountController,
             DomainController,
             AddressController,

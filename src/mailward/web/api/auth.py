@@ -45,7 +45,7 @@ async def issue_token(
     if actor is None:
         raise NotAuthorizedException("wrong login or password")
     web.limiter.forgive(attempt, *keys)
-    token = await web.directory.accounts.create_token(actor, data.login, data.name)
+    token = await web.directory.tokens.create(actor, data.login, data.name)
     return token
 
 

@@ -26,10 +26,9 @@ class DomainController(Controller):
     async def create_domain(
         self, data: JSONBody[DomainCreate], actor: ActorDep, directory: DirectoryDep
     ) -> DomainView:
-        domain = await directory.domains.create(
+        return await directory.domains.create(
             actor, data.name, account=data.account, hosting=data.hosting
         )
-        return domain
 
     @get("/{name:str}", summary="One domain", responses=errors(404))
     async def get_domain(

@@ -1,0 +1,93 @@
+"""API tokens: bearer secrets of panel/API users; only their SHA-256 is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from mailward.db import Database
+from mailward.db.models import ApiToken, User
+from mailward.directory.accounts import actor_of
+from mailward.directory.actor import Actor
+from mailward.directory.errors import NotFound
+from mailward.directory.views import TokenInfo, TokenView
+
+TOKEN_PREFIX = "mw_"
+USE_RESOLUTION = timedelta(minutes=1)
+"""``last_used_at`` is written at most this often per token (one write per request is waste)."""
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive UTC datetimes; make them comparable."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+class TokenService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(self, actor: Actor, login: str, name: str = "api") -> TokenView:
+        """Create a token for user ``login``; a user may only mint tokens for itself."""
+        async with self.db.session() as session:
+            user = await session.scalar(select(User).where(User.login == login.strip().lower()))
+            if user is None or not (actor.is_operator or actor.user_id == user.id):
+                raise NotFound(f"no user {login!r}")
+            token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+            row = ApiToken(
+                user_id=user.id, name=name.strip()[:100] or "api", token_hash=hash_token(token)
+            )
+            session.add(row)
+            await session.commit()
+            return TokenView(row.id, row.name, user.login, token)
+
+    async def list(self, actor: Actor, login: str | None = None) -> list[TokenInfo]:
+        """Tokens the caller may see: its own, or (operator) everyone's or ``login``'s."""
+        query = select(ApiToken, User.login).join(User).order_by(ApiToken.id)
+        if not actor.is_operator:
+            query = query.where(ApiToken.user_id == actor.user_id)
+        if login is not None:
+            query = query.where(User.login == login.strip().lower())
+        async with self.db.session() as session:
+            rows = await session.execute(query)
+            return [
+                TokenInfo(row.id, row.name, owner, _aware(row.created_at), _aware(row.last_used_at))
+                for row, owner in rows
+            ]
+
+    async def revoke(self, actor: Actor, token_id: int) -> None:
+        """Delete a token: the caller's own, or any (operator)."""
+        async with self.db.session() as session:
+            row = await session.get(ApiToken, token_id)
+            if row is None or not (actor.is_operator or row.user_id == actor.user_id):
+                raise NotFound(f"no token {token_id}")
+            await session.delete(row)
+            await session.commit()
+
+    async def actor_for(self, token: str) -> Actor | None:
+        """Who a bearer token belongs to, or ``None``."""
+        async with self.db.session() as session:
+            found = (
+                await session.execute(
+                    select(ApiToken, User)
+                    .join(User, User.id == ApiToken.user_id)
+                    .where(ApiToken.token_hash == hash_token(token))
+                )
+            ).first()
+            if found is None:
+                return None
+            api_token, user = found
+            now = datetime.now(UTC)
+            last = _aware(api_token.last_used_at)
+            if last is None or now - last > USE_RESOLUTION:
+                api_token.last_used_at = now
+                await session.commit()
+            return actor_of(user)
