@@ -11,7 +11,7 @@ from mailward.directory import Actor, Directory
 from mailward.directory.views import UserView
 
 from .context import JsonOption, run
-from .output import esc, out, print_json
+from .output import esc, out, print_json, report
 from .prompt import PasswordStdinOption, new_password
 
 account_app = typer.Typer(help="Customer accounts (operator only).", no_args_is_help=True)
@@ -25,10 +25,7 @@ NameArg = Annotated[str, typer.Argument(metavar="NAME", help="Account name.")]
 def account_add(name: NameArg, json_: JsonOption = False) -> None:
     """Create a customer account."""
     view = run(lambda d, a: d.accounts.create(a, name))
-    if json_:
-        print_json(view)
-    else:
-        out().print(f"added account [bold]{esc(view.name)}[/]")
+    report(view, f"added account [bold]{esc(view.name)}[/]", json_)
 
 
 @account_app.command("list")
@@ -51,10 +48,7 @@ def account_list(json_: JsonOption = False) -> None:
 def account_delete(name: NameArg, json_: JsonOption = False) -> None:
     """Delete an account that owns no domains (its users go with it)."""
     run(lambda d, a: d.accounts.delete(a, name))
-    if json_:
-        print_json({"deleted": name})
-    else:
-        out().print(f"deleted account [bold]{esc(name)}[/]")
+    report({"deleted": name}, f"deleted account [bold]{esc(name)}[/]", json_)
 
 
 @user_app.command("add")
@@ -139,7 +133,4 @@ def token_revoke(
 ) -> None:
     """Revoke an API token: requests with it get 401 from now on."""
     run(lambda d, a: d.tokens.revoke(a, token_id))
-    if json_:
-        print_json({"revoked": token_id})
-    else:
-        out().print(f"revoked token {token_id}")
+    report({"revoked": token_id}, f"revoked token {token_id}", json_)

@@ -18,7 +18,7 @@ from mailward.directory.views import AddressView, Page
 
 from .bulk import address_add
 from .context import AccountOption, JsonOption, YesOption, run
-from .output import esc, human_bytes, out, print_json, usage_error
+from .output import esc, human_bytes, out, print_json, report, usage_error
 from .prompt import PasswordStdinOption, new_password
 
 address_app = typer.Typer(help="Addresses on the Filter / Do Not Filter lists.",
@@ -182,13 +182,6 @@ def _exists(address: str, account: str | None) -> None:
     run(lambda d, a: d.addresses.get(a, address), account=account)
 
 
-def _done(view: AddressView, message: str, json_: bool) -> None:
-    if json_:
-        print_json(view)
-    else:
-        out().print(message)
-
-
 @address_app.command("setup")
 def address_setup(
     address: AddressArg,
@@ -214,11 +207,11 @@ def address_setup(
         password, repeat = new_password(password_stdin)
         view = run(lambda d, a: d.addresses.setup_mailbox(a, address, password, repeat),
                    account=account)
-        _done(view, f"[bold]{esc(view.email)}[/] is set up as a mailbox", json_)
+        report(view, f"[bold]{esc(view.email)}[/] is set up as a mailbox", json_)
         return
     assert forward is not None
     view = run(lambda d, a: d.addresses.setup_forwarder(a, address, forward), account=account)
-    _done(view, f"[bold]{esc(view.email)}[/] forwards to {esc(', '.join(view.destinations))}",
+    report(view, f"[bold]{esc(view.email)}[/] forwards to {esc(', '.join(view.destinations))}",
           json_)
 
 
@@ -234,7 +227,7 @@ def address_password(
     password, repeat = new_password(password_stdin, label="New password")
     view = run(lambda d, a: d.addresses.set_password(a, address, password, repeat),
                account=account)
-    _done(view, f"password changed for [bold]{esc(view.email)}[/]", json_)
+    report(view, f"password changed for [bold]{esc(view.email)}[/]", json_)
 
 
 @address_app.command("forward")
@@ -247,7 +240,7 @@ def address_forward(
     """Change the destinations of a forwarder or auto-cc address."""
     view = run(lambda d, a: d.addresses.set_destinations(a, address, destinations),
                account=account)
-    _done(view, f"[bold]{esc(view.email)}[/] forwards to {esc(', '.join(view.destinations))}",
+    report(view, f"[bold]{esc(view.email)}[/] forwards to {esc(', '.join(view.destinations))}",
           json_)
 
 
@@ -270,11 +263,11 @@ def address_autocc(
         usage_error("give either DESTS or --remove")
     if remove:
         view = run(lambda d, a: d.addresses.remove_autocc(a, address), account=account)
-        _done(view, f"auto-cc removed: [bold]{esc(view.email)}[/] is a plain mailbox", json_)
+        report(view, f"auto-cc removed: [bold]{esc(view.email)}[/] is a plain mailbox", json_)
         return
     assert destinations is not None
     view = run(lambda d, a: d.addresses.set_autocc(a, address, destinations), account=account)
-    _done(view, f"[bold]{esc(view.email)}[/] keeps its mailbox and auto-cc's to "
+    report(view, f"[bold]{esc(view.email)}[/] keeps its mailbox and auto-cc's to "
                 f"{esc(', '.join(view.destinations))}", json_)
 
 
@@ -289,7 +282,7 @@ def address_move(
 ) -> None:
     """Move an address to the Filter or Do Not Filter list."""
     view = run(lambda d, a: d.addresses.set_list(a, address, list_), account=account)
-    _done(view, f"[bold]{esc(view.email)}[/] is on list {view.list.value}", json_)
+    report(view, f"[bold]{esc(view.email)}[/] is on list {view.list.value}", json_)
 
 
 # -- deleting --------------------------------------------------------------------------
@@ -330,10 +323,8 @@ def address_delete(
             typer.confirm(f"Delete {len(addresses)} address(es): {', '.join(addresses)}?",
                           abort=True, err=True)
         deleted = run(lambda d, a: d.addresses.delete(a, addresses), account=account)
-        if json_:
-            print_json({"count": len(deleted), "addresses": deleted})
-        else:
-            out().print(f"deleted {len(deleted)} address(es): {esc(', '.join(deleted))}")
+        message = f"deleted {len(deleted)} address(es): {esc(', '.join(deleted))}"
+        report({"count": len(deleted), "addresses": deleted}, message, json_)
         return
 
     criteria = _criteria(search, domain, list_, kind)
@@ -345,8 +336,5 @@ def address_delete(
         typer.confirm(f"Delete all {found.total} address(es) {_describe(criteria)}?",
                       abort=True, err=True)
     count = run(lambda d, a: d.addresses.delete_matching(a, criteria), account=account)
-    if json_:
-        print_json({"count": count, "addresses": None})
-    else:
-        out().print(f"deleted {count} address(es)")
+    report({"count": count, "addresses": None}, f"deleted {count} address(es)", json_)
 

@@ -12,7 +12,7 @@ from mailward.directory import Actor, AddressFilter, Directory
 from mailward.directory.normalize import normalize_domain
 
 from .context import AccountOption, JsonOption, YesOption, run
-from .output import esc, out, print_json, usage_error
+from .output import esc, out, print_json, report, usage_error
 
 domain_app = typer.Typer(help="Customer domains.", no_args_is_help=True)
 
@@ -72,10 +72,7 @@ def domain_hosting(
 ) -> None:
     """Switch hosting on or off for a domain (operator only)."""
     view = run(lambda d, a: d.domains.set_hosting(a, domain, state is OnOff.ON))
-    if json_:
-        print_json(view)
-    else:
-        out().print(f"hosting {state.value} for [bold]{esc(view.display_name)}[/]")
+    report(view, f"hosting {state.value} for [bold]{esc(view.display_name)}[/]", json_)
 
 
 @domain_app.command("delete")

@@ -61,6 +61,14 @@ def print_json(value: Any) -> None:
     typer.echo(json.dumps(to_json(value), indent=2, ensure_ascii=False))
 
 
+def report(value: Any, message: str, json_: bool) -> None:
+    """Print ``value`` as JSON with ``--json``, else the one-line human ``message``."""
+    if json_:
+        print_json(value)
+    else:
+        out().print(message)
+
+
 def fail(reason: str, code: int = EXIT_FAILURE) -> NoReturn:
     """Print ``error: <reason>`` (one line) on stderr and exit with ``code``."""
     typer.echo(f"error: {_one_line(reason)}", err=True)
