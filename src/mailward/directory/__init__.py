@@ -31,6 +31,11 @@ class Directory:
         self.domains = DomainService(db)
         self.addresses = AddressService(db, self.passwords)
         self.bulk = BulkAddService(db, self.passwords, quota)
+        # Mail server settings belong to ``routing`` (which imports this package, hence the
+        # late import); bundled here so the panel, API and CLI reach every service alike.
+        from mailward.routing.servers import ServerService
+
+        self.servers = ServerService(db, settings)
 
 
 __all__ = [

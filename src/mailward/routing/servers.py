@@ -1,0 +1,225 @@
+"""Mail server settings (reference doc §3, §3.1): per domain, FQDN or IP + port + preference.
+
+The MX tier delivers a domain's filtered mail to these servers, lowest preference first.
+"Auto-configure" points a hosted domain at the operator's hosting host at preference 0.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailward.config import Settings
+from mailward.db import Database
+from mailward.db.models import Domain, MailServer
+from mailward.directory.actor import Actor
+from mailward.directory.errors import Conflict, InvalidInput, NotFound
+from mailward.directory.normalize import normalize_domain
+
+DEFAULT_PORT = 25
+HOSTING_SETUP_DONE = "Hosting setup done"
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+@dataclass(frozen=True, slots=True)
+class MailServerView:
+    id: int
+    domain: str
+    host: str
+    port: int
+    preference: int
+
+    @property
+    def address(self) -> str:
+        """``host:port`` (IPv6 in brackets), the form the CLI takes back."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @classmethod
+    def of(cls, row: MailServer, domain: str) -> MailServerView:
+        return cls(row.id, domain, row.host, row.port, row.preference)
+
+
+def normalize_host(text: str) -> str:
+    """An IP address (canonical form) or a fully qualified host name (lower-case, ASCII)."""
+    raw = text.strip().rstrip(".")
+    if not raw:
+        raise InvalidInput("mail server is empty: give a host name or an IP address")
+    try:
+        return str(ipaddress.ip_address(raw.strip("[]")))
+    except ValueError:
+        pass
+    try:
+        host = raw.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise InvalidInput(f"{text.strip()!r} is not a valid host name or IP address") from None
+    labels = host.split(".")
+    if len(labels) < 2 or len(host) > 253 or not all(_LABEL.match(label) for label in labels):
+        raise InvalidInput(
+            f"{text.strip()!r} is not a fully qualified host name or an IP address"
+        )
+    if labels[-1].isdigit():
+        raise InvalidInput(f"{text.strip()!r} is not a valid IP address")
+    return host
+
+
+def parse_server(text: str) -> tuple[str, int | None]:
+    """Split ``HOST``, ``HOST:PORT``, ``IPv6`` or ``[IPv6]:PORT``; the port may be absent."""
+    raw = text.strip()
+    port_text = None
+    if raw.startswith("["):
+        host, sep, rest = raw[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise InvalidInput(f"{raw!r}: write an IPv6 server as [address] or [address]:port")
+        port_text = rest[1:] if rest else None
+    elif raw.count(":") == 1:
+        host, _, port_text = raw.partition(":")
+    else:
+        host = raw
+    return normalize_host(host), None if port_text is None else check_port(port_text)
+
+
+def check_port(value: str | int) -> int:
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"port {value!r} is not a number") from None
+    if not 1 <= port <= 65535:
+        raise InvalidInput(f"port {port} is out of range 1-65535")
+    return port
+
+
+def check_preference(value: str | int) -> int:
+    try:
+        preference = int(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"preference {value!r} is not a whole number") from None
+    if not 0 <= preference <= 65535:
+        raise InvalidInput(f"preference {preference} is out of range 0-65535")
+    return preference
+
+
+class ServerService:
+    """Mail server settings of the caller's domains."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+
+    async def list(self, actor: Actor, domain: str) -> list[MailServerView]:
+        """A domain's servers in delivery order (preference, then host)."""
+        async with self.db.session() as session:
+            found = await self._domain(session, actor, domain)
+            return await self._views(session, found)
+
+    async def add(
+        self, actor: Actor, domain: str, server: str, *, preference: int | str,
+        port: int | str | None = None,
+    ) -> MailServerView:
+        host, parsed_port = parse_server(server)
+        port = check_port(port) if port is not None else parsed_port or DEFAULT_PORT
+        preference = check_preference(preference)
+        self._refuse_own_mx(host)
+        async with self.db.session() as session:
+            found = await self._domain(session, actor, domain)
+            row = MailServer(account_id=found.account_id, domain_id=found.id, host=host,
+                             port=port, preference=preference)
+            session.add(row)
+            await self._commit_unique(session, host, port, found.name)
+            return MailServerView.of(row, found.name)
+
+    async def edit(
+        self, actor: Actor, domain: str, server: str, *, host: str | None = None,
+        port: int | str | None = None, preference: int | str | None = None,
+    ) -> MailServerView:
+        """Change one server (named ``HOST[:PORT]``): its host, port and/or preference."""
+        async with self.db.session() as session:
+            found = await self._domain(session, actor, domain)
+            row = await self._server(session, found, server)
+            if host is not None:
+                new_host, new_port = parse_server(host)
+                self._refuse_own_mx(new_host)
+                row.host = new_host
+                if new_port is not None:
+                    row.port = new_port
+            if port is not None:
+                row.port = check_port(port)
+            if preference is not None:
+                row.preference = check_preference(preference)
+            await self._commit_unique(session, row.host, row.port, found.name)
+            return MailServerView.of(row, found.name)
+
+    async def delete(self, actor: Actor, domain: str, server: str) -> MailServerView:
+        async with self.db.session() as session:
+            found = await self._domain(session, actor, domain)
+            row = await self._server(session, found, server)
+            view = MailServerView.of(row, found.name)
+            await session.delete(row)
+            await session.commit()
+            return view
+
+    async def auto_configure_hosting(self, actor: Actor, domain: str) -> list[MailServerView]:
+        """Replace the domain's servers with exactly the hosting host at preference 0."""
+        async with self.db.session() as session:
+            found = await self._domain(session, actor, domain)
+            if not found.hosting:
+                raise Conflict(f"{found.name} has no hosting: an operator must switch hosting "
+                               "on before its mail can be delivered to the hosting servers")
+            await session.execute(delete(MailServer).where(MailServer.domain_id == found.id))
+            session.add(MailServer(account_id=found.account_id, domain_id=found.id,
+                                   host=self.settings.hosting_host, port=DEFAULT_PORT,
+                                   preference=0))
+            await session.commit()
+            return await self._views(session, found)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _refuse_own_mx(self, host: str) -> None:
+        if host in {mx.host for mx in self.settings.mx_hosts}:
+            raise InvalidInput(f"{host} is one of this service's MX hosts: delivering the "
+                               "filtered mail there would loop; give the customer's own server")
+
+    async def _domain(self, session: AsyncSession, actor: Actor, name: str) -> Domain:
+        try:
+            domain_name = normalize_domain(name)
+        except InvalidInput:
+            raise NotFound(f"no domain {name.strip()!r}") from None
+        query = actor.scope(select(Domain).where(Domain.name == domain_name), Domain.account_id)
+        found = await session.scalar(query)
+        if found is None:
+            raise NotFound(f"no domain {domain_name}")
+        return found
+
+    async def _server(self, session: AsyncSession, domain: Domain, server: str) -> MailServer:
+        host, port = parse_server(server)
+        query = select(MailServer).where(MailServer.domain_id == domain.id,
+                                         MailServer.host == host)
+        rows = list(await session.scalars(query))
+        if port is not None:
+            rows = [row for row in rows if row.port == port]
+        if not rows:
+            raise NotFound(f"{domain.name} has no mail server {server.strip()!r}")
+        if len(rows) > 1:
+            raise InvalidInput(f"{host} is listed on several ports: say which, as HOST:PORT")
+        return rows[0]
+
+    async def _views(self, session: AsyncSession, domain: Domain) -> list[MailServerView]:
+        rows = await session.scalars(
+            select(MailServer).where(MailServer.domain_id == domain.id)
+            .order_by(MailServer.preference, MailServer.host, MailServer.port)
+        )
+        return [MailServerView.of(row, domain.name) for row in rows]
+
+    async def _commit_unique(
+        self, session: AsyncSession, host: str, port: int, domain: str
+    ) -> None:
+        try:
+            await session.commit()
+        except IntegrityError:
+            await session.rollback()
+            raise Conflict(f"{domain} already lists mail server {host}:{port}") from None
