@@ -155,6 +155,8 @@ def test_json_shapes_match_docs(tenants: Cli) -> None:
         "token": as_json(cli("token", "create", "bob", "--json")),
         "token-info": as_json(cli("token", "list", "--json"))[0],
         "domain": as_json(cli("domain", "add", "initech.example", "-a", "Acme", "--json")),
+        "server": as_json(cli("servers", "add", "initech.example", "mx.initech.example",
+                              "-p", "10", "--json")),
         "bulk": as_json(cli("address", "add", "-l", "filter", "--json", code=1,
                             input="x@initech.example\nnobody@else.example\n")),
         "address": as_json(cli("address", "show", "x@initech.example", "--json")),

@@ -12,6 +12,7 @@ from .addresses import address_app
 from .domains import domain_app
 from .init import init
 from .serve import serve
+from .servers import servers_app
 
 app = typer.Typer(
     name="mailward",
@@ -55,6 +56,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(domain_app, name="domain")
 app.add_typer(address_app, name="address")
+app.add_typer(servers_app, name="servers")
 
 
 def main() -> None:
