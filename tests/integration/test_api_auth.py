@@ -74,6 +74,10 @@ async def test_panel_page_and_openapi_document(settings: Settings) -> None:
             "/api/v1/addresses/{email}/setup",
             "/api/v1/addresses/{email}/autocc",
             "/api/v1/addresses/{email}/list",
+            "/api/v1/domains/{name}/servers",
+            "/api/v1/domains/{name}/servers/{server}",
+            "/api/v1/domains/{name}/servers/auto-configure",
+            "/api/v1/tokens",
         ):
             assert path in paths, path
         assert "bearer" in str(spec["components"]["securitySchemes"]).lower()

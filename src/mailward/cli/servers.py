@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from mailward.directory.views import to_json
 from mailward.routing import MailServerView
 from mailward.routing.servers import HOSTING_SETUP_DONE
 
@@ -30,11 +29,6 @@ HELD = ("no mail server settings: mail for {domain} is held (deferred) until a s
         "added or `mailward servers auto-configure` is run")
 
 
-def server_json(view: MailServerView) -> dict[str, Any]:
-    """A server as JSON: the view's fields plus ``address`` (``host:port``)."""
-    return {**to_json(view), "address": view.address}
-
-
 def _print_servers(views: list[MailServerView]) -> None:
     table = Table("Preference", "Mail server")
     for view in views:
@@ -48,7 +42,7 @@ def servers_list(domain: DomainArg, account: AccountOption = None,
     """A domain's mail servers in delivery order (lowest preference first)."""
     views = run(lambda d, a: d.servers.list(a, domain), account=account)
     if json_:
-        print_json([server_json(v) for v in views])
+        print_json(views)
     elif views:
         _print_servers(views)
     else:
@@ -123,7 +117,7 @@ def servers_auto_configure(domain: DomainArg, account: AccountOption = None,
                       "servers?", abort=True, err=True)
     views = run(lambda d, a: d.servers.auto_configure_hosting(a, domain), account=account)
     if json_:
-        print_json({"message": HOSTING_SETUP_DONE, "servers": [server_json(v) for v in views]})
+        print_json({"message": HOSTING_SETUP_DONE, "servers": views})
         return
     out().print(HOSTING_SETUP_DONE)
     _print_servers(views)
@@ -131,7 +125,7 @@ def servers_auto_configure(domain: DomainArg, account: AccountOption = None,
 
 def _report(view: MailServerView, done: str, json_: bool) -> None:
     if json_:
-        print_json(server_json(view))
+        print_json(view)
     else:
         out().print(f"{done} mail server {esc(view.address)} (preference {view.preference}) "
                     f"for {esc(view.domain)}")

@@ -28,21 +28,23 @@ _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 @dataclass(frozen=True, slots=True)
 class MailServerView:
+    """A mail server; ``address`` is ``host:port`` (IPv6 bracketed), the form commands take."""
+
     id: int
     domain: str
     host: str
     port: int
     preference: int
-
-    @property
-    def address(self) -> str:
-        """``host:port`` (IPv6 in brackets), the form the CLI takes back."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+    address: str
 
     @classmethod
     def of(cls, row: MailServer, domain: str) -> MailServerView:
-        return cls(row.id, domain, row.host, row.port, row.preference)
+        return cls(row.id, domain, row.host, row.port, row.preference,
+                   server_address(row.host, row.port))
+
+
+def server_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def normalize_host(text: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mailward.directory.errors import InvalidInput
-from mailward.routing.servers import MailServerView, check_preference, parse_server
+from mailward.routing.servers import check_preference, parse_server, server_address
 
 
 @pytest.mark.parametrize(
@@ -52,7 +52,5 @@ def test_preference_range() -> None:
 
 
 def test_address_brackets_ipv6() -> None:
-    assert MailServerView(1, "d.example", "2001:db8::1", 25, 0).address == "[2001:db8::1]:25"
-    assert MailServerView(1, "d.example", "mx.example.com", 2525, 0).address == (
-        "mx.example.com:2525"
-    )
+    assert server_address("2001:db8::1", 25) == "[2001:db8::1]:25"
+    assert server_address("mx.example.com", 2525) == "mx.example.com:2525"

@@ -9,6 +9,7 @@ from mailward.web.api.address_edit import AddressEditController
 from mailward.web.api.addresses import AddressController
 from mailward.web.api.auth import issue_token, me
 from mailward.web.api.domains import DomainController
+from mailward.web.api.servers import ServerController
 from mailward.web.api.tokens import TokenController
 from mailward.web.context import require_token
 
@@ -26,6 +27,7 @@ def api_routers() -> list[Router]:
             TokenController,
             AccountController,
             DomainController,
+            ServerController,
             AddressController,
             AddressEditController,
         ],

@@ -177,3 +177,15 @@ def errors(*codes: int) -> dict[int, ResponseSpec]:
         code: ResponseSpec(data_container=ErrorOut, description=_WHY[code])
         for code in (400, 401, *codes)
     }
+
+
+class ServerCreate(Request):
+    server: str
+    preference: int
+    port: int | None = None
+
+
+class ServerPatch(Request):
+    host: str | None = None
+    port: int | None = None
+    preference: int | None = None
