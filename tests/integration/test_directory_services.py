@@ -195,3 +195,24 @@ async def test_account_names_stay_addressable(directory: Directory, operator: Ac
     created = await directory.accounts.create(operator, "  Acme   Sales ")
     assert created.name == "Acme Sales"
     assert (await directory.accounts.get(operator, "Acme  Sales")).id == created.id
+
+
+async def test_recipient_lookup_decides_acceptance(
+    directory: Directory, acme: Actor, operator: Actor
+) -> None:
+    from mailward.directory import Verdict
+
+    await directory.bulk.add_lines(acme, "info@acme.example\nbox@acme.example|Box-pass-77",
+                                   AddressList.FILTER)
+    await directory.bulk.add_lines(acme, "raw@acme.example", AddressList.NO_FILTER)
+    lookup = directory.recipients.lookup
+    info = await lookup("INFO@Acme.Example")
+    assert (info.address, info.verdict, info.filtered) == (
+        "info@acme.example", Verdict.ACCEPTED, True)
+    assert info.kind is AddressKind.PENDING  # listed is enough, whatever its set-up
+    raw = await lookup("raw@acme.example")
+    assert (raw.verdict, raw.filtered) == (Verdict.ACCEPTED, False)
+    assert (await lookup("box@acme.example")).kind is AddressKind.MAILBOX
+    assert (await lookup("nobody@acme.example")).verdict is Verdict.UNLISTED
+    assert (await lookup("info@elsewhere.example")).verdict is Verdict.NOT_OURS
+    assert (await lookup("not an address")).verdict is Verdict.MALFORMED

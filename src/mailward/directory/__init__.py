@@ -14,6 +14,7 @@ from mailward.directory.addresses import AddressFilter, AddressService
 from mailward.directory.bulk_add import BulkAddService, BulkResult, LineResult, LineStatus
 from mailward.directory.domains import DomainService
 from mailward.directory.errors import Conflict, DirectoryError, Forbidden, InvalidInput, NotFound
+from mailward.directory.lookup import Recipient, RecipientLookup, Verdict
 from mailward.directory.passwords import Passwords
 from mailward.directory.tokens import TokenService
 
@@ -31,6 +32,7 @@ class Directory:
         self.domains = DomainService(db)
         self.addresses = AddressService(db, self.passwords)
         self.bulk = BulkAddService(db, self.passwords, quota)
+        self.recipients = RecipientLookup(db)
         # Mail server settings belong to ``routing`` (which imports this package, hence the
         # late import); bundled here so the panel, API and CLI reach every service alike.
         from mailward.routing.servers import ServerService
@@ -50,4 +52,6 @@ __all__ = [
     "LineResult",
     "LineStatus",
     "NotFound",
+    "Recipient",
+    "Verdict",
 ]

@@ -1,0 +1,70 @@
+"""The one place that decides whether a recipient is accepted (reference doc §2.1).
+
+An address on a domain we do not serve is never relayed; an address on one of our domains
+is accepted only if it is listed (on either list), whatever its kind. Protocol code asks
+here and maps the answer to its reply codes.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from sqlalchemy import and_, select
+
+from mailward.db import Database
+from mailward.db.models import Address, AddressKind, AddressList, Domain
+from mailward.directory.errors import InvalidInput
+from mailward.directory.normalize import domain_of, normalize_address
+
+
+class Verdict(enum.StrEnum):
+    MALFORMED = "malformed"  # not an address at all
+    NOT_OURS = "not-ours"  # the domain is not served here: relaying is refused
+    UNLISTED = "unlisted"  # our domain, but no such address on either list
+    ACCEPTED = "accepted"
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """What the MX tier needs to know of one RCPT TO address."""
+
+    address: str
+    verdict: Verdict
+    list: AddressList | None = None
+    kind: AddressKind | None = None
+    account_id: int | None = None
+    domain_hosting: bool | None = None
+
+    @property
+    def filtered(self) -> bool:
+        """Whether the spam filter applies (the Filter list)."""
+        return self.list is AddressList.FILTER
+
+
+class RecipientLookup:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def lookup(self, address: str) -> Recipient:
+        """Classify ``address``; one indexed query, no tenant scope (the MX serves all)."""
+        try:
+            normalized = normalize_address(address)
+        except InvalidInput:
+            return Recipient(address.strip(), Verdict.MALFORMED)
+        query = (
+            select(Domain.account_id, Domain.hosting, Address.list, Address.kind)
+            .select_from(Domain)
+            .outerjoin(Address, and_(Address.domain_id == Domain.id,
+                                     Address.email == normalized))
+            .where(Domain.name == domain_of(normalized))
+        )
+        async with self.db.session() as session:
+            row = (await session.execute(query)).first()
+        if row is None:
+            return Recipient(normalized, Verdict.NOT_OURS)
+        account_id, hosting, on_list, kind = row
+        if on_list is None:
+            return Recipient(normalized, Verdict.UNLISTED, account_id=account_id,
+                             domain_hosting=hosting)
+        return Recipient(normalized, Verdict.ACCEPTED, on_list, kind, account_id, hosting)
