@@ -25,6 +25,8 @@ async def test_operator_manages_accounts_domains_and_users(
 ) -> None:
     acme = await ok(client.post(f"{API}/accounts", json={"name": "Acme"}, headers=op), 201)
     assert acme["name"] == "Acme" and acme["id"] > 0
+    listed = await ok(client.get(f"{API}/accounts/Acme", headers=op))  # read back
+    assert listed["created_at"].endswith(("Z", "+00:00")), listed  # RFC 3339, with its zone
     await error(client.post(f"{API}/accounts", json={"name": "Acme"}, headers=op), 409)
     await error(client.post(f"{API}/accounts", json={"name": "  "}, headers=op), 400, "empty")
     await error(client.post(f"{API}/accounts", json={}, headers=op), 400, "name")

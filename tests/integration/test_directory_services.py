@@ -216,3 +216,16 @@ async def test_recipient_lookup_decides_acceptance(
     assert (await lookup("nobody@acme.example")).verdict is Verdict.UNLISTED
     assert (await lookup("info@elsewhere.example")).verdict is Verdict.NOT_OURS
     assert (await lookup("not an address")).verdict is Verdict.MALFORMED
+
+
+async def test_timestamps_come_back_as_aware_utc(directory: Directory, acme: Actor) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    account = await directory.accounts.get(acme, "Acme")  # read back from the database
+    assert account.created_at.utcoffset() == timedelta(0)
+    assert abs(account.created_at - datetime.now(UTC)) < timedelta(hours=1)
+
+
+async def test_absurd_pages_are_a_clear_error(directory: Directory, acme: Actor) -> None:
+    with pytest.raises(InvalidInput, match="page must be between 1 and"):
+        await directory.addresses.search(acme, page=10**20)

@@ -21,6 +21,7 @@ from mailward.directory.passwords import Passwords
 from mailward.directory.views import AddressView, Page
 
 MAX_PER_PAGE = 500
+MAX_PAGE = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +74,8 @@ class AddressService:
         self, actor: Actor, criteria: AddressFilter = AddressFilter(), *,
         page: int = 1, per_page: int = 50,
     ) -> Page[AddressView]:
-        if page < 1:
-            raise InvalidInput("page must be 1 or more")
+        if not 1 <= page <= MAX_PAGE:
+            raise InvalidInput(f"page must be between 1 and {MAX_PAGE}")
         if not 1 <= per_page <= MAX_PER_PAGE:
             raise InvalidInput(f"per_page must be between 1 and {MAX_PER_PAGE}")
         async with self.db.session() as session:

@@ -24,13 +24,6 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive UTC datetimes; make them comparable."""
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
-
-
 class TokenService:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -59,7 +52,7 @@ class TokenService:
         async with self.db.session() as session:
             rows = await session.execute(query)
             return [
-                TokenInfo(row.id, row.name, owner, _aware(row.created_at), _aware(row.last_used_at))
+                TokenInfo(row.id, row.name, owner, row.created_at, row.last_used_at)
                 for row, owner in rows
             ]
 
@@ -86,7 +79,7 @@ class TokenService:
                 return None
             api_token, user = found
             now = datetime.now(UTC)
-            last = _aware(api_token.last_used_at)
+            last = api_token.last_used_at
             if last is None or now - last > USE_RESOLUTION:
                 api_token.last_used_at = now
                 await session.commit()
