@@ -160,8 +160,9 @@ def test_parse_roles() -> None:
     assert parse_roles(" Web , web") == {"web"}
     with pytest.raises(ValueError, match=r"unknown role 'smtp' \(known: .*mx.*\)"):
         parse_roles("web,smtp")
-    with pytest.raises(ValueError, match="role 'mx' is not available yet"):
-        parse_roles("mx")
+    assert parse_roles("mx,delivery") == {"mx", "delivery"}
+    with pytest.raises(ValueError, match="role 'imap' is not available yet"):
+        parse_roles("imap")
     with pytest.raises(ValueError):
         parse_roles(" , ")
     assert set(AVAILABLE_ROLES) <= set(KNOWN_ROLES)
@@ -172,7 +173,7 @@ def test_ready_lines() -> None:
     assert url_for("::", 81) == "http://[::1]:81"
     assert url_for("2001:db8::1", 80) == "http://[2001:db8::1]:80"
     assert describe({"web": "http://127.0.0.1:8080"}) == [
-        "web   http://127.0.0.1:8080  (panel /, API /api/v1, OpenAPI /api/v1/openapi.json)"
+        "web      http://127.0.0.1:8080  (panel /, API /api/v1, OpenAPI /api/v1/openapi.json)"
     ]
 
 
@@ -198,7 +199,7 @@ async def test_busy_port_and_unavailable_role_are_reported(settings: Settings) -
         with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port}"):
             await run(settings.model_copy(update={"port_web": port}), ready=lambda _: None)
     with pytest.raises(ValueError, match="not available yet"):
-        await run(settings, {"mx"})
+        await run(settings, {"imap"})
 
 
 async def test_tokens_are_listed_and_revoked_by_their_owner(

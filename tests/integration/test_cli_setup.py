@@ -116,12 +116,12 @@ def test_serve_runs_the_chosen_roles(cli: Cli, settings: Settings,
     cli("serve")
     assert [(s.db_url, roles) for s, roles in fake_run] == [
         (settings.db_url, {"web"}),
-        (settings.db_url, {"web"}),  # "all" = every role implemented so far
+        (settings.db_url, {"mx", "delivery", "web"}),  # "all" = every role implemented so far
     ]
     bad = cli("serve", "--roles", "web,bogus", code=2)
     assert bad.stderr.startswith("error: unknown role 'bogus' (known: all, mx, ")
-    later = cli("serve", "--roles", "web,mx", code=2)
-    assert later.stderr == "error: role 'mx' is not available yet\n"
+    later = cli("serve", "--roles", "web,imap", code=2)
+    assert later.stderr == "error: role 'imap' is not available yet\n"
     assert len(fake_run) == 2
 
 

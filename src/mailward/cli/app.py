@@ -11,6 +11,7 @@ from .accounts import account_app, token_app, user_app
 from .addresses import address_app
 from .domains import domain_app
 from .init import init
+from .queue import queue_app
 from .serve import serve
 from .servers import servers_app
 
@@ -57,6 +58,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(domain_app, name="domain")
 app.add_typer(address_app, name="address")
 app.add_typer(servers_app, name="servers")
+app.add_typer(queue_app, name="queue")
 
 
 def main() -> None:

@@ -104,6 +104,28 @@ class Settings(BaseSettings):
     auth_failures_per_window: int = Field(10, ge=1)
     auth_window_seconds: int = Field(900, ge=1)
 
+    # Mail flow
+    smtp_hostname: str | None = None
+    """This node's name in SMTP greetings, Received: headers and DSNs (default: first MX)."""
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    """PEM files for STARTTLS; unset → a self-signed pair generated under ``data_dir/tls``."""
+    max_message_size: int = Field(50 * 1024 * 1024, ge=1024)
+    max_recipients: int = Field(100, ge=1, le=10000)
+    smtp_timeout_seconds: int = Field(300, ge=5)
+    relay_host: str | None = None
+    """Smarthost (HOST[:PORT]) for mail to domains we do not serve; unset → their MX."""
+    dns_nameservers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Resolvers for MX lookups (IP or IP:PORT); empty → the system's."""
+    retry_first_seconds: int = Field(60, ge=1)
+    retry_factor: float = Field(2.0, ge=1.0)
+    retry_max_interval_seconds: int = Field(4 * 3600, ge=1)
+    queue_lifetime_seconds: int = Field(5 * 24 * 3600, ge=60)
+    delay_warning_seconds: int = Field(4 * 3600, ge=0)
+    """Send a delay DSN once mail has waited this long (0 = never)."""
+    delivery_concurrency: int = Field(20, ge=1, le=1000)
+    queue_poll_seconds: float = Field(5.0, gt=0)
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -129,6 +151,18 @@ class Settings(BaseSettings):
     def _valid_hostnames(cls, value: str, info: Any) -> str:
         return _hostname(value, info.field_name)
 
+    @field_validator("smtp_hostname")
+    @classmethod
+    def _valid_smtp_hostname(cls, value: str | None) -> str | None:
+        return None if value is None else _hostname(value, "smtp_hostname")
+
+    @field_validator("dns_nameservers", mode="before")
+    @classmethod
+    def _parse_nameservers(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
     @model_validator(mode="after")
     def _checks(self) -> Settings:
         if not self.mx_hosts:
@@ -137,6 +171,8 @@ class Settings(BaseSettings):
         if len(set(names)) != len(names):
             raise ValueError("mx_hosts: a host is listed twice")
         self.mx_hosts.sort(key=lambda mx: (mx.priority, mx.host))
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ValueError("tls_cert_file and tls_key_file: set both or neither")
         return self
 
     @property
@@ -145,6 +181,23 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'mailward.db'}"
+
+    @property
+    def node_name(self) -> str:
+        """The name this node uses in SMTP (greeting, Received:, Reporting-MTA)."""
+        return self.smtp_hostname or self.mx_hosts[0].host
+
+    @property
+    def tls_files(self) -> tuple[Path, Path]:
+        """Certificate and key for STARTTLS (configured, or the generated pair)."""
+        if self.tls_cert_file and self.tls_key_file:
+            return self.tls_cert_file, self.tls_key_file
+        return self.data_dir / "tls" / "cert.pem", self.data_dir / "tls" / "key.pem"
+
+    def retry_delay(self, attempts: int) -> float:
+        """Seconds before the next try after ``attempts`` failed ones (exponential)."""
+        delay = self.retry_first_seconds * self.retry_factor ** max(attempts - 1, 0)
+        return float(min(delay, self.retry_max_interval_seconds))
 
     @property
     def operator_credentials_file(self) -> Path:

@@ -10,6 +10,9 @@ from mailward.db.models import (
     Base,
     Domain,
     MailServer,
+    QueuedMessage,
+    QueuedRecipient,
+    QueueStatus,
     Role,
     User,
 )
@@ -24,6 +27,9 @@ __all__ = [
     "Database",
     "Domain",
     "MailServer",
+    "QueueStatus",
+    "QueuedMessage",
+    "QueuedRecipient",
     "Role",
     "User",
 ]

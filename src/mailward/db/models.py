@@ -15,8 +15,10 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
+    Text,
     TypeDecorator,
     UniqueConstraint,
 )
@@ -205,3 +207,71 @@ class MailServer(Base):
     port: Mapped[int] = mapped_column(Integer, default=25)
     preference: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class QueueStatus(enum.StrEnum):
+    """Where a queued recipient stands; finished recipients leave the queue."""
+
+    QUEUED = "queued"  # waiting for its first attempt
+    DEFERRED = "deferred"  # tried, failed temporarily; retried at ``next_attempt_at``
+    ACTIVE = "active"  # claimed by a delivery worker until ``lease_until``
+
+
+class QueuedMessage(Base):
+    """A spooled message. On PostgreSQL its bytes live in ``body`` (any node can deliver
+    it); on SQLite they are an fsync'd file named by ``queue_id`` in the data dir."""
+
+    __tablename__ = "queue_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    queue_id: Mapped[str] = mapped_column(String(32), unique=True)
+    sender: Mapped[str] = mapped_column(String(320))
+    size: Mapped[int] = mapped_column(BigInteger)
+    origin: Mapped[str] = mapped_column(String(16))  # mx, submission, forward, dsn
+    peer: Mapped[str | None] = mapped_column(String(64))
+    envid: Mapped[str | None] = mapped_column(String(100))
+    ret: Mapped[str | None] = mapped_column(String(4))
+    smtputf8: Mapped[bool] = mapped_column(Boolean, default=False)
+    subject: Mapped[str | None] = mapped_column(String(200))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+    recipients: Mapped[list[QueuedRecipient]] = relationship(
+        back_populates="message", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class QueuedRecipient(Base):
+    """One recipient of a spooled message: its own status, attempts and last failure.
+
+    ``account_id`` is the account owning the recipient's domain (``None`` for mail to
+    domains we do not serve, e.g. DSNs and forwards leaving us); it scopes queue admin.
+    """
+
+    __tablename__ = "queue_recipients"
+    __table_args__ = (
+        Index("ix_queue_recipients_due", "status", "next_attempt_at"),
+        Index("ix_queue_recipients_domain", "domain"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("queue_messages.id", ondelete="CASCADE"), index=True
+    )
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"), index=True
+    )
+    recipient: Mapped[str] = mapped_column(String(320))
+    domain: Mapped[str] = mapped_column(String(253))
+    orcpt: Mapped[str | None] = mapped_column(String(500))
+    notify: Mapped[str | None] = mapped_column(String(40))
+    status: Mapped[QueueStatus] = mapped_column(_enum(QueueStatus, "queue_status"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lease_owner: Mapped[str | None] = mapped_column(String(253))
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delay_warned: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    message: Mapped[QueuedMessage] = relationship(back_populates="recipients")

@@ -33,11 +33,15 @@ class Directory:
         self.addresses = AddressService(db, self.passwords)
         self.bulk = BulkAddService(db, self.passwords, quota)
         self.recipients = RecipientLookup(db)
-        # Mail server settings belong to ``routing`` (which imports this package, hence the
-        # late import); bundled here so the panel, API and CLI reach every service alike.
+        # Mail server settings and the queue live in ``routing``/``queue`` (which import
+        # this package, hence the late import); bundled here so the panel, API and CLI
+        # reach every service alike.
+        from mailward.queue.admin import QueueService
+        from mailward.queue.spool import Spool
         from mailward.routing.servers import ServerService
 
         self.servers = ServerService(db, settings)
+        self.queue = QueueService(db, Spool(db, settings.data_dir))
 
 
 __all__ = [

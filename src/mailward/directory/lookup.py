@@ -35,11 +35,23 @@ class Recipient:
     kind: AddressKind | None = None
     account_id: int | None = None
     domain_hosting: bool | None = None
+    quota_bytes: int | None = None
+    used_bytes: int = 0
 
     @property
     def filtered(self) -> bool:
         """Whether the spam filter applies (the Filter list)."""
         return self.list is AddressList.FILTER
+
+    @property
+    def over_quota(self) -> bool:
+        """A hosted mailbox that is full: new mail must wait (452 4.2.2), not vanish."""
+        return (
+            bool(self.domain_hosting)
+            and self.kind in (AddressKind.MAILBOX, AddressKind.AUTOCC)
+            and self.quota_bytes is not None
+            and self.used_bytes >= self.quota_bytes
+        )
 
 
 class RecipientLookup:
@@ -53,7 +65,8 @@ class RecipientLookup:
         except InvalidInput:
             return Recipient(address.strip(), Verdict.MALFORMED)
         query = (
-            select(Domain.account_id, Domain.hosting, Address.list, Address.kind)
+            select(Domain.account_id, Domain.hosting, Address.list, Address.kind,
+                   Address.quota_bytes, Address.used_bytes)
             .select_from(Domain)
             .outerjoin(Address, and_(Address.domain_id == Domain.id,
                                      Address.email == normalized))
@@ -63,8 +76,9 @@ class RecipientLookup:
             row = (await session.execute(query)).first()
         if row is None:
             return Recipient(normalized, Verdict.NOT_OURS)
-        account_id, hosting, on_list, kind = row
+        account_id, hosting, on_list, kind, quota, used = row
         if on_list is None:
             return Recipient(normalized, Verdict.UNLISTED, account_id=account_id,
                              domain_hosting=hosting)
-        return Recipient(normalized, Verdict.ACCEPTED, on_list, kind, account_id, hosting)
+        return Recipient(normalized, Verdict.ACCEPTED, on_list, kind, account_id, hosting,
+                         quota, used or 0)

@@ -10,13 +10,13 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailward.config import Settings
 from mailward.db import Database
-from mailward.db.models import Domain, MailServer
+from mailward.db.models import Domain, MailServer, QueuedRecipient, QueueStatus, utcnow
 from mailward.directory.actor import Actor
 from mailward.directory.errors import Conflict, InvalidInput, NotFound
 from mailward.directory.normalize import normalize_domain
@@ -176,6 +176,7 @@ class ServerService:
             session.add(MailServer(account_id=found.account_id, domain_id=found.id,
                                    host=self.settings.hosting_host, port=DEFAULT_PORT,
                                    preference=0))
+            await _release_held(session, found.name)
             await session.commit()
             return await self._views(session, found)
 
@@ -221,7 +222,18 @@ class ServerService:
         self, session: AsyncSession, host: str, port: int, domain: str
     ) -> None:
         try:
+            await session.flush()
+            await _release_held(session, domain)
             await session.commit()
         except IntegrityError:
             await session.rollback()
             raise Conflict(f"{domain} already lists mail server {host}:{port}") from None
+
+
+async def _release_held(session: AsyncSession, domain: str) -> None:
+    """New settings: mail waiting for this domain is tried again now, not after backoff."""
+    await session.execute(
+        update(QueuedRecipient)
+        .where(QueuedRecipient.domain == domain, QueuedRecipient.status == QueueStatus.DEFERRED)
+        .values(next_attempt_at=utcnow())
+    )

@@ -8,24 +8,31 @@ import signal
 import socket
 from collections.abc import Callable, Iterable, Iterator
 from importlib.metadata import version
+from typing import Any
 
 from sqlalchemy.engine import make_url
 
 from mailward.config import Settings
 from mailward.db import Database
 from mailward.directory import Directory
+from mailward.server.mail_roles import DeliveryRole, MailSystem, MxRole
 from mailward.server.roles import AVAILABLE_ROLES, KNOWN_ROLES
 from mailward.server.web_role import DESCRIPTION, RoleServer, bind, url_for, web_server
 
 Ready = Callable[[dict[str, str]], None]
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-NOTES = {"web": DESCRIPTION}
+NOTES = {
+    "web": DESCRIPTION,
+    "mx": "public SMTP of the filtering tier",
+    "delivery": "queue workers: mailboxes, relay, bounces",
+}
+SCHEMES = {"web": "http", "mx": "smtp"}
 
 
 def describe(urls: dict[str, str]) -> list[str]:
     """One line per role, as printed when no ``ready`` callback is given."""
     return [
-        f"{role:<5} {url}" + (f"  ({NOTES[role]})" if role in NOTES else "")
+        f"{role:<8} {url}" + (f"  ({NOTES[role]})" if role in NOTES else "")
         for role, url in urls.items()
     ]
 
@@ -76,14 +83,37 @@ async def run(
     sockets: dict[str, socket.socket] = {}
     try:
         directory = Directory(db, settings)
-        servers = {"web": web_server(directory, settings)}
-        sockets["web"] = bind(settings.bind, settings.port_web)
+        servers = _servers(directory, settings, roles)
+        ports = {"web": settings.port_web, "mx": settings.port_mx}
+        for role in servers:
+            if role in SCHEMES:
+                sockets[role] = bind(settings.bind, ports[role])
         with _stop_on_signals(servers.values()):
             await _serve(servers, sockets, settings, ready)
     finally:
         for sock in sockets.values():
             sock.close()
         await db.dispose()
+
+
+def _servers(directory: Directory, settings: Settings, roles: set[str]) -> dict[str, Any]:
+    mail = MailSystem.create(directory, settings) if roles & {"mx", "delivery"} else None
+    servers: dict[str, Any] = {}
+    if "web" in roles:
+        servers["web"] = web_server(directory, settings)
+    if "mx" in roles:
+        assert mail is not None
+        servers["mx"] = MxRole(directory, settings, mail)
+    if "delivery" in roles:
+        assert mail is not None
+        servers["delivery"] = DeliveryRole(directory, settings, mail)
+    return servers
+
+
+def _url(role: str, settings: Settings, server: Any) -> str:
+    if role not in SCHEMES:
+        return f"{settings.delivery_concurrency} concurrent deliveries"
+    return url_for(settings.bind, server.port).replace("http", SCHEMES[role], 1)
 
 
 async def _serve(
@@ -93,7 +123,10 @@ async def _serve(
     ready: Ready | None,
 ) -> None:
     tasks = {
-        role: asyncio.create_task(server.serve(sockets=[sockets[role]]), name=f"mailward-{role}")
+        role: asyncio.create_task(
+            server.serve(sockets=[sockets[role]] if role in sockets else None),
+            name=f"mailward-{role}",
+        )
         for role, server in servers.items()
     }
     try:
@@ -106,7 +139,7 @@ async def _serve(
                 listening.cancel()
                 tasks[role].result()  # re-raises a start-up failure
                 return  # asked to stop before it listened
-        urls = {role: url_for(settings.bind, server.port) for role, server in servers.items()}
+        urls = {role: _url(role, settings, server) for role, server in servers.items()}
         if ready is None:
             print("\n".join(banner(settings, urls)), flush=True)
         else:

@@ -9,6 +9,7 @@ from mailward.web.api.address_edit import AddressEditController
 from mailward.web.api.addresses import AddressController
 from mailward.web.api.auth import issue_token, me
 from mailward.web.api.domains import DomainController
+from mailward.web.api.queue import QueueController
 from mailward.web.api.servers import ServerController
 from mailward.web.api.tokens import TokenController
 from mailward.web.context import require_token
@@ -30,6 +31,7 @@ def api_routers() -> list[Router]:
             ServerController,
             AddressController,
             AddressEditController,
+            QueueController,
         ],
         guards=[require_token],
         security=[{BEARER: []}],

@@ -1,0 +1,88 @@
+"""Intake on the MX tier: answer RCPT from the directory, filter, spool, then 250.
+
+This is the service behind the ``mx`` listener (``InboundSink``): the directory decides
+whether a recipient is accepted, the filter whether the message is spam (for recipients
+on the Filter list only), the spool makes it durable. Nothing is acknowledged before the
+spool has committed it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from mailward.directory.lookup import RecipientLookup, Verdict
+from mailward.filter import Action, FilterInput, FilterPipeline, FilterVerdict
+from mailward.queue.spool import NewRecipient, Spool
+from mailward.smtp.types import Envelope, RecipientParams, Reply
+
+log = logging.getLogger(__name__)
+
+REPLIES = {
+    Verdict.MALFORMED: Reply(501, "5.1.3", "Bad recipient address syntax"),
+    Verdict.NOT_OURS: Reply(550, "5.7.1", "Relaying denied: we do not accept mail for "
+                                          "that domain"),
+    Verdict.UNLISTED: Reply(550, "5.1.1", "No such user here"),
+}
+OVER_QUOTA = Reply(452, "4.2.2", "Mailbox full, try again later")
+ACCEPTED = Reply(250, "2.1.5", "Recipient OK")
+SPAM_REJECTED = Reply(550, "5.7.1", "Message refused as spam")
+
+
+def _tagged(data: bytes, verdict: FilterVerdict) -> bytes:
+    headers = (f"X-Spam-Flag: YES\r\nX-Spam-Status: Yes, {verdict.header()}\r\n").encode()
+    return headers + data
+
+
+class MxIntake:
+    def __init__(self, lookup: RecipientLookup, spool: Spool,
+                 pipeline: FilterPipeline | None = None) -> None:
+        self.lookup = lookup
+        self.spool = spool
+        self.pipeline = pipeline or FilterPipeline()
+
+    async def check_recipient(self, address: str) -> Reply:
+        found = await self.lookup.lookup(address)
+        if found.verdict is not Verdict.ACCEPTED:
+            return REPLIES[found.verdict]
+        if found.over_quota:
+            return OVER_QUOTA
+        return ACCEPTED
+
+    async def accept(self, envelope: Envelope) -> Reply:
+        filtered: list[RecipientParams] = []
+        unfiltered: list[RecipientParams] = []
+        for rcpt in envelope.recipients:
+            found = await self.lookup.lookup(rcpt.address)
+            target = filtered if found.filtered else unfiltered
+            target.append(RecipientParams(found.address, rcpt.notify, rcpt.orcpt))
+        verdict = FilterVerdict(Action.ACCEPT, 0.0)
+        if filtered:
+            verdict = await self.pipeline.run(FilterInput(
+                sender=envelope.sender, recipients=tuple(r.address for r in filtered),
+                data=envelope.data, peer=envelope.peer, helo=envelope.helo, tls=envelope.tls,
+            ))
+        if verdict.action is Action.ACCEPT:
+            queue_id = await self._spool(envelope, [*unfiltered, *filtered], envelope.data)
+            return Reply(250, "2.0.0", f"Ok: queued as {queue_id}")
+        if verdict.action is Action.REJECT and not unfiltered:
+            log.info("refused spam from %s (%s)", envelope.sender, verdict.header())
+            return SPAM_REJECTED
+        # Tag (quarantine comes with the spam engine; until then it is tagged delivery).
+        ids = []
+        if unfiltered:
+            ids.append(await self._spool(envelope, unfiltered, envelope.data))
+        ids.append(await self._spool(envelope, filtered, _tagged(envelope.data, verdict)))
+        return Reply(250, "2.0.0", f"Ok: queued as {' '.join(ids)}")
+
+    async def _spool(self, envelope: Envelope, recipients: list[RecipientParams],
+                     data: bytes) -> str:
+        return await self.spool.enqueue(
+            sender=envelope.sender,
+            recipients=[NewRecipient(r.address, r.orcpt, r.notify) for r in recipients],
+            data=data,
+            origin="mx",
+            peer=envelope.peer,
+            envid=envelope.envid,
+            ret=envelope.ret,
+            smtputf8=envelope.smtputf8,
+        )

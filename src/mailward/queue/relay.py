@@ -1,0 +1,147 @@
+"""Relay to another SMTP server (a customer's, or the MX of a foreign domain).
+
+Hops are tried in order. A connection failure or a 4xx moves the recipients still open
+to the next hop; a 5xx is final for the recipients it concerns. STARTTLS is used whenever
+offered (opportunistic: customers' servers often have self-signed certificates).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import aiosmtplib
+
+from mailward.queue.outcome import Outcome
+from mailward.routing.routes import Hop
+
+_STATUS = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What to send to each hop."""
+
+    sender: str
+    recipients: Sequence[tuple[str, str | None, str | None]]  # (address, orcpt, notify)
+    data: bytes
+    smtputf8: bool = False
+    envid: str | None = None
+    ret: str | None = None
+
+
+def reply_outcome(code: int, message: str, hop: Hop) -> Outcome:
+    """Turn a remote reply into an outcome, keeping its enhanced status if it gave one."""
+    text = " ".join(message.split())
+    found = _STATUS.match(text)
+    status = found.group(0) if found else f"{str(code)[0]}.0.0"
+    detail = f"{code} {text}"
+    if code >= 500:
+        return Outcome.failed(status, detail, remote_mta=hop.host)
+    return Outcome.deferred(status, detail, remote_mta=hop.host)
+
+
+def _xtext(value: str) -> str:
+    """RFC 3461 xtext encoding for ENVID/ORCPT."""
+    return "".join(
+        c if 33 <= ord(c) <= 126 and c not in "+=" else f"+{ord(c):02X}" for c in value
+    )
+
+
+class Relay:
+    def __init__(self, *, helo: str, timeout: float) -> None:
+        self.helo = helo
+        self.timeout = timeout
+
+    async def send(self, hops: Sequence[Hop], envelope: Envelope) -> dict[str, Outcome]:
+        """Deliver to the first hop that takes each recipient; one outcome per address."""
+        outcomes: dict[str, Outcome] = {}
+        open_ = list(envelope.recipients)
+        for hop in hops:
+            if not open_:
+                break
+            results = await self._attempt(hop, envelope, open_)
+            outcomes.update(results)
+            open_ = [r for r in open_ if outcomes[r[0]].result == "deferred"]
+        return outcomes
+
+    async def _attempt(
+        self, hop: Hop, envelope: Envelope, recipients: list[tuple[str, str | None, str | None]]
+    ) -> dict[str, Outcome]:
+        smtp = aiosmtplib.SMTP(
+            hostname=hop.host,
+            port=hop.port,
+            local_hostname=self.helo,
+            timeout=self.timeout,
+            start_tls=None,
+            validate_certs=False,
+        )
+        try:
+            await smtp.connect()
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            failure = Outcome.deferred("4.4.1", f"cannot connect to {hop}: {_reason(exc)}",
+                                       remote_mta=hop.host)
+            return {r[0]: failure for r in recipients}
+        outcomes: dict[str, Outcome] = {}
+        try:
+            await self._transaction(smtp, hop, envelope, recipients, outcomes)
+        except aiosmtplib.SMTPResponseException as exc:  # MAIL refused, or 4xx/5xx at DATA
+            outcome = reply_outcome(exc.code, exc.message, hop)
+            outcomes.update({r[0]: outcome for r in recipients if r[0] not in outcomes})
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            failure = Outcome.deferred("4.4.2", f"connection to {hop} failed: {_reason(exc)}",
+                                       remote_mta=hop.host)
+            outcomes.update({r[0]: failure for r in recipients if r[0] not in outcomes})
+        finally:
+            if smtp.is_connected:
+                try:
+                    await smtp.quit()
+                except (aiosmtplib.SMTPException, OSError):
+                    smtp.close()
+        return outcomes
+
+    async def _transaction(
+        self,
+        smtp: aiosmtplib.SMTP,
+        hop: Hop,
+        envelope: Envelope,
+        recipients: list[tuple[str, str | None, str | None]],
+        outcomes: dict[str, Outcome],
+    ) -> None:
+        """Run MAIL/RCPT/DATA, recording final per-recipient outcomes in ``outcomes``."""
+        dsn = smtp.supports_extension("dsn")
+        options = [f"SIZE={len(envelope.data)}"] if smtp.supports_extension("size") else []
+        if envelope.smtputf8 and smtp.supports_extension("smtputf8"):
+            options.append("SMTPUTF8")
+        if smtp.supports_extension("8bitmime"):
+            options.append("BODY=8BITMIME")
+        if dsn and envelope.ret:
+            options.append(f"RET={envelope.ret}")
+        if dsn and envelope.envid:
+            options.append(f"ENVID={_xtext(envelope.envid)}")
+        encoding = "utf-8" if envelope.smtputf8 else "ascii"
+        await smtp.mail(envelope.sender, options=options, encoding=encoding)
+        accepted: list[str] = []
+        for address, orcpt, notify in recipients:
+            rcpt_options = []
+            if dsn and notify:
+                rcpt_options.append(f"NOTIFY={notify}")
+            if dsn and orcpt:
+                rcpt_options.append(f"ORCPT={_xtext(orcpt)}")
+            try:
+                await smtp.rcpt(address, options=rcpt_options, encoding=encoding)
+            except aiosmtplib.SMTPRecipientRefused as exc:
+                outcomes[address] = reply_outcome(exc.code, exc.message, hop)
+            else:
+                accepted.append(address)
+        if accepted:
+            response = await smtp.data(envelope.data)
+            done = Outcome.delivered(f"{response.code} {' '.join(response.message.split())}",
+                                     remote_mta=hop.host, relayed=True)
+            outcomes.update({address: done for address in accepted})
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.split())[:300]

@@ -1,0 +1,279 @@
+"""Delivery workers: claim due recipients, route them, deliver, retry or bounce.
+
+A claim marks rows ``active`` with a lease; a worker that dies leaves the lease to run
+out and another worker (on any node) takes the rows again. On PostgreSQL the claim skips
+rows other workers hold (``FOR UPDATE SKIP LOCKED``). Recipients of one message to one
+domain travel together (one SMTP transaction per hop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.orm import selectinload
+
+from mailward.config import Settings
+from mailward.db import Database, QueuedMessage, QueuedRecipient, QueueStatus
+from mailward.db.models import utcnow
+from mailward.queue.dsn import DsnRecipient, build_dsn, should_notify
+from mailward.queue.local import LocalDelivery
+from mailward.queue.outcome import Outcome, Result
+from mailward.queue.relay import Envelope, Relay
+from mailward.queue.spool import NewRecipient, Spool
+from mailward.routing.routes import Router
+
+log = logging.getLogger(__name__)
+LEASE = timedelta(minutes=15)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """Recipients of one message for one domain, claimed together."""
+
+    message_id: int
+    domain: str
+    recipient_ids: tuple[int, ...]
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        spool: Spool,
+        local: LocalDelivery,
+        router: Router | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.spool = spool
+        self.local = local
+        self.router = router or Router(db, settings)
+        self.relay = Relay(helo=settings.node_name, timeout=settings.smtp_timeout_seconds)
+        self.slots = asyncio.Semaphore(settings.delivery_concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        """Deliver until cancelled; on cancellation, wait for attempts under way."""
+        await self.spool.sweep()
+        await self.release_own_leases()
+        async with self.spool.wakeup.listening():
+            try:
+                while True:
+                    jobs = await self.claim(self.settings.delivery_concurrency)
+                    if not jobs:
+                        await self.spool.wakeup.wait(self.settings.queue_poll_seconds)
+                        continue
+                    for job in jobs:
+                        await self.slots.acquire()
+                        task = asyncio.create_task(self._run_job(job))
+                        self._tasks.add(task)
+                        task.add_done_callback(self._tasks.discard)
+            finally:
+                if self._tasks:
+                    await asyncio.shield(asyncio.gather(*self._tasks, return_exceptions=True))
+
+    async def _run_job(self, job: Job) -> None:
+        try:
+            await self.deliver(job)
+        except Exception:  # the lease runs out and the rows are tried again
+            log.exception("delivery of message %s to %s failed", job.message_id, job.domain)
+        finally:
+            self.slots.release()
+
+    async def release_own_leases(self) -> int:
+        """At start: rows this node had claimed when it last stopped (crash, kill -9) are
+        due again now rather than when their lease runs out."""
+        async with self.db.session() as session, session.begin():
+            result = await session.execute(
+                update(QueuedRecipient)
+                .where(QueuedRecipient.status == QueueStatus.ACTIVE,
+                       QueuedRecipient.lease_owner == self.settings.node_name)
+                .values(status=QueueStatus.DEFERRED, lease_until=None, lease_owner=None,
+                        next_attempt_at=utcnow())
+            )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def run_once(self) -> int:
+        """Claim and deliver whatever is due now, in this task; returns jobs done."""
+        jobs = await self.claim(self.settings.delivery_concurrency)
+        await asyncio.gather(*(self.deliver(job) for job in jobs))
+        return len(jobs)
+
+    async def claim(self, limit: int) -> list[Job]:
+        now = utcnow()
+        due = and_(
+            QueuedRecipient.next_attempt_at <= now,
+            or_(
+                QueuedRecipient.status.in_([QueueStatus.QUEUED, QueueStatus.DEFERRED]),
+                and_(QueuedRecipient.status == QueueStatus.ACTIVE,
+                     QueuedRecipient.lease_until < now),
+            ),
+        )
+        messages = (
+            select(QueuedRecipient.message_id).where(due)
+            .order_by(QueuedRecipient.next_attempt_at).limit(limit)
+        )
+        if not self.db.is_sqlite:
+            messages = messages.with_for_update(skip_locked=True)
+        async with self.db.session() as session, session.begin():
+            message_ids = list(dict.fromkeys((await session.scalars(messages)).all()))
+            if not message_ids:
+                return []
+            claimed = await session.execute(
+                update(QueuedRecipient)
+                .where(QueuedRecipient.message_id.in_(message_ids), due)
+                .values(status=QueueStatus.ACTIVE, lease_until=now + LEASE,
+                        lease_owner=self.settings.node_name)
+                .returning(QueuedRecipient.id, QueuedRecipient.message_id,
+                           QueuedRecipient.domain)
+            )
+            groups: dict[tuple[int, str], list[int]] = defaultdict(list)
+            for rid, mid, domain in claimed.all():
+                groups[(mid, domain)].append(rid)
+        return [Job(mid, domain, tuple(ids)) for (mid, domain), ids in groups.items()]
+
+    async def deliver(self, job: Job) -> None:
+        async with self.db.session() as session:
+            message = await session.scalar(
+                select(QueuedMessage).where(QueuedMessage.id == job.message_id)
+                .options(selectinload(QueuedMessage.recipients))
+            )
+        if message is None:  # deleted by an admin meanwhile
+            return
+        rows = [r for r in message.recipients if r.id in job.recipient_ids]
+        if not rows:
+            return
+        data = b""
+        try:
+            data = await self.spool.read(message)
+        except OSError as exc:
+            log.error("queue %s: message file unreadable: %s", message.queue_id, exc)
+            outcomes = {r.recipient: Outcome.deferred("4.3.0", f"spool file unreadable: {exc}")
+                        for r in rows}
+        else:
+            outcomes = await self._attempt(message, rows, data)
+        await self._record(message, rows, outcomes, data)
+
+    async def _attempt(self, message: QueuedMessage, rows: list[QueuedRecipient],
+                       data: bytes) -> dict[str, Outcome]:
+        route = await self.router.route(rows[0].domain)
+        if not route.hops:
+            outcome = Outcome.from_reason(route.permanent or route.temporary or "4.3.0 no route")
+            return {r.recipient: outcome for r in rows}
+        outcomes: dict[str, Outcome] = {}
+        open_rows = rows
+        for hop in route.hops:
+            if hop.local:
+                for row in open_rows:
+                    outcomes[row.recipient] = await self.local.deliver(
+                        row.recipient, sender=message.sender, data=data,
+                        smtputf8=message.smtputf8,
+                    )
+            else:
+                envelope = Envelope(
+                    sender=message.sender,
+                    recipients=[(r.recipient, r.orcpt, r.notify) for r in open_rows],
+                    data=data, smtputf8=message.smtputf8, envid=message.envid, ret=message.ret,
+                )
+                outcomes.update(await self.relay.send([hop], envelope))
+            open_rows = [r for r in open_rows if outcomes[r.recipient].result is Result.DEFERRED]
+            if not open_rows:
+                break
+        return outcomes
+
+    async def _record(self, message: QueuedMessage, rows: list[QueuedRecipient],
+                      outcomes: dict[str, Outcome], data: bytes) -> None:
+        """Store what happened; bounce, warn or retry; drop the message when it is done."""
+        now = utcnow()
+        expires = message.received_at + timedelta(seconds=self.settings.queue_lifetime_seconds)
+        warn_after = timedelta(seconds=self.settings.delay_warning_seconds)
+        finished: list[int] = []
+        notices: list[tuple[QueuedRecipient, str, Outcome]] = []
+        async with self.db.session() as session, session.begin():
+            for row in rows:
+                outcome = outcomes[row.recipient]
+                if outcome.result is Result.DEFERRED and now >= expires:
+                    outcome = Outcome.failed(
+                        "4.4.7", f"gave up after {self.settings.queue_lifetime_seconds // 3600}"
+                        f" hours; last error: {outcome.describe()}",
+                        remote_mta=outcome.remote_mta)
+                if outcome.result is Result.DEFERRED:
+                    warn = (not row.delay_warned and warn_after.total_seconds() > 0
+                            and now - message.received_at >= warn_after)
+                    if warn:
+                        notices.append((row, "delayed", outcome))
+                    await session.execute(
+                        update(QueuedRecipient).where(QueuedRecipient.id == row.id).values(
+                            status=QueueStatus.DEFERRED,
+                            attempts=row.attempts + 1,
+                            last_attempt_at=now,
+                            last_error=outcome.describe()[:2000],
+                            next_attempt_at=now + timedelta(
+                                seconds=self.settings.retry_delay(row.attempts + 1)),
+                            lease_until=None,
+                            lease_owner=None,
+                            delay_warned=row.delay_warned or warn,
+                        )
+                    )
+                    continue
+                finished.append(row.id)
+                if outcome.result is Result.FAILED:
+                    log.info("queue %s: %s bounced: %s", message.queue_id, row.recipient,
+                             outcome.describe())
+                    notices.append((row, "failed", outcome))
+                else:
+                    log.info("queue %s: %s: %s", message.queue_id, row.recipient,
+                             outcome.describe())
+                    notices.append((row, "relayed" if outcome.relayed else "delivered",
+                                    outcome))
+            if finished:
+                await session.execute(
+                    delete(QueuedRecipient).where(QueuedRecipient.id.in_(finished))
+                )
+        await self._notify(message, notices, data, expires)
+        if finished:
+            await self.spool.remove_if_done(message.id, message.queue_id)
+
+    async def _notify(self, message: QueuedMessage,
+                      notices: list[tuple[QueuedRecipient, str, Outcome]], data: bytes,
+                      expires: datetime) -> None:
+        """Send the DSNs the sender asked for (never to the null sender)."""
+        if not message.sender:
+            return
+        wanted = [
+            DsnRecipient(
+                final_recipient=row.recipient,
+                action=action,  # type: ignore[arg-type]
+                status=outcome.status,
+                original_recipient=row.orcpt,
+                remote_mta=outcome.remote_mta,
+                diagnostic=outcome.detail,
+                last_attempt=utcnow(),
+                will_retry_until=expires if action == "delayed" else None,
+            )
+            for row, action, outcome in notices
+            if should_notify(tuple(filter(None, (row.notify or "").split(","))), action)
+        ]
+        if not wanted:
+            return
+        report = build_dsn(
+            reporting_mta=self.settings.node_name,
+            sender=message.sender,
+            recipients=wanted,
+            original=data,
+            arrival_date=message.received_at,
+            envid=message.envid,
+            ret=message.ret,
+        )
+        with contextlib.suppress(ValueError):
+            await self.spool.enqueue(
+                sender="", recipients=[NewRecipient(message.sender)], data=report,
+                origin="dsn", smtputf8=message.smtputf8,
+            )

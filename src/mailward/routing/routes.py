@@ -1,0 +1,122 @@
+"""Where a recipient's mail goes: the one place deciding the route (DESIGN: "routing").
+
+Our domains follow their mail server settings, lowest preference first, equal preferences
+in random order; a server that is the operator's hosting host means local delivery. Other
+domains (forwards leaving us, bounces) go to the configured smarthost or to their MX.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import groupby
+
+import dns.asyncresolver
+import dns.exception
+import dns.resolver
+from sqlalchemy import select
+
+from mailward.config import Settings
+from mailward.db import Database
+from mailward.db.models import Domain, MailServer
+from mailward.routing.servers import DEFAULT_PORT, normalize_host, parse_server
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """One server to try; ``local`` means deliver into our own mailboxes."""
+
+    host: str
+    port: int = DEFAULT_PORT
+    local: bool = False
+
+    def __str__(self) -> str:
+        return "local mailboxes" if self.local else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """The hops to try in order, or why there are none."""
+
+    hops: tuple[Hop, ...] = ()
+    temporary: str | None = None  # no hops now; keep the mail and retry
+    permanent: str | None = None  # no hops ever; bounce (RFC 3463 status first)
+
+
+def order_by_preference(servers: Sequence[tuple[int, Hop]]) -> list[Hop]:
+    """Lowest preference first; within one preference a random order (RFC 5321 §5.1)."""
+    ordered: list[Hop] = []
+    for _, group in groupby(sorted(servers, key=lambda s: s[0]), key=lambda s: s[0]):
+        hops = [hop for _, hop in group]
+        random.shuffle(hops)
+        ordered.extend(hops)
+    return ordered
+
+
+class Router:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self.hosting_host = settings.hosting_host.lower()
+        self.resolver = dns.asyncresolver.Resolver(configure=not settings.dns_nameservers)
+        if settings.dns_nameservers:
+            self.resolver.nameservers = list(settings.dns_nameservers)
+        self.resolver.lifetime = 10.0
+
+    async def route(self, domain: str) -> Route:
+        async with self.db.session() as session:
+            served = await session.scalar(select(Domain.id).where(Domain.name == domain))
+            if served is None:
+                return await self._external(domain)
+            rows = (await session.execute(
+                select(MailServer.preference, MailServer.host, MailServer.port)
+                .where(MailServer.domain_id == served)
+            )).all()
+        if not rows:
+            return Route(temporary="4.3.5 the domain has no mail server settings; "
+                                   "mail is held until one is added")
+        return Route(tuple(order_by_preference(
+            [(pref, self._hop(host, port)) for pref, host, port in rows]
+        )))
+
+    def _hop(self, host: str, port: int) -> Hop:
+        if host.lower() == self.hosting_host:
+            return Hop(host, port, local=True)
+        return Hop(host, port)
+
+    async def _external(self, domain: str) -> Route:
+        if self.settings.relay_host:
+            host, port = parse_server(self.settings.relay_host)
+            return Route((Hop(normalize_host(host), port or DEFAULT_PORT),))
+        return await self._mx(domain)
+
+    async def _mx(self, domain: str) -> Route:
+        """MX lookup with the implicit-MX fallback (RFC 5321 §5.1) and null MX (RFC 7505)."""
+        try:
+            answer = await self.resolver.resolve(domain, "MX")
+        except dns.resolver.NXDOMAIN:
+            return Route(permanent=f"5.1.2 domain {domain} does not exist")
+        except dns.resolver.NoAnswer:
+            return await self._implicit_mx(domain)
+        except (dns.exception.DNSException, OSError) as exc:
+            return Route(temporary=f"4.4.3 MX lookup for {domain} failed: {exc}")
+        records = [(r.preference, str(r.exchange).rstrip(".").lower()) for r in answer]
+        if any(host in ("", ".") for _, host in records) or records == [(0, "")]:
+            return Route(permanent=f"5.1.10 domain {domain} accepts no mail (null MX)")
+        return Route(tuple(order_by_preference(
+            [(pref, self._hop(host, DEFAULT_PORT)) for pref, host in records]
+        )))
+
+    async def _implicit_mx(self, domain: str) -> Route:
+        for rdtype in ("A", "AAAA"):
+            try:
+                await self.resolver.resolve(domain, rdtype)
+            except dns.resolver.NoAnswer:
+                continue
+            except dns.resolver.NXDOMAIN:
+                break
+            except (dns.exception.DNSException, OSError) as exc:
+                return Route(temporary=f"4.4.3 address lookup for {domain} failed: {exc}")
+            return Route((self._hop(domain, DEFAULT_PORT),))
+        return Route(permanent=f"5.1.2 domain {domain} has no mail server (no MX, no address)")

@@ -1,0 +1,1 @@
+"""SMTP listeners (``mx``, ``submission``) and their TLS helpers."""

@@ -1,0 +1,581 @@
+"""The public inbound SMTP listener of the ``mx`` role: a thin aiosmtpd subclass.
+
+Protocol events in, one sink call out (``InboundSink.check_recipient`` at RCPT,
+``InboundSink.accept`` after DATA). Differences from stock aiosmtpd:
+
+* our own command loop: enhanced status codes on every reply (RFC 2034), ``421`` after
+  too many garbage lines, no AUTH on the MX;
+* MAIL/RCPT parameters of DSN, SIZE, BODY, SMTPUTF8 and AUTH (``mailward.smtp.params``);
+* DATA ends only at ``<CRLF>.<CRLF>`` and a message with a bare CR or LF is refused
+  (SMTP smuggling, CVE-2023-51766; RFC 5321 §2.3.8);
+* our ``Received:`` header prepended to the bytes handed to the sink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import AnyStr
+
+from aiosmtpd.smtp import SMTP, TLSSetupException
+
+from mailward.smtp.params import (
+    MailParams,
+    ParamError,
+    parse_mail_params,
+    parse_mailbox,
+    parse_rcpt_params,
+    split_path,
+)
+from mailward.smtp.received import (
+    TlsInfo,
+    new_id,
+    peer_ip,
+    protocol_name,
+    received_header,
+    system_reverse_dns,
+)
+from mailward.smtp.types import Envelope, InboundSink, RecipientParams, Reply
+
+log = logging.getLogger(__name__)
+
+ReverseResolver = Callable[[str], Awaitable[str | None]]
+"""``ip → verified host name or None``; used for the ``Received:`` header."""
+
+IDENT = "mailward ESMTP"
+DEFAULT_TIMEOUT = 300.0
+RDNS_WAIT = 10.0  # at most this long at end of DATA for a reverse lookup still running
+MAX_COMMAND_LINE = 512  # RFC 5321 §4.5.3.1.4, including CRLF
+MAX_DATA_LINE = 1000  # RFC 5321 §4.5.3.1.6, including CRLF (+1 for a stuffed dot)
+
+R_OK = "250 2.0.0 OK"
+R_BAD_SYNTAX = "500 5.5.2 Error: bad syntax"
+R_UNRECOGNIZED = "500 5.5.2 Error: command not recognized"
+R_LINE_TOO_LONG = "500 5.5.2 Line too long"
+R_HELO_FIRST = "503 5.5.1 Error: send HELO/EHLO first"
+R_NESTED_MAIL = "503 5.5.1 Error: nested MAIL command"
+R_NEED_MAIL = "503 5.5.1 Error: need MAIL command"
+R_NEED_RCPT = "503 5.5.1 Error: need RCPT command"
+R_NO_VALID_RCPT = "554 5.5.1 Error: no valid recipients"
+R_MAIL_SYNTAX = "501 5.5.4 Syntax: MAIL FROM:<address> [SP <parameters>]"
+R_RCPT_SYNTAX = "501 5.5.4 Syntax: RCPT TO:<address> [SP <parameters>]"
+R_BAD_SENDER = "501 5.1.7 Bad sender address syntax"
+R_BAD_RCPT = "501 5.1.3 Bad recipient address syntax"
+R_NEED_SMTPUTF8 = "553 5.6.7 Non-ASCII address requires SMTPUTF8"
+R_TOO_MANY_RCPT = "452 4.5.3 Error: too many recipients"
+R_TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"
+R_BARE_NEWLINE = "550 5.6.0 Message refused: bare CR or LF in message (RFC 5321 2.3.8)"
+R_TEMPFAIL = "451 4.3.0 Error: temporary failure, try again later"
+R_TLS_READY = "220 2.0.0 Ready to start TLS"
+
+
+@dataclass(slots=True)
+class _Transaction:
+    """State from MAIL to the end of DATA (or RSET)."""
+
+    sender: str | None = None  # None: no MAIL yet; "" is the null reverse-path
+    params: MailParams = field(default_factory=MailParams)
+    recipients: list[RecipientParams] = field(default_factory=list)
+    rcpt_seen: bool = False
+
+
+def _consume_result(task: asyncio.Task[str | None]) -> None:
+    """Retrieve a finished lookup's exception so asyncio does not report it as lost."""
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("reverse DNS failed: %r", task.exception())
+
+
+def format_reply(reply: Reply) -> str:
+    """A sink's ``Reply`` as wire text; multi-line text becomes a multi-line reply."""
+    lines = [" ".join(ln.split()) for ln in reply.text.splitlines()] or [""]
+    status = f"{reply.status} " if reply.status else ""
+    out = [f"{reply.code:03d}-{status}{ln}" for ln in lines[:-1]]
+    out.append(f"{reply.code:03d} {status}{lines[-1]}")
+    return "\r\n".join(out)
+
+
+class MxSMTP(SMTP):
+    """One inbound SMTP connection.
+
+    ``Envelope.extra`` carries ``smtp_id`` (the id in our ``Received:``), ``client_name``
+    (verified reverse DNS or ``unknown``) and, with TLS, ``tls_version``/``tls_cipher``.
+    A MAIL ``AUTH=`` value is checked but dropped: an MX has no authenticated clients.
+    """
+
+    max_bad_commands = 5  # as aiosmtpd's BOGUS_LIMIT: the 5th garbage line gets 421
+    max_rcpt_errors = 50  # 5xx RCPT replies per connection before 421 (harvest attacks)
+
+    def __init__(
+        self,
+        sink: InboundSink,
+        *,
+        hostname: str,
+        tls_context: ssl.SSLContext | None = None,
+        data_size_limit: int,
+        max_recipients: int = 100,
+        timeout: float = DEFAULT_TIMEOUT,
+        reverse_dns: ReverseResolver | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(
+            object(),  # no aiosmtpd handler hooks: the sink is called directly
+            data_size_limit=data_size_limit,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            hostname=hostname,
+            ident=IDENT,
+            tls_context=tls_context,
+            timeout=timeout,
+            loop=loop,
+        )
+        self.sink = sink
+        self.max_recipients = max_recipients
+        self.txn = _Transaction()
+        self._reverse_dns = reverse_dns
+        self._rdns_task: asyncio.Task[str | None] | None = None
+        self._bad_commands = 0
+        self._rcpt_errors = 0
+        self._closing = False
+        self._commands: dict[str, Callable[[str], Awaitable[None]]] = {
+            "EHLO": self.smtp_EHLO, "HELO": self.smtp_HELO, "MAIL": self.smtp_MAIL,
+            "RCPT": self.smtp_RCPT, "DATA": self.smtp_DATA, "RSET": self.smtp_RSET,
+            "NOOP": self.smtp_NOOP, "QUIT": self.smtp_QUIT, "VRFY": self.smtp_VRFY,
+            "EXPN": self.smtp_EXPN, "HELP": self.smtp_HELP, "STARTTLS": self.smtp_STARTTLS,
+        }  # fmt: skip
+
+    # -- connection plumbing -------------------------------------------------------------
+
+    def _set_post_data_state(self) -> None:
+        super()._set_post_data_state()
+        self.txn = _Transaction()
+
+    def connection_lost(self, error: Exception | None) -> None:
+        super().connection_lost(error)
+        if self._rdns_task is not None:
+            self._rdns_task.cancel()
+
+    async def push(self, status: AnyStr) -> None:
+        if status == "220 Ready to start TLS":  # sent by aiosmtpd's smtp_STARTTLS
+            status = R_TLS_READY  # type: ignore[assignment]
+        await super().push(status)
+
+    def _close(self) -> None:
+        self._closing = True
+        if self.transport is not None:
+            self.transport.close()
+
+    async def _handle_client(self) -> None:
+        assert self.session is not None
+        ip = peer_ip(self.session.peer)
+        if self._reverse_dns is not None and ip:
+            self._rdns_task = self.loop.create_task(self._reverse_dns(ip))
+            self._rdns_task.add_done_callback(_consume_result)
+        await self.push(f"220 {self.hostname} {self.__ident__}")
+        while self.transport is not None and not self._closing:
+            try:
+                await self._next_command()
+            except asyncio.CancelledError:
+                self._writer.close()
+                raise
+            except ConnectionError:
+                log.info("%s connection lost", ip)
+                self._writer.close()
+                return
+            except TLSSetupException:
+                log.info("%s TLS handshake failed", ip)
+                self._close()
+                self.connection_lost(None)  # the TLS layer never reports it to us
+                return
+            except Exception:
+                log.exception("%s SMTP session error", ip)
+                self._set_post_data_state()
+                try:
+                    await self.push(R_TEMPFAIL)
+                except ConnectionError:
+                    return
+
+    async def _discard_long_line(self, consumed: int) -> None:
+        """Drop the rest of an over-long line without buffering it."""
+        await self._reader.read(consumed)
+        while True:
+            try:
+                await self._reader.readuntil(b"\n")
+                return
+            except asyncio.LimitOverrunError as exc:
+                await self._reader.read(exc.consumed)
+
+    async def _garbage(self, reply: str) -> None:
+        """Answer a garbage line; the ``max_bad_commands``-th one ends the session."""
+        self._bad_commands += 1
+        if self._bad_commands >= self.max_bad_commands:
+            await self.push(f"421 4.7.0 {self.hostname} Error: too many errors")
+            self._close()
+        else:
+            await self.push(reply)
+
+    async def _next_command(self) -> None:
+        try:
+            raw = await self._reader.readuntil(b"\n")
+        except asyncio.LimitOverrunError as exc:
+            await self._discard_long_line(exc.consumed)
+            await self._garbage(R_LINE_TOO_LONG)
+            return
+        except asyncio.IncompleteReadError:
+            self._close()
+            return
+        line = raw.rstrip(b"\r\n")
+        verb_bytes, _, arg_bytes = line.partition(b" ")
+        if not verb_bytes.isalpha():
+            await self._garbage(R_BAD_SYNTAX)
+            return
+        verb = verb_bytes.decode("ascii").upper()
+        method = self._commands.get(verb)
+        if method is None:
+            await self._garbage(R_UNRECOGNIZED)
+            return
+        if len(raw) > (self.line_length_limit if verb in ("MAIL", "RCPT") else MAX_COMMAND_LINE):
+            await self._garbage(R_LINE_TOO_LONG)
+            return
+        try:
+            arg = arg_bytes.strip(b" \t").decode("utf-8")
+        except UnicodeDecodeError:
+            await self._garbage(R_BAD_SYNTAX)
+            return
+        self._reset_timeout()
+        await method(arg)
+
+    async def check_helo_needed(self, helo: str = "HELO") -> bool:
+        assert self.session is not None
+        if not self.session.host_name:
+            await self.push(R_HELO_FIRST)
+            return True
+        return False
+
+    # -- commands --------------------------------------------------------------------------
+
+    async def smtp_HELO(self, arg: str) -> None:
+        await self._greet(arg, extended=False)
+
+    async def smtp_EHLO(self, arg: str) -> None:
+        await self._greet(arg, extended=True)
+
+    async def _greet(self, arg: str, *, extended: bool) -> None:
+        verb = "EHLO" if extended else "HELO"
+        if not arg:
+            await self.push(f"501 5.5.4 Syntax: {verb} hostname")
+            return
+        assert self.session is not None
+        self._set_rset_state()
+        self.session.host_name = arg
+        self.session.extended_smtp = extended
+        if not extended:
+            await self.push(f"250 {self.hostname}")
+            return
+        lines = [self.hostname, "PIPELINING"]
+        lines.append(f"SIZE {self.data_size_limit}" if self.data_size_limit else "SIZE")
+        lines += ["8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "DSN"]
+        if self.tls_context is not None and self._tls_protocol is None:
+            lines.append("STARTTLS")
+        await self.push("\r\n".join(f"250-{ln}" for ln in lines[:-1]) + f"\r\n250 {lines[-1]}")
+
+    async def smtp_MAIL(self, arg: str) -> None:
+        if await self.check_helo_needed():
+            return
+        assert self.session is not None
+        if self.txn.sender is not None:
+            await self.push(R_NESTED_MAIL)
+            return
+        if arg[:5].upper() != "FROM:" or not arg[5:].strip():
+            await self.push(R_MAIL_SYNTAX)
+            return
+        try:
+            path, rest = split_path(arg[5:])
+        except ValueError:
+            await self.push(R_BAD_SENDER)
+            return
+        sender = parse_mailbox(path) if path else ""
+        if sender is None:
+            await self.push(R_BAD_SENDER)
+            return
+        if rest.strip() and not self.session.extended_smtp:
+            await self.push(R_MAIL_SYNTAX)
+            return
+        try:
+            params = parse_mail_params(rest, size_limit=self.data_size_limit)
+        except ParamError as exc:
+            await self.push(format_reply(exc.reply))
+            return
+        if not sender.isascii() and not params.smtputf8:
+            await self.push(R_NEED_SMTPUTF8)
+            return
+        self.txn.sender, self.txn.params = sender, params
+        log.info("%s sender <%s>", peer_ip(self.session.peer), sender)
+        await self.push("250 2.1.0 OK")
+
+    async def smtp_RCPT(self, arg: str) -> None:
+        if await self.check_helo_needed():
+            return
+        assert self.session is not None
+        txn = self.txn
+        if txn.sender is None:
+            await self.push(R_NEED_MAIL)
+            return
+        if arg[:3].upper() != "TO:" or not arg[3:].strip():
+            await self.push(R_RCPT_SYNTAX)
+            return
+        if self._rcpt_errors >= self.max_rcpt_errors:
+            await self.push(f"421 4.7.0 {self.hostname} Error: too many errors")
+            self._close()
+            return
+        txn.rcpt_seen = True
+        try:
+            path, rest = split_path(arg[3:])
+        except ValueError:
+            path, rest = "", ""
+        address = parse_mailbox(path, allow_postmaster=True)
+        if address is None:
+            self._rcpt_errors += 1
+            await self.push(R_BAD_RCPT)
+            return
+        if rest.strip() and not self.session.extended_smtp:
+            await self.push(R_RCPT_SYNTAX)
+            return
+        try:
+            params = parse_rcpt_params(rest)
+        except ParamError as exc:
+            await self.push(format_reply(exc.reply))
+            return
+        if not address.isascii() and not txn.params.smtputf8:
+            await self.push(R_NEED_SMTPUTF8)
+            return
+        if len(txn.recipients) >= self.max_recipients:
+            await self.push(R_TOO_MANY_RCPT)
+            return
+        try:
+            reply = await self.sink.check_recipient(address)
+        except Exception:
+            log.exception("check_recipient(%r) failed", address)
+            await self.push(R_TEMPFAIL)
+            return
+        if reply.ok:
+            txn.recipients.append(RecipientParams(address, params.notify, params.orcpt))
+        elif reply.code >= 500:
+            self._rcpt_errors += 1
+        await self.push(format_reply(reply))
+
+    async def smtp_RSET(self, arg: str) -> None:
+        if arg:
+            await self.push("501 5.5.4 Syntax: RSET")
+            return
+        self._set_rset_state()
+        await self.push(R_OK)
+
+    async def smtp_NOOP(self, arg: str) -> None:
+        await self.push(R_OK)
+
+    async def smtp_QUIT(self, arg: str) -> None:
+        if arg:
+            await self.push("501 5.5.4 Syntax: QUIT")
+            return
+        await self.push(f"221 2.0.0 {self.hostname} closing connection")
+        self._close()
+
+    async def smtp_VRFY(self, arg: str) -> None:
+        if not arg:
+            await self.push("501 5.5.4 Syntax: VRFY <address>")
+            return
+        await self.push("252 2.0.0 Cannot VRFY user; send mail and it will be tried")
+
+    async def smtp_EXPN(self, arg: str) -> None:
+        await self.push("502 5.5.1 EXPN not available")
+
+    async def smtp_HELP(self, arg: str) -> None:
+        await self.push("214 2.0.0 See RFC 5321")
+
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        if arg:
+            await self.push("501 5.5.4 Syntax: STARTTLS")
+        elif self.tls_context is None:
+            await self.push("454 4.7.0 TLS not available")
+        elif self._tls_protocol is not None:
+            await self.push("503 5.5.1 Error: TLS already active")
+        else:
+            await super().smtp_STARTTLS(arg)  # resets the session on success (RFC 3207)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        if await self.check_helo_needed():
+            return
+        txn = self.txn
+        if txn.sender is None:
+            await self.push(R_NEED_MAIL)
+            return
+        if not txn.recipients:
+            await self.push(R_NO_VALID_RCPT if txn.rcpt_seen else R_NEED_RCPT)
+            return
+        if arg:
+            await self.push("501 5.5.4 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        error, content = await self._read_data()
+        self._set_post_data_state()
+        if error is not None:
+            await self.push(error)
+            return
+        envelope = self._envelope(txn, content, await self._client_name())
+        try:
+            reply = await self.sink.accept(envelope)
+        except Exception:
+            log.exception("accept() failed for message %s", envelope.extra.get("smtp_id"))
+            await self.push(R_TEMPFAIL)
+            return
+        log.info("%s message %s: %s", envelope.peer, envelope.extra["smtp_id"], reply)
+        await self.push(format_reply(reply))
+
+    # -- DATA ------------------------------------------------------------------------------
+
+    async def _read_data(self) -> tuple[str | None, bytes]:
+        """Read up to ``<CRLF>.<CRLF>``; return (error reply or None, unstuffed content).
+
+        Only CRLF ends a line, so ``<LF>.<LF>`` or ``<CRLF>.<LF>`` never ends the data;
+        any CR or LF not part of a CRLF refuses the whole message. After the first error
+        the rest is read and discarded, so the session stays in sync.
+        """
+        chunks: list[bytes] = []
+        size = 0
+        limit = self.data_size_limit or 0
+        error: str | None = None
+        in_long_line = False
+        last_reset = self.loop.time()
+        while True:
+            try:
+                line = await self._reader.readuntil(b"\r\n")
+            except asyncio.LimitOverrunError as exc:
+                await self._reader.read(exc.consumed)
+                in_long_line = True
+                error = error or R_LINE_TOO_LONG
+                chunks.clear()
+                continue
+            now = self.loop.time()
+            if now - last_reset > 1.0:  # a slow but live sender keeps the session
+                self._reset_timeout()
+                last_reset = now
+            if in_long_line:  # the tail of an over-long line
+                in_long_line = False
+                continue
+            if line == b".\r\n":
+                return error, b"".join(chunks)
+            if error is not None:
+                continue
+            stuffed = line.startswith(b".")
+            if len(line) > MAX_DATA_LINE + stuffed:
+                error = R_LINE_TOO_LONG
+            elif b"\r" in line[:-2] or b"\n" in line[:-2]:
+                error = R_BARE_NEWLINE
+            else:
+                size += len(line) - stuffed
+                if limit and size > limit:
+                    error = R_TOO_BIG
+            if error is not None:
+                chunks.clear()
+            else:
+                chunks.append(line[1:] if stuffed else line)
+
+    async def _client_name(self) -> str | None:
+        task = self._rdns_task
+        if task is None:
+            return None
+        done, _ = await asyncio.wait({task}, timeout=RDNS_WAIT)
+        if not done:
+            task.cancel()  # give up for the rest of the session too
+            return None
+        if task.cancelled() or task.exception() is not None:
+            return None
+        return task.result()
+
+    def _tls_info(self) -> TlsInfo | None:
+        assert self.session is not None
+        if self._tls_protocol is None or not self.session.ssl:
+            return None
+        obj = self.session.ssl.get("ssl_object")
+        cipher = obj.cipher() if obj is not None else self.session.ssl.get("cipher")
+        version = obj.version() if obj is not None else None
+        if not cipher:
+            return None
+        return TlsInfo(version or cipher[1], cipher[0], cipher[2])
+
+    def _envelope(self, txn: _Transaction, content: bytes, client_name: str | None) -> Envelope:
+        assert self.session is not None and txn.sender is not None
+        tls = self._tls_info()
+        ip = peer_ip(self.session.peer)
+        helo = self.session.host_name or ""
+        smtp_id = new_id()
+        header = received_header(
+            helo=helo,
+            client_name=client_name,
+            client_ip=ip,
+            hostname=self.hostname,
+            protocol=protocol_name(
+                esmtp=self.session.extended_smtp,
+                tls=tls is not None,
+                smtputf8=txn.params.smtputf8,
+            ),
+            smtp_id=smtp_id,
+            tls=tls,
+            recipient=txn.recipients[0].address if len(txn.recipients) == 1 else None,
+        )
+        extra = {"smtp_id": smtp_id, "client_name": client_name or "unknown"}
+        if tls is not None:
+            extra |= {"tls_version": tls.version, "tls_cipher": tls.cipher}
+        p = txn.params
+        return Envelope(
+            sender=txn.sender,
+            recipients=tuple(txn.recipients),
+            data=header + content,
+            peer=ip,
+            helo=helo,
+            tls=tls is not None,
+            envid=p.envid,
+            ret=p.ret,
+            smtputf8=p.smtputf8,
+            body=p.body,
+            extra=extra,
+        )
+
+
+async def start_mx(
+    sink: InboundSink,
+    *,
+    sock: socket.socket,
+    hostname: str,
+    tls_context: ssl.SSLContext | None,
+    data_size_limit: int,
+    max_recipients: int = 100,
+    timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - per-session idle timeout
+    reverse_dns: ReverseResolver | None = system_reverse_dns,
+) -> asyncio.AbstractServer:
+    """Serve inbound SMTP on ``sock`` (bound; listened on here) in the running loop.
+
+    ``timeout`` is each session's idle timeout in seconds (reset by every valid command
+    and while DATA flows), not a limit on this call.
+
+    Close with ``server.close(); await server.wait_closed()``.
+    """
+    loop = asyncio.get_running_loop()
+
+    def factory() -> MxSMTP:
+        return MxSMTP(
+            sink,
+            hostname=hostname,
+            tls_context=tls_context,
+            data_size_limit=data_size_limit,
+            max_recipients=max_recipients,
+            timeout=timeout,
+            reverse_dns=reverse_dns,
+            loop=loop,
+        )
+
+    return await loop.create_server(factory, sock=sock)

@@ -1,0 +1,148 @@
+"""Real SMTP peers for mail-flow tests: scripted customer servers and our running roles.
+
+``Sink`` is an aiosmtpd server on 127.0.0.1 (port 0) that plays a customer's mail
+server: it answers each RCPT and DATA as the test scripts and records what it accepted.
+``mail_roles`` runs our own ``mx`` + ``delivery`` roles in the test's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email
+import email.policy
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from mailward.config import Settings
+from mailward.server import run
+
+WAIT = 30.0
+Script = Callable[[str], str | None]
+
+
+@dataclass
+class Received:
+    sender: str
+    recipients: list[str]
+    data: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        return email.message_from_bytes(self.data, policy=email.policy.default)  # type: ignore[return-value]
+
+
+@dataclass
+class Sink:
+    """A scripted SMTP server; ``rcpt``/``data`` return a reply line or None for 250."""
+
+    rcpt: Script = lambda _address: None
+    data: Callable[[Envelope], str | None] = lambda _envelope: None
+    received: list[Received] = field(default_factory=list)
+    port: int = 0
+    connections: int = 0
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, options: list[str]) -> str:
+        reply = self.rcpt(address)
+        if reply is None:
+            envelope.rcpt_tos.append(address)
+            return "250 2.1.5 OK"
+        return reply
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        reply = self.data(envelope)
+        if reply is not None:
+            return reply
+        async with self._changed:
+            sender = "" if envelope.mail_from == "<>" else envelope.mail_from
+            self.received.append(Received(sender, list(envelope.rcpt_tos),
+                                          bytes(envelope.original_content or b"")))
+            self._changed.notify_all()
+        return "250 2.0.0 accepted by sink"
+
+    async def wait_for(self, count: int, seconds: float = WAIT) -> list[Received]:
+        """Until at least ``count`` messages arrived; returns them all."""
+        async with self._changed:
+            await asyncio.wait_for(
+                self._changed.wait_for(lambda: len(self.received) >= count), seconds
+            )
+            return list(self.received)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@contextlib.asynccontextmanager
+async def sink_server(sink: Sink | None = None, **script: Any) -> AsyncIterator[Sink]:
+    sink = sink or Sink(**script)
+    loop = asyncio.get_running_loop()
+
+    def factory() -> SMTP:
+        sink.connections += 1
+        return SMTP(sink, hostname="sink.test", enable_SMTPUTF8=True, decode_data=False)
+
+    server = await loop.create_server(factory, host="127.0.0.1", port=0)
+    sink.port = server.sockets[0].getsockname()[1]
+    try:
+        yield sink
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def mail_settings(settings: Settings, **overrides: Any) -> Settings:
+    """Settings for a loopback mail system that retries quickly."""
+    values = {
+        "bind": "127.0.0.1", "port_mx": 0, "port_web": 0, "retry_first_seconds": 1,
+        "retry_max_interval_seconds": 2, "queue_poll_seconds": 0.2,
+        "smtp_hostname": "mx.mailward.test", "smtp_timeout_seconds": 10,
+    }
+    values.update(overrides)
+    return settings.model_copy(update=values)
+
+
+@contextlib.asynccontextmanager
+async def mail_roles(settings: Settings, roles: frozenset[str] = frozenset({"mx", "delivery"})
+                     ) -> AsyncIterator[dict[str, str]]:
+    """Run our roles in this loop; yield ``{role: url}``; stop them afterwards."""
+    started: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(run(settings, set(roles), ready=started.set_result))
+    done, _ = await asyncio.wait({task, started}, timeout=WAIT,
+                                 return_when=asyncio.FIRST_COMPLETED)
+    if started not in done:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        raise RuntimeError("mail roles did not start")
+    try:
+        yield started.result()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def eventually(check: Callable[[], Any], seconds: float = WAIT) -> Any:
+    """Poll an async ``check`` until it returns something truthy (work is asynchronous)."""
+    async with asyncio.timeout(seconds):
+        while not (result := await check()):  # noqa: ASYNC110 - DB/disk state, no event
+            await asyncio.sleep(0.05)
+    return result
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+def message(sender: str, to: str, subject: str, body: str = "Hello.\r\n") -> bytes:
+    return (
+        f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n"
+        f"Message-ID: <{abs(hash((sender, to, subject)))}@client.example>\r\n\r\n{body}"
+    ).encode()
