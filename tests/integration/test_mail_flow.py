@@ -203,3 +203,34 @@ async def test_switching_a_domain_from_filtering_to_hosting_loses_nothing(
     assert subjects == {f"switch {n}" for n in range(total)}
     assert boxed, "after the switch, mail lands in the hosted mailbox"
     assert await eventually(lambda: _empty(world))
+
+
+async def test_a_pipelining_client_gets_every_answer_in_order(world: World) -> None:
+    await add(world, "ann@filtered.example")
+    async with sink_server() as customer:
+        await world.directory.servers.add(OP, "filtered.example", customer.address,
+                                          preference=10)
+        reader, writer = await asyncio.open_connection("127.0.0.1", world.mx)
+
+        async def reply() -> bytes:
+            lines = [await reader.readline()]
+            while lines[-1][3:4] == b"-":
+                lines.append(await reader.readline())
+            return lines[-1]
+
+        assert (await reply()).startswith(b"220 ")
+        writer.write(b"EHLO client.example\r\n")
+        assert (await reply()).startswith(b"250 ")
+        writer.write(b"MAIL FROM:<x@outside.example>\r\nRCPT TO:<ann@filtered.example>\r\n"
+                     b"RCPT TO:<nobody@filtered.example>\r\nRCPT TO:<a@elsewhere.example>\r\n"
+                     b"DATA\r\n")
+        answers = [await reply() for _ in range(5)]
+        assert [a[:3] for a in answers] == [b"250", b"250", b"550", b"550", b"354"]
+        assert answers[2].startswith(b"550 5.1.1") and answers[3].startswith(b"550 5.7.1")
+        writer.write(b"Subject: piped\r\n\r\nhello\r\n.\r\nQUIT\r\n")
+        assert (await reply()).startswith(b"250 2.0.0 Ok: queued as ")
+        assert (await reply()).startswith(b"221")
+        writer.close()
+        await writer.wait_closed()
+        [got] = await customer.wait_for(1)
+    assert got.recipients == ["ann@filtered.example"]

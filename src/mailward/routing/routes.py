@@ -14,6 +14,7 @@ from itertools import groupby
 
 import dns.asyncresolver
 import dns.exception
+import dns.nameserver
 import dns.resolver
 from sqlalchemy import select
 
@@ -54,15 +55,25 @@ def order_by_preference(servers: Sequence[tuple[int, Hop]]) -> list[Hop]:
     return ordered
 
 
+def make_resolver(nameservers: Sequence[str]) -> dns.asyncresolver.Resolver:
+    """The system's resolver, or the configured ``IP`` / ``IP:PORT`` / ``[IPv6]:PORT``."""
+    resolver = dns.asyncresolver.Resolver(configure=not nameservers)
+    if nameservers:
+        servers: list[str | dns.nameserver.Nameserver] = []
+        for entry in nameservers:
+            host, port = parse_server(entry)
+            servers.append(dns.nameserver.Do53Nameserver(host, port or 53))
+        resolver.nameservers = servers
+    resolver.lifetime = 10.0
+    return resolver
+
+
 class Router:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
         self.hosting_host = settings.hosting_host.lower()
-        self.resolver = dns.asyncresolver.Resolver(configure=not settings.dns_nameservers)
-        if settings.dns_nameservers:
-            self.resolver.nameservers = list(settings.dns_nameservers)
-        self.resolver.lifetime = 10.0
+        self.resolver = make_resolver(settings.dns_nameservers)
 
     async def route(self, domain: str) -> Route:
         async with self.db.session() as session:

@@ -1,0 +1,86 @@
+"""Several nodes on one PostgreSQL: workers never share a claimed row, and a worker on one
+node wakes (LISTEN/NOTIFY) for mail another node accepted, without waiting to poll."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from mail_helpers import eventually, mail_settings, sink_server
+from sqlalchemy import text
+
+from mailward.config import Settings
+from mailward.db import AddressList, Database
+from mailward.directory import Actor, Directory
+from mailward.queue.local import LocalDelivery
+from mailward.queue.spool import NewRecipient, Spool
+from mailward.queue.worker import DeliveryWorker
+from mailward.store import open_store
+
+OP = Actor.operator()
+pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+
+
+def node(db: Database, settings: Settings, name: str) -> DeliveryWorker:
+    configured = settings.model_copy(update={"smtp_hostname": name})
+    spool = Spool(db, configured.data_dir)
+    local = LocalDelivery(db, open_store(configured.data_dir), spool)
+    return DeliveryWorker(db, configured, spool, local)
+
+
+@pytest.fixture
+async def nodes(settings: Settings, directory: Directory
+                ) -> AsyncIterator[tuple[DeliveryWorker, DeliveryWorker]]:
+    await directory.accounts.create(OP, "Acme")
+    await directory.domains.create(OP, "acme.example", account="Acme")
+    await directory.bulk.add_lines(OP, ["ann@acme.example"], AddressList.FILTER)
+    other = Database(settings.db_url)  # the second node's own connections
+    try:
+        yield node(directory.db, settings, "mx1.example.net"), node(other, settings,
+                                                                     "mx2.example.net")
+    finally:
+        await other.dispose()
+
+
+async def test_concurrent_claims_never_overlap(nodes: tuple[DeliveryWorker, DeliveryWorker]
+                                               ) -> None:
+    first, second = nodes
+    for number in range(40):
+        await first.spool.enqueue(sender="a@outside.example",
+                                  recipients=[NewRecipient("ann@acme.example")],
+                                  data=f"Subject: {number}\r\n\r\nx\r\n".encode(), origin="mx")
+    claims = await asyncio.gather(*(w.claim(25) for w in (first, second, first, second)))
+    claimed = [job.message_id for jobs in claims for job in jobs]
+    assert len(claimed) == len(set(claimed)) == 40
+
+
+async def test_a_worker_wakes_for_mail_accepted_on_another_node(
+    settings: Settings, nodes: tuple[DeliveryWorker, DeliveryWorker], directory: Directory
+) -> None:
+    accepting, _ = nodes
+    async with sink_server() as customer:
+        await directory.servers.add(OP, "acme.example", customer.address, preference=10)
+        # The delivering node polls only every 10 minutes: only NOTIFY can wake it in time.
+        slow = mail_settings(settings, queue_poll_seconds=600, smtp_hostname="mx2.example.net")
+        other = Database(settings.db_url)
+        worker = node(other, slow, "mx2.example.net")
+        task = asyncio.create_task(worker.run())
+        try:
+            await eventually(lambda: _listening(directory.db))
+            await accepting.spool.enqueue(sender="a@outside.example",
+                                          recipients=[NewRecipient("ann@acme.example")],
+                                          data=b"Subject: woken\r\n\r\nx\r\n", origin="mx")
+            [got] = await customer.wait_for(1)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await other.dispose()
+    assert got.message["Subject"] == "woken"
+
+
+async def _listening(db: Database) -> bool:
+    async with db.session() as session:
+        found = await session.scalar(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%mailward_queue%'"))
+    return bool(found)
