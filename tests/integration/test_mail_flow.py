@@ -146,6 +146,8 @@ async def test_rcpt_answers_come_from_the_directory(world: World) -> None:
 
 
 async def test_ehlo_offers_the_extensions_and_starttls_works(world: World) -> None:
+    await add(world, "ann@filtered.example")
+
     def session() -> tuple[set[str], str]:
         with smtplib.SMTP("127.0.0.1", world.mx, timeout=30) as client:
             client.ehlo("client.example")
@@ -154,12 +156,21 @@ async def test_ehlo_offers_the_extensions_and_starttls_works(world: World) -> No
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
             client.starttls(context=context)
-            return offered, client.sock.version()  # type: ignore[union-attr]
+            version = client.sock.version()  # type: ignore[union-attr]
+            client.sendmail(OUTSIDER, ["ann@filtered.example"],
+                            message(OUTSIDER, "ann@filtered.example", "Over TLS"))
+            return offered, version
 
-    offered, version = await asyncio.to_thread(session)
+    async with sink_server() as customer:
+        await world.directory.servers.add(OP, "filtered.example", customer.address,
+                                          preference=10)
+        offered, version = await asyncio.to_thread(session)
+        [got] = await customer.wait_for(1)
     assert {"size", "pipelining", "8bitmime", "smtputf8", "enhancedstatuscodes",
             "starttls", "dsn"} <= offered
     assert version in ("TLSv1.2", "TLSv1.3")
+    received = " ".join(str(got.message.get_all("Received")[0]).split())
+    assert "with ESMTPS" in received and f"using {version}" in received
     cert, key = world.settings.tls_files
     assert cert.exists() and key.stat().st_mode & 0o077 == 0
 
