@@ -32,6 +32,7 @@ lint: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	scripts/ensure-postgres
 	$(BIN)/python bench/bulk_add.py
+	$(BIN)/python bench/mx_throughput.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
