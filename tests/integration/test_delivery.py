@@ -6,6 +6,7 @@ can look at the queue between passes: retries, backoff, expiry, DSNs and loops.
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 from collections.abc import AsyncIterator
@@ -316,3 +317,20 @@ async def test_spool_file_is_removed_once_every_recipient_is_done(env: Env) -> N
     assert not spool.path_of(queue_id).exists()
     async with env.directory.db.session() as session:
         assert await session.scalar(select(QueuedMessage.id)) is None
+
+
+async def test_an_idle_worker_wakes_when_a_retry_falls_due(env: Env) -> None:
+    """Retries do not wait for the (here: ten-minute) poll interval."""
+    answers = iter(["451 4.3.0 try later", None])
+    env.customer.rcpt = lambda _a: next(answers)
+    lazy = env.worker.settings.model_copy(update={"queue_poll_seconds": 600,
+                                                  "retry_first_seconds": 1})
+    worker = DeliveryWorker(env.directory.db, lazy, env.worker.spool, env.worker.local)
+    await env.queue(to=["ann@filtered.example"])
+    task = asyncio.create_task(worker.run())
+    try:
+        [got] = await env.customer.wait_for(1)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert got.recipients == ["ann@filtered.example"]

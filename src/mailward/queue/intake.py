@@ -9,8 +9,9 @@ spool has committed it.
 from __future__ import annotations
 
 import logging
+import time
 
-from mailward.directory.lookup import RecipientLookup, Verdict
+from mailward.directory.lookup import Recipient, RecipientLookup, Verdict
 from mailward.filter import Action, FilterInput, FilterPipeline, FilterVerdict
 from mailward.queue.spool import NewRecipient, Spool
 from mailward.smtp.types import Envelope, RecipientParams, Reply
@@ -26,6 +27,8 @@ REPLIES = {
 OVER_QUOTA = Reply(452, "4.2.2", "Mailbox full, try again later")
 ACCEPTED = Reply(250, "2.1.5", "Recipient OK")
 SPAM_REJECTED = Reply(550, "5.7.1", "Message refused as spam")
+ANSWER_REUSE_SECONDS = 60.0  # RCPT lookups reused at DATA time (saves a query each)
+MAX_REMEMBERED = 10_000
 
 
 def _tagged(data: bytes, verdict: FilterVerdict) -> bytes:
@@ -39,9 +42,22 @@ class MxIntake:
         self.lookup = lookup
         self.spool = spool
         self.pipeline = pipeline or FilterPipeline()
+        self._answers: dict[str, tuple[float, Recipient]] = {}
+
+    async def _lookup(self, address: str, *, reuse: bool) -> Recipient:
+        now = time.monotonic()
+        if reuse:
+            remembered = self._answers.get(address)
+            if remembered is not None and now - remembered[0] < ANSWER_REUSE_SECONDS:
+                return remembered[1]
+        found = await self.lookup.lookup(address)
+        if len(self._answers) >= MAX_REMEMBERED:
+            self._answers.clear()
+        self._answers[address] = (now, found)
+        return found
 
     async def check_recipient(self, address: str) -> Reply:
-        found = await self.lookup.lookup(address)
+        found = await self._lookup(address, reuse=False)  # always the directory's answer
         if found.verdict is not Verdict.ACCEPTED:
             return REPLIES[found.verdict]
         if found.over_quota:
@@ -52,7 +68,7 @@ class MxIntake:
         filtered: list[RecipientParams] = []
         unfiltered: list[RecipientParams] = []
         for rcpt in envelope.recipients:
-            found = await self.lookup.lookup(rcpt.address)
+            found = await self._lookup(rcpt.address, reuse=True)
             target = filtered if found.filtered else unfiltered
             target.append(RecipientParams(found.address, rcpt.notify, rcpt.orcpt))
         verdict = FilterVerdict(Action.ACCEPT, 0.0)

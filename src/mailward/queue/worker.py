@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from mailward.config import Settings
@@ -68,7 +68,7 @@ class DeliveryWorker:
                 while True:
                     jobs = await self.claim(self.settings.delivery_concurrency)
                     if not jobs:
-                        await self.spool.wakeup.wait(self.settings.queue_poll_seconds)
+                        await self.spool.wakeup.wait(await self._idle_seconds())
                         continue
                     for job in jobs:
                         await self.slots.acquire()
@@ -79,6 +79,18 @@ class DeliveryWorker:
                 if self._tasks:
                     await asyncio.shield(asyncio.gather(*self._tasks, return_exceptions=True))
 
+    async def _idle_seconds(self) -> float:
+        """Until the next retry falls due, at most the poll interval."""
+        poll = self.settings.queue_poll_seconds
+        async with self.db.session() as session:
+            due = await session.scalar(
+                select(func.min(QueuedRecipient.next_attempt_at))
+                .where(QueuedRecipient.status.in_([QueueStatus.QUEUED, QueueStatus.DEFERRED]))
+            )
+        if due is None:
+            return poll
+        return min(poll, max((due - utcnow()).total_seconds(), 0.01))
+
     async def _run_job(self, job: Job) -> None:
         try:
             await self.deliver(job)
@@ -86,6 +98,7 @@ class DeliveryWorker:
             log.exception("delivery of message %s to %s failed", job.message_id, job.domain)
         finally:
             self.slots.release()
+            self.spool.wakeup.local()  # its retry time may be the next thing due
 
     async def release_own_leases(self) -> int:
         """At start: rows this node had claimed when it last stopped (crash, kill -9) are
@@ -207,6 +220,8 @@ class DeliveryWorker:
                 if outcome.result is Result.DEFERRED:
                     warn = (not row.delay_warned and warn_after.total_seconds() > 0
                             and now - message.received_at >= warn_after)
+                    log.info("queue %s: %s deferred (attempt %d): %s", message.queue_id,
+                             row.recipient, row.attempts + 1, outcome.describe())
                     if warn:
                         notices.append((row, "delayed", outcome))
                     await session.execute(
