@@ -334,3 +334,13 @@ async def test_an_idle_worker_wakes_when_a_retry_falls_due(env: Env) -> None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert got.recipients == ["ann@filtered.example"]
+
+
+async def test_mail_deleted_by_an_admin_mid_delivery_sends_no_bounce(env: Env) -> None:
+    env.customer.rcpt = lambda _a: "550 5.1.1 gone"
+    queue_id = await env.queue(to=["ann@filtered.example"])
+    [job] = await env.worker.claim(10)  # a worker has it in hand ...
+    await env.directory.queue.delete(OP, queue_id)  # ... when the operator deletes it
+    await env.worker.deliver(job)
+    assert await env.rows() == []
+    assert await env.worker.run_once() == 0  # no DSN was queued

@@ -222,9 +222,7 @@ class DeliveryWorker:
                             and now - message.received_at >= warn_after)
                     log.info("queue %s: %s deferred (attempt %d): %s", message.queue_id,
                              row.recipient, row.attempts + 1, outcome.describe())
-                    if warn:
-                        notices.append((row, "delayed", outcome))
-                    await session.execute(
+                    updated = await session.execute(
                         update(QueuedRecipient).where(QueuedRecipient.id == row.id).values(
                             status=QueueStatus.DEFERRED,
                             attempts=row.attempts + 1,
@@ -237,6 +235,8 @@ class DeliveryWorker:
                             delay_warned=row.delay_warned or warn,
                         )
                     )
+                    if warn and updated.rowcount:  # type: ignore[attr-defined]
+                        notices.append((row, "delayed", outcome))
                     continue
                 finished.append(row.id)
                 if outcome.result is Result.FAILED:
@@ -249,9 +249,13 @@ class DeliveryWorker:
                     notices.append((row, "relayed" if outcome.relayed else "delivered",
                                     outcome))
             if finished:
-                await session.execute(
+                still_queued = set((await session.scalars(
                     delete(QueuedRecipient).where(QueuedRecipient.id.in_(finished))
-                )
+                    .returning(QueuedRecipient.id)
+                )).all())
+                # An admin may have deleted a recipient meanwhile: no report for it then.
+                notices = [n for n in notices
+                           if n[1] == "delayed" or n[0].id in still_queued]
         await self._notify(message, notices, data, expires)
         if finished:
             await self.spool.remove_if_done(message.id, message.queue_id)
