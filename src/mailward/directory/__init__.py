@@ -11,10 +11,12 @@ from mailward.db import Database
 from mailward.directory.accounts import AccountService
 from mailward.directory.actor import Actor
 from mailward.directory.addresses import AddressFilter, AddressService
+from mailward.directory.auth_limit import AuthLimiter
 from mailward.directory.bulk_add import BulkAddService, BulkResult, LineResult, LineStatus
 from mailward.directory.domains import DomainService
 from mailward.directory.errors import Conflict, DirectoryError, Forbidden, InvalidInput, NotFound
 from mailward.directory.lookup import Recipient, RecipientLookup, Verdict
+from mailward.directory.mail_login import LoginResult, MailLogin
 from mailward.directory.passwords import Passwords
 from mailward.directory.tokens import TokenService
 
@@ -33,6 +35,10 @@ class Directory:
         self.addresses = AddressService(db, self.passwords)
         self.bulk = BulkAddService(db, self.passwords, quota)
         self.recipients = RecipientLookup(db)
+        # One brute-force limiter per process: web, POP3, IMAP and submission logins.
+        self.limiter = AuthLimiter(settings.auth_failures_per_window,
+                                   settings.auth_window_seconds)
+        self.mail_login = MailLogin(db, self.passwords, self.limiter)
         # Mail server settings and the queue live in ``routing``/``queue`` (which import
         # this package, hence the late import); bundled here so the panel, API and CLI
         # reach every service alike.
@@ -55,6 +61,7 @@ __all__ = [
     "InvalidInput",
     "LineResult",
     "LineStatus",
+    "LoginResult",
     "NotFound",
     "Recipient",
     "Verdict",

@@ -131,7 +131,7 @@ class AccountService:
         async with self.db.session() as session:
             user = await session.scalar(select(User).where(User.login == login.strip().lower()))
         if user is None:
-            await self.passwords.verify_async(_DUMMY_HASH.get(self.passwords), password)
+            await self.passwords.verify_async(DUMMY_HASH.get(self.passwords), password)
             return None
         if not await self.passwords.verify_async(user.password_hash, password):
             return None
@@ -156,4 +156,4 @@ class _DummyHash:
         return self._value
 
 
-_DUMMY_HASH = _DummyHash()
+DUMMY_HASH = _DummyHash()

@@ -16,7 +16,6 @@ from litestar.template import TemplateConfig
 from mailward.config import Settings
 from mailward.directory import Directory
 from mailward.web.api import API_PATH, BEARER, api_routers
-from mailward.web.auth_limit import AuthLimiter
 from mailward.web.context import DEPENDENCIES, STATE_KEY, WebContext
 from mailward.web.errors import EXCEPTION_HANDLERS
 from mailward.web.panel import index
@@ -55,8 +54,8 @@ def openapi_config() -> OpenAPIConfig:
 
 
 def create_app(directory: Directory, settings: Settings) -> Litestar:
-    """Build the web app over ``directory``; one login limiter per app instance."""
-    limiter = AuthLimiter(settings.auth_failures_per_window, settings.auth_window_seconds)
+    """Build the web app over ``directory``; logins share the directory's limiter."""
+    limiter = directory.limiter
     return Litestar(
         route_handlers=[index, *api_routers()],
         dependencies=DEPENDENCIES,

@@ -13,7 +13,7 @@ from litestar.handlers import BaseRouteHandler
 
 from mailward.config import Settings
 from mailward.directory import Actor, Directory
-from mailward.web.auth_limit import AuthLimiter
+from mailward.directory.auth_limit import AuthLimiter
 
 STATE_KEY = "mailward"
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="mailward"'}

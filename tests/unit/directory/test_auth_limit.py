@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailward.web.auth_limit import AuthLimiter
+from mailward.directory.auth_limit import AuthLimiter
 
 
 class FakeClock:

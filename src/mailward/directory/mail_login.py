@@ -1,0 +1,73 @@
+"""Mailbox logins for POP3, IMAP and SMTP submission: full address + the mailbox password.
+
+Only mailboxes (and auto-cc addresses, which have one) can log in; forwarders and pending
+addresses cannot. Failures are rate-limited per client IP and per address with the same
+limiter as the web login; a locked client gets ``retry_after`` and no password check.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from mailward.db import Address, AddressKind, Database
+from mailward.directory.accounts import DUMMY_HASH
+from mailward.directory.auth_limit import AuthLimiter
+from mailward.directory.errors import InvalidInput
+from mailward.directory.normalize import normalize_address
+from mailward.directory.passwords import Passwords
+
+log = logging.getLogger(__name__)
+CAN_LOG_IN = (AddressKind.MAILBOX, AddressKind.AUTOCC)
+
+
+@dataclass(frozen=True, slots=True)
+class LoginResult:
+    """``mailbox`` on success; otherwise ``retry_after`` > 0 when the client is locked."""
+
+    mailbox: str | None = None
+    retry_after: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.mailbox is not None
+
+
+class MailLogin:
+    def __init__(self, db: Database, passwords: Passwords, limiter: AuthLimiter) -> None:
+        self.db = db
+        self.passwords = passwords
+        self.limiter = limiter
+
+    async def authenticate(self, login: str, password: str, peer: str,
+                           protocol: str = "mail") -> LoginResult:
+        try:
+            address = normalize_address(login)
+        except InvalidInput:
+            address = login.strip().lower()[:320]
+        keys = (f"ip:{peer}", f"mailbox:{address}")
+        wait = self.limiter.retry_after(*keys)
+        if wait:
+            log.warning("%s login for %s from %s refused: locked for %d s", protocol,
+                        address, peer, wait)
+            return LoginResult(retry_after=wait)
+        stamp = self.limiter.fail(*keys)
+        async with self.db.session() as session:
+            row = (await session.execute(
+                select(Address.password_hash, Address.kind).where(Address.email == address)
+            )).first()
+        if row is None or row.kind not in CAN_LOG_IN or not row.password_hash:
+            await self.passwords.verify_async(DUMMY_HASH.get(self.passwords), password)
+            log.info("%s login failed for %s from %s", protocol, address, peer)
+            return LoginResult()
+        if not await self.passwords.verify_async(row.password_hash, password):
+            log.info("%s login failed for %s from %s", protocol, address, peer)
+            return LoginResult()
+        self.limiter.forgive(stamp, *keys)
+        return LoginResult(mailbox=address)
+
+    def locked(self, address: str) -> int:
+        """Seconds the address stays locked after failed logins (0 = not locked)."""
+        return self.limiter.retry_after(f"mailbox:{address.strip().lower()}")
