@@ -160,10 +160,9 @@ def inbox_files(inboxes: list[Path]) -> list[int]:
 async def watch_mailboxes(data_dir: Path, mailboxes: list[str], arrivals: Arrivals,
                           expected: int, rounds: list[float]) -> None:
     """Poll the INBOXes until ``expected`` messages arrived; read new ones via the store."""
-    from mailward.store import MaildirStore, open_store
+    from mailward.store import MaildirStore
 
-    store = open_store(data_dir)
-    assert isinstance(store, MaildirStore)
+    store = MaildirStore(data_dir / "mail")
     inboxes, known = [store.maildir_path(m) for m in mailboxes], [0] * len(mailboxes)
     last_uid = [0] * len(mailboxes)
     while len(arrivals.times) + len(arrivals.duplicates) < expected:

@@ -104,6 +104,8 @@ def mail_settings(settings: Settings, **overrides: Any) -> Settings:
         "retry_max_interval_seconds": 2, "queue_poll_seconds": 0.2,
         "smtp_hostname": "mx.mailward.test", "smtp_timeout_seconds": 10,
     }
+    if settings.db_url.startswith("postgresql"):  # exercise the PostgreSQL mail store too
+        values["store_backend"] = "postgresql"
     values.update(overrides)
     return settings.model_copy(update=values)
 

@@ -74,7 +74,7 @@ async def env(settings: Settings, directory: Directory) -> AsyncIterator[Env]:
         directory = Directory(directory.db, configured)
         await directory.servers.add(OP, "filtered.example", customer.address, preference=10)
         spool = directory.queue.spool
-        local = LocalDelivery(directory.db, open_store(configured.data_dir), spool)
+        local = LocalDelivery(directory.db, open_store(configured, directory.db), spool)
         yield Env(directory, DeliveryWorker(directory.db, configured, spool, local),
                   relay, customer)
 

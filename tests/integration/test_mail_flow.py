@@ -53,7 +53,7 @@ class World:
         return (await self.directory.queue.list(OP, **filters)).items
 
     def mailbox(self, address: str):  # type: ignore[no-untyped-def]
-        return open_store(self.settings.data_dir)
+        return open_store(self.settings, self.directory.db)
 
 
 @pytest.fixture

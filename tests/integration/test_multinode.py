@@ -25,7 +25,7 @@ pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def node(db: Database, settings: Settings, name: str) -> DeliveryWorker:
     configured = settings.model_copy(update={"smtp_hostname": name})
     spool = Spool(db, configured.data_dir)
-    local = LocalDelivery(db, open_store(configured.data_dir), spool)
+    local = LocalDelivery(db, open_store(configured, db), spool)
     return DeliveryWorker(db, configured, spool, local)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
@@ -105,6 +105,8 @@ class Settings(BaseSettings):
     auth_window_seconds: int = Field(900, ge=1)
 
     # Mail flow
+    store_backend: Literal["maildir", "postgresql"] = "maildir"
+    """Where mailboxes live: Maildir in the data dir, or the (shared) PostgreSQL database."""
     smtp_hostname: str | None = None
     """This node's name in SMTP greetings, Received: headers and DSNs (default: first MX)."""
     tls_cert_file: Path | None = None
@@ -171,6 +173,8 @@ class Settings(BaseSettings):
         if len(set(names)) != len(names):
             raise ValueError("mx_hosts: a host is listed twice")
         self.mx_hosts.sort(key=lambda mx: (mx.priority, mx.host))
+        if self.store_backend == "postgresql" and not self.db_url.startswith("postgresql"):
+            raise ValueError("store_backend: 'postgresql' needs a PostgreSQL database_url")
         if bool(self.tls_cert_file) != bool(self.tls_key_file):
             raise ValueError("tls_cert_file and tls_key_file: set both or neither")
         return self

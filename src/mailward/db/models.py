@@ -275,3 +275,48 @@ class QueuedRecipient(Base):
     delay_warned: Mapped[bool] = mapped_column(Boolean, default=False)
 
     message: Mapped[QueuedMessage] = relationship(back_populates="recipients")
+
+
+class StoreMailbox(Base):
+    """A mailbox of the PostgreSQL mail store; its row is the per-mailbox lock.
+
+    ``usage_bytes`` is exact (updated in the transaction that adds or removes messages);
+    ``last_uidvalidity`` is the highest UIDVALIDITY handed out to any of its folders.
+    """
+
+    __tablename__ = "store_mailboxes"
+    __table_args__ = (CheckConstraint("usage_bytes >= 0", name="usage_nonnegative"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    address: Mapped[str] = mapped_column(String(320), unique=True)
+    usage_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_uidvalidity: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class StoreFolder(Base):
+    """A folder of a store mailbox with its IMAP counters (``uidnext`` only grows)."""
+
+    __tablename__ = "store_folders"
+    __table_args__ = (UniqueConstraint("mailbox_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("store_mailboxes.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(1024))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    uidnext: Mapped[int] = mapped_column(BigInteger, default=1)
+
+
+class StoreMessage(Base):
+    """One stored message; ``flags`` are the canonical flags joined by single spaces."""
+
+    __tablename__ = "store_messages"
+    __table_args__ = (UniqueConstraint("folder_id", "uid"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    folder_id: Mapped[int] = mapped_column(ForeignKey("store_folders.id", ondelete="CASCADE"))
+    uid: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int] = mapped_column(BigInteger)
+    flags: Mapped[str] = mapped_column(Text, default="")
+    internal_date: Mapped[datetime] = mapped_column(UTCDateTime())
+    body: Mapped[bytes] = mapped_column(LargeBinary)

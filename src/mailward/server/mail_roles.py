@@ -38,7 +38,7 @@ class MailSystem:
     @classmethod
     def create(cls, directory: Directory, settings: Settings) -> MailSystem:
         queue = directory.queue  # its spool wakes this process's workers on "retry now"
-        return cls(queue.spool, open_store(settings.data_dir), queue)
+        return cls(queue.spool, open_store(settings, directory.db), queue)
 
 
 class _Role:

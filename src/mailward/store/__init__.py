@@ -1,11 +1,13 @@
 """Mailbox storage: one interface (:class:`MailStore`), one package per backend.
 
-``open_store(data_dir)`` returns the default backend, Maildir under ``data_dir/mail``.
+``open_store(settings, db)`` returns the configured backend: Maildir under
+``data_dir/mail`` (default, one hosting node) or PostgreSQL (``store_backend =
+"postgresql"``: metadata and message blobs in the shared database, for several nodes).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mailward.store.interface import (
     ANSWERED,
@@ -32,6 +34,11 @@ from mailward.store.interface import (
     StoreError,
 )
 from mailward.store.maildir import MaildirStore
+from mailward.store.postgres import PostgresStore
+
+if TYPE_CHECKING:
+    from mailward.config import Settings
+    from mailward.db import Database
 
 __all__ = [
     "ANSWERED",
@@ -54,6 +61,7 @@ __all__ = [
     "MessageInfo",
     "NoSuchFolder",
     "NoSuchMessage",
+    "PostgresStore",
     "QuotaExceeded",
     "StoreError",
     "Stored",
@@ -61,6 +69,8 @@ __all__ = [
 ]
 
 
-def open_store(data_dir: Path) -> MailStore:
-    """The configured mail store: Maildir under ``data_dir / "mail"``."""
-    return MaildirStore(Path(data_dir) / "mail")
+def open_store(settings: Settings, db: Database) -> MailStore:
+    """The configured mail store."""
+    if settings.store_backend == "postgresql":
+        return PostgresStore(db)
+    return MaildirStore(settings.data_dir / "mail")

@@ -86,3 +86,15 @@ def test_unknown_toml_key_is_an_error(monkeypatch: pytest.MonkeyPatch, tmp_path:
     monkeypatch.setenv("MAILWARD_CONFIG", str(config))
     with pytest.raises(ConfigError, match="hostng_host"):
         load_settings()
+
+
+def test_mail_settings_are_checked_together() -> None:
+    with pytest.raises(ConfigError, match="store_backend: 'postgresql' needs a PostgreSQL"):
+        load_settings(store_backend="postgresql")
+    with pytest.raises(ConfigError, match="tls_cert_file and tls_key_file: set both"):
+        load_settings(tls_cert_file="/etc/ssl/mx.pem")
+    settings = load_settings(dns_nameservers="127.0.0.2, 127.0.0.3:5353",
+                             retry_first_seconds=60, retry_max_interval_seconds=600)
+    assert settings.dns_nameservers == ["127.0.0.2", "127.0.0.3:5353"]
+    assert [settings.retry_delay(n) for n in (1, 2, 3, 4, 5)] == [60, 120, 240, 480, 600]
+    assert settings.node_name == settings.mx_hosts[0].host

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from mailward.config import load_settings
+from mailward.db import Database
 from mailward.store import (
     DELETED,
     FLAGGED,
@@ -70,7 +72,8 @@ def drop_in(directory: Path, name: str, data: bytes, mtime: float | None = None)
 
 
 def test_open_store_uses_the_mail_subdirectory(tmp_path: Path) -> None:
-    opened = open_store(tmp_path)
+    settings = load_settings(data_dir=tmp_path)
+    opened = open_store(settings, Database(settings.db_url))
     assert isinstance(opened, MaildirStore)
     assert opened.root == tmp_path / "mail"
 
