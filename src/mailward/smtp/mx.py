@@ -275,12 +275,24 @@ class MxSMTP(SMTP):
         if not extended:
             await self.push(f"250 {self.hostname}")
             return
-        lines = [self.hostname, "PIPELINING"]
+        lines = [self.hostname, *self.ehlo_keywords()]
+        await self.push("\r\n".join(f"250-{ln}" for ln in lines[:-1]) + f"\r\n250 {lines[-1]}")
+
+    def ehlo_keywords(self) -> list[str]:
+        """The extensions EHLO offers (subclasses add theirs)."""
+        lines = ["PIPELINING"]
         lines.append(f"SIZE {self.data_size_limit}" if self.data_size_limit else "SIZE")
         lines += ["8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "DSN"]
-        if self.tls_context is not None and self._tls_protocol is None:
+        if self.tls_context is not None and not self.tls_active:
             lines.append("STARTTLS")
-        await self.push("\r\n".join(f"250-{ln}" for ln in lines[:-1]) + f"\r\n250 {lines[-1]}")
+        return lines
+
+    @property
+    def tls_active(self) -> bool:
+        """TLS is on: after STARTTLS, or from the start on an implicit-TLS port."""
+        if self._tls_protocol is not None:
+            return True
+        return self.transport is not None and bool(self.transport.get_extra_info("ssl_object"))
 
     async def smtp_MAIL(self, arg: str) -> None:
         if await self.check_helo_needed():
@@ -401,7 +413,7 @@ class MxSMTP(SMTP):
             await self.push("501 5.5.4 Syntax: STARTTLS")
         elif self.tls_context is None:
             await self.push("454 4.7.0 TLS not available")
-        elif self._tls_protocol is not None:
+        elif self.tls_active:
             await self.push("503 5.5.1 Error: TLS already active")
         else:
             await super().smtp_STARTTLS(arg)  # resets the session on success (RFC 3207)
@@ -498,10 +510,12 @@ class MxSMTP(SMTP):
 
     def _tls_info(self) -> TlsInfo | None:
         assert self.session is not None
-        if self._tls_protocol is None or not self.session.ssl:
+        if not self.tls_active:
             return None
-        obj = self.session.ssl.get("ssl_object")
-        cipher = obj.cipher() if obj is not None else self.session.ssl.get("cipher")
+        extra = self.session.ssl or {}
+        obj = extra.get("ssl_object") or (
+            self.transport.get_extra_info("ssl_object") if self.transport else None)
+        cipher = obj.cipher() if obj is not None else extra.get("cipher")
         version = obj.version() if obj is not None else None
         if not cipher:
             return None

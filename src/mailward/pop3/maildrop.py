@@ -1,0 +1,109 @@
+"""A POP3 maildrop: the INBOX snapshot taken at login, its deletions and its lock.
+
+Locking is in-process only (:class:`MaildropLocks`): it keeps two POP3 sessions served
+by this process from sharing one mailbox. Locking across several nodes serving the same
+store is a later concern (it needs a shared lock, e.g. in the database).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailward.store import DELETED, INBOX, MailStore, NoSuchMessage
+
+
+class MaildropLocks:
+    """Which mailboxes have a POP3 session in the TRANSACTION state."""
+
+    def __init__(self) -> None:
+        self._held: set[str] = set()
+
+    def acquire(self, mailbox: str) -> bool:
+        """Take the lock; ``False`` if another session holds it."""
+        if mailbox in self._held:
+            return False
+        self._held.add(mailbox)
+        return True
+
+    def release(self, mailbox: str) -> None:
+        self._held.discard(mailbox)
+
+    def held(self, mailbox: str) -> bool:
+        return mailbox in self._held
+
+
+DEFAULT_LOCKS = MaildropLocks()
+
+
+@dataclass(slots=True)
+class Entry:
+    uid: int
+    size: int
+    deleted: bool = False
+
+
+class Maildrop:
+    """Messages numbered 1..n as of login; deletions apply only at :meth:`commit`."""
+
+    def __init__(
+        self, store: MailStore, mailbox: str, uidvalidity: int, entries: list[Entry]
+    ) -> None:
+        self.store = store
+        self.mailbox = mailbox
+        self.uidvalidity = uidvalidity
+        self.entries = entries
+
+    @classmethod
+    async def open(cls, store: MailStore, mailbox: str) -> Maildrop:
+        status = await store.folder_status(mailbox, INBOX)
+        infos = await store.messages(mailbox, INBOX)
+        entries = [Entry(i.uid, i.size) for i in infos]
+        return cls(store, mailbox, status.uidvalidity, entries)
+
+    def get(self, number: int) -> Entry | None:
+        """The live (not deleted) message ``number`` (1-based), else ``None``."""
+        if 1 <= number <= len(self.entries):
+            entry = self.entries[number - 1]
+            if not entry.deleted:
+                return entry
+        return None
+
+    def live(self) -> list[tuple[int, Entry]]:
+        return [(n, e) for n, e in enumerate(self.entries, 1) if not e.deleted]
+
+    def stat(self) -> tuple[int, int]:
+        live = self.live()
+        return len(live), sum(e.size for _, e in live)
+
+    def uidl(self, entry: Entry) -> str:
+        """A unique-id stable across sessions while the folder's UIDVALIDITY holds."""
+        return f"{self.uidvalidity}.{entry.uid}"
+
+    async def fetch(self, entry: Entry) -> bytes:
+        return await self.store.fetch(self.mailbox, INBOX, entry.uid)
+
+    def reset(self) -> None:
+        for entry in self.entries:
+            entry.deleted = False
+
+    async def commit(self) -> int:
+        """Flag the deleted messages ``\\Deleted`` and expunge exactly those.
+
+        Messages already gone (expunged by another client) are skipped. Returns the
+        number of messages removed.
+        """
+        deleted = {e.uid for e in self.entries if e.deleted}
+        if not deleted:
+            return 0
+        # Current flags, so changes made meanwhile (e.g. over IMAP) are not reverted.
+        current = {i.uid: i.flags for i in await self.store.messages(self.mailbox, INBOX)}
+        uids = []
+        for uid in sorted(deleted & current.keys()):
+            try:
+                await self.store.set_flags(self.mailbox, INBOX, uid, current[uid] | {DELETED})
+            except NoSuchMessage:
+                continue
+            uids.append(uid)
+        if not uids:
+            return 0
+        return len(await self.store.expunge(self.mailbox, INBOX, uids))
