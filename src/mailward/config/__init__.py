@@ -7,6 +7,7 @@ Every operator hostname lives here; no other module spells one out.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -104,6 +105,9 @@ class Settings(BaseSettings):
     auth_failures_per_window: int = Field(10, ge=1)
     auth_window_seconds: int = Field(900, ge=1)
 
+    allow_plaintext_auth: bool = False
+    """Let POP3/submission logins happen without TLS: loopback binds only (tests, dev)."""
+
     # Mail flow
     store_backend: Literal["maildir", "postgresql"] = "maildir"
     """Where mailboxes live: Maildir in the data dir, or the (shared) PostgreSQL database."""
@@ -175,6 +179,8 @@ class Settings(BaseSettings):
         self.mx_hosts.sort(key=lambda mx: (mx.priority, mx.host))
         if self.store_backend == "postgresql" and not self.db_url.startswith("postgresql"):
             raise ValueError("store_backend: 'postgresql' needs a PostgreSQL database_url")
+        if self.allow_plaintext_auth and not _is_loopback(self.bind):
+            raise ValueError("allow_plaintext_auth: only when bind is a loopback address")
         if bool(self.tls_cert_file) != bool(self.tls_key_file):
             raise ValueError("tls_cert_file and tls_key_file: set both or neither")
         return self
@@ -216,6 +222,13 @@ class Settings(BaseSettings):
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.port_web}"
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def config_path() -> Path | None:

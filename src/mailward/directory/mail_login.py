@@ -68,6 +68,24 @@ class MailLogin:
         self.limiter.forgive(stamp, *keys)
         return LoginResult(mailbox=address)
 
+    async def may_send_as(self, login: str, address: str) -> bool:
+        """A logged-in mailbox may send as itself, or as an alias/forwarder (or auto-cc)
+        address whose destinations include it."""
+        try:
+            wanted = normalize_address(address)
+        except InvalidInput:
+            return False
+        if wanted == login:
+            return True
+        async with self.db.session() as session:
+            row = (await session.execute(
+                select(Address.kind, Address.destinations).where(Address.email == wanted)
+            )).first()
+        if row is None or row.kind not in (AddressKind.FORWARDER, AddressKind.AUTOCC):
+            return False
+        targets = {d.strip().lower() for d in (row.destinations or "").split(",")}
+        return login in targets
+
     def locked(self, address: str) -> int:
         """Seconds the address stays locked after failed logins (0 = not locked)."""
         return self.limiter.retry_after(f"mailbox:{address.strip().lower()}")

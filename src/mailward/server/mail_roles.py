@@ -10,16 +10,21 @@ import asyncio
 import contextlib
 import logging
 import socket
-from dataclasses import dataclass
+import ssl
+from dataclasses import dataclass, field
 
 from mailward.config import Settings
 from mailward.directory import Directory
+from mailward.directory.mail_login import MailLogin
+from mailward.pop3 import start_pop3
 from mailward.queue.admin import QueueService
 from mailward.queue.intake import MxIntake
 from mailward.queue.local import LocalDelivery
+from mailward.queue.outbound import Signer, SubmissionIntake
 from mailward.queue.spool import Spool
 from mailward.queue.worker import DeliveryWorker
 from mailward.smtp.mx import start_mx
+from mailward.smtp.submission import start_submission
 from mailward.smtp.tls import ensure_certificate, server_context
 from mailward.store import MailStore, open_store
 
@@ -34,11 +39,26 @@ class MailSystem:
     spool: Spool
     store: MailStore
     queue: QueueService
+    settings: Settings | None = None
+    signer: Signer | None = None
+    _tls: ssl.SSLContext | None = None
+    _tls_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def tls_context(self) -> ssl.SSLContext:
+        """The listeners' TLS context; the certificate is generated once if missing."""
+        async with self._tls_lock:
+            if self._tls is None:
+                assert self.settings is not None
+                cert, key = self.settings.tls_files
+                await asyncio.to_thread(ensure_certificate, cert, key,
+                                        self.settings.node_name)
+                self._tls = server_context(cert, key)
+            return self._tls
 
     @classmethod
     def create(cls, directory: Directory, settings: Settings) -> MailSystem:
         queue = directory.queue  # its spool wakes this process's workers on "retry now"
-        return cls(queue.spool, open_store(settings, directory.db), queue)
+        return cls(queue.spool, open_store(settings, directory.db), queue, settings)
 
 
 class _Role:
@@ -59,39 +79,103 @@ class _Role:
             self._stop.set()
 
 
-class MxRole(_Role):
-    def __init__(self, directory: Directory, settings: Settings, mail: MailSystem) -> None:
+class ListenerRole(_Role):
+    """A role with one asyncio server per listening socket, stopped together."""
+
+    def __init__(self, settings: Settings, mail: MailSystem) -> None:
         super().__init__()
         self.settings = settings
-        self.intake = MxIntake(directory.recipients, mail.spool)
-        self._server: asyncio.AbstractServer | None = None
+        self.mail = mail
+        self._servers: list[asyncio.AbstractServer] = []
+
+    async def start(self, sock: socket.socket, index: int,
+                    tls: ssl.SSLContext) -> asyncio.AbstractServer:
+        raise NotImplementedError
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
-        assert sockets, "the mx role needs its listening socket"
-        cert, key = self.settings.tls_files
-        await asyncio.to_thread(ensure_certificate, cert, key, self.settings.node_name)
-        server = await start_mx(
-            self.intake,
-            sock=sockets[0],
-            hostname=self.settings.node_name,
-            tls_context=server_context(cert, key),
+        assert sockets, "a listening role needs its sockets"
+        tls = await self.mail.tls_context()
+        try:
+            for index, sock in enumerate(sockets):
+                self._servers.append(await self.start(sock, index, tls))
+            self.listening.set()
+            await self._stop.wait()
+        finally:
+            for server in self._servers:
+                server.close()  # stop accepting; sessions finish or time out
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.gather(*(s.wait_closed() for s in self._servers)), DRAIN_SECONDS)
+
+    @property
+    def ports(self) -> list[int]:
+        return [int(s.sockets[0].getsockname()[1]) for s in self._servers]
+
+    @property
+    def port(self) -> int:
+        return self.ports[0]
+
+
+class MxRole(ListenerRole):
+    def __init__(self, directory: Directory, settings: Settings, mail: MailSystem) -> None:
+        super().__init__(settings, mail)
+        self.intake = MxIntake(directory.recipients, mail.spool)
+
+    async def start(self, sock: socket.socket, index: int,
+                    tls: ssl.SSLContext) -> asyncio.AbstractServer:
+        return await start_mx(
+            self.intake, sock=sock, hostname=self.settings.node_name, tls_context=tls,
             data_size_limit=self.settings.max_message_size,
             max_recipients=self.settings.max_recipients,
             timeout=self.settings.smtp_timeout_seconds,
         )
-        self._server = server
-        self.listening.set()
-        try:
-            await self._stop.wait()
-        finally:
-            server.close()  # stop accepting; sessions in DATA finish or time out
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(server.wait_closed(), DRAIN_SECONDS)
 
-    @property
-    def port(self) -> int:
-        assert self._server is not None
-        return int(self._server.sockets[0].getsockname()[1])
+
+class SubmissionRole(ListenerRole):
+    """587 (STARTTLS) and 465 (implicit TLS): authenticated users sending mail."""
+
+    def __init__(self, directory: Directory, settings: Settings, mail: MailSystem) -> None:
+        super().__init__(settings, mail)
+        self.login = directory.mail_login
+        self.intake = SubmissionIntake(directory.mail_login, mail.spool, mail.signer)
+
+    async def start(self, sock: socket.socket, index: int,
+                    tls: ssl.SSLContext) -> asyncio.AbstractServer:
+        return await start_submission(
+            self.intake, authenticator=self.login, sock=sock,
+            hostname=self.settings.node_name, tls_context=tls, implicit_tls=index == 1,
+            allow_plaintext_auth=self.settings.allow_plaintext_auth,
+            data_size_limit=self.settings.max_message_size,
+            max_recipients=self.settings.max_recipients,
+            timeout=self.settings.smtp_timeout_seconds,
+        )
+
+
+class _Pop3Login:
+    """The directory's mailbox login, as the POP3 server asks for it."""
+
+    def __init__(self, login: MailLogin) -> None:
+        self.login = login
+
+    async def authenticate(self, login: str, password: str, peer: str) -> str | None:
+        return (await self.login.authenticate(login, password, peer, "pop3")).mailbox
+
+
+class Pop3Role(ListenerRole):
+    """110 (STLS) and 995 (implicit TLS)."""
+
+    def __init__(self, directory: Directory, settings: Settings, mail: MailSystem) -> None:
+        super().__init__(settings, mail)
+        self.authenticator = _Pop3Login(directory.mail_login)
+        self.store = mail.store
+
+    async def start(self, sock: socket.socket, index: int,
+                    tls: ssl.SSLContext) -> asyncio.AbstractServer:
+        return await start_pop3(
+            authenticator=self.authenticator, store=self.store, sock=sock,
+            hostname=self.settings.node_name, tls_context=tls, implicit_tls=index == 1,
+            allow_plaintext_auth=self.settings.allow_plaintext_auth,
+        )
 
 
 class DeliveryRole(_Role):

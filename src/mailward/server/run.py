@@ -15,7 +15,13 @@ from sqlalchemy.engine import make_url
 from mailward.config import Settings
 from mailward.db import Database
 from mailward.directory import Directory
-from mailward.server.mail_roles import DeliveryRole, MailSystem, MxRole
+from mailward.server.mail_roles import (
+    DeliveryRole,
+    MailSystem,
+    MxRole,
+    Pop3Role,
+    SubmissionRole,
+)
 from mailward.server.roles import AVAILABLE_ROLES, KNOWN_ROLES
 from mailward.server.web_role import DESCRIPTION, RoleServer, bind, url_for, web_server
 
@@ -25,8 +31,16 @@ NOTES = {
     "web": DESCRIPTION,
     "mx": "public SMTP of the filtering tier",
     "delivery": "queue workers: mailboxes, relay, bounces",
+    "submission": "SMTP AUTH for mailbox users: STARTTLS, implicit TLS",
+    "pop3": "mailbox access: STLS, implicit TLS",
 }
-SCHEMES = {"web": "http", "mx": "smtp"}
+# Each listening role: its ports (settings fields) and the URL scheme of each.
+LISTENERS: dict[str, tuple[tuple[str, str], ...]] = {
+    "web": (("port_web", "http"),),
+    "mx": (("port_mx", "smtp"),),
+    "submission": (("port_submission", "smtp"), ("port_submissions", "smtps")),
+    "pop3": (("port_pop3", "pop3"), ("port_pop3s", "pop3s")),
+}
 
 
 def describe(urls: dict[str, str]) -> list[str]:
@@ -80,24 +94,25 @@ async def run(
     roles = set(AVAILABLE_ROLES) if roles is None else set(roles)
     _check(roles)
     db = Database(settings.db_url)
-    sockets: dict[str, socket.socket] = {}
+    sockets: dict[str, list[socket.socket]] = {}
     try:
         directory = Directory(db, settings)
         servers = _servers(directory, settings, roles)
-        ports = {"web": settings.port_web, "mx": settings.port_mx}
         for role in servers:
-            if role in SCHEMES:
-                sockets[role] = bind(settings.bind, ports[role])
+            for field, _ in LISTENERS.get(role, ()):
+                sockets.setdefault(role, []).append(
+                    bind(settings.bind, getattr(settings, field)))
         with _stop_on_signals(servers.values()):
             await _serve(servers, sockets, settings, ready)
     finally:
-        for sock in sockets.values():
-            sock.close()
+        for bound in sockets.values():
+            for sock in bound:
+                sock.close()
         await db.dispose()
 
 
 def _servers(directory: Directory, settings: Settings, roles: set[str]) -> dict[str, Any]:
-    mail = MailSystem.create(directory, settings) if roles & {"mx", "delivery"} else None
+    mail = MailSystem.create(directory, settings) if roles - {"web"} else None
     servers: dict[str, Any] = {}
     if "web" in roles:
         servers["web"] = web_server(directory, settings)
@@ -107,24 +122,34 @@ def _servers(directory: Directory, settings: Settings, roles: set[str]) -> dict[
     if "delivery" in roles:
         assert mail is not None
         servers["delivery"] = DeliveryRole(directory, settings, mail)
+    if "submission" in roles:
+        assert mail is not None
+        servers["submission"] = SubmissionRole(directory, settings, mail)
+    if "pop3" in roles:
+        assert mail is not None
+        servers["pop3"] = Pop3Role(directory, settings, mail)
     return servers
 
 
 def _url(role: str, settings: Settings, server: Any) -> str:
-    if role not in SCHEMES:
+    if role not in LISTENERS:
         return f"{settings.delivery_concurrency} concurrent deliveries"
-    return url_for(settings.bind, server.port).replace("http", SCHEMES[role], 1)
+    ports = server.ports if hasattr(server, "ports") else [server.port]
+    return ", ".join(
+        url_for(settings.bind, port).replace("http", scheme, 1)
+        for port, (_, scheme) in zip(ports, LISTENERS[role], strict=True)
+    )
 
 
 async def _serve(
     servers: dict[str, RoleServer],
-    sockets: dict[str, socket.socket],
+    sockets: dict[str, list[socket.socket]],
     settings: Settings,
     ready: Ready | None,
 ) -> None:
     tasks = {
         role: asyncio.create_task(
-            server.serve(sockets=[sockets[role]] if role in sockets else None),
+            server.serve(sockets=sockets.get(role)),
             name=f"mailward-{role}",
         )
         for role, server in servers.items()

@@ -98,3 +98,9 @@ def test_mail_settings_are_checked_together() -> None:
     assert settings.dns_nameservers == ["127.0.0.2", "127.0.0.3:5353"]
     assert [settings.retry_delay(n) for n in (1, 2, 3, 4, 5)] == [60, 120, 240, 480, 600]
     assert settings.node_name == settings.mx_hosts[0].host
+
+
+def test_plaintext_logins_are_for_loopback_only() -> None:
+    assert load_settings(allow_plaintext_auth=True).allow_plaintext_auth
+    with pytest.raises(ConfigError, match="allow_plaintext_auth: only when bind is a loopback"):
+        load_settings(allow_plaintext_auth=True, bind="0.0.0.0")

@@ -1,0 +1,86 @@
+"""Submission intake: what an authenticated user may send, DKIM signing, then the spool.
+
+The envelope sender and every From: address must be the user's own address or an alias
+that forwards to it (553 5.7.1 otherwise). Any recipient is accepted: the user is
+authenticated, and routing delivers local recipients into their mailboxes and the rest
+to their domains' MX hosts (or the smarthost), with the queue's retries and bounces.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from email.headerregistry import Address as HeaderAddress
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
+
+from mailward.directory.errors import InvalidInput
+from mailward.directory.mail_login import MailLogin
+from mailward.directory.normalize import domain_of, normalize_address
+from mailward.queue.spool import NewRecipient, Spool
+from mailward.smtp.types import Envelope, Reply
+
+log = logging.getLogger(__name__)
+Signer = Callable[[bytes, str], Awaitable[bytes]]  # (message, sender domain) → signed
+
+RECIPIENT_OK = Reply(250, "2.1.5", "Recipient OK")
+BAD_RECIPIENT = Reply(501, "5.1.3", "Bad recipient address syntax")
+SENDER_OK = Reply(250, "2.1.0", "Sender OK")
+NOT_YOURS = Reply(553, "5.7.1", "Sender address not owned by the authenticated user")
+FROM_NOT_YOURS = Reply(553, "5.7.1", "From: header address not owned by the "
+                                     "authenticated user")
+
+
+def from_addresses(data: bytes) -> list[str] | None:
+    """The addresses of the From: header, or None if it is missing or unreadable."""
+    head = data.split(b"\r\n\r\n", 1)[0]
+    try:
+        header = BytesHeaderParser(policy=default_policy).parsebytes(head).get("from")
+        addresses: tuple[HeaderAddress, ...] = header.addresses if header is not None else ()
+    except Exception:  # malformed header: treat as unreadable
+        return None
+    found = [a.addr_spec for a in addresses if a.addr_spec and a.addr_spec != "<>"]
+    return found or None
+
+
+class SubmissionIntake:
+    def __init__(self, login: MailLogin, spool: Spool, signer: Signer | None = None) -> None:
+        self.login = login
+        self.spool = spool
+        self.signer = signer
+
+    async def check_recipient(self, address: str) -> Reply:
+        try:
+            normalize_address(address)
+        except InvalidInput:
+            return BAD_RECIPIENT
+        return RECIPIENT_OK
+
+    async def check_sender(self, login: str, sender: str) -> Reply:
+        if sender and await self.login.may_send_as(login, sender):
+            return SENDER_OK
+        log.warning("submission: %s tried to send as <%s>", login, sender)
+        return NOT_YOURS
+
+    async def accept(self, envelope: Envelope) -> Reply:
+        login = envelope.authenticated_as
+        if login is None:  # the listener never lets this happen
+            return Reply(530, "5.7.0", "Authentication required")
+        senders = from_addresses(envelope.data)
+        if senders is None:
+            return Reply(550, "5.6.0", "Message needs a readable From: header")
+        for address in senders:
+            if not await self.login.may_send_as(login, address):
+                log.warning("submission: %s tried From: %s", login, address)
+                return FROM_NOT_YOURS
+        data = envelope.data
+        if self.signer is not None:
+            data = await self.signer(data, domain_of(normalize_address(envelope.sender)))
+        recipients = [NewRecipient(normalize_address(r.address), r.orcpt, r.notify)
+                      for r in envelope.recipients]
+        queue_id = await self.spool.enqueue(
+            sender=normalize_address(envelope.sender), recipients=recipients, data=data,
+            origin="submission", peer=envelope.peer, envid=envelope.envid, ret=envelope.ret,
+            smtputf8=envelope.smtputf8,
+        )
+        return Reply(250, "2.0.0", f"Ok: queued as {queue_id}")

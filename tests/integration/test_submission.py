@@ -1,0 +1,195 @@
+"""Hosting access end to end: SMTP submission (STARTTLS/465 + AUTH) → queue → mailboxes
+and remote servers, then POP3 to read it back. Real listeners, stdlib clients."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import poplib
+import smtplib
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from mail_helpers import Sink, eventually, mail_roles, mail_settings, message, sink_server
+
+from mailward.config import Settings
+from mailward.db import AddressList
+from mailward.directory import Actor, Directory
+from mailward.store import StoreError, open_store
+
+OP = Actor.operator()
+PASSWORD = "Mailbox-pass-77"
+ROLES = frozenset({"submission", "pop3", "delivery"})
+
+
+def client_tls() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # the server's certificate is self-signed
+    return context
+
+
+@dataclass
+class Hosting:
+    settings: Settings
+    directory: Directory
+    submission: int
+    submissions: int
+    pop3: int
+    pop3s: int
+    remote: Sink  # where mail to other domains goes (smarthost)
+
+    def smtp(self) -> smtplib.SMTP:
+        client = smtplib.SMTP("127.0.0.1", self.submission, timeout=30)
+        client.ehlo("laptop.example")
+        client.starttls(context=client_tls())
+        client.ehlo("laptop.example")
+        return client
+
+    async def inbox(self, mailbox: str) -> list:
+        store = open_store(self.settings, self.directory.db)
+        try:
+            return await store.messages(mailbox, "INBOX")
+        except StoreError:
+            return []
+
+
+def ports(url: str) -> list[int]:
+    return [int(part.rsplit(":", 1)[1]) for part in url.split(", ")]
+
+
+@pytest.fixture
+async def hosting(settings: Settings, directory: Directory) -> AsyncIterator[Hosting]:
+    await directory.accounts.create(OP, "Acme")
+    await directory.domains.create(OP, "acme.example", account="Acme", hosting=True)
+    await directory.servers.auto_configure_hosting(OP, "acme.example")
+    await directory.bulk.add_lines(OP, [
+        f"ann@acme.example|{PASSWORD}", f"bob@acme.example|{PASSWORD}",
+        "sales@acme.example|ann@acme.example|relay",
+        "other@acme.example|bob@acme.example|relay",
+    ], AddressList.NO_FILTER)
+    async with sink_server() as remote:
+        configured = mail_settings(settings, relay_host=remote.address)
+        async with mail_roles(configured, ROLES) as urls:
+            submission, submissions = ports(urls["submission"])
+            pop3, pop3s = ports(urls["pop3"])
+            yield Hosting(configured, Directory(directory.db, configured), submission,
+                          submissions, pop3, pop3s, remote)
+
+
+async def test_authenticated_mail_reaches_local_and_remote_recipients(hosting: Hosting
+                                                                      ) -> None:
+    def send() -> None:
+        with hosting.smtp() as client:
+            assert "auth" in client.esmtp_features
+            client.login("Ann@acme.example", PASSWORD)
+            client.sendmail("ann@acme.example", ["bob@acme.example", "friend@far.example"],
+                            message("ann@acme.example", "bob@acme.example", "Hello Bob"))
+
+    await asyncio.to_thread(send)
+    [out] = await hosting.remote.wait_for(1)
+    assert out.sender == "ann@acme.example" and out.recipients == ["friend@far.example"]
+    assert await eventually(lambda: hosting.inbox("bob@acme.example"))
+
+
+async def test_an_alias_of_the_user_may_be_the_sender(hosting: Hosting) -> None:
+    def send() -> None:
+        with hosting.smtp() as client:
+            client.login("ann@acme.example", PASSWORD)
+            client.sendmail("sales@acme.example", ["friend@far.example"],
+                            message("sales@acme.example", "friend@far.example", "Offer"))
+
+    await asyncio.to_thread(send)
+    [out] = await hosting.remote.wait_for(1)
+    assert out.sender == "sales@acme.example"
+
+
+async def test_submission_refuses_what_it_must(hosting: Hosting) -> None:
+    def session() -> dict[str, tuple[int, bytes]]:
+        answers = {}
+        with smtplib.SMTP("127.0.0.1", hosting.submission, timeout=30) as plain:
+            plain.ehlo("laptop.example")
+            answers["auth offered before TLS"] = (int("auth" in plain.esmtp_features), b"")
+            answers["mail before auth"] = plain.mail("ann@acme.example")
+            answers["auth before tls"] = plain.docmd("AUTH", "PLAIN AGFubkBhY21lLmV4YW1wbGUAeA==")
+        with hosting.smtp() as client:
+            try:
+                client.login("ann@acme.example", "wrong password")
+            except smtplib.SMTPAuthenticationError as exc:
+                answers["wrong password"] = (exc.smtp_code, exc.smtp_error)
+            try:
+                client.login("sales@acme.example", PASSWORD)  # a forwarder has no login
+            except smtplib.SMTPAuthenticationError as exc:
+                answers["forwarder"] = (exc.smtp_code, exc.smtp_error)
+            client.login("ann@acme.example", PASSWORD)
+            answers["spoofed sender"] = client.mail("bob@acme.example")
+            answers["alias of someone else"] = client.mail("other@acme.example")
+            client.rset()
+            client.mail("ann@acme.example")
+            client.rcpt("friend@far.example")
+            answers["spoofed From"] = client.data(
+                message("bob@acme.example", "friend@far.example", "Spoof"))
+        return answers
+
+    answers = await asyncio.to_thread(session)
+    assert answers["auth offered before TLS"][0] == 0
+    assert answers["mail before auth"][0] == 530
+    assert answers["auth before tls"][0] == 538
+    assert answers["wrong password"] == (535, b"5.7.8 Authentication credentials invalid")
+    assert answers["forwarder"][0] == 535
+    assert answers["spoofed sender"][0] == 553 and b"5.7.1" in answers["spoofed sender"][1]
+    assert answers["alias of someone else"][0] == 553
+    assert answers["spoofed From"][0] == 553
+    assert hosting.remote.received == []
+
+
+async def test_repeated_wrong_passwords_lock_the_login(hosting: Hosting) -> None:
+    def guess() -> list[int]:
+        # One AUTH PLAIN per attempt (smtplib's login() would retry with LOGIN too).
+        token = base64.b64encode(b"\0bob@acme.example\0not-it").decode()
+        right = base64.b64encode(f"\0bob@acme.example\0{PASSWORD}".encode()).decode()
+        with hosting.smtp() as client:
+            codes = [client.docmd("AUTH", f"PLAIN {token}")[0]
+                     for _ in range(hosting.settings.auth_failures_per_window)]
+            return [*codes, client.docmd("AUTH", f"PLAIN {right}")[0]]
+
+    codes = await asyncio.to_thread(guess)
+    assert codes[:-1] == [535] * hosting.settings.auth_failures_per_window
+    assert codes[-1] == 454  # temporarily locked, even for the right password now
+
+
+async def test_implicit_tls_port_and_pop3_read_back(hosting: Hosting) -> None:
+    def send() -> None:
+        with smtplib.SMTP_SSL("127.0.0.1", hosting.submissions, timeout=30,
+                              context=client_tls()) as client:
+            client.login("bob@acme.example", PASSWORD)
+            client.sendmail("bob@acme.example", ["ann@acme.example"],
+                            message("bob@acme.example", "ann@acme.example", "Over 465",
+                                    "First line.\r\n.hidden dot line\r\n"))
+
+    await asyncio.to_thread(send)
+    await eventually(lambda: hosting.inbox("ann@acme.example"))
+
+    def read(port: int, implicit: bool) -> tuple[bytes, list[bytes]]:
+        if implicit:
+            pop = poplib.POP3_SSL("127.0.0.1", port, timeout=30, context=client_tls())
+        else:
+            pop = poplib.POP3("127.0.0.1", port, timeout=30)
+            pop.stls(context=client_tls())
+        try:
+            pop.user("ann@acme.example")
+            pop.pass_(PASSWORD)
+            count, _ = pop.stat()
+            assert count == 1
+            _, lines, _ = pop.retr(1)
+            uidl = pop.uidl(1)
+        finally:
+            pop.quit()
+        return uidl, lines
+
+    uidl_plain, lines = await asyncio.to_thread(read, hosting.pop3, False)
+    uidl_tls, _ = await asyncio.to_thread(read, hosting.pop3s, True)
+    assert b"Subject: Over 465" in lines and b".hidden dot line" in lines
+    assert uidl_plain == uidl_tls  # stable across sessions and ports
