@@ -24,6 +24,7 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench
 	scripts/ensure-postgres
+	scripts/ensure-mail-clients
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed-dev

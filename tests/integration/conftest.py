@@ -19,6 +19,7 @@ from api_server import (
     running_server,
 )
 from cli_helpers import Cli, invoke
+from hosting_helpers import hosting  # noqa: F401 - fixture for the hosting-tier tests
 from typer.testing import Result
 
 from mailward.config import Settings

@@ -7,76 +7,9 @@ import asyncio
 import base64
 import poplib
 import smtplib
-import ssl
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
-import pytest
-from mail_helpers import Sink, eventually, mail_roles, mail_settings, message, sink_server
-
-from mailward.config import Settings
-from mailward.db import AddressList
-from mailward.directory import Actor, Directory
-from mailward.store import StoreError, open_store
-
-OP = Actor.operator()
-PASSWORD = "Mailbox-pass-77"
-ROLES = frozenset({"submission", "pop3", "delivery"})
-
-
-def client_tls() -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # the server's certificate is self-signed
-    return context
-
-
-@dataclass
-class Hosting:
-    settings: Settings
-    directory: Directory
-    submission: int
-    submissions: int
-    pop3: int
-    pop3s: int
-    remote: Sink  # where mail to other domains goes (smarthost)
-
-    def smtp(self) -> smtplib.SMTP:
-        client = smtplib.SMTP("127.0.0.1", self.submission, timeout=30)
-        client.ehlo("laptop.example")
-        client.starttls(context=client_tls())
-        client.ehlo("laptop.example")
-        return client
-
-    async def inbox(self, mailbox: str) -> list:
-        store = open_store(self.settings, self.directory.db)
-        try:
-            return await store.messages(mailbox, "INBOX")
-        except StoreError:
-            return []
-
-
-def ports(url: str) -> list[int]:
-    return [int(part.rsplit(":", 1)[1]) for part in url.split(", ")]
-
-
-@pytest.fixture
-async def hosting(settings: Settings, directory: Directory) -> AsyncIterator[Hosting]:
-    await directory.accounts.create(OP, "Acme")
-    await directory.domains.create(OP, "acme.example", account="Acme", hosting=True)
-    await directory.servers.auto_configure_hosting(OP, "acme.example")
-    await directory.bulk.add_lines(OP, [
-        f"ann@acme.example|{PASSWORD}", f"bob@acme.example|{PASSWORD}",
-        "sales@acme.example|ann@acme.example|relay",
-        "other@acme.example|bob@acme.example|relay",
-    ], AddressList.NO_FILTER)
-    async with sink_server() as remote:
-        configured = mail_settings(settings, relay_host=remote.address)
-        async with mail_roles(configured, ROLES) as urls:
-            submission, submissions = ports(urls["submission"])
-            pop3, pop3s = ports(urls["pop3"])
-            yield Hosting(configured, Directory(directory.db, configured), submission,
-                          submissions, pop3, pop3s, remote)
+from hosting_helpers import PASSWORD, Hosting, client_tls
+from mail_helpers import eventually, message
 
 
 async def test_authenticated_mail_reaches_local_and_remote_recipients(hosting: Hosting
