@@ -44,6 +44,7 @@ class Sink:
     data: Callable[[Envelope], str | None] = lambda _envelope: None
     received: list[Received] = field(default_factory=list)
     port: int = 0
+    host: str = "127.0.0.1"
     connections: int = 0
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
@@ -76,11 +77,12 @@ class Sink:
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
 
 @contextlib.asynccontextmanager
-async def sink_server(sink: Sink | None = None, **script: Any) -> AsyncIterator[Sink]:
+async def sink_server(sink: Sink | None = None, *, host: str = "127.0.0.1", port: int = 0,
+                      **script: Any) -> AsyncIterator[Sink]:
     sink = sink or Sink(**script)
     loop = asyncio.get_running_loop()
 
@@ -88,8 +90,8 @@ async def sink_server(sink: Sink | None = None, **script: Any) -> AsyncIterator[
         sink.connections += 1
         return SMTP(sink, hostname="sink.test", enable_SMTPUTF8=True, decode_data=False)
 
-    server = await loop.create_server(factory, host="127.0.0.1", port=0)
-    sink.port = server.sockets[0].getsockname()[1]
+    server = await loop.create_server(factory, host=host, port=port)
+    sink.host, sink.port = server.sockets[0].getsockname()[:2]
     try:
         yield sink
     finally:

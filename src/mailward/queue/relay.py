@@ -38,8 +38,8 @@ def reply_outcome(code: int, message: str, hop: Hop) -> Outcome:
     status = found.group(0) if found else f"{str(code)[0]}.0.0"
     detail = f"{code} {text}"
     if code >= 500:
-        return Outcome.failed(status, detail, remote_mta=hop.host)
-    return Outcome.deferred(status, detail, remote_mta=hop.host)
+        return Outcome.failed(status, detail, remote_mta=hop.name or hop.host)
+    return Outcome.deferred(status, detail, remote_mta=hop.name or hop.host)
 
 
 def _xtext(value: str) -> str:
@@ -81,7 +81,7 @@ class Relay:
             await smtp.connect()
         except (aiosmtplib.SMTPException, OSError) as exc:
             failure = Outcome.deferred("4.4.1", f"cannot connect to {hop}: {_reason(exc)}",
-                                       remote_mta=hop.host)
+                                       remote_mta=hop.name or hop.host)
             return {r[0]: failure for r in recipients}
         outcomes: dict[str, Outcome] = {}
         try:
@@ -91,7 +91,7 @@ class Relay:
             outcomes.update({r[0]: outcome for r in recipients if r[0] not in outcomes})
         except (aiosmtplib.SMTPException, OSError) as exc:
             failure = Outcome.deferred("4.4.2", f"connection to {hop} failed: {_reason(exc)}",
-                                       remote_mta=hop.host)
+                                       remote_mta=hop.name or hop.host)
             outcomes.update({r[0]: failure for r in recipients if r[0] not in outcomes})
         finally:
             if smtp.is_connected:
@@ -138,7 +138,7 @@ class Relay:
         if accepted:
             response = await smtp.data(envelope.data)
             done = Outcome.delivered(f"{response.code} {' '.join(response.message.split())}",
-                                     remote_mta=hop.host, relayed=True)
+                                     remote_mta=hop.name or hop.host, relayed=True)
             outcomes.update({address: done for address in accepted})
 
 

@@ -28,12 +28,16 @@ from mailward.routing.servers import DEFAULT_PORT, normalize_host, parse_server
 class Hop:
     """One server to try; ``local`` means deliver into our own mailboxes."""
 
-    host: str
+    host: str  # what to connect to: a host name or an IP address
     port: int = DEFAULT_PORT
     local: bool = False
+    name: str | None = None  # the MX host name when ``host`` is one of its addresses
 
     def __str__(self) -> str:
-        return "local mailboxes" if self.local else f"{self.host}:{self.port}"
+        if self.local:
+            return "local mailboxes"
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.name} ({shown}:{self.port})" if self.name else f"{shown}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,21 +117,34 @@ class Router:
         except (dns.exception.DNSException, OSError) as exc:
             return Route(temporary=f"4.4.3 MX lookup for {domain} failed: {exc}")
         records = [(r.preference, str(r.exchange).rstrip(".").lower()) for r in answer]
-        if any(host in ("", ".") for _, host in records) or records == [(0, "")]:
+        if any(host in ("", ".") for _, host in records):
             return Route(permanent=f"5.1.10 domain {domain} accepts no mail (null MX)")
-        return Route(tuple(order_by_preference(
-            [(pref, self._hop(host, DEFAULT_PORT)) for pref, host in records]
-        )))
+        ordered = order_by_preference([(pref, Hop(host)) for pref, host in records])
+        return await self._connect_to([hop.host for hop in ordered], domain)
 
     async def _implicit_mx(self, domain: str) -> Route:
-        for rdtype in ("A", "AAAA"):
-            try:
-                await self.resolver.resolve(domain, rdtype)
-            except dns.resolver.NoAnswer:
-                continue
-            except dns.resolver.NXDOMAIN:
-                break
-            except (dns.exception.DNSException, OSError) as exc:
-                return Route(temporary=f"4.4.3 address lookup for {domain} failed: {exc}")
-            return Route((self._hop(domain, DEFAULT_PORT),))
-        return Route(permanent=f"5.1.2 domain {domain} has no mail server (no MX, no address)")
+        route = await self._connect_to([domain], domain)
+        if route.permanent:
+            return Route(permanent=f"5.1.2 domain {domain} has no mail server "
+                                   "(no MX, no address)")
+        return route
+
+    async def _connect_to(self, hosts: list[str], domain: str) -> Route:
+        """Hops to every address of ``hosts`` (resolved here, with our resolver), in order."""
+        hops: list[Hop] = []
+        failure: str | None = None
+        for host in hosts:
+            for rdtype in ("A", "AAAA"):
+                try:
+                    answer = await self.resolver.resolve(host, rdtype)
+                except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN):
+                    continue
+                except (dns.exception.DNSException, OSError) as exc:
+                    failure = f"4.4.3 address lookup for {host} failed: {exc}"
+                    continue
+                hops += [Hop(r.address, DEFAULT_PORT, name=host) for r in answer]
+        if hops:
+            return Route(tuple(hops))
+        if failure:
+            return Route(temporary=failure)
+        return Route(permanent=f"5.4.4 no address for the mail servers of {domain}")
