@@ -18,7 +18,7 @@ from mailward.store import StoreError, open_store
 
 OP = Actor.operator()
 PASSWORD = "Mailbox-pass-77"
-ROLES = frozenset({"submission", "pop3", "delivery"})
+ROLES = frozenset({"submission", "pop3", "delivery", "web"})
 
 
 def client_tls() -> ssl.SSLContext:
@@ -36,6 +36,7 @@ class Hosting:
     submissions: int
     pop3: int
     pop3s: int
+    web: str
     remote: Sink  # where mail to other domains goes (smarthost)
 
     def smtp(self) -> smtplib.SMTP:
@@ -73,4 +74,4 @@ async def hosting(settings: Settings, directory: Directory) -> AsyncIterator[Hos
             submission, submissions = ports(urls["submission"])
             pop3, pop3s = ports(urls["pop3"])
             yield Hosting(configured, Directory(directory.db, configured), submission,
-                          submissions, pop3, pop3s, remote)
+                          submissions, pop3, pop3s, urls["web"], remote)

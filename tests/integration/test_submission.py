@@ -8,8 +8,12 @@ import base64
 import poplib
 import smtplib
 
-from hosting_helpers import PASSWORD, Hosting, client_tls
+import httpx
+from api_server import API, error, login, ok
+from hosting_helpers import OP, PASSWORD, Hosting, client_tls
 from mail_helpers import eventually, message
+
+ADMIN_PASSWORD = "Sturdy-pass-9876"
 
 
 async def test_authenticated_mail_reaches_local_and_remote_recipients(hosting: Hosting
@@ -91,6 +95,34 @@ async def test_repeated_wrong_passwords_lock_the_login(hosting: Hosting) -> None
     codes = await asyncio.to_thread(guess)
     assert codes[:-1] == [535] * hosting.settings.auth_failures_per_window
     assert codes[-1] == 454  # temporarily locked, even for the right password now
+
+    def right_password() -> int:
+        """From another client address: the guessing one (127.0.0.1) stays locked."""
+        right = base64.b64encode(f"\0bob@acme.example\0{PASSWORD}".encode()).decode()
+        with smtplib.SMTP("127.0.0.1", hosting.submission, timeout=30,
+                          source_address=("127.0.0.2", 0)) as client:
+            client.starttls(context=client_tls())
+            client.ehlo("laptop.example")
+            return client.docmd("AUTH", f"PLAIN {right}")[0]
+
+    # The account admin sees the lock in the API and can lift it; others cannot.
+    await hosting.directory.accounts.create_user(OP, "admin@acme.example", ADMIN_PASSWORD,
+                                                 account="Acme")
+    await hosting.directory.accounts.create(OP, "Other")
+    await hosting.directory.accounts.create_user(OP, "admin@other.example", ADMIN_PASSWORD,
+                                                 account="Other")
+    lock = f"{API}/addresses/bob@acme.example/login-lock"
+    async with httpx.AsyncClient(base_url=hosting.web, timeout=30) as http:
+        admin = await login(http, "admin@acme.example", ADMIN_PASSWORD)
+        stranger = await login(http, "admin@other.example", ADMIN_PASSWORD)
+        state = await ok(http.get(lock, headers=admin))
+        assert state["email"] == "bob@acme.example" and state["locked_seconds"] > 0
+        assert await asyncio.to_thread(right_password) == 454  # locked from anywhere
+        await error(http.get(lock, headers=stranger), 404)
+        await error(http.delete(lock, headers=stranger), 404)
+        assert (await ok(http.delete(lock, headers=admin)))["locked_seconds"] == 0
+
+    assert await asyncio.to_thread(right_password) == 235
 
 
 async def test_implicit_tls_port_and_pop3_read_back(hosting: Hosting) -> None:

@@ -70,6 +70,10 @@ class AuthLimiter:
             if not stamps:
                 del self._failures[key]
 
+    def clear(self, key: str) -> None:
+        """Forget every failure recorded for ``key``."""
+        self._failures.pop(key, None)
+
     def __len__(self) -> int:
         """Number of keys currently tracked."""
         return len(self._failures)

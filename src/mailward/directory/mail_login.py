@@ -14,6 +14,8 @@ from sqlalchemy import select
 
 from mailward.db import Address, AddressKind, Database
 from mailward.directory.accounts import DUMMY_HASH
+from mailward.directory.actor import Actor
+from mailward.directory.addresses import AddressService
 from mailward.directory.auth_limit import AuthLimiter
 from mailward.directory.errors import InvalidInput
 from mailward.directory.normalize import normalize_address
@@ -47,7 +49,7 @@ class MailLogin:
             address = normalize_address(login)
         except InvalidInput:
             address = login.strip().lower()[:320]
-        keys = (f"ip:{peer}", f"mailbox:{address}")
+        keys = (f"mail-ip:{peer}", f"mailbox:{address}")
         wait = self.limiter.retry_after(*keys)
         if wait:
             log.warning("%s login for %s from %s refused: locked for %d s", protocol,
@@ -89,3 +91,25 @@ class MailLogin:
     def locked(self, address: str) -> int:
         """Seconds the address stays locked after failed logins (0 = not locked)."""
         return self.limiter.retry_after(f"mailbox:{address.strip().lower()}")
+
+    async def lock_state(self, actor: Actor, addresses: AddressService,
+                         email: str) -> LoginLockView:
+        """An address's lock, for its account admin (tenant-checked via ``get``)."""
+        view = await addresses.get(actor, email)
+        return LoginLockView(view.email, self.locked(view.email))
+
+    async def unlock(self, actor: Actor, addresses: AddressService,
+                     email: str) -> LoginLockView:
+        """Forget an address's failed logins (its admin vouches for the user)."""
+        view = await addresses.get(actor, email)
+        self.limiter.clear(f"mailbox:{view.email}")
+        log.info("%s cleared the login lock of %s", actor.name or "an admin", view.email)
+        return LoginLockView(view.email, self.locked(view.email))
+
+
+@dataclass(frozen=True, slots=True)
+class LoginLockView:
+    """Failed mailbox logins (POP3/IMAP/submission) seen by this node's limiter."""
+
+    email: str
+    locked_seconds: int

@@ -13,6 +13,7 @@ from mailward.db.models import AddressKind, AddressList
 from mailward.directory import AddressFilter, InvalidInput, LineStatus
 from mailward.directory.addresses import MAX_PER_PAGE
 from mailward.directory.bulk_add import LineResult
+from mailward.directory.mail_login import LoginLockView
 from mailward.directory.views import AddressView
 from mailward.web.api.schemas import (
     AddInvalid,
@@ -126,6 +127,20 @@ class AddressController(Controller):
         self, email: FromPath[str], actor: ActorDep, directory: DirectoryDep
     ) -> AddressView:
         return await directory.addresses.get(actor, email)
+
+    @get("/{email:str}/login-lock", summary="Is the mailbox login locked after failed "
+         "attempts (POP3, IMAP, submission)?", responses=errors(404))
+    async def get_login_lock(
+        self, email: FromPath[str], actor: ActorDep, directory: DirectoryDep
+    ) -> LoginLockView:
+        return await directory.mail_login.lock_state(actor, directory.addresses, email)
+
+    @delete("/{email:str}/login-lock", status_code=HTTP_200_OK,
+            summary="Clear the mailbox login lock", responses=errors(404))
+    async def clear_login_lock(
+        self, email: FromPath[str], actor: ActorDep, directory: DirectoryDep
+    ) -> LoginLockView:
+        return await directory.mail_login.unlock(actor, directory.addresses, email)
 
     @delete(
         "/{email:str}",
