@@ -34,6 +34,7 @@ bench: $(VENV)/.installed-dev
 	scripts/ensure-postgres
 	$(BIN)/python bench/bulk_add.py
 	$(BIN)/python bench/mx_throughput.py
+	$(BIN)/python bench/pop3_load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from mailward.config import Settings
 from mailward.db import AddressList
 from mailward.directory import Actor, Directory
@@ -36,17 +38,34 @@ async def test_repeated_failures_lock_the_address_and_the_client(
     settings: Settings, directory: Directory
 ) -> None:
     await setup(directory)
+    directory = Directory(directory.db, settings.model_copy(update={
+        "auth_failures_per_window": 3, "auth_ip_failures_per_window": 5}))
     login = directory.mail_login
-    for _ in range(settings.auth_failures_per_window):
+    for _ in range(3):
         result = await login.authenticate("box@acme.example", "guess", "192.0.2.9")
         assert not result.ok and result.retry_after == 0
     locked = await login.authenticate("box@acme.example", PASSWORD, "192.0.2.9")
     assert not locked.ok and locked.retry_after > 0  # even the right password waits
     assert login.locked("box@acme.example") > 0
-    # The address is locked from another client as well (per-account limit) ...
+    # The address is locked from another client as well (per-mailbox limit).
     assert (await login.authenticate("box@acme.example", PASSWORD, "192.0.2.10")).retry_after
-    # ... and the guessing client is locked for other addresses too (per-IP limit).
+    # A client guessing across addresses is locked by the per-IP limit.
     await directory.bulk.add_lines(OP, [f"other@acme.example|{PASSWORD}"],
                                    AddressList.NO_FILTER)
+    for name in ("a", "b"):
+        await login.authenticate(f"{name}@acme.example", "guess", "192.0.2.9")
     assert (await login.authenticate("other@acme.example", PASSWORD, "192.0.2.9")).retry_after
     assert (await login.authenticate("other@acme.example", PASSWORD, "192.0.2.11")).ok
+
+
+async def test_many_simultaneous_good_logins_from_one_address_are_fine(
+    settings: Settings, directory: Directory
+) -> None:
+    """An office behind one NAT address, all mail clients polling at once."""
+    await setup(directory)
+    directory = Directory(directory.db, settings.model_copy(update={
+        "auth_failures_per_window": 3, "auth_ip_failures_per_window": 5}))
+    results = await asyncio.gather(*(
+        directory.mail_login.authenticate("box@acme.example", PASSWORD, "192.0.2.50")
+        for _ in range(20)))
+    assert all(result.ok for result in results)

@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     argon2_parallelism: int = Field(1, ge=1)
     auth_failures_per_window: int = Field(10, ge=1)
     auth_window_seconds: int = Field(900, ge=1)
+    auth_ip_failures_per_window: int = Field(100, ge=1)
+    """Failed mailbox logins per client IP (higher: offices share one address)."""
 
     allow_plaintext_auth: bool = False
     """Let POP3/submission logins happen without TLS: loopback binds only (tests, dev)."""

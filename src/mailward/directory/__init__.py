@@ -38,7 +38,9 @@ class Directory:
         # One brute-force limiter per process: web, POP3, IMAP and submission logins.
         self.limiter = AuthLimiter(settings.auth_failures_per_window,
                                    settings.auth_window_seconds)
-        self.mail_login = MailLogin(db, self.passwords, self.limiter)
+        mail_ips = AuthLimiter(settings.auth_ip_failures_per_window,
+                               settings.auth_window_seconds)
+        self.mail_login = MailLogin(db, self.passwords, self.limiter, mail_ips)
         # Mail server settings and the queue live in ``routing``/``queue`` (which import
         # this package, hence the late import); bundled here so the panel, API and CLI
         # reach every service alike.

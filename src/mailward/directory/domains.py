@@ -11,6 +11,7 @@ from mailward.directory.actor import Actor
 from mailward.directory.errors import Conflict, NotFound
 from mailward.directory.normalize import normalize_domain
 from mailward.directory.views import DomainView
+from mailward.dkim.keys import DkimService, new_keypair
 
 
 class DomainService:
@@ -22,6 +23,9 @@ class DomainService:
     ) -> DomainView:
         actor.require_operator("add domains")
         domain_name = normalize_domain(name)
+        # The domain's DKIM key is made with it, in the same transaction; the CPU-bound
+        # generation runs in a thread before the transaction starts.
+        keypair = await new_keypair()
         async with self.db.session() as session:
             owner = await session.scalar(
                 select(Account).where(Account.name == " ".join(account.split()))
@@ -31,6 +35,8 @@ class DomainService:
             domain = Domain(name=domain_name, account_id=owner.id, hosting=hosting)
             session.add(domain)
             try:
+                await session.flush()
+                await DkimService.add_key(session, domain, keypair=keypair)
                 await session.commit()
             except IntegrityError:
                 raise Conflict(f"domain {domain_name} is already in use") from None

@@ -38,37 +38,43 @@ class LoginResult:
 
 
 class MailLogin:
-    def __init__(self, db: Database, passwords: Passwords, limiter: AuthLimiter) -> None:
+    def __init__(self, db: Database, passwords: Passwords, limiter: AuthLimiter,
+                 ip_limiter: AuthLimiter) -> None:
         self.db = db
         self.passwords = passwords
-        self.limiter = limiter
+        self.limiter = limiter  # per mailbox
+        self.ip_limiter = ip_limiter  # per client IP: many users may share one (NAT)
 
     async def authenticate(self, login: str, password: str, peer: str,
                            protocol: str = "mail") -> LoginResult:
+        """Check a login; only failures count (concurrent logins from one IP are normal
+        for mail clients, so attempts in progress are not held against it)."""
         try:
             address = normalize_address(login)
         except InvalidInput:
             address = login.strip().lower()[:320]
-        keys = (f"mail-ip:{peer}", f"mailbox:{address}")
-        wait = self.limiter.retry_after(*keys)
+        mailbox_key, ip_key = f"mailbox:{address}", f"mail-ip:{peer}"
+        wait = max(self.limiter.retry_after(mailbox_key), self.ip_limiter.retry_after(ip_key))
         if wait:
             log.warning("%s login for %s from %s refused: locked for %d s", protocol,
                         address, peer, wait)
             return LoginResult(retry_after=wait)
-        stamp = self.limiter.fail(*keys)
+        if await self._verify(address, password):
+            return LoginResult(mailbox=address)
+        self.limiter.fail(mailbox_key)
+        self.ip_limiter.fail(ip_key)
+        log.info("%s login failed for %s from %s", protocol, address, peer)
+        return LoginResult()
+
+    async def _verify(self, address: str, password: str) -> bool:
         async with self.db.session() as session:
             row = (await session.execute(
                 select(Address.password_hash, Address.kind).where(Address.email == address)
             )).first()
         if row is None or row.kind not in CAN_LOG_IN or not row.password_hash:
             await self.passwords.verify_async(DUMMY_HASH.get(self.passwords), password)
-            log.info("%s login failed for %s from %s", protocol, address, peer)
-            return LoginResult()
-        if not await self.passwords.verify_async(row.password_hash, password):
-            log.info("%s login failed for %s from %s", protocol, address, peer)
-            return LoginResult()
-        self.limiter.forgive(stamp, *keys)
-        return LoginResult(mailbox=address)
+            return False
+        return await self.passwords.verify_async(row.password_hash, password)
 
     async def may_send_as(self, login: str, address: str) -> bool:
         """A logged-in mailbox may send as itself, or as an alias/forwarder (or auto-cc)
