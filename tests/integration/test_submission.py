@@ -10,8 +10,11 @@ import smtplib
 
 import httpx
 from api_server import API, error, login, ok
+from dns_server import dns_server
 from hosting_helpers import OP, PASSWORD, Hosting, client_tls
 from mail_helpers import eventually, message
+
+from mailward.dkim import DkimService, verify
 
 ADMIN_PASSWORD = "Sturdy-pass-9876"
 
@@ -158,3 +161,22 @@ async def test_implicit_tls_port_and_pop3_read_back(hosting: Hosting) -> None:
     uidl_tls, _ = await asyncio.to_thread(read, hosting.pop3s, True)
     assert b"Subject: Over 465" in lines and b".hidden dot line" in lines
     assert uidl_plain == uidl_tls  # stable across sessions and ports
+
+
+async def test_submitted_mail_is_dkim_signed_and_verifies_against_dns(hosting: Hosting
+                                                                      ) -> None:
+    def send() -> None:
+        with hosting.smtp() as client:
+            client.login("ann@acme.example", PASSWORD)
+            client.sendmail("ann@acme.example", ["friend@far.example"],
+                            message("ann@acme.example", "friend@far.example", "Signed"))
+
+    await asyncio.to_thread(send)
+    [out] = await hosting.remote.wait_for(1)
+    assert out.data.startswith(b"DKIM-Signature:") or b"\nDKIM-Signature:" in out.data
+    record = await DkimService(hosting.directory.db).record(OP, "acme.example")
+    strings = " ".join(f'"{part}"' for part in record.strings)
+    with dns_server(f"{record.name}. 300 IN TXT {strings}\n") as nameserver:
+        assert await verify(out.data, nameservers=[nameserver])
+        tampered = out.data.replace(b"Subject: Signed", b"Subject: Changed")
+        assert not await verify(tampered, nameservers=[nameserver])

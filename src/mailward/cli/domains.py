@@ -10,6 +10,7 @@ from rich.table import Table
 
 from mailward.directory import Actor, AddressFilter, Directory
 from mailward.directory.normalize import normalize_domain
+from mailward.dkim import DkimRecordView, DkimService
 
 from .context import AccountOption, JsonOption, YesOption, run
 from .output import esc, out, print_json, report, usage_error
@@ -108,3 +109,34 @@ def domain_delete(
     else:
         also = f" and its {deleted} address(es)" if deleted else ""
         out().print(f"deleted domain [bold]{esc(name)}[/]{also}")
+
+
+@domain_app.command("dkim")
+def domain_dkim(
+    domain: DomainArg,
+    rotate: Annotated[
+        bool,
+        typer.Option("--rotate", help="Make a new key under a new selector; it signs at once."),
+    ] = False,
+    account: AccountOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """Show the DKIM TXT record to publish for a domain (with --rotate: a new key first)."""
+
+    async def action(directory: Directory, actor: Actor) -> DkimRecordView:
+        service = DkimService(directory.db)
+        if rotate:
+            return await service.rotate(actor, domain)
+        return await service.record(actor, domain)
+
+    view = run(action, account=account)
+    if json_:
+        print_json(view)
+        return
+    console = out()
+    if rotate:
+        console.print(
+            f"new DKIM key for [bold]{esc(view.domain)}[/] (selector {esc(view.selector)}); "
+            "publish this record, and keep the old one published for a few days:"
+        )
+    console.print(f"{esc(view.name)}. IN TXT " + " ".join(f'"{esc(s)}"' for s in view.strings))

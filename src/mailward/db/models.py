@@ -320,3 +320,27 @@ class StoreMessage(Base):
     flags: Mapped[str] = mapped_column(Text, default="")
     internal_date: Mapped[datetime] = mapped_column(UTCDateTime())
     body: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class DkimKey(Base):
+    """A domain's DKIM signing key; ``public_key`` is the base64 ``p=`` value of its TXT.
+
+    The newest ``active`` key of a domain signs; a rotated-out key stays (inactive) so its
+    TXT record can stay published until mail signed with it has been verified.
+    """
+
+    __tablename__ = "dkim_keys"
+    __table_args__ = (UniqueConstraint("domain_id", "selector"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    domain_id: Mapped[int] = mapped_column(
+        ForeignKey("domains.id", ondelete="CASCADE"), index=True
+    )
+    selector: Mapped[str] = mapped_column(String(63))
+    private_key: Mapped[str] = mapped_column(Text)
+    public_key: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

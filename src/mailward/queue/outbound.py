@@ -21,7 +21,7 @@ from mailward.queue.spool import NewRecipient, Spool
 from mailward.smtp.types import Envelope, Reply
 
 log = logging.getLogger(__name__)
-Signer = Callable[[bytes, str], Awaitable[bytes]]  # (message, sender domain) → signed
+Signer = Callable[[bytes, str], Awaitable[bytes]]  # (message, From: domain) → signed
 
 RECIPIENT_OK = Reply(250, "2.1.5", "Recipient OK")
 BAD_RECIPIENT = Reply(501, "5.1.3", "Bad recipient address syntax")
@@ -75,7 +75,7 @@ class SubmissionIntake:
                 return FROM_NOT_YOURS
         data = envelope.data
         if self.signer is not None:
-            data = await self.signer(data, domain_of(normalize_address(envelope.sender)))
+            data = await self.signer(data, domain_of(normalize_address(senders[0])))
         recipients = [NewRecipient(normalize_address(r.address), r.orcpt, r.notify)
                       for r in envelope.recipients]
         queue_id = await self.spool.enqueue(

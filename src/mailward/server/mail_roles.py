@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from mailward.config import Settings
 from mailward.directory import Directory
 from mailward.directory.mail_login import MailLogin
+from mailward.dkim import DkimService, sign
 from mailward.pop3 import start_pop3
 from mailward.queue.admin import QueueService
 from mailward.queue.intake import MxIntake
@@ -58,7 +59,21 @@ class MailSystem:
     @classmethod
     def create(cls, directory: Directory, settings: Settings) -> MailSystem:
         queue = directory.queue  # its spool wakes this process's workers on "retry now"
-        return cls(queue.spool, open_store(settings, directory.db), queue, settings)
+        return cls(queue.spool, open_store(settings, directory.db), queue, settings,
+                   dkim_signer(DkimService(directory.db)))
+
+
+def dkim_signer(service: DkimService) -> Signer:
+    """Sign with the From: domain's active DKIM key (unsigned if it has none)."""
+
+    async def signer(data: bytes, domain: str) -> bytes:
+        key = await service.signing_key(domain)
+        if key is None:
+            return data
+        selector, private_key = key
+        return await sign(data, domain=domain, selector=selector, private_key=private_key)
+
+    return signer
 
 
 class _Role:

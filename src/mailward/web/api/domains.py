@@ -8,6 +8,7 @@ from litestar.status_codes import HTTP_200_OK
 
 from mailward.directory.normalize import normalize_domain
 from mailward.directory.views import DomainView
+from mailward.dkim import DkimRecordView, DkimService
 from mailward.web.api.schemas import DomainCreate, DomainDeleted, DomainPatch, errors
 from mailward.web.context import ActorDep, DirectoryDep
 
@@ -61,3 +62,20 @@ class DomainController(Controller):
     ) -> DomainDeleted:
         count = await directory.domains.delete(actor, name, force=force)
         return DomainDeleted(deleted=normalize_domain(name), addresses_deleted=count)
+
+    @get("/{name:str}/dkim", summary="The DKIM TXT record to publish", responses=errors(404))
+    async def get_dkim(
+        self, name: FromPath[str], actor: ActorDep, directory: DirectoryDep
+    ) -> DkimRecordView:
+        return await DkimService(directory.db).record(actor, name)
+
+    @post(
+        "/{name:str}/dkim/rotate",
+        status_code=HTTP_200_OK,
+        summary="New DKIM key under a new selector (signs at once; publish its record)",
+        responses=errors(404, 409),
+    )
+    async def rotate_dkim(
+        self, name: FromPath[str], actor: ActorDep, directory: DirectoryDep
+    ) -> DkimRecordView:
+        return await DkimService(directory.db).rotate(actor, name)
