@@ -38,6 +38,7 @@ class Hosting:
     pop3s: int
     web: str
     remote: Sink  # where mail to other domains goes (smarthost)
+    submission_alt: int  # e.g. port 25 on a hosting host
 
     def smtp(self) -> smtplib.SMTP:
         client = smtplib.SMTP("127.0.0.1", self.submission, timeout=30)
@@ -69,9 +70,9 @@ async def hosting(settings: Settings, directory: Directory) -> AsyncIterator[Hos
         "other@acme.example|bob@acme.example|relay",
     ], AddressList.NO_FILTER)
     async with sink_server() as remote:
-        configured = mail_settings(settings, relay_host=remote.address)
+        configured = mail_settings(settings, relay_host=remote.address, port_submission_alt=0)
         async with mail_roles(configured, ROLES) as urls:
-            submission, submissions = ports(urls["submission"])
+            submission, submissions, alt = ports(urls["submission"])
             pop3, pop3s = ports(urls["pop3"])
             yield Hosting(configured, Directory(directory.db, configured), submission,
-                          submissions, pop3, pop3s, urls["web"], remote)
+                          submissions, pop3, pop3s, urls["web"], remote, alt)

@@ -180,3 +180,24 @@ async def test_submitted_mail_is_dkim_signed_and_verifies_against_dns(hosting: H
         assert await verify(out.data, nameservers=[nameserver])
         tampered = out.data.replace(b"Subject: Signed", b"Subject: Changed")
         assert not await verify(tampered, nameservers=[nameserver])
+
+
+async def test_the_extra_submission_port_also_demands_auth(hosting: Hosting) -> None:
+    """Like port 25 on a hosting host: outgoing mail needs AUTH there too."""
+
+    def session() -> tuple[tuple[int, bytes], bool]:
+        with smtplib.SMTP("127.0.0.1", hosting.submission_alt, timeout=30) as client:
+            client.ehlo("laptop.example")
+            refused = client.mail("ann@acme.example")
+            client.rset()
+            client.starttls(context=client_tls())
+            client.ehlo("laptop.example")
+            client.login("ann@acme.example", PASSWORD)
+            client.sendmail("ann@acme.example", ["friend@far.example"],
+                            message("ann@acme.example", "friend@far.example", "Port 25"))
+            return refused, True
+
+    refused, sent = await asyncio.to_thread(session)
+    assert refused[0] == 530 and sent
+    [out] = await hosting.remote.wait_for(1)
+    assert out.recipients == ["friend@far.example"]

@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     port_mx: int = Field(2525, ge=0, le=65535)
     port_submission: int = Field(2587, ge=0, le=65535)
     port_submissions: int = Field(2465, ge=0, le=65535)
+    port_submission_alt: int | None = Field(None, ge=0, le=65535)
+    """One more STARTTLS submission port (AUTH required), e.g. 25 on hosting hosts."""
     port_imap: int = Field(2143, ge=0, le=65535)
     port_imaps: int = Field(2993, ge=0, le=65535)
     port_pop3: int = Field(2110, ge=0, le=65535)

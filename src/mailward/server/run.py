@@ -38,7 +38,8 @@ NOTES = {
 LISTENERS: dict[str, tuple[tuple[str, str], ...]] = {
     "web": (("port_web", "http"),),
     "mx": (("port_mx", "smtp"),),
-    "submission": (("port_submission", "smtp"), ("port_submissions", "smtps")),
+    "submission": (("port_submission", "smtp"), ("port_submissions", "smtps"),
+                   ("port_submission_alt", "smtp")),
     "pop3": (("port_pop3", "pop3"), ("port_pop3s", "pop3s")),
 }
 
@@ -99,7 +100,7 @@ async def run(
         directory = Directory(db, settings)
         servers = _servers(directory, settings, roles)
         for role in servers:
-            for field, _ in LISTENERS.get(role, ()):
+            for field, _ in listeners(role, settings):
                 sockets.setdefault(role, []).append(
                     bind(settings.bind, getattr(settings, field)))
         with _stop_on_signals(servers.values()):
@@ -137,8 +138,14 @@ def _url(role: str, settings: Settings, server: Any) -> str:
     ports = server.ports if hasattr(server, "ports") else [server.port]
     return ", ".join(
         url_for(settings.bind, port).replace("http", scheme, 1)
-        for port, (_, scheme) in zip(ports, LISTENERS[role], strict=True)
+        for port, (_, scheme) in zip(ports, listeners(role, settings), strict=True)
     )
+
+
+def listeners(role: str, settings: Settings) -> list[tuple[str, str]]:
+    """The role's (port setting, scheme) pairs, leaving out optional ports not set."""
+    return [(field, scheme) for field, scheme in LISTENERS.get(role, ())
+            if getattr(settings, field) is not None]
 
 
 async def _serve(
