@@ -18,7 +18,7 @@ from mailward.directory.views import AddressView, Page
 
 from .bulk import address_add
 from .context import AccountOption, JsonOption, YesOption, run
-from .output import esc, human_bytes, out, print_json, report, usage_error
+from .output import esc, human_bytes, out, page_summary, print_json, report, usage_error
 from .prompt import PasswordStdinOption, new_password
 
 address_app = typer.Typer(help="Addresses on the Filter / Do Not Filter lists.",
@@ -139,10 +139,7 @@ def address_list(
             "[yellow]needs setup[/]" if view.needs_setup else "",
         )
     console.print(table)
-    first = (result.page - 1) * result.per_page + 1
-    last = first + len(result.items) - 1
-    console.print(f"{first}-{last} of {result.total} address(es), "
-                  f"page {result.page} of {result.pages}")
+    console.print(page_summary(result, "address(es)"))
 
 
 @address_app.command("show")

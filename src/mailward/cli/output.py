@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from mailward.config import ConfigError
 from mailward.directory import DirectoryError
-from mailward.directory.views import to_json
+from mailward.directory.views import Page, to_json
 
 __all__ = [
     "EXIT_FAILURE",
@@ -123,3 +123,10 @@ def human_bytes(value: int | None) -> str:
             return f"{size:.1f} {unit}"
         size /= 1024
     raise AssertionError("unreachable")
+
+
+def page_summary(result: Page[Any], noun: str) -> str:
+    """``"1-50 of 120 address(es), page 1 of 3"`` under a listing."""
+    first = (result.page - 1) * result.per_page + 1
+    last = first + len(result.items) - 1
+    return f"{first}-{last} of {result.total} {noun}, page {result.page} of {result.pages}"

@@ -18,7 +18,7 @@ from mailward.directory.views import Page
 from mailward.queue.admin import MAX_PER_PAGE, QueueEntry, QueueMessageView
 
 from .context import AccountOption, JsonOption, YesOption, run
-from .output import esc, human_bytes, out, print_json, usage_error
+from .output import esc, human_bytes, out, page_summary, print_json, usage_error
 
 queue_app = typer.Typer(help="The mail queue: messages waiting for delivery.",
                         no_args_is_help=True)
@@ -126,10 +126,7 @@ def queue_list(
             esc(_short(entry.last_error)),
         )
     console.print(table)
-    first = (result.page - 1) * result.per_page + 1
-    last = first + len(result.items) - 1
-    console.print(f"{first}-{last} of {result.total} queued recipient(s), "
-                  f"page {result.page} of {result.pages} (times in UTC)")
+    console.print(page_summary(result, "queued recipient(s)") + " (times in UTC)")
 
 
 @queue_app.command("show")
