@@ -22,7 +22,6 @@ import json
 import os
 import re
 import resource
-import secrets
 import signal
 import sys
 import tempfile
@@ -31,18 +30,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-PG_URL = os.environ.get("MAILWARD_BENCH_PG_URL",
-                        "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+from support import BenchFailed, database, serve
+
 SCRIPT = os.path.abspath(__file__)
 SENDER = "bench@outside.bench.example"
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # as `mailward serve`
 BENCH_ID = re.compile(rb"^X-Bench-Id: (\d+)\r?$", re.MULTILINE)
 POLL_SECONDS = 0.02
 STALL_SECONDS = 30.0  # no delivery progress for this long fails the run
 
-
-class BenchFailed(Exception):
-    """The product lost, duplicated or refused mail, or did not start or stop cleanly."""
 
 
 class Arrivals:
@@ -80,29 +75,6 @@ async def sink(arrivals: Arrivals) -> AsyncIterator[int]:
     finally:
         server.close()
         await server.wait_closed()
-
-
-@contextlib.asynccontextmanager
-async def database(backend: str, tmp: Path) -> AsyncIterator[str]:
-    """A migrated, empty database; a scratch PostgreSQL database is dropped afterwards."""
-    from mailward.db.migrate import upgrade
-
-    if backend == "sqlite":
-        await upgrade(url := f"sqlite+aiosqlite:///{tmp / 'bench.db'}")
-        yield url
-        return
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    name, admin = f"mailward_bench_{secrets.token_hex(4)}", make_url(PG_URL)
-    conn = await asyncpg.connect(admin.set(drivername="postgresql").render_as_string(False))
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-        await upgrade(url := admin.set(database=name).render_as_string(False))
-        yield url
-    finally:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
 
 
 async def make_world(settings: Any, route: str, sessions: int, sink_port: int) -> list[str]:
@@ -290,22 +262,6 @@ async def run_case(backend: str, route: str, args: argparse.Namespace) -> dict[s
     }
 
 
-def serve(overrides: str) -> None:
-    """Child: run the mx + delivery roles; print their URLs, then RSS and CPU at exit."""
-    import logging
-
-    from mailward.config import load_settings
-    from mailward.server import run
-
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    settings = load_settings(**json.loads(overrides))
-    asyncio.run(run(settings, {"mx", "delivery"},
-                    ready=lambda urls: print(json.dumps(urls), flush=True)))
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({"server_rss_mb": usage.ru_maxrss / 1024,
-                      "server_cpu_s": usage.ru_utime + usage.ru_stime}), flush=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
@@ -316,7 +272,7 @@ def main() -> None:
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve)
+        serve(args.serve, {"mx", "delivery"})
         return
     from mailward.config import Settings
 

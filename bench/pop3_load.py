@@ -24,7 +24,6 @@ import json
 import os
 import re
 import resource
-import secrets
 import signal
 import sys
 import tempfile
@@ -33,38 +32,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-PG_URL = os.environ.get("MAILWARD_BENCH_PG_URL",
-                        "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+from support import BenchFailed, database, serve
+
 SCRIPT = os.path.abspath(__file__)
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # as `mailward serve`
 DOMAIN = "pop.bench.example"
 
-
-class BenchFailed(Exception):
-    """The product refused or garbled a session, or did not start or stop cleanly."""
-
-
-@contextlib.asynccontextmanager
-async def database(backend: str, tmp: Path) -> AsyncIterator[str]:
-    """A migrated, empty database; a scratch PostgreSQL database is dropped afterwards."""
-    from mailward.db.migrate import upgrade
-
-    if backend == "sqlite":
-        await upgrade(url := f"sqlite+aiosqlite:///{tmp / 'bench.db'}")
-        yield url
-        return
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    name, admin = f"mailward_bench_{secrets.token_hex(4)}", make_url(PG_URL)
-    conn = await asyncpg.connect(admin.set(drivername="postgresql").render_as_string(False))
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-        await upgrade(url := admin.set(database=name).render_as_string(False))
-        yield url
-    finally:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
 
 
 async def make_world(settings: Any, clients: int, messages: int,
@@ -243,21 +215,6 @@ def argon2_cost() -> str:
             " ms CPU per verify here (bench uses t=1, m=1024 KiB)")
 
 
-def serve(overrides: str) -> None:
-    """Child: run the pop3 role; print its URLs, then RSS and CPU at exit."""
-    import logging
-
-    from mailward.config import load_settings
-    from mailward.server import run
-
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    settings = load_settings(**json.loads(overrides))
-    asyncio.run(run(settings, {"pop3"},
-                    ready=lambda urls: print(json.dumps(urls), flush=True)))
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({"server_rss_mb": usage.ru_maxrss / 1024}), flush=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
@@ -269,7 +226,7 @@ def main() -> None:
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve)
+        serve(args.serve, {"pop3"})
         return
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     print(f"pop3: {args.clients} clients x {args.seconds:g} s; session = USER/PASS, STAT, "
