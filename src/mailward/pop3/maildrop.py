@@ -13,19 +13,19 @@ from mailward.store import DELETED, INBOX, MailStore, NoSuchMessage
 
 
 class MaildropLocks:
-    """Which mailboxes have a POP3 session in the TRANSACTION state."""
+    """Which mailboxes have a POP3 session in the TRANSACTION state (this process)."""
 
     def __init__(self) -> None:
         self._held: set[str] = set()
 
-    def acquire(self, mailbox: str) -> bool:
+    async def acquire(self, mailbox: str) -> bool:
         """Take the lock; ``False`` if another session holds it."""
         if mailbox in self._held:
             return False
         self._held.add(mailbox)
         return True
 
-    def release(self, mailbox: str) -> None:
+    async def release(self, mailbox: str) -> None:
         self._held.discard(mailbox)
 
     def held(self, mailbox: str) -> bool:

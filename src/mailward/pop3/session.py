@@ -122,7 +122,8 @@ class Pop3Session:
             pass
         finally:
             if self.maildrop is not None:
-                self.locks.release(self.maildrop.mailbox)
+                with contextlib.suppress(Exception):
+                    await self.locks.release(self.maildrop.mailbox)
             self.writer.close()
             with contextlib.suppress(Exception):
                 await self.writer.wait_closed()
@@ -176,13 +177,18 @@ class Pop3Session:
         if self.maildrop is None:
             await self.send(ok("Bye"))
             raise _Close
+        maildrop, self.maildrop = self.maildrop, None
         try:  # UPDATE state
-            removed = await self.maildrop.commit()
+            removed = await maildrop.commit()
         except StoreError:
-            log.exception("POP3 update failed for %s", self.maildrop.mailbox)
-            await self.send(err("Some deleted messages not removed", "SYS/TEMP"))
+            log.exception("POP3 update failed for %s", maildrop.mailbox)
+            reply = err("Some deleted messages not removed", "SYS/TEMP")
         else:
-            await self.send(ok(f"Bye ({removed} messages deleted)"))
+            reply = ok(f"Bye ({removed} messages deleted)")
+        # Unlock before answering: once the client has the +OK, the maildrop is free.
+        with contextlib.suppress(Exception):
+            await self.locks.release(maildrop.mailbox)
+        await self.send(reply)
         raise _Close
 
     # -- AUTHORIZATION -------------------------------------------------------------
@@ -248,13 +254,13 @@ class Pop3Session:
         if mailbox is None:
             await self.fail("Authentication failed", "AUTH")
             return
-        if not self.locks.acquire(mailbox):
+        if not await self.locks.acquire(mailbox):
             await self.fail("Maildrop already locked by another session", "IN-USE")
             return
         try:
             self.maildrop = await Maildrop.open(self.store, mailbox)
         except StoreError:
-            self.locks.release(mailbox)
+            await self.locks.release(mailbox)
             log.exception("POP3 could not open maildrop %s", mailbox)
             await self.fail("Maildrop temporarily unavailable", "SYS/TEMP")
             return

@@ -18,6 +18,8 @@ from mailward.directory import Directory
 from mailward.directory.mail_login import MailLogin
 from mailward.dkim import DkimService, sign
 from mailward.pop3 import start_pop3
+from mailward.pop3.maildrop import DEFAULT_LOCKS
+from mailward.pop3.shared_locks import PostgresMaildropLocks
 from mailward.queue.admin import QueueService
 from mailward.queue.intake import MxIntake
 from mailward.queue.local import LocalDelivery
@@ -183,13 +185,16 @@ class Pop3Role(ListenerRole):
         super().__init__(settings, mail)
         self.authenticator = _Pop3Login(directory.mail_login)
         self.store = mail.store
+        # With the shared PostgreSQL store, several nodes may serve one mailbox.
+        self.locks = (PostgresMaildropLocks(settings.db_url)
+                      if settings.store_backend == "postgresql" else DEFAULT_LOCKS)
 
     async def start(self, sock: socket.socket, index: int,
                     tls: ssl.SSLContext) -> asyncio.AbstractServer:
         return await start_pop3(
             authenticator=self.authenticator, store=self.store, sock=sock,
             hostname=self.settings.node_name, tls_context=tls, implicit_tls=index == 1,
-            allow_plaintext_auth=self.settings.allow_plaintext_auth,
+            allow_plaintext_auth=self.settings.allow_plaintext_auth, locks=self.locks,
         )
 
 
