@@ -201,3 +201,23 @@ async def test_the_extra_submission_port_also_demands_auth(hosting: Hosting) -> 
     assert refused[0] == 530 and sent
     [out] = await hosting.remote.wait_for(1)
     assert out.recipients == ["friend@far.example"]
+
+
+async def test_pop3_says_a_locked_login_is_temporary(hosting: Hosting) -> None:
+    def attempts() -> list[str]:
+        answers = []
+        pop = poplib.POP3("127.0.0.1", hosting.pop3, timeout=30)
+        pop.stls(context=client_tls())
+        for password in ["wrong"] * hosting.settings.auth_failures_per_window + [PASSWORD]:
+            pop.user("bob@acme.example")
+            try:
+                pop.pass_(password)
+                answers.append("+OK")
+            except poplib.error_proto as exc:
+                answers.append(exc.args[0].decode())
+        pop.quit()
+        return answers
+
+    answers = await asyncio.to_thread(attempts)
+    assert all(a.startswith("-ERR [AUTH]") for a in answers[:-1])
+    assert answers[-1].startswith("-ERR [SYS/TEMP] Too many failed logins")

@@ -8,6 +8,12 @@ from __future__ import annotations
 
 from mailward.pop3.maildrop import DEFAULT_LOCKS, MaildropLocks
 from mailward.pop3.server import start_pop3
-from mailward.pop3.session import Pop3Authenticator
+from mailward.pop3.session import LoginDeferred, Pop3Authenticator
 
-__all__ = ["DEFAULT_LOCKS", "MaildropLocks", "Pop3Authenticator", "start_pop3"]
+__all__ = [
+    "DEFAULT_LOCKS",
+    "LoginDeferred",
+    "MaildropLocks",
+    "Pop3Authenticator",
+    "start_pop3",
+]

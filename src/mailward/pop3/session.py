@@ -39,8 +39,15 @@ class Pop3Authenticator(Protocol):
     """Checks credentials; the caller adds directory lookups and rate limiting."""
 
     async def authenticate(self, login: str, password: str, peer: str) -> str | None:
-        """The mailbox address (lower-case) for these credentials, else ``None``."""
+        """The mailbox address (lower-case) for these credentials, else ``None``.
+
+        Raise :class:`LoginDeferred` when the login may not be tried now (locked).
+        """
         ...
+
+
+class LoginDeferred(Exception):
+    """The login is temporarily refused (e.g. after too many failures): not a bad password."""
 
 
 class _Close(Exception):
@@ -250,7 +257,11 @@ class Pop3Session:
         await self.login(*creds)
 
     async def login(self, login: str, password: str) -> None:
-        mailbox = await self.authenticator.authenticate(login, password, self.peer)
+        try:
+            mailbox = await self.authenticator.authenticate(login, password, self.peer)
+        except LoginDeferred as exc:
+            await self.fail(str(exc) or "Login temporarily refused", "SYS/TEMP")
+            return
         if mailbox is None:
             await self.fail("Authentication failed", "AUTH")
             return

@@ -17,7 +17,7 @@ from mailward.config import Settings
 from mailward.directory import Directory
 from mailward.directory.mail_login import MailLogin
 from mailward.dkim import DkimService, sign
-from mailward.pop3 import start_pop3
+from mailward.pop3 import LoginDeferred, start_pop3
 from mailward.pop3.maildrop import DEFAULT_LOCKS
 from mailward.pop3.shared_locks import PostgresMaildropLocks
 from mailward.queue.admin import QueueService
@@ -175,7 +175,11 @@ class _Pop3Login:
         self.login = login
 
     async def authenticate(self, login: str, password: str, peer: str) -> str | None:
-        return (await self.login.authenticate(login, password, peer, "pop3")).mailbox
+        result = await self.login.authenticate(login, password, peer, "pop3")
+        if result.retry_after:
+            raise LoginDeferred(f"Too many failed logins; try again in "
+                                f"{result.retry_after} seconds")
+        return result.mailbox
 
 
 class Pop3Role(ListenerRole):
