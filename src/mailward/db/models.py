@@ -322,6 +322,17 @@ class StoreMessage(Base):
     body: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class StoreSubscription(Base):
+    """An IMAP subscription of a store mailbox (the folder need not exist)."""
+
+    __tablename__ = "store_subscriptions"
+    __table_args__ = (UniqueConstraint("mailbox_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("store_mailboxes.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(1024))
+
+
 class DkimKey(Base):
     """A domain's DKIM signing key; ``public_key`` is the base64 ``p=`` value of its TXT.
 

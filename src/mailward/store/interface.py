@@ -14,6 +14,9 @@ insensitively, returned in the canonical spelling) and keywords (IMAP atoms such
 Quota: ``quota_bytes=None`` means unlimited; ``0`` means no space at all (every
 delivery is refused); otherwise a message is refused when ``usage + size > quota``.
 
+Subscriptions (IMAP SUBSCRIBE/LSUB) are a per-mailbox set of folder names, validated and
+normalised like folder names; the folders need not exist.
+
 Operations that name UIDs in bulk (``expunge``, ``copy``, ``move``) skip UIDs that do
 not exist, as the IMAP UID commands do; single-message operations (``fetch``,
 ``set_flags``) raise :class:`NoSuchMessage`.
@@ -157,11 +160,29 @@ class MailStore(Protocol):
         ...
 
     async def delete_folder(self, mailbox: str, folder: str) -> None:
-        """Delete a folder and its messages; refuses INBOX and folders with children."""
+        """Delete a folder and its messages; refuses INBOX and folders with children.
+
+        Its subscription, if any, stays (RFC 3501 §6.3.4).
+        """
         ...
 
     async def rename_folder(self, mailbox: str, folder: str, new_name: str) -> None:
-        """Rename a folder with its inferiors (UIDs kept, new UIDVALIDITY)."""
+        """Rename a folder with its inferiors (UIDs kept, new UIDVALIDITY).
+
+        Subscriptions of the folder and its inferiors move to the new names.
+        """
+        ...
+
+    async def subscriptions(self, mailbox: str) -> list[str]:
+        """The subscribed folder names, sorted, INBOX first if subscribed."""
+        ...
+
+    async def subscribe(self, mailbox: str, folder: str) -> None:
+        """Subscribe ``folder`` (it need not exist); no error if already subscribed."""
+        ...
+
+    async def unsubscribe(self, mailbox: str, folder: str) -> None:
+        """Unsubscribe ``folder``; no error if it is not subscribed."""
         ...
 
     async def messages(self, mailbox: str, folder: str) -> list[MessageInfo]:
@@ -206,5 +227,5 @@ class MailStore(Protocol):
         ...
 
     async def delete_mailbox(self, mailbox: str) -> None:
-        """Remove all storage of the mailbox (no error if it has none)."""
+        """Remove all storage of the mailbox, subscriptions included (no error if none)."""
         ...

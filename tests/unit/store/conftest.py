@@ -21,7 +21,7 @@ from mailward.store.postgres import PostgresStore
 StoreFactory = Callable[[], MailStore]
 
 BACKENDS = ["maildir", "postgres"]
-STORE_TABLES = "store_messages, store_folders, store_mailboxes"
+STORE_TABLES = "store_subscriptions, store_messages, store_folders, store_mailboxes"
 
 
 @pytest.fixture(params=BACKENDS)

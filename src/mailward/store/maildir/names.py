@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import re
 import unicodedata
+from collections.abc import Iterable
 
 from mailward.store.interface import INBOX, SEPARATOR, InvalidFolderName, InvalidMailbox
 
@@ -104,6 +105,19 @@ def superiors(folder: str) -> list[str]:
     """The folder's ancestors, outermost first (``"a/b/c"`` → ``["a", "a/b"]``)."""
     parts = folder.split(SEPARATOR)
     return [SEPARATOR.join(parts[:i]) for i in range(1, len(parts))]
+
+
+def renamed(folder: str, old: str, new: str) -> str | None:
+    """``folder``'s name after ``old`` (with its inferiors) became ``new``; ``None`` if
+    the rename does not touch it."""
+    if folder == old or is_inferior(folder, old):
+        return new + folder[len(old) :]
+    return None
+
+
+def inbox_first(names: Iterable[str]) -> list[str]:
+    """Distinct names sorted, ``INBOX`` first if present."""
+    return sorted(set(names), key=lambda name: (name != INBOX, name))
 
 
 def _encode(parts: list[str]) -> str:

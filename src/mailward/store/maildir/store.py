@@ -7,6 +7,7 @@ Layout (readable by Dovecot with ``mail_location = maildir:~/Maildir``, separato
     <root>/<domain>/<local>/Maildir/.Archive.2024/...     folder "Archive/2024"
     .../Maildir/maildirsize                               Maildir++ usage
     .../Maildir/mailward-uidvalidity, mailward-lock       ours
+    .../Maildir/subscriptions                             IMAP subscriptions
     .../<folder>/mailward-uidlist, dovecot-keywords       per folder
 
 All file work runs in worker threads (``asyncio.to_thread``). Work on one mailbox is
@@ -38,6 +39,7 @@ from mailward.store.interface import (
     Stored,
     StoreError,
 )
+from mailward.store.maildir import subscriptions as subs
 from mailward.store.maildir.files import (
     ensure_folder_dirs,
     fsync_dir,
@@ -146,7 +148,25 @@ class MaildirStore:
 
     async def rename_folder(self, mailbox: str, folder: str, new_name: str) -> None:
         old, new = normalize_folder(folder), normalize_folder(new_name)
-        await self._run(mailbox, lambda box: box.rename(old, new))
+
+        def rename(box: Maildir) -> None:
+            box.rename(old, new)
+            subs.rename_subscriptions(box.path, old, new)
+
+        await self._run(mailbox, rename)
+
+    # -- subscriptions -------------------------------------------------------------
+
+    async def subscriptions(self, mailbox: str) -> list[str]:
+        return await self._run(mailbox, lambda box: subs.read_subscriptions(box.path))
+
+    async def subscribe(self, mailbox: str, folder: str) -> None:
+        name = normalize_folder(folder)
+        await self._run(mailbox, lambda box: subs.subscribe(box.path, name))
+
+    async def unsubscribe(self, mailbox: str, folder: str) -> None:
+        name = normalize_folder(folder)
+        await self._run(mailbox, lambda box: subs.unsubscribe(box.path, name))
 
     # -- messages ------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ Several hosting nodes can serve the same mailboxes. Tables (see ``mailward.db.mo
     store_mailboxes  address (unique), usage_bytes, last_uidvalidity
     store_folders    mailbox_id, name (unique per mailbox), uidvalidity, uidnext
     store_messages   folder_id, uid (unique per folder), size, flags, internal_date, body
+    store_subscriptions  mailbox_id, name (unique per mailbox)
 
 Every change runs in one transaction that first locks the mailbox row
 (``SELECT ... FOR UPDATE``): quota is checked against ``usage_bytes`` and the usage is
@@ -49,6 +50,7 @@ from mailward.store.maildir.names import (
     split_mailbox,
     superiors,
 )
+from mailward.store.postgres import subscriptions as subs
 
 MAX_UID = 2**63 - 1
 
@@ -231,6 +233,24 @@ class PostgresStore:
                     .where(StoreFolder.mailbox_id == box.id, StoreFolder.name == source)
                     .values(name=target, uidvalidity=uidvalidity)
                 )
+            await subs.rename_subscriptions(conn, box.id, old, new)
+
+    # -- subscriptions -------------------------------------------------------------
+
+    async def subscriptions(self, mailbox: str) -> list[str]:
+        split_mailbox(mailbox)
+        async with self.db.engine.connect() as conn:
+            return await subs.list_subscriptions(conn, mailbox)
+
+    async def subscribe(self, mailbox: str, folder: str) -> None:
+        name = normalize_folder(folder)
+        async with self._write(mailbox) as (conn, box):
+            await subs.add_subscriptions(conn, box.id, [name])
+
+    async def unsubscribe(self, mailbox: str, folder: str) -> None:
+        name = normalize_folder(folder)
+        async with self._write(mailbox) as (conn, box):
+            await subs.remove_subscription(conn, box.id, name)
 
     # -- messages ------------------------------------------------------------------
 
