@@ -1,0 +1,301 @@
+"""Selected-state commands (RFC 3501 §6.4, UIDPLUS, MOVE, UNSELECT)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING
+
+from mailward.imap.fetch import fetch_data, needs_body, sets_seen
+from mailward.imap.mailboxes import BadName, folder_name
+from mailward.imap.parse import (
+    Command,
+    CopyMove,
+    Expunge,
+    Fetch,
+    FetchAtt,
+    Search,
+    SequenceSet,
+    Store,
+)
+from mailward.imap.search_eval import BadCharset, Candidate, SearchError, search
+from mailward.imap.selected import SelectedFolder, flag_list
+from mailward.store import (
+    DELETED,
+    RECENT,
+    SEEN,
+    InvalidFlag,
+    NoSuchFolder,
+    NoSuchMessage,
+    QuotaExceeded,
+)
+
+if TYPE_CHECKING:
+    from mailward.imap.session import ImapSession
+
+Handler = Callable[["ImapSession", Command], Awaitable[None]]
+FLUSH_BYTES = 256 * 1024  # send long FETCH answers as they grow
+
+
+def _selected(s: ImapSession) -> SelectedFolder:
+    assert s.selected is not None and s.user is not None
+    return s.selected
+
+
+def resolve(s: ImapSession, cmd: Command, seqs: SequenceSet) -> list[tuple[int, int]] | None:
+    """``(seq, uid)`` pairs named by ``seqs``; ``None`` (BAD sent) for an invalid set."""
+    sel = _selected(s)
+    if cmd.uid:
+        if not sel.uids:
+            return []
+        spans = seqs.resolve(sel.uids[-1])
+        return [(i, uid) for i, uid in enumerate(sel.uids, 1)
+                if any(lo <= uid <= hi for lo, hi in spans)]
+    if seqs.highest_explicit() > sel.exists or (not sel.exists and seqs.ranges):
+        s.tagged(cmd.tag, "BAD", "Invalid message sequence number "
+                 f"(the mailbox has {sel.exists} messages)")
+        return None
+    return [(seq, sel.uids[seq - 1]) for seq in seqs.numbers(sel.exists)]
+
+
+def uid_set(uids: Iterable[int]) -> str:
+    """``1:3,7`` from UIDs in the given order (COPYUID keeps source and target aligned)."""
+    out: list[str] = []
+    run: list[int] = []
+    for uid in uids:
+        if run and uid == run[-1] + 1:
+            run.append(uid)
+            continue
+        if run:
+            out.append(str(run[0]) if len(run) == 1 else f"{run[0]}:{run[-1]}")
+        run = [uid]
+    if run:
+        out.append(str(run[0]) if len(run) == 1 else f"{run[0]}:{run[-1]}")
+    return ",".join(out)
+
+
+# -- FETCH -------------------------------------------------------------------------------
+
+async def _fetch(s: ImapSession, cmd: Command) -> None:
+    assert isinstance(cmd, Fetch)
+    sel = _selected(s)
+    pairs = resolve(s, cmd, cmd.sequence_set)
+    if pairs is None:
+        return
+    mark_seen = sets_seen(cmd.items) and not sel.readonly
+    wants_flags = any(item.name == "FLAGS" for item in cmd.items)
+    body = needs_body(cmd.items)
+    missing = False
+    size = 0
+    for seq, uid in pairs:
+        if uid in sel.vanished:
+            missing = True
+            continue
+        items = cmd.items
+        info = sel.infos[uid]
+        if mark_seen and SEEN not in info.flags:
+            try:
+                flags = await s.store.set_flags(sel.mailbox, sel.name, uid, info.flags | {SEEN})
+            except NoSuchMessage:
+                missing = True
+                continue
+            sel.remember(dataclasses.replace(info, flags=flags))
+            if not wants_flags:
+                items = (*items, _FLAGS)
+        data = await _fetch_one(s, sel, items, uid, cmd.uid)
+        if data is None:
+            missing = True
+            continue
+        line = b"* %d FETCH " % seq + data
+        s.out.append(line)
+        size += len(line)
+        if size > FLUSH_BYTES or (body and len(s.out) > 64):
+            await s.flush()
+            size = 0
+    if missing:
+        s.tagged(cmd.tag, "NO", "Some messages were expunged meanwhile", "EXPUNGEISSUED")
+    else:
+        s.tagged(cmd.tag, "OK", "Fetch completed")
+
+
+async def _fetch_one(s: ImapSession, sel: SelectedFolder, items: tuple[FetchAtt, ...], uid: int,
+                     with_uid: bool) -> bytes | None:
+    info = sel.infos[uid]
+
+    async def load() -> bytes:
+        return await s.store.fetch(sel.mailbox, sel.name, uid)
+
+    try:
+        return await fetch_data(items, uid=uid, size=info.size, flags=sel.flags(uid),
+                                date=info.internal_date, load=load, with_uid=with_uid)
+    except NoSuchMessage:
+        sel.vanished.add(uid)
+        return None
+
+
+# -- STORE -------------------------------------------------------------------------------
+
+async def _store(s: ImapSession, cmd: Command) -> None:
+    assert isinstance(cmd, Store)
+    sel = _selected(s)
+    if sel.readonly:
+        s.tagged(cmd.tag, "NO", "Mailbox is read-only", "READ-ONLY")
+        return
+    if cmd.unchanged_since is not None:
+        s.tagged(cmd.tag, "BAD", "UNCHANGEDSINCE needs CONDSTORE, which is not offered")
+        return
+    pairs = resolve(s, cmd, cmd.sequence_set)
+    if pairs is None:
+        return
+    given = frozenset(f for f in cmd.flags if f.lower() != RECENT.lower())
+    missing = False
+    for seq, uid in pairs:
+        if uid in sel.vanished:
+            missing = True
+            continue
+        info = sel.infos[uid]
+        current = info.flags
+        lowered = {f.lower() for f in given}
+        if cmd.mode == "+":
+            wanted = current | given
+        elif cmd.mode == "-":
+            wanted = frozenset(f for f in current if f.lower() not in lowered)
+        else:
+            wanted = given
+        if {f.lower() for f in wanted} != {f.lower() for f in current}:
+            try:
+                stored = await s.store.set_flags(sel.mailbox, sel.name, uid, wanted)
+            except NoSuchMessage:
+                missing = True
+                continue
+            except InvalidFlag as exc:
+                s.tagged(cmd.tag, "BAD", str(exc))
+                return
+            sel.remember(dataclasses.replace(info, flags=stored))
+        if not cmd.silent:
+            uid_part = b"UID %d " % uid if cmd.uid else b""
+            s.out.append(b"* %d FETCH (%sFLAGS %s)" % (seq, uid_part, flag_list(sel.flags(uid))))
+    if missing:
+        s.tagged(cmd.tag, "NO", "Some messages were expunged meanwhile", "EXPUNGEISSUED")
+    else:
+        s.tagged(cmd.tag, "OK", "Store completed")
+
+
+# -- SEARCH ------------------------------------------------------------------------------
+
+async def _search(s: ImapSession, cmd: Command) -> None:
+    assert isinstance(cmd, Search)
+    sel = _selected(s)
+    candidates = [Candidate(seq=i, info=sel.infos[uid], recent=uid in sel.recent)
+                  for i, uid in enumerate(sel.uids, 1)]
+
+    async def load(uid: int) -> bytes:
+        try:
+            return await s.store.fetch(sel.mailbox, sel.name, uid)
+        except NoSuchMessage:
+            return b""
+
+    try:
+        found = await search(cmd.criteria, candidates, charset=cmd.charset, load=load)
+    except BadCharset as exc:
+        s.tagged(cmd.tag, "NO", str(exc), "BADCHARSET (" + " ".join(exc.supported) + ")")
+        return
+    except SearchError as exc:
+        s.tagged(cmd.tag, "NO", str(exc))
+        return
+    numbers = [c.info.uid if cmd.uid else c.seq for c in found]
+    s.untagged("SEARCH" + "".join(f" {n}" for n in numbers))
+    s.tagged(cmd.tag, "OK", "Search completed")
+
+
+# -- COPY / MOVE -------------------------------------------------------------------------
+
+async def _copy_move(s: ImapSession, cmd: Command) -> None:
+    assert isinstance(cmd, CopyMove)
+    sel = _selected(s)
+    move = cmd.name == "MOVE"
+    if move and sel.readonly:
+        s.tagged(cmd.tag, "NO", "Mailbox is read-only", "READ-ONLY")
+        return
+    try:
+        target = folder_name(cmd.mailbox)
+    except BadName as exc:
+        s.tagged(cmd.tag, "NO", str(exc))
+        return
+    pairs = resolve(s, cmd, cmd.sequence_set)
+    if pairs is None:
+        return
+    uids = [uid for _, uid in pairs if uid not in sel.vanished]
+    quota = await s.services.quota(sel.mailbox) if s.services.quota else None
+    try:
+        status = await s.store.folder_status(sel.mailbox, target)
+        if move:
+            mapping = await s.store.move(sel.mailbox, sel.name, uids, target)
+        else:
+            mapping = await s.store.copy(sel.mailbox, sel.name, uids, target, quota_bytes=quota)
+    except NoSuchFolder:
+        s.tagged(cmd.tag, "NO", f"Mailbox does not exist: {cmd.mailbox}", "TRYCREATE")
+        return
+    except QuotaExceeded as exc:
+        s.tagged(cmd.tag, "NO", str(exc), "OVERQUOTA")
+        return
+    done = [uid for uid in uids if uid in mapping]
+    code = None
+    if done:
+        code = (f"COPYUID {status.uidvalidity} {uid_set(done)} "
+                f"{uid_set(mapping[uid] for uid in done)}")
+    if move:
+        if code:
+            s.untagged(f"OK [{code}] Moved")
+        s.out += [b"* %d EXPUNGE" % seq for seq in sel.forget(done)]
+        s.tagged(cmd.tag, "OK", "Move completed")
+    else:
+        s.tagged(cmd.tag, "OK", "Copy completed", code)
+
+
+# -- EXPUNGE / CLOSE / UNSELECT / CHECK --------------------------------------------------
+
+async def _expunge(s: ImapSession, cmd: Command) -> None:
+    assert isinstance(cmd, Expunge)
+    sel = _selected(s)
+    if sel.readonly:
+        s.tagged(cmd.tag, "NO", "Mailbox is read-only", "READ-ONLY")
+        return
+    only = None
+    if cmd.sequence_set is not None:
+        pairs = resolve(s, cmd, cmd.sequence_set)
+        if pairs is None:
+            return
+        only = [uid for _, uid in pairs]
+    removed = await s.store.expunge(sel.mailbox, sel.name, only)
+    s.out += [b"* %d EXPUNGE" % seq for seq in sel.forget(removed)]
+    s.tagged(cmd.tag, "OK", "Expunge completed")
+
+
+async def _close(s: ImapSession, cmd: Command) -> None:
+    sel = _selected(s)
+    s.selected = None
+    if cmd.name == "CLOSE" and not sel.readonly:
+        deleted = [uid for uid in sel.uids if DELETED in sel.infos[uid].flags]
+        if deleted:
+            await s.store.expunge(sel.mailbox, sel.name, deleted)
+    s.tagged(cmd.tag, "OK", f"{cmd.name.capitalize()} completed")
+
+
+async def _check(s: ImapSession, cmd: Command) -> None:
+    s.tagged(cmd.tag, "OK", "Check completed")
+
+
+_FLAGS = FetchAtt("FLAGS")
+
+SELECTED: dict[str, Handler] = {
+    "FETCH": _fetch,
+    "STORE": _store,
+    "SEARCH": _search,
+    "COPY": _copy_move,
+    "MOVE": _copy_move,
+    "EXPUNGE": _expunge,
+    "CLOSE": _close,
+    "UNSELECT": _close,
+    "CHECK": _check,
+}

@@ -1,0 +1,462 @@
+"""One IMAP4rev1 session (RFC 3501): reading commands with literals, states, dispatch.
+
+States: not authenticated → authenticated → selected → logout. Commands of the
+authenticated and selected states live in :mod:`mailward.imap.mailboxes` and
+:mod:`mailward.imap.messages`; this module has the I/O loop, the any-state and
+login commands, IDLE (RFC 2177) and the untagged updates sent after each command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from mailward.imap import mailboxes, messages
+from mailward.imap.parse import (
+    Authenticate,
+    Command,
+    Enable,
+    Id,
+    Login,
+    ParseError,
+    literal_needed,
+    parse_command,
+)
+from mailward.imap.respond import imap_string
+from mailward.imap.selected import RecentClaims, SelectedFolder
+from mailward.pop3.commands import decode_sasl_plain
+from mailward.store import MailStore, StoreError
+from mailward.store.events import MailboxEvents
+
+log = logging.getLogger(__name__)
+
+LINE_LIMIT = 65536  # longest command line outside literals
+MAX_BAD = 50  # malformed commands before the session is closed
+IDLE_TIMEOUT = 1800.0  # RFC 3501 §5.4: at least 30 minutes
+SEND_TIMEOUT = 300.0
+IDLE_POLL = 30.0  # re-check the store while idling even without a change notice
+_TAG = re.compile(rb"^([\x21-\x7e]+?) ")
+_OVERLONG = b"\0overlong"
+
+BASE_CAPABILITIES = ("IMAP4rev1", "SASL-IR", "LITERAL+", "ID", "ENABLE", "IDLE")
+SESSION_CAPABILITIES = ("NAMESPACE", "UIDPLUS", "MOVE", "UNSELECT", "SPECIAL-USE",
+                        "LIST-EXTENDED", "LIST-STATUS", "QUOTA", "QUOTA=RES-STORAGE",
+                        "CHILDREN")
+
+
+class ImapAuthenticator(Protocol):
+    async def authenticate(self, login: str, password: str, peer: str) -> str | None:
+        """The mailbox for these credentials or ``None``; raise ``LoginDeferred`` if locked."""
+        ...
+
+
+class LoginDeferred(Exception):
+    """Logins are temporarily refused for this user or client (too many failures)."""
+
+
+@dataclass
+class ImapServices:
+    """What sessions of one listener share."""
+
+    authenticator: ImapAuthenticator
+    store: MailStore
+    events: MailboxEvents = field(default_factory=MailboxEvents)
+    quota: Callable[[str], Awaitable[int | None]] | None = None
+    claims: RecentClaims = field(default_factory=RecentClaims)
+    hostname: str = "localhost"
+    tls_context: ssl.SSLContext | None = None
+    allow_plaintext_auth: bool = False
+    max_literal: int = 50 * 1024 * 1024
+    idle_timeout: float = IDLE_TIMEOUT
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def shut_down(self) -> None:
+        """Say BYE to every session: at once if it waits for the client, else after its
+        current command."""
+        self.stopping.set()
+
+
+class Close(Exception):
+    """End the session once the responses already queued are sent."""
+
+
+class ImapSession:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 services: ImapServices, *, tls_active: bool) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.services = services
+        self.store = services.store
+        self.tls_active = tls_active
+        peer = writer.get_extra_info("peername")
+        self.peer = str(peer[0]) if isinstance(peer, tuple) else str(peer or "")
+        self.user: str | None = None
+        self.selected: SelectedFolder | None = None
+        self.out: list[bytes] = []
+        self.bad = 0
+
+    # -- output ----------------------------------------------------------------------
+
+    def untagged(self, line: bytes | str) -> None:
+        self.out.append(b"* " + (line.encode("utf-8") if isinstance(line, str) else line))
+
+    def tagged(self, tag: str, status: str, text: str, code: str | None = None) -> None:
+        code_part = f"[{code}] " if code else ""
+        self.out.append(f"{tag} {status} {code_part}{text}".encode())
+
+    async def flush(self) -> None:
+        if not self.out:
+            return
+        data = b"\r\n".join(self.out) + b"\r\n"
+        self.out.clear()
+        self.writer.write(data)
+        async with asyncio.timeout(SEND_TIMEOUT):
+            await self.writer.drain()
+
+    # -- input -----------------------------------------------------------------------
+
+    async def _line(self) -> bytes | None:
+        """The next line incl. CRLF (``_OVERLONG`` if too long), ``None`` at EOF."""
+        try:
+            return await self.reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError:
+            return None
+        except asyncio.LimitOverrunError as exc:
+            consumed = exc.consumed
+        while True:
+            await self.reader.readexactly(consumed)
+            try:
+                await self.reader.readuntil(b"\n")
+                return _OVERLONG
+            except asyncio.IncompleteReadError:
+                return None
+            except asyncio.LimitOverrunError as exc:
+                consumed = exc.consumed
+
+    async def read_command(self) -> bytes | None:
+        """A whole command with its literals; ``b""`` when it was refused and answered."""
+        async with asyncio.timeout(self.services.idle_timeout):
+            data = await self._line()
+        if data is None:
+            return None
+        if data is _OVERLONG:
+            self.out.append(b"* BAD Command line too long")
+            return b""
+        total = len(data)
+        while (lit := literal_needed(data)) is not None:
+            size, non_sync = lit
+            total += size
+            if size > self.services.max_literal or total > self.services.max_literal + LINE_LIMIT:
+                tag = _tag_of(data)
+                if non_sync:  # the octets are on their way: we cannot stay in sync
+                    self.tagged(tag, "BAD", "Literal too big", "TOOBIG")
+                    self.untagged("BYE Literal too big, closing connection")
+                    raise Close
+                self.tagged(tag, "NO", f"Literal too big (at most "
+                            f"{self.services.max_literal} octets)", "TOOBIG")
+                return b""
+            if not non_sync:
+                self.out.append(b"+ Ready for literal data")
+                await self.flush()
+            async with asyncio.timeout(self.services.idle_timeout):
+                chunk = await self.reader.readexactly(size)
+                rest = await self._line()
+            if rest is None:
+                return None
+            if rest is _OVERLONG:
+                self.out.append(b"* BAD Command line too long")
+                return b""
+            data += chunk + rest
+            total += len(rest)
+        return data
+
+    # -- loop ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            caps = " ".join(self.capabilities())
+            self.untagged(f"OK [CAPABILITY {caps}] {self.services.hostname} IMAP ready")
+            await self.flush()
+            while True:
+                try:
+                    data = await self._unless_stopping(self.read_command())
+                except TimeoutError:
+                    self.untagged("BYE Autologout; idle for too long")
+                    raise Close from None
+                if data is None:
+                    return
+                if data:
+                    await self.execute(data)
+                await self.flush()
+        except Close:
+            with contextlib.suppress(Exception):
+                await self.flush()
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, TimeoutError):
+            pass
+        finally:
+            self.writer.close()
+            with contextlib.suppress(Exception):
+                await self.writer.wait_closed()
+
+    async def _unless_stopping(self, waiting: Awaitable[bytes | None]) -> bytes | None:
+        """Await the client unless the server shuts down first (then BYE and close)."""
+        stopping = self.services.stopping
+        if not stopping.is_set():
+            read = asyncio.ensure_future(waiting)
+            stop = asyncio.ensure_future(stopping.wait())
+            try:
+                await asyncio.wait({read, stop}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stop.cancel()
+                if not read.done():
+                    read.cancel()
+            if read.done():
+                return read.result()
+        self.untagged("BYE Server shutting down")
+        raise Close
+
+    async def execute(self, data: bytes) -> None:
+        try:
+            command = parse_command(data)
+        except ParseError as exc:
+            self.bad += 1
+            self.out.append(f"{exc.tag or '*'} BAD {exc.message}".encode())
+            if self.bad >= MAX_BAD:
+                self.untagged("BYE Too many invalid commands")
+                raise Close from None
+            return
+        handler = self._handler(command.name)
+        if handler is None:
+            self.tagged(command.tag, "BAD", f"{command.name} not allowed now")
+            return
+        try:
+            if self.selected is not None and command.name in messages.SELECTED:
+                # Learn of changes first (never as EXPUNGE: the client's sequence
+                # numbers in this command refer to what it was last told).
+                await self.updates(allow_expunge=False)
+            await handler(self, command)
+        except StoreError as exc:
+            self.tagged(command.tag, "NO", str(exc))
+        except (Close, ConnectionError, TimeoutError, ssl.SSLError):
+            raise
+        except Exception:
+            log.exception("IMAP %s failed for %s", command.name, self.user)
+            self.tagged(command.tag, "NO", "Internal error, try again later", "SERVERBUG")
+            return
+        if self.selected is not None and command.name not in ("IDLE", "LOGOUT"):
+            await self.updates(allow_expunge=command.uid or command.name not in
+                               ("FETCH", "STORE", "SEARCH"),
+                               force=command.name in ("NOOP", "CHECK"))
+
+    def _handler(self, name: str) -> Callable[[ImapSession, Command], Awaitable[None]] | None:
+        if name in _ANY:
+            return _ANY[name]
+        if self.user is None:
+            return _NOT_AUTHENTICATED.get(name)
+        if name in mailboxes.AUTHENTICATED:
+            return mailboxes.AUTHENTICATED[name]
+        if self.selected is not None:
+            return messages.SELECTED.get(name)
+        return None
+
+    async def updates(self, *, allow_expunge: bool = True, force: bool = False) -> None:
+        """Queue untagged updates (EXISTS, EXPUNGE, FLAGS) for the selected folder.
+
+        The untagged lines go before the tagged completion already queued.
+        """
+        sel = self.selected
+        if sel is None:
+            return
+        version = self.services.events.version(sel.mailbox)
+        if version == sel.version and not force and not sel.vanished:
+            return
+        lines = await sel.sync(self.store, self.services.claims, expunge_allowed=allow_expunge)
+        if not sel.vanished:
+            sel.version = version
+        if lines:
+            tagged = self.out.pop() if self.out and not self.out[-1].startswith(b"* ") else None
+            self.out += [b"* " + line[2:] for line in lines]
+            if tagged is not None:
+                self.out.append(tagged)
+
+    # -- capabilities ---------------------------------------------------------------
+
+    @property
+    def auth_allowed(self) -> bool:
+        return self.tls_active or self.services.allow_plaintext_auth
+
+    def capabilities(self) -> list[str]:
+        caps = list(BASE_CAPABILITIES)
+        if self.user is None:
+            if self.services.tls_context is not None and not self.tls_active:
+                caps.append("STARTTLS")
+            caps.append("AUTH=PLAIN" if self.auth_allowed else "LOGINDISABLED")
+        else:
+            caps += SESSION_CAPABILITIES
+        return caps
+
+    # -- login -----------------------------------------------------------------------
+
+    async def login(self, tag: str, user: str, password: str) -> None:
+        try:
+            mailbox = await self.services.authenticator.authenticate(user, password, self.peer)
+        except LoginDeferred as exc:
+            self.tagged(tag, "NO", str(exc), "UNAVAILABLE")
+            return
+        if mailbox is None:
+            self.tagged(tag, "NO", "Invalid login or password", "AUTHENTICATIONFAILED")
+            return
+        self.user = mailbox
+        await mailboxes.ensure_special_folders(self.store, mailbox)
+        self.tagged(tag, "OK", "Logged in", "CAPABILITY " + " ".join(self.capabilities()))
+
+
+def _tag_of(data: bytes) -> str:
+    m = _TAG.match(data)
+    return m.group(1).decode("ascii") if m else "*"
+
+
+# -- any state ---------------------------------------------------------------------------
+
+async def _capability(s: ImapSession, cmd: Command) -> None:
+    s.untagged("CAPABILITY " + " ".join(s.capabilities()))
+    s.tagged(cmd.tag, "OK", "Capability completed")
+
+
+async def _noop(s: ImapSession, cmd: Command) -> None:
+    s.tagged(cmd.tag, "OK", f"{cmd.name} completed")
+
+
+async def _logout(s: ImapSession, cmd: Command) -> None:
+    s.untagged("BYE Logging out")
+    s.tagged(cmd.tag, "OK", "Logout completed")
+    raise Close
+
+
+async def _id(s: ImapSession, cmd: Command) -> None:
+    assert isinstance(cmd, Id)
+    if cmd.params:
+        log.info("IMAP client ID from %s: %s", s.peer,
+                 ", ".join(f"{k}={v}" for k, v in cmd.params[:8]))
+    s.untagged(b"ID (" + imap_string("name") + b" " + imap_string("mailward") + b")")
+    s.tagged(cmd.tag, "OK", "ID completed")
+
+
+async def _enable(s: ImapSession, cmd: Command) -> None:
+    assert isinstance(cmd, Enable)
+    if s.user is None:
+        s.tagged(cmd.tag, "BAD", "ENABLE needs an authenticated session")
+        return
+    s.untagged("ENABLED")  # none of the ENABLE-able extensions is offered yet
+    s.tagged(cmd.tag, "OK", "Enabled")
+
+
+async def _idle(s: ImapSession, cmd: Command) -> None:
+    s.out.append(b"+ idling")
+    await s.flush()
+    events = s.services.events
+    read = asyncio.ensure_future(s._unless_stopping(s._line()))
+    deadline = asyncio.get_running_loop().time() + s.services.idle_timeout
+    try:
+        while True:
+            sel = s.selected
+            if sel is not None:
+                waiter = asyncio.ensure_future(events.wait(sel.mailbox, sel.version, IDLE_POLL))
+            else:
+                waiter = asyncio.ensure_future(asyncio.sleep(IDLE_POLL))
+            remaining = deadline - asyncio.get_running_loop().time()
+            done, _ = await asyncio.wait({read, waiter}, timeout=max(remaining, 0),
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if read in done:
+                waiter.cancel()
+                line = read.result()
+                if line is None:
+                    raise Close
+                if line.strip().upper() == b"DONE":
+                    s.tagged(cmd.tag, "OK", "Idle completed")
+                else:
+                    s.tagged(cmd.tag, "BAD", "Expected DONE")
+                return
+            if not done:
+                waiter.cancel()
+                s.untagged("BYE Autologout; idle for too long")
+                raise Close
+            if sel is not None:
+                await s.updates(force=True)
+                await s.flush()
+    finally:
+        if not read.done():
+            read.cancel()
+
+
+# -- not authenticated -------------------------------------------------------------------
+
+async def _starttls(s: ImapSession, cmd: Command) -> None:
+    context = s.services.tls_context
+    if context is None or s.tls_active:
+        s.tagged(cmd.tag, "BAD", "STARTTLS not available")
+        return
+    s.tagged(cmd.tag, "OK", "Begin TLS negotiation now")
+    await s.flush()
+    s.reader._buffer.clear()  # type: ignore[attr-defined]  # no plaintext injection
+    async with asyncio.timeout(SEND_TIMEOUT):
+        await s.writer.start_tls(context)
+    s.tls_active = True
+
+
+async def _login(s: ImapSession, cmd: Command) -> None:
+    assert isinstance(cmd, Login)
+    if not s.auth_allowed:
+        s.tagged(cmd.tag, "NO", "Plaintext login is disabled until TLS is active "
+                 "(use STARTTLS or port 993)", "PRIVACYREQUIRED")
+        return
+    await s.login(cmd.tag, cmd.user, cmd.password)
+
+
+async def _authenticate(s: ImapSession, cmd: Command) -> None:
+    assert isinstance(cmd, Authenticate)
+    if cmd.mechanism != "PLAIN":
+        s.tagged(cmd.tag, "NO", "Unsupported authentication mechanism")
+        return
+    if not s.auth_allowed:
+        s.tagged(cmd.tag, "NO", "Plaintext authentication is disabled until TLS is active",
+                 "PRIVACYREQUIRED")
+        return
+    if cmd.initial_response is not None:
+        response = cmd.initial_response.decode("ascii")
+    else:
+        s.out.append(b"+ ")
+        await s.flush()
+        async with asyncio.timeout(s.services.idle_timeout):
+            line = await s._line()
+        if line is None:
+            raise Close
+        response = line.rstrip(b"\r\n").decode("ascii", "replace")
+        if response == "*":
+            s.tagged(cmd.tag, "BAD", "Authentication cancelled")
+            return
+    creds = decode_sasl_plain(response)
+    if creds is None:
+        s.tagged(cmd.tag, "BAD", "Malformed SASL PLAIN response")
+        return
+    await s.login(cmd.tag, *creds)
+
+
+_ANY: dict[str, Callable[[ImapSession, Command], Awaitable[None]]] = {
+    "CAPABILITY": _capability,
+    "NOOP": _noop,
+    "LOGOUT": _logout,
+    "ID": _id,
+}
+_NOT_AUTHENTICATED: dict[str, Callable[[ImapSession, Command], Awaitable[None]]] = {
+    "STARTTLS": _starttls,
+    "LOGIN": _login,
+    "AUTHENTICATE": _authenticate,
+}
+mailboxes.AUTHENTICATED.update({"ENABLE": _enable, "IDLE": _idle})
