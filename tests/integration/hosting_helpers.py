@@ -1,4 +1,4 @@
-"""A running hosting tier for client tests: submission, POP3 and delivery roles over a
+"""A running hosting tier for client tests: submission, POP3, IMAP and delivery roles over a
 domain with two mailboxes and two aliases; mail to other domains goes to a sink."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from mailward.store import StoreError, open_store
 
 OP = Actor.operator()
 PASSWORD = "Mailbox-pass-77"
-ROLES = frozenset({"submission", "pop3", "delivery", "web"})
+ROLES = frozenset({"submission", "pop3", "imap", "delivery", "web"})
 
 
 def client_tls() -> ssl.SSLContext:
@@ -39,6 +39,8 @@ class Hosting:
     web: str
     remote: Sink  # where mail to other domains goes (smarthost)
     submission_alt: int  # e.g. port 25 on a hosting host
+    imap: int
+    imaps: int
 
     def smtp(self) -> smtplib.SMTP:
         client = smtplib.SMTP("127.0.0.1", self.submission, timeout=30)
@@ -74,5 +76,6 @@ async def hosting(settings: Settings, directory: Directory) -> AsyncIterator[Hos
         async with mail_roles(configured, ROLES) as urls:
             submission, submissions, alt = ports(urls["submission"])
             pop3, pop3s = ports(urls["pop3"])
+            imap, imaps = ports(urls["imap"])
             yield Hosting(configured, Directory(directory.db, configured), submission,
-                          submissions, pop3, pop3s, urls["web"], remote, alt)
+                          submissions, pop3, pop3s, urls["web"], remote, alt, imap, imaps)

@@ -161,8 +161,7 @@ def test_parse_roles() -> None:
     with pytest.raises(ValueError, match=r"unknown role 'smtp' \(known: .*mx.*\)"):
         parse_roles("web,smtp")
     assert parse_roles("mx,delivery") == {"mx", "delivery"}
-    with pytest.raises(ValueError, match="role 'imap' is not available yet"):
-        parse_roles("imap")
+    assert parse_roles("imap,pop3") == {"imap", "pop3"}
     with pytest.raises(ValueError):
         parse_roles(" , ")
     assert set(AVAILABLE_ROLES) <= set(KNOWN_ROLES)
@@ -191,15 +190,13 @@ async def test_sigterm_stops_the_server_gracefully(settings: Settings) -> None:
             await http.get("/")
 
 
-async def test_busy_port_and_unavailable_role_are_reported(settings: Settings) -> None:
+async def test_busy_port_is_reported(settings: Settings) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port}"):
             await run(settings.model_copy(update={"port_web": port}), ready=lambda _: None)
-    with pytest.raises(ValueError, match="not available yet"):
-        await run(settings, {"imap"})
 
 
 async def test_tokens_are_listed_and_revoked_by_their_owner(

@@ -110,7 +110,11 @@ class Settings(BaseSettings):
     """Failed mailbox logins per client IP (higher: offices share one address)."""
 
     allow_plaintext_auth: bool = False
-    """Let POP3/submission logins happen without TLS: loopback binds only (tests, dev)."""
+    """Let POP3/IMAP/submission logins happen without TLS: loopback binds only (tests, dev)."""
+    imap_idle_timeout_seconds: int = Field(1800, ge=60)
+    """IMAP autologout after this much client silence (RFC 3501: at least 30 minutes)."""
+    imap_max_literal: int | None = Field(None, ge=1024)
+    """Largest IMAP literal (APPEND) accepted; unset → ``max_message_size``."""
 
     # Mail flow
     store_backend: Literal["maildir", "postgresql"] = "maildir"

@@ -94,6 +94,13 @@ class MailLogin:
         targets = {d.strip().lower() for d in (row.destinations or "").split(",")}
         return login in targets
 
+    async def quota(self, mailbox: str) -> int | None:
+        """The mailbox's quota in bytes (``None``: unlimited or not a mailbox)."""
+        async with self.db.session() as session:
+            return (await session.execute(
+                select(Address.quota_bytes).where(Address.email == mailbox)
+            )).scalar_one_or_none()
+
     def locked(self, address: str) -> int:
         """Seconds the address stays locked after failed logins (0 = not locked)."""
         return self.limiter.retry_after(f"mailbox:{address.strip().lower()}")

@@ -17,6 +17,9 @@ from mailward.config import Settings
 from mailward.directory import Directory
 from mailward.directory.mail_login import MailLogin
 from mailward.dkim import DkimService, sign
+from mailward.imap.server import start_imap
+from mailward.imap.session import ImapServices
+from mailward.imap.session import LoginDeferred as ImapLoginDeferred
 from mailward.pop3 import LoginDeferred, start_pop3
 from mailward.pop3.maildrop import DEFAULT_LOCKS
 from mailward.pop3.shared_locks import PostgresMaildropLocks
@@ -30,6 +33,7 @@ from mailward.smtp.mx import start_mx
 from mailward.smtp.submission import start_submission
 from mailward.smtp.tls import ensure_certificate, server_context
 from mailward.store import MailStore, open_store
+from mailward.store.events import MailboxEvents, open_events
 
 log = logging.getLogger(__name__)
 DRAIN_SECONDS = 30
@@ -44,8 +48,17 @@ class MailSystem:
     queue: QueueService
     settings: Settings | None = None
     signer: Signer | None = None
+    events: MailboxEvents = field(default_factory=MailboxEvents)
     _tls: ssl.SSLContext | None = None
     _tls_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _events_started: bool = False
+
+    async def start_events(self) -> None:
+        """Start listening for mailbox changes of other nodes (once per process)."""
+        async with self._tls_lock:
+            if not self._events_started:
+                await self.events.start()
+                self._events_started = True
 
     async def tls_context(self) -> ssl.SSLContext:
         """The listeners' TLS context; the certificate is generated once if missing."""
@@ -61,8 +74,9 @@ class MailSystem:
     @classmethod
     def create(cls, directory: Directory, settings: Settings) -> MailSystem:
         queue = directory.queue  # its spool wakes this process's workers on "retry now"
-        return cls(queue.spool, open_store(settings, directory.db), queue, settings,
-                   dkim_signer(DkimService(directory.db)))
+        events = open_events(settings)
+        return cls(queue.spool, open_store(settings, directory.db, events), queue, settings,
+                   dkim_signer(DkimService(directory.db)), events)
 
 
 def dkim_signer(service: DkimService) -> Signer:
@@ -112,6 +126,7 @@ class ListenerRole(_Role):
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         assert sockets, "a listening role needs its sockets"
         tls = await self.mail.tls_context()
+        await self.mail.start_events()
         try:
             for index, sock in enumerate(sockets):
                 self._servers.append(await self.start(sock, index, tls))
@@ -120,9 +135,13 @@ class ListenerRole(_Role):
         finally:
             for server in self._servers:
                 server.close()  # stop accepting; sessions finish or time out
+            self.closing()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     asyncio.gather(*(s.wait_closed() for s in self._servers)), DRAIN_SECONDS)
+
+    def closing(self) -> None:
+        """The listeners stopped accepting: end long-lived sessions (default: none)."""
 
     @property
     def ports(self) -> list[int]:
@@ -202,14 +221,57 @@ class Pop3Role(ListenerRole):
         )
 
 
+class _ImapLogin:
+    """The directory's mailbox login, as the IMAP server asks for it."""
+
+    def __init__(self, login: MailLogin) -> None:
+        self.login = login
+
+    async def authenticate(self, login: str, password: str, peer: str) -> str | None:
+        result = await self.login.authenticate(login, password, peer, "imap")
+        if result.retry_after:
+            raise ImapLoginDeferred(f"Too many failed logins; try again in "
+                                    f"{result.retry_after} seconds")
+        return result.mailbox
+
+
+class ImapRole(ListenerRole):
+    """143 (STARTTLS) and 993 (implicit TLS)."""
+
+    def __init__(self, directory: Directory, settings: Settings, mail: MailSystem) -> None:
+        super().__init__(settings, mail)
+        self.directory = directory
+        self._services: list[ImapServices] = []
+
+    def closing(self) -> None:
+        for services in self._services:  # IDLE sessions would otherwise last 30 minutes
+            services.shut_down()
+
+    async def start(self, sock: socket.socket, index: int,
+                    tls: ssl.SSLContext) -> asyncio.AbstractServer:
+        settings = self.settings
+        services = ImapServices(
+            authenticator=_ImapLogin(self.directory.mail_login), store=self.mail.store,
+            events=self.mail.events, quota=self.directory.mail_login.quota,
+            hostname=settings.node_name, tls_context=tls,
+            allow_plaintext_auth=settings.allow_plaintext_auth,
+            max_literal=settings.imap_max_literal or settings.max_message_size,
+            idle_timeout=float(settings.imap_idle_timeout_seconds),
+        )
+        self._services.append(services)
+        return await start_imap(services, sock=sock, implicit_tls=index == 1)
+
+
 class DeliveryRole(_Role):
     def __init__(self, directory: Directory, settings: Settings, mail: MailSystem) -> None:
         super().__init__()
         local = LocalDelivery(directory.db, mail.store, mail.spool)
         self.worker = DeliveryWorker(directory.db, settings, mail.spool, local)
+        self.mail = mail
         self.port = 0
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        await self.mail.start_events()
         task = asyncio.create_task(self.worker.run(), name="mailward-delivery-worker")
         self.listening.set()
         stop = asyncio.create_task(self._stop.wait())

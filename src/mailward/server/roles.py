@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 KNOWN_ROLES = ("mx", "delivery", "submission", "imap", "pop3", "web")
-AVAILABLE_ROLES = ("mx", "delivery", "submission", "pop3", "web")
+AVAILABLE_ROLES = ("mx", "delivery", "submission", "imap", "pop3", "web")
 """The roles implemented so far (a subset of ``KNOWN_ROLES``)."""
 
 

@@ -17,6 +17,7 @@ from mailward.db import Database
 from mailward.directory import Directory
 from mailward.server.mail_roles import (
     DeliveryRole,
+    ImapRole,
     MailSystem,
     MxRole,
     Pop3Role,
@@ -33,6 +34,7 @@ NOTES = {
     "delivery": "queue workers: mailboxes, relay, bounces",
     "submission": "SMTP AUTH for mailbox users: STARTTLS, implicit TLS",
     "pop3": "mailbox access: STLS, implicit TLS",
+    "imap": "mailbox access: STARTTLS, implicit TLS",
 }
 # Each listening role: its ports (settings fields) and the URL scheme of each.
 LISTENERS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -41,6 +43,7 @@ LISTENERS: dict[str, tuple[tuple[str, str], ...]] = {
     "submission": (("port_submission", "smtp"), ("port_submissions", "smtps"),
                    ("port_submission_alt", "smtp")),
     "pop3": (("port_pop3", "pop3"), ("port_pop3s", "pop3s")),
+    "imap": (("port_imap", "imap"), ("port_imaps", "imaps")),
 }
 
 
@@ -129,6 +132,9 @@ def _servers(directory: Directory, settings: Settings, roles: set[str]) -> dict[
     if "pop3" in roles:
         assert mail is not None
         servers["pop3"] = Pop3Role(directory, settings, mail)
+    if "imap" in roles:
+        assert mail is not None
+        servers["imap"] = ImapRole(directory, settings, mail)
     return servers
 
 
