@@ -33,6 +33,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -294,8 +295,9 @@ _TAGGED = re.compile(rb"(OK|NO|BAD)(?: (\[(?:[^\]\"]|\"(?:[^\"\\]|\\.)*\")*\]))?
 class _Conn:
     """Line + literal reader/writer over one socket."""
 
-    def __init__(self, host: str, port: int) -> None:
-        self.sock = socket.create_connection((host, port), timeout=IO_SECONDS)
+    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> None:
+        sock = socket.create_connection((host, port), timeout=IO_SECONDS)
+        self.sock = tls.wrap_socket(sock) if tls is not None else sock
         self.file = self.sock.makefile("rb")
         self.tags = 0
 
@@ -411,8 +413,8 @@ def _tagged_status(tagged: bytes) -> bytes:
     return (status + b" " + match.group(2) if match.group(2) else status) + b"\r\n"
 
 
-def imap_answers(host: str, port: int, user: str, password: str, commands: list[str]
-                 ) -> list[bytes]:
+def imap_answers(host: str, port: int, user: str, password: str, commands: list[str], *,
+                 tls: ssl.SSLContext | None = None) -> list[bytes]:
     """Log in, ``EXAMINE INBOX`` (read-only: no \\Seen or \\Recent side effects), run each
     raw command, and return one normalised answer per command.
 
@@ -428,8 +430,9 @@ def imap_answers(host: str, port: int, user: str, password: str, commands: list[
     if any (``OK\\r\\n``, ``NO [BADCHARSET (UTF-8)]\\r\\n``); the tag and the human-readable
     text of the tagged line are dropped. Continuation requests (``+ ...``) are dropped.
     Nothing else is touched: no reordering of FETCH items, no case folding.
+    With ``tls`` the connection is TLS from the start (port 993 style).
     """
-    conn = _Conn(host, port)
+    conn = _Conn(host, port, tls)
     try:
         greeting = conn.response()
         if not greeting.startswith(b"* OK"):

@@ -39,6 +39,7 @@ NAMES = [
     "16-content-type-params",  # case differences, quoted params, odd boundary characters
     "17-empty-body",  # headers, blank line, nothing else
     "18-html-latin1",  # text/html only, 8bit ISO-8859-1
+    "19-extension-fields",  # trailing blanks, disposition/language/location/MD5, digest
 ]
 
 # Internal dates: one per message, increasing, all UTC (see the module docstring).

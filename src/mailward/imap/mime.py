@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from mailward.imap.respond import NIL, imap_list, nstring
+from mailward.imap.respond import NIL, human_string, imap_list, nstring
 
 _MAX_DEPTH = 50
 _TSPECIALS = set('()<>@,;:\\"/[]?= \t')
@@ -27,7 +27,8 @@ def _s(raw: bytes) -> str:
 class _Field:
     name: str  # as written
     raw: bytes  # the whole field, folding and line ending included
-    value: str  # unfolded, stripped
+    value: str  # unfolded (line breaks removed), blanks after the colon removed
+    folded: str  # the same with its line breaks kept
 
 
 def _split_header(data: bytes) -> tuple[bytes, bytes]:
@@ -67,16 +68,17 @@ def _parse_fields(header: bytes) -> list[_Field]:
         name = _s(chunk[0][:colon]).strip()
         if not name or any(c in name for c in " \t"):
             continue
-        value = re.sub(rb"\r?\n", b"", raw[colon + 1 :])
-        fields.append(_Field(name, raw, _s(value).strip(" \t\r\n")))
+        # As Dovecot: white space after the colon goes, folds keep their leading blanks.
+        folded = raw[colon + 1 :].lstrip(b" \t").rstrip(b"\r\n")
+        fields.append(_Field(name, raw, _s(re.sub(rb"\r?\n", b"", folded)), _s(folded)))
     return fields
 
 
-def _get(fields: list[_Field], name: str) -> str | None:
+def _get(fields: list[_Field], name: str, *, folded: bool = False) -> str | None:
     lname = name.lower()
     for f in fields:
         if f.name.lower() == lname:
-            return f.value
+            return f.folded if folded else f.value
     return None
 
 
@@ -223,15 +225,21 @@ def _parse(data: bytes, default: tuple[str, str] = ("text", "plain"), depth: int
         if boundary:
             part.multipart = True
             child_default = ("message", "rfc822") if csub.lower() == "digest" else ("text", "plain")
-            part.children = [_parse(b, child_default, depth + 1) for b in _split(body, boundary)]
+            for chunk, eol in _split(body, boundary):
+                child = _parse(chunk, child_default, depth + 1)
+                if eol and _ends_in_close_delimiter(child, chunk):
+                    child = _parse(chunk + eol, child_default, depth + 1)
+                part.children.append(child)
     elif lt == "message" and csub.lower() == "rfc822":
         part.message = _parse(body, ("text", "plain"), depth + 1)
     return part
 
 
-def _split(body: bytes, boundary: str) -> list[bytes]:
+def _split(body: bytes, boundary: str) -> list[tuple[bytes, bytes]]:
+    """The body parts between the delimiters: ``(content, line end before the next
+    delimiter)``; that line end belongs to the delimiter (RFC 2046 §5.1.1)."""
     delim = b"--" + boundary.encode("utf-8", "surrogateescape")
-    parts: list[bytes] = []
+    parts: list[tuple[bytes, bytes]] = []
     start: int | None = None  # start of current part's content
     pos = 0
     n = len(body)
@@ -241,18 +249,39 @@ def _split(body: bytes, boundary: str) -> list[bytes]:
         if body.startswith(delim, pos):
             if start is not None:
                 chunk = body[start:pos]
-                if chunk.endswith(b"\r\n"):
-                    chunk = chunk[:-2]
-                elif chunk.endswith(b"\n"):
-                    chunk = chunk[:-1]
-                parts.append(chunk)
+                eol = b"\r\n" if chunk.endswith(b"\r\n") else chunk[-1:] if chunk.endswith(
+                    b"\n") else b""
+                parts.append((chunk[: len(chunk) - len(eol)], eol))
             if body.startswith(b"--", pos + len(delim)):
                 return parts
             start = end
         pos = end
     if start is not None:
-        parts.append(body[start:])
+        parts.append((body[start:], b""))
     return parts
+
+
+def _boundaries(part: _Part) -> set[bytes]:
+    """Boundaries of every multipart inside ``part`` (itself included)."""
+    found: set[bytes] = set()
+    if part.multipart:
+        found.add((_param(part, "boundary") or "").encode("utf-8", "surrogateescape"))
+    for child in part.children:
+        found |= _boundaries(child)
+    if part.message is not None:
+        found |= _boundaries(part.message)
+    return found
+
+
+def _ends_in_close_delimiter(part: _Part, content: bytes) -> bool:
+    """Whether ``content`` ends with the close delimiter of a multipart nested in it.
+
+    Dovecot consumes that delimiter line with its line end, so the line end before the
+    next outer delimiter stays in the part (sizes and BODY[n] bytes include it).
+    """
+    last = content.rsplit(b"\n", 1)[-1].rstrip(b" \t\r")
+    return (len(last) > 4 and last.startswith(b"--") and last.endswith(b"--")
+            and last[2:-2] in _boundaries(part))
 
 
 # ---------------------------------------------------------------- ENVELOPE
@@ -294,7 +323,7 @@ def _mailbox(toks: list[tuple[str, str]]) -> bytes | None:
         name = None
     if name is None and comments:
         name = comments[-1]
-    return imap_list([nstring(name), nstring(adl), nstring(local), nstring(host)])
+    return imap_list([human_string(name), nstring(adl), nstring(local), nstring(host)])
 
 
 def _addresses(value: str | None) -> bytes:
@@ -338,7 +367,7 @@ def _envelope(fields: list[_Field]) -> bytes:
     return imap_list(
         [
             nstring(_get(fields, "Date")),
-            nstring(_get(fields, "Subject")),
+            human_string(_get(fields, "Subject", folded=True)),
             frm,
             frm if sender == NIL else sender,
             frm if reply_to == NIL else reply_to,
@@ -431,24 +460,21 @@ _SECTION = re.compile(
 )
 
 
-def _kids(msg: _Part) -> list[_Part]:
-    return msg.children if msg.multipart else [msg]
-
-
 def _resolve(root: _Part, nums: list[int]) -> _Part | None:
+    """The part a section number names, as Dovecot walks it: in a multipart ``n`` is
+    the n-th child; a non-multipart part is its own part 1, and only a message/rfc822
+    part may be followed by further numbers (which then walk its message)."""
     cur = root
     for i, n in enumerate(nums):
-        if i == 0:
-            kids = _kids(root)
-        elif cur.multipart:
-            kids = cur.children
-        elif cur.message is not None:
-            kids = _kids(cur.message)
-        else:
-            kids = [cur]
-        if not 1 <= n <= len(kids):
+        last = i == len(nums) - 1
+        if cur.multipart:
+            if not 1 <= n <= len(cur.children):
+                return None
+            cur = cur.children[n - 1]
+        elif n != 1 or (not last and cur.message is None):
             return None
-        cur = kids[n - 1]
+        if not last and cur.message is not None:
+            cur = cur.message
     return cur
 
 

@@ -28,6 +28,8 @@ from mailward.store.interface import ANSWERED, DELETED, DRAFT, FLAGGED, SEEN, Me
 
 __all__ = ["BadCharset", "Candidate", "SearchError", "search"]
 
+_EPOCH = _dt.date(1970, 1, 1)
+
 
 class SearchError(Exception):
     """Criteria that cannot be evaluated; ``str()`` is a user-facing reason."""
@@ -141,7 +143,7 @@ def _compile(key: SearchKey, n_messages: int, max_uid: int) -> tuple[_Pred, int]
         def sent(c: Candidate, m: _Message | None) -> bool | None:
             if m is None:
                 return None
-            return test(m.sent_day() or _internal_day(c.info))
+            return test(m.sent_day())
 
         return sent, _HEADER
     if op in ("FROM", "TO", "CC", "BCC", "SUBJECT", "HEADER"):
@@ -156,7 +158,8 @@ def _compile(key: SearchKey, n_messages: int, max_uid: int) -> tuple[_Pred, int]
         def text(c: Candidate, m: _Message | None) -> bool | None:
             if m is None:
                 return None
-            return needle in m.header_text() or needle in m.body_text()
+            return (needle in m.header_text() or needle in m.body_text()
+                    or needle in m.part_headers())
 
         return text, _BODY
     raise SearchError(f"unsupported search key {op}")
@@ -263,13 +266,14 @@ _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 class _Message:
     """Lazily decoded views of one message, all case-folded for matching."""
 
-    __slots__ = ("_body", "_fields", "_header_text", "raw")
+    __slots__ = ("_body", "_fields", "_header_text", "_part_headers", "raw")
 
     def __init__(self, raw: bytes) -> None:
         self.raw = raw
         self._fields: list[tuple[str, bytes, str]] | None = None
         self._header_text: str | None = None
         self._body: str | None = None
+        self._part_headers: str | None = None
 
     def fields(self) -> list[tuple[str, bytes, str]]:
         """``(lower-case name, raw unfolded value, decoded case-folded value)`` each."""
@@ -298,15 +302,24 @@ class _Message:
 
     def body_text(self) -> str:
         if self._body is None:
-            self._body = _body_text(self.raw).casefold()
+            body, headers = _body_text(self.raw)
+            self._body, self._part_headers = body.casefold(), headers.casefold()
         return self._body
 
-    def sent_day(self) -> _dt.date | None:
-        """The Date: header's calendar date in its own zone, or None if unusable."""
+    def part_headers(self) -> str:
+        """The decoded header fields of every MIME part below the top (TEXT searches
+        them, as Dovecot does; BODY does not)."""
+        self.body_text()
+        assert self._part_headers is not None
+        return self._part_headers
+
+    def sent_day(self) -> _dt.date:
+        """The Date: header's calendar date in its own zone; 1970-01-01 when missing or
+        unparsable (as Dovecot: such mail is "sent before" any date)."""
         for name, raw, _ in self.fields():
             if name == "date":
-                return _parse_day(_text(raw))
-        return None
+                return _parse_day(_text(raw)) or _EPOCH
+        return _EPOCH
 
 
 def _header_block(raw: bytes) -> bytes:
@@ -409,7 +422,7 @@ def _parse_day(value: str) -> _dt.date | None:
         if parsed is None:
             return None
         return _dt.date(parsed[0], parsed[1], parsed[2])
-    except Exception:  # any unparsable date falls back to INTERNALDATE
+    except Exception:  # unparsable: the caller's fallback applies
         return None
 
 
@@ -426,21 +439,29 @@ def _without_junk_lines(raw: bytes) -> bytes:
     return b"\n".join(kept) + raw[len(header) :]
 
 
-def _body_text(raw: bytes) -> str:
-    """The decoded text of every ``text/*`` leaf part (nested messages included)."""
+def _body_text(raw: bytes) -> tuple[str, str]:
+    """The decoded text of every ``text/*`` leaf part (nested messages included), and
+    the decoded header fields of every part below the top."""
     try:
         msg = email.message_from_bytes(_without_junk_lines(raw), policy=compat32)
         texts: list[str] = []
+        headers: list[str] = []
         for part in msg.walk():
-            if part.is_multipart():
-                continue
-            maintype = part.get_content_maintype()
-            if maintype not in ("text", "multipart"):
-                continue  # non-text leaves; a multipart here lacks a usable boundary
+            if part is not msg:
+                headers += [f"{name}: {_decode_header(_raw_value(value))}"
+                            for name, value in part.items()]
+            if part.is_multipart() or part.get_content_maintype() != "text":
+                continue  # non-text leaves; a multipart here lacks a usable boundary and
+                # its whole body is preamble, which is no part's text (as in Dovecot)
             payload = part.get_payload(decode=True)
             if isinstance(payload, bytes):
                 texts.append(_text(payload, part.get_content_charset()))
-        return "\n".join(texts)
+        return "\n".join(texts), "\n".join(headers)
     except Exception:  # malformed mail falls back to the raw body
         m = _HEADER_END.search(raw)
-        return _text(raw if m is None else raw[m.end() :])
+        return _text(raw if m is None else raw[m.end() :]), ""
+
+
+def _raw_value(value: object) -> bytes:
+    """A header value of the ``email`` parser back as the bytes it was read from."""
+    return str(value).encode("ascii", "surrogateescape")

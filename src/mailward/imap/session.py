@@ -13,9 +13,9 @@ import contextlib
 import logging
 import re
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from mailward.imap import mailboxes, messages
 from mailward.imap.parse import (
@@ -204,10 +204,13 @@ class ImapSession:
             with contextlib.suppress(Exception):
                 await self.writer.wait_closed()
 
-    async def _unless_stopping(self, waiting: Awaitable[bytes | None]) -> bytes | None:
+    async def _unless_stopping(self, waiting: Coroutine[Any, Any, bytes | None]
+                               ) -> bytes | None:
         """Await the client unless the server shuts down first (then BYE and close)."""
         stopping = self.services.stopping
-        if not stopping.is_set():
+        if stopping.is_set():
+            waiting.close()
+        else:
             read = asyncio.ensure_future(waiting)
             stop = asyncio.ensure_future(stopping.wait())
             try:

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mailward.imap.mime import bodystructure, envelope, section
-from mailward.imap.respond import imap_string, nstring
+from mailward.imap.respond import human_string, imap_string, nstring
 
 
 def crlf(text: str) -> bytes:
@@ -44,7 +44,7 @@ SIMPLE_HDR, SIMPLE_TEXT = SIMPLE.split(b"\r\n\r\n", 1)
 def test_simple_envelope() -> None:
     alice = b'(("Alice Example" NIL "alice" "example.com"))'
     assert envelope(SIMPLE) == (
-        b'("Mon, 7 Feb 1994 21:52:25 -0800" "Hello \\"world\\"" '
+        b'("Mon, 7 Feb 1994 21:52:25 -0800" {13}\r\nHello "world" '
         + alice
         + b" "
         + alice
@@ -336,7 +336,7 @@ def test_groups_routes_and_quoting() -> None:
         b'((NIL NIL "A Group" NIL)("Ed Jones" NIL "c" "a.test")(NIL NIL "joe" "where.test")'
         b'("John" NIL "jdoe" "one.test")(NIL NIL NIL NIL)'
         b'(NIL NIL "Undisclosed recipients" NIL)(NIL NIL NIL NIL)) '
-        b'((NIL "@route.a,@route.b" "user" "host.test")("a\\"b" NIL "x" "[10.0.0.1]")) '
+        b'((NIL "@route.a,@route.b" "user" "host.test")({3}\r\na"b NIL "x" "[10.0.0.1]")) '
         b'NIL "<p@x>" NIL)'
     )
 
@@ -534,3 +534,40 @@ def test_deep_nesting_does_not_recurse_forever() -> None:
     msg = b"Content-Type: message/rfc822\r\n\r\n" * 2000 + b"x"
     assert _balanced(bodystructure(msg))
     assert section(msg, ".".join(["1"] * 30)) is not None
+
+
+def test_human_strings_are_cleaned_like_dovecot() -> None:
+    assert human_string(None) == b"NIL"
+    assert human_string("plain words") == b'"plain words"'
+    assert human_string("") == b'""'
+    assert human_string(" \t\r\n ") == b'""'
+    assert human_string("a\r\n  b\tc  ") == b"{5}\r\na b c"
+    assert human_string('say "hi"') == b'{8}\r\nsay "hi"'
+    assert human_string("Grüße".encode()) == b"{7}\r\nGr\xc3\xbc\xc3\x9fe"
+
+
+ATTACHED = crlf(
+    "Content-Type: multipart/mixed; boundary=out\n\n"
+    "--out\nContent-Type: text/plain\n\nleaf\n"
+    "--out\nContent-Type: message/rfc822\n\n"
+    "Subject: in\nContent-Type: multipart/alternative; boundary=in\n\n"
+    "--in\nContent-Type: text/plain\n\ninner\n--in--\n"
+    "--out--\n"
+)
+
+
+def test_section_numbers_walk_like_dovecot() -> None:
+    assert section(ATTACHED, "1") == b"leaf"
+    assert section(ATTACHED, "1.1") == b"leaf"  # a leaf is its own part 1 ...
+    assert section(ATTACHED, "1.2") == b""
+    assert section(ATTACHED, "1.1.1") == b""  # ... but has no subparts
+    assert section(ATTACHED, "2.1") == b"inner"  # into the attached message
+    assert section(ATTACHED, "2.1.1") == b"inner"
+    assert section(crlf("Subject: x\n\nbody\n"), "1.1") == b""
+
+
+def test_nested_close_delimiter_keeps_its_line_end() -> None:
+    # The attached message ends with "--in--\r\n": Dovecot keeps that CRLF in part 2.
+    assert section(ATTACHED, "2").endswith(b"--in--\r\n")
+    structure = bodystructure(ATTACHED)
+    assert b'"7bit" 114 (' in structure and b'"in") NIL NIL NIL) 8 NIL' in structure

@@ -268,16 +268,20 @@ async def test_sent_dates_use_header_date_in_its_own_zone() -> None:
     assert await run("SENTON 7-Feb-1994", folder()[:1]) == [1]
 
 
-async def test_sent_date_falls_back_to_internal_date() -> None:
+async def test_missing_or_bad_sent_date_counts_as_1970() -> None:
+    # As Dovecot: mail without a usable Date: header was "sent" before any date.
     # BROKEN has no Date: header; its internal date is 2023-05-06 in UTC.
     cands = folder()[3:]
-    assert await run("SENTON 6-May-2023", cands) == [4]
+    assert await run("SENTON 6-May-2023", cands) == []
+    assert await run("SENTON 1-Jan-1970", cands) == [4]
+    assert await run("SENTBEFORE 2-Jan-1970", cands) == [4]
     messages = {
         1: crlf("Date: not a date at all\n\nx\n"),
         2: crlf("Date: 31 Feb 2020 10:00 +0000\n\n"),
     }
     cands = [cand(1, 1, date=NOW), cand(2, 2, date=NOW)]
-    assert await run("SENTON 10-Mar-2024", cands, Loader(messages)) == [1, 2]
+    assert await run("SENTON 10-Mar-2024", cands, Loader(messages)) == []
+    assert await run("SENTON 1-Jan-1970", cands, Loader(messages)) == [1, 2]
 
 
 # ----------------------------------------------------------------------- headers
