@@ -18,11 +18,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import re
 import resource
-import signal
 import sys
 import tempfile
 import time
@@ -30,7 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from support import BenchFailed, database, serve
+from support import BenchFailed, database, serve, server_child
 
 SCRIPT = os.path.abspath(__file__)
 SENDER = "bench@outside.bench.example"
@@ -167,38 +165,6 @@ async def until_delivered(arrivals: Arrivals, expected: int,
         await asyncio.sleep(0.02)
 
 
-@contextlib.asynccontextmanager
-async def server(overrides: dict[str, Any], tmp: Path) -> AsyncIterator[tuple[int, dict]]:
-    """Our mx + delivery roles in a child; yields (mx port, report filled at its exit)."""
-    report: dict[str, Any] = {}
-    log_path = tmp / "server.log"
-    with await asyncio.to_thread(log_path.open, "wb") as log:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, SCRIPT, "--serve", json.dumps(overrides), cwd=tmp,
-            stdout=asyncio.subprocess.PIPE, stderr=log)
-    assert proc.stdout is not None
-    try:
-        line = await asyncio.wait_for(proc.stdout.readline(), 60)
-        if not line:
-            raise BenchFailed(f"server did not start:\n{log_path.read_text()[-3000:]}")
-        mx = json.loads(line)["mx"]
-        assert mx.startswith("smtp://127.0.0.1:"), mx  # loopback only
-        yield int(mx.rsplit(":", 1)[1]), report
-        proc.send_signal(signal.SIGTERM)
-        out = await asyncio.wait_for(proc.stdout.read(), 60)
-        if await asyncio.wait_for(proc.wait(), 60) != 0:
-            raise BenchFailed(f"server exited with {proc.returncode}:\n"
-                             f"{log_path.read_text()[-3000:]}")
-        report.update(json.loads(out.decode().strip().splitlines()[-1]))
-    finally:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-        await proc.wait()
-    report["problems"] = [line for line in log_path.read_text(errors="replace").splitlines()
-                          if re.search(r" (WARNING|ERROR|CRITICAL) |Traceback", line)]
-
-
 async def run_case(backend: str, route: str, args: argparse.Namespace) -> dict[str, Any]:
     from sqlalchemy import func, select
 
@@ -227,7 +193,7 @@ async def run_case(backend: str, route: str, args: argparse.Namespace) -> dict[s
                     return (await s.scalar(select(func.count()).select_from(QueuedMessage)),
                             await s.scalar(select(func.count()).select_from(QueuedRecipient)))
 
-            async with server(overrides, tmp) as (port, report):
+            async with server_child(SCRIPT, overrides, tmp, "mx") as ([port], _, report):
                 clients = await asyncio.gather(*(connect(port) for _ in recipients))
                 watcher = None
                 if route == "mailbox":

@@ -20,19 +20,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
-import re
 import resource
-import signal
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from support import BenchFailed, database, serve
+from support import BenchFailed, argon2_cost, cpu_seconds, database, serve, server_child
 
 SCRIPT = os.path.abspath(__file__)
 DOMAIN = "pop.bench.example"
@@ -121,44 +117,6 @@ async def client_loop(port: int, user: tuple[str, str, list[int]], until: float,
         latencies.append(time.monotonic() - start)
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a live process (all threads), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@contextlib.asynccontextmanager
-async def server(overrides: dict[str, Any], tmp: Path) -> AsyncIterator[tuple[int, int, dict]]:
-    """Our pop3 role in a child; yields (pop3 port, pid, report filled at its exit)."""
-    report: dict[str, Any] = {}
-    log_path = tmp / "server.log"
-    with await asyncio.to_thread(log_path.open, "wb") as log:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, SCRIPT, "--serve", json.dumps(overrides), cwd=tmp,
-            stdout=asyncio.subprocess.PIPE, stderr=log)
-    assert proc.stdout is not None
-    try:
-        line = await asyncio.wait_for(proc.stdout.readline(), 60)
-        if not line:
-            raise BenchFailed(f"server did not start:\n{log_path.read_text()[-3000:]}")
-        urls = json.loads(line)["pop3"].split(", ")
-        assert all(re.fullmatch(r"pop3s?://127\.0\.0\.1:\d+", u) for u in urls), urls
-        yield int(urls[0].rsplit(":", 1)[1]), proc.pid, report
-        proc.send_signal(signal.SIGTERM)
-        out = await asyncio.wait_for(proc.stdout.read(), 60)
-        if await asyncio.wait_for(proc.wait(), 60) != 0:
-            raise BenchFailed(f"server exited with {proc.returncode}:\n"
-                             f"{log_path.read_text()[-3000:]}")
-        report.update(json.loads(out.decode().strip().splitlines()[-1]))
-    finally:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-        await proc.wait()
-    report["problems"] = [line for line in log_path.read_text(errors="replace").splitlines()
-                          if re.search(r" (WARNING|ERROR|CRITICAL) |Traceback", line)]
-
-
 async def run_case(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     from mailward.config import load_settings
 
@@ -177,7 +135,7 @@ async def run_case(backend: str, args: argparse.Namespace) -> dict[str, Any]:
                 overrides["auth_failures_per_window"] = args.auth_limit
             world = await make_world(load_settings(**overrides), args.clients,
                                      args.messages, args.size)
-            async with server(overrides, tmp) as (port, pid, report):
+            async with server_child(SCRIPT, overrides, tmp, "pop3") as ([port, _], pid, report):
                 cpu, mine = cpu_seconds(pid), resource.getrusage(resource.RUSAGE_SELF)
                 started = time.monotonic()
                 await asyncio.gather(*(
@@ -200,19 +158,6 @@ async def run_case(backend: str, args: argparse.Namespace) -> dict[str, Any]:
                            for f in ("ru_utime", "ru_stime")),
         **report,
     }
-
-
-def argon2_cost() -> str:
-    """CPU time of one login's Argon2id verify at the default (production) parameters."""
-    from mailward.config import Settings
-    from mailward.directory.passwords import Passwords
-
-    passwords = Passwords(settings := Settings())
-    hashed, started = passwords.hash("Bench-pass-0"), time.process_time()
-    all(passwords.verify(hashed, "Bench-pass-0") for _ in range(5))
-    return (f"real deployments pay Argon2id per login: default t={settings.argon2_time_cost},"
-            f" m={settings.argon2_memory_kib} KiB costs {(time.process_time() - started) * 200:.0f}"
-            " ms CPU per verify here (bench uses t=1, m=1024 KiB)")
 
 
 def main() -> None:

@@ -6,10 +6,15 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import resource
 import secrets
+import signal
+import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 PG_URL = os.environ.get("MAILWARD_BENCH_PG_URL",
                         "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -56,3 +61,57 @@ def serve(overrides: str, roles: set[str]) -> None:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"server_rss_mb": usage.ru_maxrss / 1024,
                       "server_cpu_s": usage.ru_utime + usage.ru_stime}), flush=True)
+
+
+@contextlib.asynccontextmanager
+async def server_child(script: str, overrides: dict[str, Any], tmp: Path, role: str
+                       ) -> AsyncIterator[tuple[list[int], int, dict[str, Any]]]:
+    """``script --serve OVERRIDES`` in a child (it calls :func:`serve`); yields the ports
+    of ``role`` (loopback only), the child's pid and a report filled at its exit (peak RSS,
+    CPU, and the WARNING/ERROR lines of its log under ``problems``)."""
+    report: dict[str, Any] = {}
+    log_path = tmp / "server.log"
+    with await asyncio.to_thread(log_path.open, "wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, script, "--serve", json.dumps(overrides), cwd=tmp,
+            stdout=asyncio.subprocess.PIPE, stderr=log)
+    assert proc.stdout is not None
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), 60)
+        if not line:
+            raise BenchFailed(f"server did not start:\n{log_path.read_text()[-3000:]}")
+        urls = json.loads(line)[role].split(", ")
+        assert all(re.fullmatch(r"[a-z0-9]+://127\.0\.0\.1:\d+", u) for u in urls), urls
+        yield [int(u.rsplit(":", 1)[1]) for u in urls], proc.pid, report
+        proc.send_signal(signal.SIGTERM)
+        out = await asyncio.wait_for(proc.stdout.read(), 60)
+        if await asyncio.wait_for(proc.wait(), 60) != 0:
+            raise BenchFailed(f"server exited with {proc.returncode}:\n"
+                             f"{log_path.read_text()[-3000:]}")
+        report.update(json.loads(out.decode().strip().splitlines()[-1]))
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        await proc.wait()
+    report["problems"] = [line for line in log_path.read_text(errors="replace").splitlines()
+                          if re.search(r" (WARNING|ERROR|CRITICAL) |Traceback", line)]
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a live process (all threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def argon2_cost() -> str:
+    """CPU time of one login's Argon2id verify at the default (production) parameters."""
+    from mailward.config import Settings
+    from mailward.directory.passwords import Passwords
+
+    passwords = Passwords(settings := Settings())
+    hashed, started = passwords.hash("Bench-pass-0"), time.process_time()
+    all(passwords.verify(hashed, "Bench-pass-0") for _ in range(5))
+    return (f"real deployments pay Argon2id per login: default t={settings.argon2_time_cost},"
+            f" m={settings.argon2_memory_kib} KiB costs {(time.process_time() - started) * 200:.0f}"
+            " ms CPU per verify here (bench uses t=1, m=1024 KiB)")

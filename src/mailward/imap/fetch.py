@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
@@ -14,10 +15,43 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 _METADATA = frozenset({"FLAGS", "INTERNALDATE", "RFC822.SIZE", "UID"})
 #: Attributes that set \Seen when the folder is read-write (RFC 3501 §6.4.5).
 _SETS_SEEN = frozenset({"RFC822", "RFC822.TEXT"})
+#: Attributes computed from the bytes once and cached (see :class:`ParsedCache`).
+_PARSED_ITEMS = frozenset({"ENVELOPE", "BODYSTRUCTURE", "BODY"})
 
 
 def needs_body(items: tuple[FetchAtt, ...]) -> bool:
     return any(item.name not in _METADATA for item in items)
+
+
+def _cacheable(item: FetchAtt) -> bool:
+    return item.name in _PARSED_ITEMS and item.section is None
+
+
+class ParsedCache:
+    """ENVELOPE, BODYSTRUCTURE and BODY of recently fetched messages, so that clients
+    listing a folder again (every reconnect) need no message bytes. A message never
+    changes under its key (mailbox, folder, UIDVALIDITY, UID, size, internal date)."""
+
+    def __init__(self, limit: int = 20_000) -> None:
+        self.limit = limit
+        self._items: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
+
+    def get(self, key: tuple[object, ...]) -> bytes | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: tuple[object, ...], value: bytes) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.limit:
+            self._items.popitem(last=False)
+
+    def needs_raw(self, items: tuple[FetchAtt, ...], key: tuple[object, ...]) -> bool:
+        """Whether answering ``items`` for the message at ``key`` needs its bytes."""
+        return any(item.name not in _METADATA and not (
+            _cacheable(item) and (*key, item.name) in self._items) for item in items)
 
 
 def sets_seen(items: tuple[FetchAtt, ...]) -> bool:
@@ -43,10 +77,13 @@ def _literal(data: bytes) -> bytes:
 
 async def fetch_data(items: tuple[FetchAtt, ...], *, uid: int, size: int, flags: frozenset[str],
                      date: datetime, load: Callable[[], Awaitable[bytes]],
-                     with_uid: bool) -> bytes:
+                     with_uid: bool, cache: ParsedCache | None = None,
+                     key: tuple[object, ...] = ()) -> bytes:
     """The parenthesised ``msg-att`` list answering ``items`` for one message.
 
     ``with_uid`` adds ``UID`` (required in UID FETCH responses) when not asked for.
+    ``load`` is called at most once, and only if ``cache`` (looked up and filled under
+    ``key``) cannot answer every item that needs the message bytes.
     """
     raw: bytes | None = None
     parts: list[bytes] = []
@@ -62,6 +99,14 @@ async def fetch_data(items: tuple[FetchAtt, ...], *, uid: int, size: int, flags:
             parts.append(b"INTERNALDATE " + internal_date(date))
         elif name == "RFC822.SIZE":
             parts.append(b"RFC822.SIZE %d" % size)
+        elif cache is not None and _cacheable(item):
+            value = cache.get((*key, name))
+            if value is None:
+                if raw is None:
+                    raw = await load()
+                value = _content(item, raw)
+                cache.put((*key, name), value)
+            parts.append(value)
         else:
             if raw is None:
                 raw = await load()

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 Handler = Callable[["ImapSession", Command], Awaitable[None]]
 FLUSH_BYTES = 256 * 1024  # send long FETCH answers as they grow
+BATCH_MESSAGES = 100  # messages read from the store in one go by FETCH ...
+BATCH_BYTES = 8 * 1024 * 1024  # ... and about this many bytes of them
 
 
 def _selected(s: ImapSession) -> SelectedFolder:
@@ -85,49 +87,82 @@ async def _fetch(s: ImapSession, cmd: Command) -> None:
     mark_seen = sets_seen(cmd.items) and not sel.readonly
     wants_flags = any(item.name == "FLAGS" for item in cmd.items)
     body = needs_body(cmd.items)
-    missing = False
+    live = [pair for pair in pairs if pair[1] not in sel.vanished]
+    missing = len(live) != len(pairs)
     size = 0
-    for seq, uid in pairs:
-        if uid in sel.vanished:
-            missing = True
-            continue
-        items = cmd.items
-        info = sel.infos[uid]
-        if mark_seen and SEEN not in info.flags:
-            try:
-                flags = await s.store.set_flags(sel.mailbox, sel.name, uid, info.flags | {SEEN})
-            except NoSuchMessage:
+    for batch in _batches(sel, live):
+        raw = await _prefetch(s, sel, cmd.items, [uid for _, uid in batch]) if body else {}
+        for seq, uid in batch:
+            items = cmd.items
+            info = sel.infos[uid]
+            if mark_seen and SEEN not in info.flags:
+                try:
+                    flags = await s.store.set_flags(sel.mailbox, sel.name, uid,
+                                                    info.flags | {SEEN})
+                except NoSuchMessage:
+                    sel.vanished.add(uid)
+                    missing = True
+                    continue
+                sel.remember(dataclasses.replace(info, flags=flags))
+                if not wants_flags:
+                    items = (*items, _FLAGS)
+            data = await _fetch_one(s, sel, items, uid, cmd.uid, raw)
+            if data is None:
                 missing = True
                 continue
-            sel.remember(dataclasses.replace(info, flags=flags))
-            if not wants_flags:
-                items = (*items, _FLAGS)
-        data = await _fetch_one(s, sel, items, uid, cmd.uid)
-        if data is None:
-            missing = True
-            continue
-        line = b"* %d FETCH " % seq + data
-        s.out.append(line)
-        size += len(line)
-        if size > FLUSH_BYTES or (body and len(s.out) > 64):
-            await s.flush()
-            size = 0
+            line = b"* %d FETCH " % seq + data
+            s.out.append(line)
+            size += len(line)
+            if size > FLUSH_BYTES or (body and len(s.out) > 64):
+                await s.flush()
+                size = 0
     if missing:
         s.tagged(cmd.tag, "NO", "Some messages were expunged meanwhile", "EXPUNGEISSUED")
     else:
         s.tagged(cmd.tag, "OK", "Fetch completed")
 
 
+def _batches(sel: SelectedFolder, pairs: list[tuple[int, int]]
+             ) -> Iterable[list[tuple[int, int]]]:
+    """Runs of at most ``BATCH_MESSAGES`` messages and about ``BATCH_BYTES``."""
+    batch: list[tuple[int, int]] = []
+    total = 0
+    for pair in pairs:
+        batch.append(pair)
+        total += sel.infos[pair[1]].size
+        if len(batch) >= BATCH_MESSAGES or total >= BATCH_BYTES:
+            yield batch
+            batch, total = [], 0
+    if batch:
+        yield batch
+
+
+def _cache_key(sel: SelectedFolder, uid: int) -> tuple[object, ...]:
+    info = sel.infos[uid]
+    return (sel.mailbox, sel.name, sel.uidvalidity, uid, info.size, info.internal_date)
+
+
+async def _prefetch(s: ImapSession, sel: SelectedFolder, items: tuple[FetchAtt, ...],
+                    uids: list[int]) -> dict[int, bytes]:
+    """The bytes of those messages whose answer the parsed cache cannot give, in one go."""
+    cache = s.services.parsed
+    wanted = [uid for uid in uids if cache.needs_raw(items, _cache_key(sel, uid))]
+    return await s.store.fetch_many(sel.mailbox, sel.name, wanted) if wanted else {}
+
+
 async def _fetch_one(s: ImapSession, sel: SelectedFolder, items: tuple[FetchAtt, ...], uid: int,
-                     with_uid: bool) -> bytes | None:
+                     with_uid: bool, prefetched: dict[int, bytes]) -> bytes | None:
     info = sel.infos[uid]
 
     async def load() -> bytes:
-        return await s.store.fetch(sel.mailbox, sel.name, uid)
+        if uid in prefetched:
+            return prefetched[uid]
+        return await s.store.fetch(sel.mailbox, sel.name, uid)  # raises if expunged
 
     try:
         return await fetch_data(items, uid=uid, size=info.size, flags=sel.flags(uid),
-                                date=info.internal_date, load=load, with_uid=with_uid)
+                                date=info.internal_date, load=load, with_uid=with_uid,
+                                cache=s.services.parsed, key=_cache_key(sel, uid))
     except NoSuchMessage:
         sel.vanished.add(uid)
         return None

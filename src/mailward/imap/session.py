@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mailward.imap import mailboxes, messages
+from mailward.imap.fetch import ParsedCache
 from mailward.imap.parse import (
     Authenticate,
     Command,
@@ -75,6 +76,7 @@ class ImapServices:
     max_literal: int = 50 * 1024 * 1024
     idle_timeout: float = IDLE_TIMEOUT
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    parsed: ParsedCache = field(default_factory=ParsedCache)
 
     def shut_down(self) -> None:
         """Say BYE to every session: at once if it waits for the client, else after its

@@ -17,6 +17,7 @@ from mailward.config import Settings
 from mailward.directory import Directory
 from mailward.directory.mail_login import MailLogin
 from mailward.dkim import DkimService, sign
+from mailward.imap.fetch import ParsedCache
 from mailward.imap.server import start_imap
 from mailward.imap.session import ImapServices
 from mailward.imap.session import LoginDeferred as ImapLoginDeferred
@@ -242,6 +243,7 @@ class ImapRole(ListenerRole):
         super().__init__(settings, mail)
         self.directory = directory
         self._services: list[ImapServices] = []
+        self._parsed = ParsedCache()  # one for both ports
 
     def closing(self) -> None:
         for services in self._services:  # IDLE sessions would otherwise last 30 minutes
@@ -256,7 +258,7 @@ class ImapRole(ListenerRole):
             hostname=settings.node_name, tls_context=tls,
             allow_plaintext_auth=settings.allow_plaintext_auth,
             max_literal=settings.imap_max_literal or settings.max_message_size,
-            idle_timeout=float(settings.imap_idle_timeout_seconds),
+            idle_timeout=float(settings.imap_idle_timeout_seconds), parsed=self._parsed,
         )
         self._services.append(services)
         return await start_imap(services, sock=sock, implicit_tls=index == 1)

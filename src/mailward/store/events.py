@@ -294,6 +294,9 @@ class NotifyingStore:
     async def fetch(self, mailbox: str, folder: str, uid: int) -> bytes:
         return await self.inner.fetch(mailbox, folder, uid)
 
+    async def fetch_many(self, mailbox: str, folder: str, uids: Iterable[int]) -> dict[int, bytes]:
+        return await self.inner.fetch_many(mailbox, folder, uids)
+
     async def set_flags(
         self, mailbox: str, folder: str, uid: int, flags: Iterable[str]
     ) -> frozenset[str]:

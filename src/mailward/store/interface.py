@@ -193,6 +193,10 @@ class MailStore(Protocol):
         """The message bytes exactly as delivered."""
         ...
 
+    async def fetch_many(self, mailbox: str, folder: str, uids: Iterable[int]) -> dict[int, bytes]:
+        """The bytes of several messages at once (UIDs that do not exist are left out)."""
+        ...
+
     async def set_flags(
         self, mailbox: str, folder: str, uid: int, flags: Iterable[str]
     ) -> frozenset[str]:

@@ -60,6 +60,19 @@ async def test_deliver_then_fetch_is_byte_exact(store: MailStore, data: bytes) -
     assert (info.uid, info.size, info.flags) == (1, len(data), frozenset())
 
 
+async def test_fetch_many_returns_existing_messages_after_flag_changes(store: MailStore) -> None:
+    for n in range(4):
+        await store.deliver(ANN, message(n))
+    await store.set_flags(ANN, INBOX, 2, {SEEN})  # a Maildir file is renamed by this
+    await store.set_flags(ANN, INBOX, 3, {DELETED})
+    await store.expunge(ANN, INBOX)
+    assert await store.fetch_many(ANN, INBOX, [4, 2, 3, 1, 99]) == {
+        1: message(0), 2: message(1), 4: message(3)}
+    assert await store.fetch_many(ANN, INBOX, []) == {}
+    with pytest.raises(NoSuchFolder):
+        await store.fetch_many(ANN, "Missing", [1])
+
+
 async def test_inbox_name_is_case_insensitive(store: MailStore) -> None:
     stored = await store.deliver(ANN, message(1), folder="inbox")
     assert stored.folder == INBOX

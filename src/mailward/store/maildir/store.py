@@ -188,6 +188,34 @@ class MaildirStore:
                 continue  # flags changed or expunged meanwhile: locate it again
         raise NoSuchMessage(f"message UID {uid} in {name!r} keeps disappearing")
 
+    async def fetch_many(self, mailbox: str, folder: str, uids: Iterable[int]) -> dict[int, bytes]:
+        """Locate all under one lock, read the files in one worker thread; a file that
+        moved meanwhile is fetched again on its own."""
+        name = normalize_folder(folder)
+        wanted = sorted(set(uids))
+
+        def locate(box: Maildir) -> dict[int, Path]:
+            paths = {}
+            for uid in wanted:
+                with contextlib.suppress(NoSuchMessage):
+                    paths[uid] = box.locate(name, uid, refresh=False)
+            return paths
+
+        def read(paths: dict[int, Path]) -> tuple[dict[int, bytes], list[int]]:
+            found, moved = {}, []
+            for uid, path in paths.items():
+                try:
+                    found[uid] = path.read_bytes()
+                except FileNotFoundError:
+                    moved.append(uid)
+            return found, moved
+
+        found, moved = await asyncio.to_thread(read, await self._run(mailbox, locate))
+        for uid in moved:
+            with contextlib.suppress(NoSuchMessage):
+                found[uid] = await self.fetch(mailbox, name, uid)
+        return found
+
     async def set_flags(
         self, mailbox: str, folder: str, uid: int, flags: Iterable[str]
     ) -> frozenset[str]:

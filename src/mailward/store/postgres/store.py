@@ -296,6 +296,21 @@ class PostgresStore:
             raise NoSuchMessage(f"no message with UID {uid} in {name!r}")
         return bytes(body)
 
+    async def fetch_many(self, mailbox: str, folder: str, uids: Iterable[int]) -> dict[int, bytes]:
+        name = normalize_folder(folder)
+        wanted = sorted({uid for uid in uids if 0 < uid <= MAX_UID})
+        box_id = await self._box_id(mailbox)
+        async with self.db.engine.connect() as conn:
+            source = await _folder(conn, box_id, name, mailbox)
+            if not wanted:
+                return {}
+            rows = await conn.execute(
+                select(StoreMessage.uid, StoreMessage.body).where(
+                    StoreMessage.folder_id == source.id, StoreMessage.uid.in_(wanted)
+                )
+            )
+            return {int(uid): bytes(body) for uid, body in rows}
+
     async def set_flags(
         self, mailbox: str, folder: str, uid: int, flags: Iterable[str]
     ) -> frozenset[str]:
