@@ -75,13 +75,17 @@ class ImapServices:
     allow_plaintext_auth: bool = False
     max_literal: int = 50 * 1024 * 1024
     idle_timeout: float = IDLE_TIMEOUT
-    stopping: asyncio.Event = field(default_factory=asyncio.Event)
     parsed: ParsedCache = field(default_factory=ParsedCache)
+    stopping: bool = False
+    sessions: set[ImapSession] = field(default_factory=set)
 
     def shut_down(self) -> None:
         """Say BYE to every session: at once if it waits for the client, else after its
         current command."""
-        self.stopping.set()
+        self.stopping = True
+        for session in list(self.sessions):
+            if session.waiting:
+                session.bye_now()
 
 
 class Close(Exception):
@@ -102,6 +106,7 @@ class ImapSession:
         self.selected: SelectedFolder | None = None
         self.out: list[bytes] = []
         self.bad = 0
+        self.waiting = False  # for the client's next input (between commands, IDLE)
 
     # -- output ----------------------------------------------------------------------
 
@@ -145,6 +150,7 @@ class ImapSession:
         """A whole command with its literals; ``b""`` when it was refused and answered."""
         async with asyncio.timeout(self.services.idle_timeout):
             data = await self._line()
+        self.waiting = False  # a command has begun: shutdown lets it finish
         if data is None:
             return None
         if data is _OVERLONG:
@@ -181,13 +187,14 @@ class ImapSession:
     # -- loop ------------------------------------------------------------------------
 
     async def run(self) -> None:
+        self.services.sessions.add(self)
         try:
             caps = " ".join(self.capabilities())
             self.untagged(f"OK [CAPABILITY {caps}] {self.services.hostname} IMAP ready")
             await self.flush()
             while True:
                 try:
-                    data = await self._unless_stopping(self.read_command())
+                    data = await self._await_client(self.read_command())
                 except TimeoutError:
                     self.untagged("BYE Autologout; idle for too long")
                     raise Close from None
@@ -202,29 +209,28 @@ class ImapSession:
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, TimeoutError):
             pass
         finally:
+            self.services.sessions.discard(self)
             self.writer.close()
             with contextlib.suppress(Exception):
                 await self.writer.wait_closed()
 
-    async def _unless_stopping(self, waiting: Coroutine[Any, Any, bytes | None]
-                               ) -> bytes | None:
-        """Await the client unless the server shuts down first (then BYE and close)."""
-        stopping = self.services.stopping
-        if stopping.is_set():
-            waiting.close()
-        else:
-            read = asyncio.ensure_future(waiting)
-            stop = asyncio.ensure_future(stopping.wait())
-            try:
-                await asyncio.wait({read, stop}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                stop.cancel()
-                if not read.done():
-                    read.cancel()
-            if read.done():
-                return read.result()
-        self.untagged("BYE Server shutting down")
-        raise Close
+    def bye_now(self) -> None:
+        """Server shutdown while the client has the word: BYE and close; the pending
+        read then ends at EOF."""
+        self.writer.write(b"* BYE Server shutting down\r\n")
+        self.writer.close()
+
+    async def _await_client(self, reading: Coroutine[Any, Any, bytes | None]) -> bytes | None:
+        """Await input while marked as waiting (see :meth:`ImapServices.shut_down`)."""
+        if self.services.stopping:
+            reading.close()
+            self.untagged("BYE Server shutting down")
+            raise Close
+        self.waiting = True
+        try:
+            return await reading
+        finally:
+            self.waiting = False
 
     async def execute(self, data: bytes) -> None:
         try:
@@ -366,7 +372,7 @@ async def _idle(s: ImapSession, cmd: Command) -> None:
     s.out.append(b"+ idling")
     await s.flush()
     events = s.services.events
-    read = asyncio.ensure_future(s._unless_stopping(s._line()))
+    read = asyncio.ensure_future(s._await_client(s._line()))
     deadline = asyncio.get_running_loop().time() + s.services.idle_timeout
     try:
         while True:
