@@ -31,6 +31,7 @@ from mailward.imap.parse import (
 )
 from mailward.imap.respond import imap_string
 from mailward.imap.selected import RecentClaims, SelectedFolder
+from mailward.lines import OVERLONG, read_line
 from mailward.pop3.commands import decode_sasl_plain
 from mailward.store import MailStore, StoreError
 from mailward.store.events import MailboxEvents
@@ -43,7 +44,6 @@ IDLE_TIMEOUT = 1800.0  # RFC 3501 §5.4: at least 30 minutes
 SEND_TIMEOUT = 300.0
 IDLE_POLL = 30.0  # re-check the store while idling even without a change notice
 _TAG = re.compile(rb"^([\x21-\x7e]+?) ")
-_OVERLONG = b"\0overlong"
 
 BASE_CAPABILITIES = ("IMAP4rev1", "SASL-IR", "LITERAL+", "ID", "ENABLE", "IDLE")
 SESSION_CAPABILITIES = ("NAMESPACE", "UIDPLUS", "MOVE", "UNSELECT", "SPECIAL-USE",
@@ -129,22 +129,8 @@ class ImapSession:
     # -- input -----------------------------------------------------------------------
 
     async def _line(self) -> bytes | None:
-        """The next line incl. CRLF (``_OVERLONG`` if too long), ``None`` at EOF."""
-        try:
-            return await self.reader.readuntil(b"\n")
-        except asyncio.IncompleteReadError:
-            return None
-        except asyncio.LimitOverrunError as exc:
-            consumed = exc.consumed
-        while True:
-            await self.reader.readexactly(consumed)
-            try:
-                await self.reader.readuntil(b"\n")
-                return _OVERLONG
-            except asyncio.IncompleteReadError:
-                return None
-            except asyncio.LimitOverrunError as exc:
-                consumed = exc.consumed
+        """The next line incl. CRLF (``OVERLONG`` if too long), ``None`` at EOF."""
+        return await read_line(self.reader)
 
     async def read_command(self) -> bytes | None:
         """A whole command with its literals; ``b""`` when it was refused and answered."""
@@ -153,7 +139,7 @@ class ImapSession:
         self.waiting = False  # a command has begun: shutdown lets it finish
         if data is None:
             return None
-        if data is _OVERLONG:
+        if data is OVERLONG:
             self.out.append(b"* BAD Command line too long")
             return b""
         total = len(data)
@@ -177,7 +163,7 @@ class ImapSession:
                 rest = await self._line()
             if rest is None:
                 return None
-            if rest is _OVERLONG:
+            if rest is OVERLONG:
                 self.out.append(b"* BAD Command line too long")
                 return b""
             data += chunk + rest

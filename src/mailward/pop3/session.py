@@ -13,6 +13,7 @@ import ssl
 from collections.abc import Callable
 from typing import Protocol
 
+from mailward.lines import OVERLONG, read_line
 from mailward.pop3.commands import (
     Command,
     CommandError,
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 
 MAX_ERRORS = 20  # malformed/failed commands before the session is closed
 READ_LIMIT = 4096  # longest line buffered (SASL continuation lines may exceed 255)
-_OVERLONG = b"\0overlong"
 
 
 class Pop3Authenticator(Protocol):
@@ -93,23 +93,9 @@ class Pop3Session:
             await self.writer.drain()
 
     async def read_line(self) -> bytes | None:
-        """The next line (``_OVERLONG`` if it exceeded the buffer), ``None`` at EOF."""
+        """The next line (``OVERLONG`` if it exceeded the buffer), ``None`` at EOF."""
         async with asyncio.timeout(self.timeout):
-            try:
-                return await self.reader.readuntil(b"\n")
-            except asyncio.IncompleteReadError:
-                return None
-            except asyncio.LimitOverrunError as exc:
-                consumed = exc.consumed
-            while True:  # discard the rest of the overlong line
-                await self.reader.readexactly(consumed)
-                try:
-                    await self.reader.readuntil(b"\n")
-                    return _OVERLONG
-                except asyncio.IncompleteReadError:
-                    return None
-                except asyncio.LimitOverrunError as exc:
-                    consumed = exc.consumed
+            return await read_line(self.reader)
 
     async def run(self) -> None:
         try:
@@ -146,7 +132,7 @@ class Pop3Session:
     # -- dispatch ------------------------------------------------------------------
 
     async def dispatch(self, line: bytes) -> None:
-        if line is _OVERLONG:
+        if line is OVERLONG:
             await self.fail("Line too long")
             return
         try:

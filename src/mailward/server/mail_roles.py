@@ -188,16 +188,19 @@ class SubmissionRole(ListenerRole):
         )
 
 
-class _Pop3Login:
-    """The directory's mailbox login, as the POP3 server asks for it."""
+class _DirectoryLogin:
+    """The directory's mailbox login, as a POP3 or IMAP server asks for it."""
 
-    def __init__(self, login: MailLogin) -> None:
+    def __init__(self, login: MailLogin, protocol: str,
+                 deferred: type[LoginDeferred] | type[ImapLoginDeferred]) -> None:
         self.login = login
+        self.protocol = protocol
+        self.deferred = deferred
 
     async def authenticate(self, login: str, password: str, peer: str) -> str | None:
-        result = await self.login.authenticate(login, password, peer, "pop3")
+        result = await self.login.authenticate(login, password, peer, self.protocol)
         if result.retry_after:
-            raise LoginDeferred(f"Too many failed logins; try again in "
+            raise self.deferred(f"Too many failed logins; try again in "
                                 f"{result.retry_after} seconds")
         return result.mailbox
 
@@ -207,7 +210,7 @@ class Pop3Role(ListenerRole):
 
     def __init__(self, directory: Directory, settings: Settings, mail: MailSystem) -> None:
         super().__init__(settings, mail)
-        self.authenticator = _Pop3Login(directory.mail_login)
+        self.authenticator = _DirectoryLogin(directory.mail_login, "pop3", LoginDeferred)
         self.store = mail.store
         # With the shared PostgreSQL store, several nodes may serve one mailbox.
         self.locks = (PostgresMaildropLocks(settings.db_url)
@@ -220,20 +223,6 @@ class Pop3Role(ListenerRole):
             hostname=self.settings.node_name, tls_context=tls, implicit_tls=index == 1,
             allow_plaintext_auth=self.settings.allow_plaintext_auth, locks=self.locks,
         )
-
-
-class _ImapLogin:
-    """The directory's mailbox login, as the IMAP server asks for it."""
-
-    def __init__(self, login: MailLogin) -> None:
-        self.login = login
-
-    async def authenticate(self, login: str, password: str, peer: str) -> str | None:
-        result = await self.login.authenticate(login, password, peer, "imap")
-        if result.retry_after:
-            raise ImapLoginDeferred(f"Too many failed logins; try again in "
-                                    f"{result.retry_after} seconds")
-        return result.mailbox
 
 
 class ImapRole(ListenerRole):
@@ -253,7 +242,8 @@ class ImapRole(ListenerRole):
                     tls: ssl.SSLContext) -> asyncio.AbstractServer:
         settings = self.settings
         services = ImapServices(
-            authenticator=_ImapLogin(self.directory.mail_login), store=self.mail.store,
+            authenticator=_DirectoryLogin(self.directory.mail_login, "imap", ImapLoginDeferred),
+            store=self.mail.store,
             events=self.mail.events, quota=self.directory.mail_login.quota,
             hostname=settings.node_name, tls_context=tls,
             allow_plaintext_auth=settings.allow_plaintext_auth,
