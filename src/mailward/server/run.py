@@ -101,13 +101,18 @@ async def run(
     sockets: dict[str, list[socket.socket]] = {}
     try:
         directory = Directory(db, settings)
-        servers = _servers(directory, settings, roles)
+        mail = MailSystem.create(directory, settings) if roles - {"web"} else None
+        servers = _servers(directory, settings, roles, mail)
         for role in servers:
             for field, _ in listeners(role, settings):
                 sockets.setdefault(role, []).append(
                     bind(settings.bind, getattr(settings, field)))
         with _stop_on_signals(servers.values()):
-            await _serve(servers, sockets, settings, ready)
+            try:
+                await _serve(servers, sockets, settings, ready)
+            finally:
+                if mail is not None:  # stop hearing other nodes' mailbox changes
+                    await asyncio.shield(mail.events.close())
     finally:
         for bound in sockets.values():
             for sock in bound:
@@ -115,8 +120,8 @@ async def run(
         await db.dispose()
 
 
-def _servers(directory: Directory, settings: Settings, roles: set[str]) -> dict[str, Any]:
-    mail = MailSystem.create(directory, settings) if roles - {"web"} else None
+def _servers(directory: Directory, settings: Settings, roles: set[str],
+             mail: MailSystem | None) -> dict[str, Any]:
     servers: dict[str, Any] = {}
     if "web" in roles:
         servers["web"] = web_server(directory, settings)
