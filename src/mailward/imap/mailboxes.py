@@ -28,12 +28,8 @@ from mailward.store import (
     SEEN,
     SYSTEM_FLAGS,
     FolderExists,
-    FolderHasChildren,
-    InvalidFlag,
-    InvalidFolderName,
     MailStore,
     NoSuchFolder,
-    QuotaExceeded,
 )
 from mailward.store.maildir.names import mutf7_decode, mutf7_encode
 
@@ -96,11 +92,7 @@ async def _select(s: ImapSession, cmd: Command) -> None:
     if folder is None:
         return
     version = s.services.events.version(s.user)
-    try:
-        status = await s.store.folder_status(s.user, folder)
-    except NoSuchFolder:
-        s.tagged(cmd.tag, "NO", f"Mailbox does not exist: {cmd.mailbox}", "NONEXISTENT")
-        return
+    status = await s.store.folder_status(s.user, folder)
     readonly = cmd.name == "EXAMINE"
     sel = SelectedFolder(s.user, folder, readonly, status.uidvalidity, status.uidnext)
     await sel.load(s.store, s.services.claims)
@@ -130,16 +122,9 @@ async def _create(s: ImapSession, cmd: Command) -> None:
     folder = await _named(s, cmd.tag, cmd.mailbox)
     if folder is None:
         return
-    try:
-        if folder == INBOX:
-            raise FolderExists("INBOX always exists")
-        await s.store.create_folder(s.user, folder)
-    except FolderExists:
-        s.tagged(cmd.tag, "NO", "Mailbox already exists", "ALREADYEXISTS")
-        return
-    except InvalidFolderName as exc:
-        s.tagged(cmd.tag, "NO", str(exc), "CANNOT")
-        return
+    if folder == INBOX:
+        raise FolderExists("INBOX always exists")
+    await s.store.create_folder(s.user, folder)
     s.tagged(cmd.tag, "OK", "Create completed")
 
 
@@ -148,17 +133,7 @@ async def _delete(s: ImapSession, cmd: Command) -> None:
     folder = await _named(s, cmd.tag, cmd.mailbox)
     if folder is None:
         return
-    try:
-        await s.store.delete_folder(s.user, folder)
-    except NoSuchFolder:
-        s.tagged(cmd.tag, "NO", f"Mailbox does not exist: {cmd.mailbox}", "NONEXISTENT")
-        return
-    except FolderHasChildren:
-        s.tagged(cmd.tag, "NO", "Mailbox has children; delete them first", "INUSE")
-        return
-    except InvalidFolderName as exc:
-        s.tagged(cmd.tag, "NO", str(exc), "CANNOT")
-        return
+    await s.store.delete_folder(s.user, folder)
     if s.selected is not None and s.selected.name == folder:
         s.selected = None
     s.tagged(cmd.tag, "OK", "Delete completed")
@@ -170,22 +145,12 @@ async def _rename(s: ImapSession, cmd: Command) -> None:
     new = await _named(s, cmd.tag, cmd.new) if old is not None else None
     if old is None or new is None:
         return
-    try:
-        if old == INBOX:  # RFC 3501: move INBOX's messages into the new folder
-            await s.store.create_folder(s.user, new)
-            uids = [m.uid for m in await s.store.messages(s.user, INBOX)]
-            await s.store.move(s.user, INBOX, uids, new)
-        else:
-            await s.store.rename_folder(s.user, old, new)
-    except NoSuchFolder:
-        s.tagged(cmd.tag, "NO", f"Mailbox does not exist: {cmd.old}", "NONEXISTENT")
-        return
-    except FolderExists:
-        s.tagged(cmd.tag, "NO", f"Mailbox already exists: {cmd.new}", "ALREADYEXISTS")
-        return
-    except InvalidFolderName as exc:
-        s.tagged(cmd.tag, "NO", str(exc), "CANNOT")
-        return
+    if old == INBOX:  # RFC 3501: move INBOX's messages into the new folder
+        await s.store.create_folder(s.user, new)
+        uids = [m.uid for m in await s.store.messages(s.user, INBOX)]
+        await s.store.move(s.user, INBOX, uids, new)
+    else:
+        await s.store.rename_folder(s.user, old, new)
     if s.selected is not None and s.selected.name in (old, new) and old != INBOX:
         s.selected = None
     s.tagged(cmd.tag, "OK", "Rename completed")
@@ -270,11 +235,7 @@ async def _status(s: ImapSession, cmd: Command) -> None:
     folder = await _named(s, cmd.tag, cmd.mailbox)
     if folder is None:
         return
-    try:
-        s.untagged(await _status_line(s, folder, cmd.items))
-    except NoSuchFolder:
-        s.tagged(cmd.tag, "NO", f"Mailbox does not exist: {cmd.mailbox}", "NONEXISTENT")
-        return
+    s.untagged(await _status_line(s, folder, cmd.items))
     s.tagged(cmd.tag, "OK", "Status completed")
 
 
@@ -293,14 +254,8 @@ async def _append(s: ImapSession, cmd: Command) -> None:
     try:
         stored = await s.store.deliver(s.user, cmd.message, folder=folder, flags=flags,
                                        quota_bytes=quota, internal_date=cmd.date_time)
-    except NoSuchFolder:
+    except NoSuchFolder:  # RFC 3501: the client may CREATE it and try again
         s.tagged(cmd.tag, "NO", f"Mailbox does not exist: {cmd.mailbox}", "TRYCREATE")
-        return
-    except QuotaExceeded as exc:
-        s.tagged(cmd.tag, "NO", str(exc), "OVERQUOTA")
-        return
-    except InvalidFlag as exc:
-        s.tagged(cmd.tag, "BAD", str(exc))
         return
     s.tagged(cmd.tag, "OK", "Append completed",
              f"APPENDUID {stored.uidvalidity} {stored.uid}")
@@ -327,11 +282,7 @@ async def _getquotaroot(s: ImapSession, cmd: Command) -> None:
     folder = await _named(s, cmd.tag, cmd.mailbox)
     if folder is None:
         return
-    try:
-        await s.store.folder_status(s.user, folder)
-    except NoSuchFolder:
-        s.tagged(cmd.tag, "NO", f"Mailbox does not exist: {cmd.mailbox}", "NONEXISTENT")
-        return
+    await s.store.folder_status(s.user, folder)
     s.untagged(b"QUOTAROOT " + wire_name(folder) + b' ""')
     line = await _quota_line(s)
     if line is not None:

@@ -24,10 +24,8 @@ from mailward.store import (
     DELETED,
     RECENT,
     SEEN,
-    InvalidFlag,
     NoSuchFolder,
     NoSuchMessage,
-    QuotaExceeded,
 )
 
 if TYPE_CHECKING:
@@ -203,9 +201,6 @@ async def _store(s: ImapSession, cmd: Command) -> None:
             except NoSuchMessage:
                 missing = True
                 continue
-            except InvalidFlag as exc:
-                s.tagged(cmd.tag, "BAD", str(exc))
-                return
             sel.remember(dataclasses.replace(info, flags=stored))
         if not cmd.silent:
             uid_part = b"UID %d " % uid if cmd.uid else b""
@@ -268,11 +263,8 @@ async def _copy_move(s: ImapSession, cmd: Command) -> None:
             mapping = await s.store.move(sel.mailbox, sel.name, uids, target)
         else:
             mapping = await s.store.copy(sel.mailbox, sel.name, uids, target, quota_bytes=quota)
-    except NoSuchFolder:
+    except NoSuchFolder:  # RFC 3501: the client may CREATE it and try again
         s.tagged(cmd.tag, "NO", f"Mailbox does not exist: {cmd.mailbox}", "TRYCREATE")
-        return
-    except QuotaExceeded as exc:
-        s.tagged(cmd.tag, "NO", str(exc), "OVERQUOTA")
         return
     done = [uid for uid in uids if uid in mapping]
     code = None

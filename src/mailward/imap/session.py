@@ -33,7 +33,16 @@ from mailward.imap.respond import imap_string
 from mailward.imap.selected import RecentClaims, SelectedFolder
 from mailward.lines import OVERLONG, read_line
 from mailward.pop3.commands import decode_sasl_plain
-from mailward.store import MailStore, StoreError
+from mailward.store import (
+    FolderExists,
+    FolderHasChildren,
+    InvalidFlag,
+    InvalidFolderName,
+    MailStore,
+    NoSuchFolder,
+    QuotaExceeded,
+    StoreError,
+)
 from mailward.store.events import MailboxEvents
 
 log = logging.getLogger(__name__)
@@ -239,7 +248,7 @@ class ImapSession:
                 await self.updates(allow_expunge=False)
             await handler(self, command)
         except StoreError as exc:
-            self.tagged(command.tag, "NO", str(exc))
+            self.tagged(command.tag, *store_error_answer(exc))
         except (Close, ConnectionError, TimeoutError, ssl.SSLError):
             raise
         except Exception:
@@ -312,6 +321,26 @@ class ImapSession:
         self.user = mailbox
         await mailboxes.ensure_special_folders(self.store, mailbox)
         self.tagged(tag, "OK", "Logged in", "CAPABILITY " + " ".join(self.capabilities()))
+
+
+# Store errors as IMAP answers (RFC 5530 response codes): status, code, text (None: the
+# store's own explanation).
+_STORE_ANSWERS: tuple[tuple[type[StoreError], str, str | None, str | None], ...] = (
+    (NoSuchFolder, "NO", "NONEXISTENT", "Mailbox does not exist"),
+    (FolderExists, "NO", "ALREADYEXISTS", "Mailbox already exists"),
+    (FolderHasChildren, "NO", "INUSE", "Mailbox has children; delete them first"),
+    (InvalidFolderName, "NO", "CANNOT", None),
+    (QuotaExceeded, "NO", "OVERQUOTA", None),
+    (InvalidFlag, "BAD", None, None),
+)
+
+
+def store_error_answer(exc: StoreError) -> tuple[str, str, str | None]:
+    """``(status, text, response code)`` of the tagged answer to a failed store call."""
+    for kind, status, code, text in _STORE_ANSWERS:
+        if isinstance(exc, kind):
+            return status, text or str(exc), code
+    return "NO", str(exc), None
 
 
 def _tag_of(data: bytes) -> str:

@@ -152,7 +152,13 @@ def test_special_use_folders_exist_and_hierarchy_is_listed(imap: ImapTestServer)
     typ, data = client.create("Archive")
     assert typ == "NO" and b"ALREADYEXISTS" in data[0]
     typ, data = client.delete("Archive")
-    assert typ == "NO"  # has children
+    assert typ == "NO" and data[0].startswith(b"[INUSE] ")  # has children
+    typ, data = client.rename("Archive", "Drafts")
+    assert typ == "NO" and b"[ALREADYEXISTS]" in data[0]
+    typ, data = client.status("Missing", "(MESSAGES)")
+    assert typ == "NO" and b"[NONEXISTENT]" in data[0]
+    typ, data = client.create("a//b")
+    assert typ == "NO" and b"[CANNOT]" in data[0]
     _ok(client.rename("Archive/2026", "Archive/old"))
     typ, data = client.select("Archive/2026")
     assert typ == "NO" and b"NONEXISTENT" in data[0]
