@@ -131,6 +131,10 @@ class Settings(BaseSettings):
     """Smarthost (HOST[:PORT]) for mail to domains we do not serve; unset → their MX."""
     dns_nameservers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Resolvers for MX lookups (IP or IP:PORT); empty → the system's."""
+    dns_authoritative_port: int = Field(53, ge=1, le=65535)
+    """Port used to ask a domain's authoritative nameservers directly; tests set a loopback port."""
+    dns_timeout_seconds: float = Field(5.0, gt=0)
+    """How long the DNS tools wait for an answer before reporting a timeout."""
     retry_first_seconds: int = Field(60, ge=1)
     retry_factor: float = Field(2.0, ge=1.0)
     retry_max_interval_seconds: int = Field(4 * 3600, ge=1)

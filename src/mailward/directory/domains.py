@@ -11,7 +11,7 @@ from mailward.directory.actor import Actor
 from mailward.directory.errors import Conflict, NotFound
 from mailward.directory.normalize import normalize_domain
 from mailward.directory.views import DomainView
-from mailward.dkim.keys import DkimService, new_keypair
+from mailward.dkim import keys as dkim_keys  # module import: dkim.keys imports directory
 
 
 class DomainService:
@@ -25,7 +25,7 @@ class DomainService:
         domain_name = normalize_domain(name)
         # The domain's DKIM key is made with it, in the same transaction; the CPU-bound
         # generation runs in a thread before the transaction starts.
-        keypair = await new_keypair()
+        keypair = await dkim_keys.new_keypair()
         async with self.db.session() as session:
             owner = await session.scalar(
                 select(Account).where(Account.name == " ".join(account.split()))
@@ -36,7 +36,7 @@ class DomainService:
             session.add(domain)
             try:
                 await session.flush()
-                await DkimService.add_key(session, domain, keypair=keypair)
+                await dkim_keys.DkimService.add_key(session, domain, keypair=keypair)
                 await session.commit()
             except IntegrityError:
                 raise Conflict(f"domain {domain_name} is already in use") from None

@@ -12,15 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import groupby
 
-import dns.asyncresolver
 import dns.exception
-import dns.nameserver
 import dns.resolver
 from sqlalchemy import select
 
 from mailward.config import Settings
 from mailward.db import Database
 from mailward.db.models import Domain, MailServer
+from mailward.dns.resolver import make_resolver
 from mailward.routing.servers import DEFAULT_PORT, normalize_host, parse_server
 
 
@@ -57,19 +56,6 @@ def order_by_preference(servers: Sequence[tuple[int, Hop]]) -> list[Hop]:
         random.shuffle(hops)
         ordered.extend(hops)
     return ordered
-
-
-def make_resolver(nameservers: Sequence[str]) -> dns.asyncresolver.Resolver:
-    """The system's resolver, or the configured ``IP`` / ``IP:PORT`` / ``[IPv6]:PORT``."""
-    resolver = dns.asyncresolver.Resolver(configure=not nameservers)
-    if nameservers:
-        servers: list[str | dns.nameserver.Nameserver] = []
-        for entry in nameservers:
-            host, port = parse_server(entry)
-            servers.append(dns.nameserver.Do53Nameserver(host, port or 53))
-        resolver.nameservers = servers
-    resolver.lifetime = 10.0
-    return resolver
 
 
 class Router:

@@ -1,0 +1,24 @@
+"""DNS tools: lookups as the world sees them, and the records a customer must publish.
+
+:mod:`~mailward.dns.model` holds the shared shapes, :mod:`~mailward.dns.resolver` how we
+ask, :mod:`~mailward.dns.lookup` the lookups and :mod:`~mailward.dns.records` what to paste.
+"""
+
+from mailward.dns.lookup import DnsTools
+from mailward.dns.model import Lookup, Outcome, Record, RecordToPaste
+from mailward.dns.records import records_to_paste, registrar_rows, zone_lines
+from mailward.dns.resolver import absolute_name, direct_resolver, make_resolver
+
+__all__ = [
+    "DnsTools",
+    "Lookup",
+    "Outcome",
+    "Record",
+    "RecordToPaste",
+    "absolute_name",
+    "direct_resolver",
+    "make_resolver",
+    "records_to_paste",
+    "registrar_rows",
+    "zone_lines",
+]

@@ -1,0 +1,102 @@
+"""How we ask DNS: resolvers for the configured nameservers or one server, and valid names.
+
+``make_resolver`` serves routing (MX lookups for outgoing mail); ``direct_resolver`` asks
+one server only, e.g. a domain's authoritative nameserver, bypassing every cache.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Sequence
+
+import dns.asyncresolver
+import dns.name
+import dns.nameserver
+import idna
+
+__all__ = ["absolute_name", "direct_resolver", "make_resolver", "parse_nameserver"]
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
+
+
+def parse_nameserver(text: str, port_default: int = 53) -> tuple[str, int]:
+    """``IP``, ``IP:PORT``, ``IPv6`` or ``[IPv6]:PORT`` → (address, port); ValueError if bad."""
+    raw = text.strip()
+    host, port_text = raw, ""
+    if raw.startswith("["):
+        host, sep, rest = raw[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise ValueError(f"{raw!r}: write an IPv6 server as [address] or [address]:port")
+        port_text = rest[1:]
+    elif raw.count(":") == 1:
+        host, _, port_text = raw.partition(":")
+    try:
+        address = str(ipaddress.ip_address(host))
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a nameserver IP address (IP or IP:PORT)") from None
+    if not port_text:
+        return address, port_default
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"{raw!r}: the port must be a number 1-65535")
+    return address, int(port_text)
+
+
+def _resolver(servers: list[tuple[str, int]], lifetime: float) -> dns.asyncresolver.Resolver:
+    resolver = dns.asyncresolver.Resolver(configure=not servers)
+    if servers:
+        resolver.nameservers = [dns.nameserver.Do53Nameserver(a, p) for a, p in servers]
+    resolver.lifetime = lifetime
+    resolver.timeout = min(resolver.timeout, lifetime)
+    return resolver
+
+
+def make_resolver(nameservers: Sequence[str], lifetime: float = 10.0
+                  ) -> dns.asyncresolver.Resolver:
+    """The system's resolver, or the configured ``IP`` / ``IP:PORT`` / ``[IPv6]:PORT``."""
+    return _resolver([parse_nameserver(entry) for entry in nameservers], lifetime)
+
+
+def direct_resolver(server: str, port_default: int, lifetime: float = 5.0
+                    ) -> dns.asyncresolver.Resolver:
+    """A resolver asking only ``server`` (``IP`` or ``IP:PORT``), with no search domains.
+
+    Queries keep the RD flag, so a recursive server works too; an authoritative server
+    ignores it and answers from its zone.
+    """
+    resolver = _resolver([parse_nameserver(server, port_default)], lifetime)
+    resolver.domain = dns.name.root
+    resolver.search = []
+    resolver.use_search_by_default = False
+    return resolver
+
+
+def absolute_name(name: str) -> str:
+    """``name`` checked and in DNS form: lower-case ASCII (IDNA), absolute with the dot.
+
+    Labels may hold underscores (``_dmarc``, ``sel._domainkey``). Raises ValueError.
+    """
+    raw = name.strip()
+    text = raw[:-1] if raw.endswith(".") else raw
+    if not text:
+        raise ValueError("the name is empty: give a domain or host name")
+    labels = []
+    for label in text.split("."):
+        if not label:
+            raise ValueError(f"{raw!r} has an empty label (two dots in a row)")
+        if not label.isascii():
+            try:
+                label = idna.encode(label, uts46=True).decode("ascii")
+            except idna.IDNAError as exc:
+                raise ValueError(f"{raw!r} is not a valid international name: {exc}") from None
+        label = label.lower()
+        if not _LABEL.match(label):
+            raise ValueError(
+                f"{raw!r}: label {label!r} must be 1-63 letters, digits, '-' or '_' "
+                "and not start or end with '-'"
+            )
+        labels.append(label)
+    ascii_name = ".".join(labels)
+    if len(ascii_name) > 253:
+        raise ValueError(f"{raw!r} is longer than 253 characters")
+    return ascii_name + "."
