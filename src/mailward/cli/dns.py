@@ -1,0 +1,151 @@
+"""``mailward dns``: DNS lookups (reference doc §4.3.1) and the records a domain must publish.
+
+The lookups are public tools: they need no database and no account, only the settings
+(``dns_nameservers``; ``--server`` asks one server directly). ``dns records`` is
+tenant-scoped like every other domain command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from mailward.dns.lookup import DnsTools
+from mailward.dns.model import Lookup, Outcome
+from mailward.dns.service import domain_records
+
+from .context import AccountOption, JsonOption, run, settings
+from .output import EXIT_FAILURE, esc, fail, handled, out, print_json
+
+dns_app = typer.Typer(
+    help="DNS tools: look up records, and the records a domain must publish.",
+    no_args_is_help=True,
+)
+
+NameArg = Annotated[str, typer.Argument(metavar="NAME", help="The name to look up (IDN allowed).")]
+ServerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        metavar="IP[:PORT]",
+        help="Ask this DNS server directly instead of the configured resolvers.",
+        show_default=False,
+    ),
+]
+
+LONG_VALUE = 64  # registrar values longer than this are printed under the table
+
+
+def outcome_message(lookup: Lookup) -> str:
+    """One line for a lookup without an answer: what happened, told apart."""
+    name, rdtype = lookup.name, lookup.rdtype
+    asked = f" (asked {lookup.server})" if lookup.server else ""
+    if lookup.outcome is Outcome.NXDOMAIN:
+        what = lookup.detail or f"{name} does not exist"
+        return f"no such domain: {what} (NXDOMAIN){asked}"
+    if lookup.outcome is Outcome.NO_ANSWER:
+        what = lookup.detail or f"{name} exists but has no {rdtype} records"
+        return f"no answer: {what}{asked}"
+    if lookup.outcome is Outcome.TIMEOUT:
+        what = lookup.detail or "no DNS server answered in time"
+        return f"timeout: {what} looking up {name} {rdtype}{asked}"
+    what = lookup.detail or "the DNS server failed"
+    return f"server failure looking up {name} {rdtype}: {what}{asked}"
+
+
+def _print_registrar(rows: list[dict[str, str]]) -> None:
+    """Host/Type/Priority/Value/TTL; values too long for a cell (DKIM keys) follow whole."""
+    table = Table("Host", "Type", "Priority", "Value", "TTL")
+    long_values: list[tuple[str, dict[str, str]]] = []
+    for row in rows:
+        value = row.get("value", "")
+        if len(value) > LONG_VALUE:
+            long_values.append((f"({len(long_values) + 1})", row))
+            value = f"{long_values[-1][0]} below"
+        table.add_row(esc(row.get("host", "")), esc(row.get("type", "")),
+                      esc(row.get("priority", "")), esc(value), esc(row.get("ttl", "")))
+    console = out()
+    console.print(table)
+    for mark, row in long_values:  # one line each, so it can be copied whole
+        console.print(f"{mark} {esc(row.get('host', ''))} {esc(row.get('type', ''))}:")
+        console.print(esc(row.get("value", "")))
+
+
+def _print_lookup(lookup: Lookup) -> None:
+    caption = f"asked {esc(lookup.server)} directly" if lookup.server else None
+    table = Table("Name", "TTL", "Class", "Type", "Priority", "Answer", caption=caption)
+    for record in lookup.records:
+        table.add_row(
+            esc(record.name), str(record.ttl), esc(record.rdclass), esc(record.rdtype),
+            "" if record.priority is None else str(record.priority), esc(record.answer),
+        )
+    out().print(table)
+
+
+def lookup_command(rdtype: str, name: str, server: str | None, json_: bool) -> None:
+    """Run one lookup; exit 1 (after the output) unless it was answered."""
+    config = settings()
+
+    async def ask() -> Lookup:
+        return await DnsTools(config).lookup(name, rdtype, server=server)
+
+    with handled():
+        try:
+            lookup = asyncio.run(ask())
+        except ValueError as exc:
+            fail(str(exc))
+    if json_:
+        print_json(lookup)
+    elif lookup.outcome is Outcome.ANSWER:
+        _print_lookup(lookup)
+    if lookup.outcome is not Outcome.ANSWER:
+        if json_:
+            raise typer.Exit(EXIT_FAILURE)
+        fail(outcome_message(lookup))
+
+
+def _lookup(rdtype: str, what: str) -> None:
+    def command(name: NameArg, server: ServerOption = None, json_: JsonOption = False) -> None:
+        lookup_command(rdtype, name, server, json_)
+
+    command.__doc__ = f"Look up the {what} of NAME (exit 1 when there is none)."
+    dns_app.command(rdtype.lower())(command)
+
+
+for _rdtype, _what in (
+    ("MX", "MX records (mail servers)"),
+    ("A", "A records (IPv4 addresses)"),
+    ("AAAA", "AAAA records (IPv6 addresses)"),
+    ("CNAME", "CNAME record (alias target)"),
+    ("TXT", "TXT records (SPF, DKIM, verification texts)"),
+    ("NS", "NS records (name servers)"),
+    ("SOA", "SOA record (zone authority)"),
+):
+    _lookup(_rdtype, _what)
+
+
+@dns_app.command("records")
+def dns_records(
+    domain: Annotated[str, typer.Argument(metavar="DOMAIN", help="The domain.")],
+    registrar: Annotated[
+        bool, typer.Option("--registrar", help="A table for a registrar's DNS form instead.")
+    ] = False,
+    account: AccountOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """The DNS records to publish for a domain, as zone-file lines (or --registrar rows)."""
+    config = settings()
+
+    result = run(lambda d, a: domain_records(d, config, a, domain), account=account)
+    if json_:
+        print_json(result)
+    elif registrar:
+        _print_registrar(result.registrar)
+    else:
+        console = out()
+        for line in result.zone:  # each record's purpose is a "; comment" above it
+            console.print(esc(line))
+

@@ -1,0 +1,60 @@
+"""``/dns``: DNS lookups (reference doc §4.3.1); ``/domains/{name}/dns-records``: records
+to publish."""
+
+from __future__ import annotations
+
+from litestar import Controller, get
+from litestar.params import FromPath, FromQuery
+
+from mailward.directory import InvalidInput
+from mailward.dns.lookup import DnsTools
+from mailward.dns.model import Lookup
+from mailward.dns.service import DomainRecords, domain_records
+from mailward.web.api.schemas import errors
+from mailward.web.context import ActorDep, DirectoryDep, WebDep
+
+LOOKUP_TYPES = ("MX", "A", "AAAA", "CNAME", "TXT", "NS", "SOA")
+
+
+class DnsLookupController(Controller):
+    path = "/dns"
+    tags = ["dns"]  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    @get(
+        "/{rdtype:str}/{name:str}",
+        summary="Look up the records of a name (MX, A, AAAA, CNAME, TXT, NS, SOA)",
+        description="Any authenticated user. A lookup that finds nothing is still a 200: "
+        "`outcome` says why (`nxdomain`, `no-answer`, `timeout`, `servfail`). `server` "
+        "(`IP` or `IP:PORT`) asks that server directly instead of the configured resolvers.",
+        responses=errors(),
+    )
+    async def lookup(
+        self,
+        rdtype: FromPath[str],
+        name: FromPath[str],
+        web: WebDep,
+        server: FromQuery[str | None] = None,
+    ) -> Lookup:
+        kind = rdtype.strip().upper()
+        if kind not in LOOKUP_TYPES:
+            raise InvalidInput(
+                f"unsupported record type {rdtype!r}: use one of {', '.join(LOOKUP_TYPES)}"
+            )
+        try:
+            return await DnsTools(web.settings).lookup(name, kind, server=server or None)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+
+
+class DnsRecordsController(Controller):
+    path = "/domains/{name:str}/dns-records"
+    tags = ["dns"]  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    @get(
+        summary="The DNS records to publish for a domain (zone lines and registrar rows)",
+        responses=errors(404),
+    )
+    async def dns_records(
+        self, name: FromPath[str], actor: ActorDep, directory: DirectoryDep, web: WebDep
+    ) -> DomainRecords:
+        return await domain_records(directory, web.settings, actor, name)
