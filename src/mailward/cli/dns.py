@@ -13,9 +13,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from mailward.dns.check import DomainCheck
 from mailward.dns.lookup import DnsTools
 from mailward.dns.model import Lookup, Outcome
-from mailward.dns.service import domain_records
+from mailward.dns.service import domain_check, domain_records
 
 from .context import AccountOption, JsonOption, run, settings
 from .output import EXIT_FAILURE, esc, fail, handled, out, print_json
@@ -149,3 +150,35 @@ def dns_records(
         for line in result.zone:  # each record's purpose is a "; comment" above it
             console.print(esc(line))
 
+
+
+def _print_check(result: DomainCheck) -> None:
+    """``acme.example (hosted): warn``, then one line per item, its fix indented below."""
+    console = out()
+    kind = "hosted" if result.hosted else "filtering only"
+    console.print(f"{esc(result.domain)} ({kind}): {result.status}")
+    for item in result.items:
+        console.print(f"{item.status:<4}  {esc(item.name)}: {esc(item.message)}")
+        if item.fix:
+            console.print(f"      fix: {esc(item.fix)}")
+
+
+@dns_app.command("check")
+def dns_check(
+    domain: Annotated[str, typer.Argument(metavar="DOMAIN", help="The domain.")],
+    account: AccountOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """Check a domain's DNS: MX set, propagation, client names, SPF/DKIM/DMARC.
+
+    Exit 1 when an item fails (warnings still exit 0).
+    """
+    config = settings()
+
+    result = run(lambda d, a: domain_check(d, config, a, domain), account=account)
+    if json_:
+        print_json(result)
+    else:
+        _print_check(result)
+    if result.status == "fail":
+        raise typer.Exit(EXIT_FAILURE)

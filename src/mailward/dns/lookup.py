@@ -23,6 +23,7 @@ from mailward.dns.resolver import (
     direct_resolver,
     make_resolver,
     parse_nameserver,
+    server_text,
 )
 
 __all__ = ["RDTYPES", "DnsTools"]
@@ -51,7 +52,7 @@ class DnsTools:
         if server is not None:
             port_default = self.settings.dns_authoritative_port
             resolver = direct_resolver(server, port_default, lifetime=self.timeout)
-            asked = _server_text(*parse_nameserver(server, port_default))
+            asked = server_text(*parse_nameserver(server, port_default))
 
         def outcome(kind: Outcome, detail: str, records: tuple[Record, ...] = ()) -> Lookup:
             return Lookup(qname, qtype, kind, records, asked, detail)
@@ -142,9 +143,6 @@ def _failures(exc: dns.resolver.NoNameservers) -> str:
     parts = []
     for server, _tcp, port, error, _response in exc.kwargs.get("errors", []):
         address = str(server).removeprefix("Do53:").rsplit("@", 1)[0]
-        parts.append(f"{_server_text(address, port)} answered {error}")
+        parts.append(f"{server_text(address, port)} answered {error}")
     return "; ".join(parts) or "every server failed"
 
-
-def _server_text(address: str, port: int) -> str:
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"

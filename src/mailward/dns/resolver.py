@@ -100,3 +100,8 @@ def absolute_name(name: str) -> str:
     if len(ascii_name) > 253:
         raise ValueError(f"{raw!r} is longer than 253 characters")
     return ascii_name + "."
+
+
+def server_text(address: str, port: int) -> str:
+    """``IP:PORT`` (``[IPv6]:PORT``) as the DNS tools show which server was asked."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"

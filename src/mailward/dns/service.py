@@ -1,4 +1,5 @@
-"""The records a customer domain must publish, tenant-scoped (CLI ``dns records``, API).
+"""The records a customer domain must publish, and the check of what it published,
+tenant-scoped (CLI ``dns records`` / ``dns check``, API).
 
 Builds on :func:`mailward.dns.records.records_to_paste`: looks the domain up as the
 actor (another account's domain is "not found", as everywhere), adds its DKIM key, and
@@ -12,10 +13,11 @@ from dataclasses import dataclass
 from mailward.config import Settings
 from mailward.directory import Actor, Directory
 from mailward.dkim import DkimRecordView, DkimService
+from mailward.dns.check import DomainCheck, check_domain, dkim_p_tag
 from mailward.dns.model import RecordToPaste
 from mailward.dns.records import records_to_paste, registrar_rows, zone_lines
 
-__all__ = ["DomainRecords", "dkim_key", "domain_records"]
+__all__ = ["DomainRecords", "dkim_key", "domain_check", "domain_records"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,11 +33,8 @@ class DomainRecords:
 
 def dkim_key(view: DkimRecordView) -> tuple[str, str] | None:
     """``(selector, public key base64)`` from the published record's ``p=`` tag."""
-    for tag in view.value.split(";"):
-        name, sep, value = tag.strip().partition("=")
-        if sep and name.strip() == "p" and value.strip():
-            return view.selector, "".join(value.split())
-    return None
+    key = dkim_p_tag(view.value)
+    return (view.selector, key) if key else None
 
 
 async def domain_records(
@@ -52,3 +51,14 @@ async def domain_records(
         zone=list(zone_lines(records)),
         registrar=[dict(row) for row in registrar_rows(records, view.name)],
     )
+
+
+async def domain_check(
+    directory: Directory, settings: Settings, actor: Actor, domain: str
+) -> DomainCheck:
+    """The DNS checklist of ``actor``'s ``domain`` (raises NotFound if not theirs)."""
+    view = await directory.domains.get(actor, domain)
+    dkim = None
+    if view.hosting:
+        dkim = dkim_key(await DkimService(directory.db).record(actor, view.name))
+    return await check_domain(settings, view.name, hosted=view.hosting, dkim=dkim)

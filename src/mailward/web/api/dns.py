@@ -1,5 +1,5 @@
 """``/dns``: DNS lookups (reference doc §4.3.1); ``/domains/{name}/dns-records``: records
-to publish."""
+to publish; ``/domains/{name}/dns-check``: the check of what was published."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from litestar import Controller, get
 from litestar.params import FromPath, FromQuery
 
 from mailward.directory import InvalidInput
+from mailward.dns.check import DomainCheck
 from mailward.dns.lookup import DnsTools
 from mailward.dns.model import Lookup
-from mailward.dns.service import DomainRecords, domain_records
+from mailward.dns.service import DomainRecords, domain_check, domain_records
 from mailward.web.api.schemas import errors
 from mailward.web.context import ActorDep, DirectoryDep, WebDep
 
@@ -47,10 +48,13 @@ class DnsLookupController(Controller):
 
 
 class DnsRecordsController(Controller):
-    path = "/domains/{name:str}/dns-records"
+    """Per-domain DNS routes: ``dns-records`` and ``dns-check`` (account-scoped, 404 else)."""
+
+    path = "/domains/{name:str}"
     tags = ["dns"]  # noqa: RUF012 - Litestar reads it as a class attribute
 
     @get(
+        "/dns-records",
         summary="The DNS records to publish for a domain (zone lines and registrar rows)",
         responses=errors(404),
     )
@@ -58,3 +62,16 @@ class DnsRecordsController(Controller):
         self, name: FromPath[str], actor: ActorDep, directory: DirectoryDep, web: WebDep
     ) -> DomainRecords:
         return await domain_records(directory, web.settings, actor, name)
+
+    @get(
+        "/dns-check",
+        summary="Check the domain's DNS: MX set, propagation, client names, SPF/DKIM/DMARC",
+        description="A checklist of `pass` / `warn` / `fail` items, each with a one-line "
+        "`fix`; `status` is the worst of them. The lookups go out to DNS, so this can take "
+        "up to the configured DNS timeout.",
+        responses=errors(404),
+    )
+    async def dns_check(
+        self, name: FromPath[str], actor: ActorDep, directory: DirectoryDep, web: WebDep
+    ) -> DomainCheck:
+        return await domain_check(directory, web.settings, actor, name)
