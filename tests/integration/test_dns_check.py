@@ -5,29 +5,19 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from api_server import API, Tenants, error, ok
-from cli_helpers import WIDE, Cli, as_json, error_line
-from dns_server import TableResolver, authoritative_pair, silent_udp_server, table_server
+from cli_helpers import Cli, as_json, error_line
+from dns_server import silent_udp_server
+from dns_world import DELEGATION, OUR_MX, World, dns_world
 
 from mailward.config import Settings, load_settings
 from mailward.dns.check import DomainCheck, check_domain
 
-OUR_MX = """
-acme.example. 300 IN MX 10 mailfilter1.example.net.
-acme.example. 300 IN MX 20 mailfilter2.example.net.
-"""
 OLD_MX = "acme.example. 7200 IN MX 10 mx.oldprovider.example.\n"
-DELEGATION = """
-acme.example.     3600 IN NS ns1.acme.example.
-acme.example.     3600 IN NS ns2.acme.example.
-ns1.acme.example. 3600 IN A 127.0.0.2
-ns2.acme.example. 3600 IN A 127.0.0.3
-"""
 CLIENTS = """
 mail.acme.example.    300 IN CNAME mail.example.net.
 imap.acme.example.    300 IN CNAME mail.example.net.
@@ -39,33 +29,10 @@ _dmarc.acme.example.  300 IN TXT "v=DMARC1; p=none"
 """
 
 
-@dataclass
-class World:
-    """The test DNS: ``recursive`` answers for the resolvers, ``ns1``/``ns2`` authoritatively."""
-
-    resolver: str  # "127.0.0.1:PORT"
-    port: int  # the authoritative servers' port
-    recursive: TableResolver
-    ns1: TableResolver
-    ns2: TableResolver
-
-    def publish(self, zone: str) -> None:
-        """Every server answers from ``zone`` (plus the delegation) from now on."""
-        for server in (self.recursive, self.ns1, self.ns2):
-            server.serve(zone + DELEGATION)
-
-    def env(self, **more: str) -> dict[str, str]:
-        return {"MAILWARD_DNS_NAMESERVERS": self.resolver,
-                "MAILWARD_DNS_AUTHORITATIVE_PORT": str(self.port),
-                "MAILWARD_DNS_TIMEOUT_SECONDS": "1", **WIDE, **more}
-
-
 @pytest.fixture
 def world() -> Iterator[World]:
-    zone = OUR_MX + DELEGATION
-    with authoritative_pair(zone, zone) as (port, ns1, ns2), \
-            table_server(zone) as (resolver, recursive):
-        yield World(resolver, port, recursive, ns1, ns2)
+    with dns_world(OUR_MX) as world:
+        yield world
 
 
 def settings_for(tmp_path: Path, world: World, **more: object) -> Settings:
@@ -181,8 +148,9 @@ def test_cli_check_of_a_good_hosted_domain(tenants: Cli, world: World) -> None:
     env = world.env()
     data = as_json(tenants("dns", "check", "acme.example", "--account", "Acme", "--json",
                            env=env))
-    assert set(data) == {"domain", "hosted", "status", "items"}
+    assert set(data) == {"domain", "hosted", "status", "items", "propagation_eta"}
     assert (data["domain"], data["hosted"], data["status"]) == ("acme.example", True, "pass")
+    assert data["propagation_eta"] is None  # no change of MX answer seen
     names = [i["name"] for i in data["items"]]
     assert names == ["mx", "mx-ttl", "nameservers", "propagation", "cname-mail", "cname-imap",
                      "cname-pop", "cname-smtp", "cname-webmail", "spf", "dkim", "dmarc"]

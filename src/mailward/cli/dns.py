@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from mailward.dns.check import DomainCheck
+from mailward.dns.cutover import Readiness, cutover_readiness
 from mailward.dns.lookup import DnsTools
 from mailward.dns.model import Lookup, Outcome
 from mailward.dns.service import domain_check, domain_records
@@ -22,7 +23,7 @@ from .context import AccountOption, JsonOption, run, settings
 from .output import EXIT_FAILURE, esc, fail, handled, out, print_json
 
 dns_app = typer.Typer(
-    help="DNS tools: look up records, and the records a domain must publish.",
+    help="DNS tools: look up records, the records a domain must publish, checks.",
     no_args_is_help=True,
 )
 
@@ -181,4 +182,40 @@ def dns_check(
     else:
         _print_check(result)
     if result.status == "fail":
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def _print_readiness(result: Readiness) -> None:
+    """``acme.example: not ready``, then each blocker with its fix, then the warnings."""
+    console = out()
+    verdict = ("already switched" if result.switched
+               else "ready" if result.ready else "not ready")
+    console.print(f"{esc(result.domain)}: {verdict}")
+    for label, found in (("blocker", result.blockers), ("warning", result.warnings)):
+        for each in found:
+            console.print(f"{label}  {esc(each.kind)}: {esc(each.message)}")
+            if each.fix:
+                console.print(f"         fix: {esc(each.fix)}")
+    if result.ready and not result.switched:
+        console.print(f"throw the switch: mailward servers auto-configure {esc(result.domain)}")
+
+
+@dns_app.command("cutover")
+def dns_cutover(
+    domain: Annotated[str, typer.Argument(metavar="DOMAIN", help="The domain.")],
+    account: AccountOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """Is it safe to switch a filtering-only domain to hosting? Lists what blocks it.
+
+    Exit 0 when ready (or already switched), 1 when something blocks it.
+    """
+    config = settings()
+
+    result = run(lambda d, a: cutover_readiness(d, config, a, domain), account=account)
+    if json_:
+        print_json(result)
+    else:
+        _print_readiness(result)
+    if not result.ready:
         raise typer.Exit(EXIT_FAILURE)

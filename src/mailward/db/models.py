@@ -355,3 +355,26 @@ class DkimKey(Base):
     public_key: Mapped[str] = mapped_column(Text)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class DnsObservation(Base):
+    """One answer set a domain's DNS gave for a record type, as the checks saw it.
+
+    ``answer`` is the canonical text of the whole set (``"10 mx1.example.net.,20
+    mx2.example.net."``); ``ttl`` the longest TTL seen with it; ``first_seen`` and
+    ``last_seen`` bound when it was seen. From these the domain check knows the old answer,
+    its TTL and when it changed, so it can say when every cache has the new one.
+    """
+
+    __tablename__ = "dns_observations"
+    __table_args__ = (UniqueConstraint("domain_id", "rdtype", "answer"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    domain_id: Mapped[int] = mapped_column(
+        ForeignKey("domains.id", ondelete="CASCADE"), index=True
+    )
+    rdtype: Mapped[str] = mapped_column(String(16))
+    answer: Mapped[str] = mapped_column(Text)
+    ttl: Mapped[int] = mapped_column(Integer)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -10,10 +10,11 @@ one-line fix. Two halves, kept apart so the evaluation can be tested without a n
 
 What is checked: the MX set against the operator's ``mx_hosts`` (missing and foreign
 hosts, priority order, TTLs); propagation (the MX set as every authoritative nameserver
-of the domain and every configured resolver answers it); for hosted domains the client
-host names (``mail.``, ``imap.``, ``pop.``, ``smtp.``, ``webmail.``), SPF, DKIM and DMARC.
-Not yet: the estimate of when propagation ends (needs a history of observed answers) and
-DNSBL listings of our own MX addresses.
+of the domain and every configured resolver answers it) and, given the previous answer
+from the history of observed answers (:mod:`mailward.dns.history`), when every cache has
+the new one: the time of the change plus the old answer's TTL; for hosted domains the
+client host names (``mail.``, ``imap.``, ``pop.``, ``smtp.``, ``webmail.``), SPF, DKIM and
+DMARC. Not yet: DNSBL listings of our own MX addresses.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from mailward.config import Settings
@@ -36,6 +38,8 @@ __all__ = [
     "DomainCheck",
     "NsAnswer",
     "Observations",
+    "PreviousAnswer",
+    "answer_text",
     "check_client_name",
     "check_dkim",
     "check_dmarc",
@@ -43,8 +47,11 @@ __all__ = [
     "check_mx",
     "check_propagation",
     "check_spf",
+    "current_answer",
     "evaluate",
     "gather",
+    "observed_answers",
+    "propagation_eta",
     "worst",
 ]
 
@@ -53,6 +60,7 @@ CLIENT_LABELS = ("mail", "imap", "pop", "smtp", "webmail")  # webmail → webmai
 MAX_MX_TTL = 3600  # longer MX TTLs make a change of MX hosts slow to reach every cache
 LOW_TTL = 300  # what to lower the TTL to before a change
 PASTE_TTL = 3600  # TTL of the records we tell customers to add (as `dns records`)
+RECENT_CHANGE = timedelta(days=7)  # how long after its end a propagation is still reported
 _RANK = {"pass": 0, "warn": 1, "fail": 2}
 _FAILED = (Outcome.TIMEOUT, Outcome.SERVFAIL)
 
@@ -77,6 +85,18 @@ class DomainCheck:
     hosted: bool
     status: Status
     items: list[CheckItem]
+    # when every cache has the new MX answer (change time + old TTL); None when no change
+    # is known, or it ended more than RECENT_CHANGE ago
+    propagation_eta: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PreviousAnswer:
+    """The answer DNS gave before the current one, from the history of observed answers."""
+
+    answer: str  # canonical text (:func:`answer_text`)
+    ttl: int  # the longest TTL seen with it, seconds
+    changed_at: datetime  # when the current answer was first seen (UTC)
 
 
 @dataclass(frozen=True)
@@ -215,25 +235,17 @@ def _show_set(answer: MxSet) -> str:
     return ", ".join(f"{p} {h}" for p, h in sorted(answer))
 
 
-def check_propagation(
-    configured: Sequence[tuple[str, int]],
-    ns: Lookup,
-    authoritative: Sequence[NsAnswer],
-    resolvers: Sequence[Lookup],
-) -> list[CheckItem]:
-    """Do the domain's nameservers and the resolvers all give the same MX set?
+def answer_text(answer: MxSet) -> str:
+    """The canonical text of an MX set: ``"10 mx1.example.net.,20 mx2.example.net."``."""
+    return ",".join(f"{p} {h}" for p, h in sorted(answer))
 
-    When they disagree, the "new" answer is the one equal to our MX hosts, or else the one
-    most authoritative servers give; the others are "old".
-    """
-    items: list[CheckItem] = []
-    if ns.outcome is not Outcome.ANSWER or not authoritative:
-        items.append(CheckItem(
-            "nameservers", "warn",
-            f"the domain's nameservers could not be found: {_lookup_problem(ns)}",
-            "check the domain's NS delegation at the registrar"))
+
+def _collect(
+    authoritative: Sequence[NsAnswer], resolvers: Sequence[Lookup]
+) -> tuple[dict[MxSet, list[str]], dict[MxSet, int], list[str]]:
+    """Servers by answer, authoritative votes per answer, and the servers with no answer."""
     answers: dict[MxSet, list[str]] = {}
-    authoritative_votes: dict[MxSet, int] = {}
+    votes: dict[MxSet, int] = {}
     unreachable = []
     for each in authoritative:
         label = f"{each.host} ({each.server})" if each.server else each.host
@@ -243,7 +255,7 @@ def check_propagation(
             unreachable.append(f"{label}: {why}")
             continue
         answers.setdefault(answer, []).append(label)
-        authoritative_votes[answer] = authoritative_votes.get(answer, 0) + 1
+        votes[answer] = votes.get(answer, 0) + 1
     for lookup in resolvers:
         label = f"resolver {lookup.server}" if lookup.server else "the resolvers"
         answer = _mx_set(lookup)
@@ -251,6 +263,97 @@ def check_propagation(
             unreachable.append(f"{label}: {_lookup_problem(lookup)}")
             continue
         answers.setdefault(answer, []).append(label)
+    return answers, votes, unreachable
+
+
+def _newest(configured: Sequence[tuple[str, int]], answers: dict[MxSet, list[str]],
+            votes: dict[MxSet, int]) -> MxSet:
+    """The "new" answer: ours when given, else the one most authoritative servers give."""
+    ours = frozenset((p, absolute_name(h)) for h, p in configured)
+    return ours if ours in answers else max(answers, key=lambda a: votes.get(a, 0))
+
+
+def current_answer(configured: Sequence[tuple[str, int]], seen: Observations) -> str | None:
+    """The canonical text of the new MX answer (see :func:`check_propagation`); None when
+    no server gave MX records."""
+    answers, votes, _unreachable = _collect(seen.authoritative, seen.resolvers)
+    new = _newest(configured, answers, votes) if answers else None
+    return answer_text(new) if new else None
+
+
+def observed_answers(seen: Observations) -> list[tuple[str, int]]:
+    """Every distinct MX answer any server gave, ``(canonical text, longest TTL)``, for the
+    history; an empty answer (no MX records) is left out."""
+    longest: dict[str, int] = {}
+    lookups = [seen.mx, *seen.resolvers, *(a.mx for a in seen.authoritative if a.mx)]
+    for lookup in lookups:
+        answer = _mx_set(lookup)
+        if not answer:
+            continue
+        ttl = max(r.ttl for r in lookup.records if r.rdtype == "MX")
+        text = answer_text(answer)
+        longest[text] = max(ttl, longest.get(text, ttl))
+    return sorted(longest.items())
+
+
+def propagation_eta(previous: PreviousAnswer | None) -> datetime | None:
+    """When every cache has the new answer: the time of the change plus the old TTL."""
+    if previous is None:
+        return None
+    return previous.changed_at.astimezone(UTC) + timedelta(seconds=previous.ttl)
+
+
+def _minute_up(moment: datetime) -> datetime:
+    whole = moment.replace(second=0, microsecond=0)
+    return whole if whole == moment else whole + timedelta(minutes=1)
+
+
+def _eta_text(previous: PreviousAnswer, eta: datetime) -> tuple[str, str]:
+    """``("2026-11-30 14:05 UTC", "changed at 13:05, old TTL 3600 s")``: the ETA rounded up
+    to the minute, the change down (its date too when another day)."""
+    end = _minute_up(eta.astimezone(UTC))
+    changed = previous.changed_at.astimezone(UTC)
+    shape = "%H:%M" if changed.date() == end.date() else "%Y-%m-%d %H:%M UTC"
+    return (end.strftime("%Y-%m-%d %H:%M UTC"),
+            f"changed at {changed.strftime(shape)}, old TTL {previous.ttl} s")
+
+
+def check_propagation(
+    configured: Sequence[tuple[str, int]],
+    ns: Lookup,
+    authoritative: Sequence[NsAnswer],
+    resolvers: Sequence[Lookup],
+    *,
+    previous: PreviousAnswer | None = None,
+    now: datetime | None = None,
+) -> list[CheckItem]:
+    """Do the domain's nameservers and the resolvers all give the same MX set?
+
+    When they disagree, the "new" answer is the one equal to our MX hosts, or else the one
+    most authoritative servers give; the others are "old". ``previous`` (the answer before
+    the new one, from the history) gives the estimate of when every cache has the new
+    answer, compared with ``now``.
+    """
+    return _propagation(configured, ns, authoritative, resolvers, previous, now)[0]
+
+
+def _propagation(
+    configured: Sequence[tuple[str, int]],
+    ns: Lookup,
+    authoritative: Sequence[NsAnswer],
+    resolvers: Sequence[Lookup],
+    previous: PreviousAnswer | None,
+    now: datetime | None,
+) -> tuple[list[CheckItem], datetime | None]:
+    """The propagation items and the ETA to report (see :class:`DomainCheck`)."""
+    now = datetime.now(UTC) if now is None else now
+    items: list[CheckItem] = []
+    if ns.outcome is not Outcome.ANSWER or not authoritative:
+        items.append(CheckItem(
+            "nameservers", "warn",
+            f"the domain's nameservers could not be found: {_lookup_problem(ns)}",
+            "check the domain's NS delegation at the registrar"))
+    answers, votes, unreachable = _collect(authoritative, resolvers)
     if unreachable:
         items.append(CheckItem(
             "nameservers-unreachable", "warn",
@@ -261,24 +364,56 @@ def check_propagation(
             "nameservers", "pass",
             "every nameserver answered: " + ", ".join(
                 f"{a.host} ({a.server})" for a in authoritative)))
+    if not answers:
+        return items, None
+    new = _newest(configured, answers, votes)
+    if previous is not None and previous.answer == answer_text(new):
+        previous = None  # not a previous answer of this one (the history is of another)
+    eta = propagation_eta(previous)
+    timing = None if previous is None or eta is None else _eta_text(previous, eta)
     if len(answers) > 1:
-        ours = frozenset((p, absolute_name(h)) for h, p in configured)
-        new = ours if ours in answers else max(
-            answers, key=lambda a: authoritative_votes.get(a, 0))
         old = [a for a in answers if a != new]
         message = (f"still propagating: new answer ({_show_set(new)}) from "
                    f"{', '.join(answers[new])}; old answer " + "; old answer ".join(
                        f"({_show_set(a)}) from {', '.join(answers[a])}" for a in old))
+        if eta is not None and timing is not None:  # given a previous answer
+            if now < eta:
+                message += f"; every cache has the new answer by {timing[0]} ({timing[1]})"
+            else:
+                message += (f"; every cache should have had the new answer by {timing[0]} "
+                            f"({timing[1]}): a server still gives an old one")
         items.append(CheckItem(
             "propagation", "warn", message,
             "wait for the old answer's TTL to pass and check again; if an authoritative "
             "server keeps the old answer, ask the DNS host to update it"))
-    elif answers:
-        [(answer, servers)] = answers.items()
+        return items, eta
+    [servers] = answers.values()
+    agreed = f"{len(servers)} servers agree: {_show_set(new)}"
+    if eta is None or timing is None or previous is None or now - eta >= RECENT_CHANGE:
+        items.append(CheckItem("propagation", "pass", agreed))
+        return items, None
+    old = _show_set(frozenset(_parse_answer(previous.answer)))
+    if now < eta:
+        items.append(CheckItem(
+            "propagation", "warn",
+            f"{agreed}; caches may still hold the old answer ({old}) until {timing[0]} "
+            f"({timing[1]})",
+            f"nothing to change: mail may still reach the old MX hosts until {timing[0]}"))
+    else:
         items.append(CheckItem(
             "propagation", "pass",
-            f"{len(servers)} servers agree: {_show_set(answer)}"))
-    return items
+            f"{agreed}; propagated: every cache has had the new answer since {timing[0]} "
+            f"({timing[1]})"))
+    return items, eta
+
+
+def _parse_answer(text: str) -> set[tuple[int, str]]:
+    """The MX set of a canonical answer text (the inverse of :func:`answer_text`)."""
+    found = set()
+    for part in filter(None, text.split(",")):
+        priority, _sep, host = part.partition(" ")
+        found.add((int(priority), host))
+    return found
 
 
 # -- client host names -------------------------------------------------------------------------
@@ -419,11 +554,16 @@ def check_dmarc(lookup: Lookup) -> CheckItem:
 # -- all together ------------------------------------------------------------------------------
 
 
-def evaluate(settings: Settings, seen: Observations) -> DomainCheck:
-    """The checklist from what :func:`gather` saw (no network)."""
+def evaluate(settings: Settings, seen: Observations, *,
+             previous: PreviousAnswer | None = None,
+             now: datetime | None = None) -> DomainCheck:
+    """The checklist from what :func:`gather` saw (no network); ``previous`` is the MX
+    answer before :func:`current_answer` (from the history), ``now`` the time of ``seen``."""
     configured = [(mx.host, mx.priority) for mx in settings.mx_hosts]
     items = check_mx(configured, seen.mx, hosted=seen.hosted)
-    items += check_propagation(configured, seen.ns, seen.authoritative, seen.resolvers)
+    propagation, eta = _propagation(configured, seen.ns, seen.authoritative, seen.resolvers,
+                                    previous, now)
+    items += propagation
     if seen.hosted:
         items += [check_client_name(client) for client in seen.clients]
         if seen.spf is not None:
@@ -432,7 +572,7 @@ def evaluate(settings: Settings, seen: Observations) -> DomainCheck:
         items.append(check_dkim(seen.dkim, seen.dkim_key, seen.domain))
         if seen.dmarc is not None:
             items.append(check_dmarc(seen.dmarc))
-    return DomainCheck(_plain(seen.domain), seen.hosted, worst(items), items)
+    return DomainCheck(_plain(seen.domain), seen.hosted, worst(items), items, eta)
 
 
 

@@ -1,5 +1,6 @@
 """The records a customer domain must publish, and the check of what it published,
-tenant-scoped (CLI ``dns records`` / ``dns check``, API).
+tenant-scoped (CLI ``dns records`` / ``dns check``, API), with the history of its MX
+answers.
 
 Builds on :func:`mailward.dns.records.records_to_paste`: looks the domain up as the
 actor (another account's domain is "not found", as everywhere), adds its DKIM key, and
@@ -9,11 +10,26 @@ renders the records both as zone-file lines and as rows for a registrar's web fo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
 
 from mailward.config import Settings
+from mailward.db.engine import Database
+from mailward.db.models import Domain, utcnow
 from mailward.directory import Actor, Directory
 from mailward.dkim import DkimRecordView, DkimService
-from mailward.dns.check import DomainCheck, check_domain, dkim_p_tag
+from mailward.dns import history
+from mailward.dns.check import (
+    DomainCheck,
+    Observations,
+    PreviousAnswer,
+    current_answer,
+    dkim_p_tag,
+    evaluate,
+    gather,
+    observed_answers,
+)
 from mailward.dns.model import RecordToPaste
 from mailward.dns.records import records_to_paste, registrar_rows, zone_lines
 
@@ -54,11 +70,34 @@ async def domain_records(
 
 
 async def domain_check(
-    directory: Directory, settings: Settings, actor: Actor, domain: str
+    directory: Directory, settings: Settings, actor: Actor, domain: str, *,
+    now: datetime | None = None,
 ) -> DomainCheck:
-    """The DNS checklist of ``actor``'s ``domain`` (raises NotFound if not theirs)."""
+    """The DNS checklist of ``actor``'s ``domain`` (raises NotFound if not theirs).
+
+    Every MX answer seen is added to the domain's history (:mod:`mailward.dns.history`),
+    which gives the previous answer, hence when every cache has the new one. ``now`` is the
+    time of the check (tests pass their own).
+    """
     view = await directory.domains.get(actor, domain)
     dkim = None
     if view.hosting:
         dkim = dkim_key(await DkimService(directory.db).record(actor, view.name))
-    return await check_domain(settings, view.name, hosted=view.hosting, dkim=dkim)
+    seen = await gather(settings, view.name, hosted=view.hosting, dkim=dkim)
+    when = utcnow() if now is None else now
+    prior = await _remember(directory.db, settings, view.name, seen, when)
+    return evaluate(settings, seen, previous=prior, now=when)
+
+
+async def _remember(db: Database, settings: Settings, name: str, seen: Observations,
+                    now: datetime) -> PreviousAnswer | None:
+    """Record the MX answers of ``seen``; the answer before the current one, if known."""
+    async with db.session() as session:
+        domain_id = await session.scalar(select(Domain.id).where(Domain.name == name))
+    if domain_id is None:  # deleted meanwhile
+        return None
+    await history.record(db, domain_id, "MX", observed_answers(seen), now)
+    current = current_answer([(mx.host, mx.priority) for mx in settings.mx_hosts], seen)
+    if current is None:
+        return None
+    return await history.previous(db, domain_id, "MX", current)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from mailward.config import Settings, load_settings
@@ -11,13 +13,18 @@ from mailward.dns.check import (
     ClientName,
     NsAnswer,
     Observations,
+    PreviousAnswer,
+    answer_text,
     check_client_name,
     check_dkim,
     check_dmarc,
     check_mx,
     check_propagation,
     check_spf,
+    current_answer,
     evaluate,
+    observed_answers,
+    propagation_eta,
     worst,
 )
 
@@ -168,6 +175,107 @@ def test_no_nameservers_found_warns() -> None:
     assert items["nameservers"].status == "warn" and "NS delegation" in items["nameservers"].fix
 
 
+# -- propagation ETA (history facts passed in) ----------------------------------------------
+
+OLD = mx_lookup((5, "inbound.elsewhere.example."), ttl=3600)
+OLD_TEXT = "5 inbound.elsewhere.example."
+GOOD_TEXT = "10 mx1.filter.example.,20 mx2.filter.example."
+CHANGED = datetime(2026, 11, 30, 13, 5, 20, tzinfo=UTC)
+BEFORE = PreviousAnswer(OLD_TEXT, 3600, CHANGED)
+
+
+def test_answer_text_is_canonical() -> None:
+    assert answer_text(frozenset({(20, "b.example."), (10, "a.example.")})) == (
+        "10 a.example.,20 b.example.")
+    assert answer_text(frozenset()) == ""
+
+
+def test_observed_answers_are_distinct_with_the_longest_ttl() -> None:
+    cached = mx_lookup((5, "inbound.elsewhere.example."), ttl=1200, server="127.0.0.1:53")
+    failed = mx_lookup(outcome=Outcome.TIMEOUT, server="127.0.0.1:54")
+    seen = Observations(APEX, False, cached, NS,
+                        (ns_answer(1, GOOD), ns_answer(2, OLD), ns_answer(3, None)),
+                        (cached, failed, mx_lookup()))
+    assert observed_answers(seen) == [(GOOD_TEXT, 300), (OLD_TEXT, 3600)]  # by text
+
+
+def test_current_answer_is_the_new_one() -> None:
+    moving = Observations(APEX, False, OLD, NS, (ns_answer(1, GOOD), ns_answer(2, OLD)), (OLD,))
+    assert current_answer(OURS, moving) == GOOD_TEXT
+    nothing = Observations(APEX, False, mx_lookup(), NS, (ns_answer(1, mx_lookup()),), ())
+    assert current_answer(OURS, nothing) is None
+
+
+def test_eta_is_the_change_plus_the_old_ttl() -> None:
+    assert propagation_eta(None) is None
+    assert propagation_eta(BEFORE) == CHANGED + timedelta(hours=1)
+
+
+def test_disagreement_tells_when_every_cache_has_the_new_answer() -> None:
+    now = CHANGED + timedelta(minutes=10)
+    item = by_name(check_propagation(OURS, NS, [ns_answer(1, GOOD), ns_answer(2, OLD)],
+                                     [OLD], previous=BEFORE, now=now))["propagation"]
+    assert item.status == "warn"
+    assert item.message.endswith(
+        "; every cache has the new answer by 2026-11-30 14:06 UTC "  # rounded up
+        "(changed at 13:05, old TTL 3600 s)")
+
+
+def test_disagreement_past_the_eta_says_a_server_is_stuck() -> None:
+    now = CHANGED + timedelta(hours=2)
+    item = by_name(check_propagation(OURS, NS, [ns_answer(1, GOOD), ns_answer(2, OLD)],
+                                     [OLD], previous=BEFORE, now=now))["propagation"]
+    assert item.status == "warn"
+    assert "should have had the new answer by 2026-11-30 14:06 UTC" in item.message
+    assert "a server still gives an old one" in item.message
+
+
+def test_agreement_before_the_eta_warns_that_caches_may_hold_the_old_answer() -> None:
+    now = CHANGED + timedelta(minutes=30)
+    item = by_name(check_propagation(OURS, NS, [ns_answer(1, GOOD), ns_answer(2, GOOD)],
+                                     [GOOD], previous=BEFORE, now=now))["propagation"]
+    assert item.status == "warn"
+    assert item.message == (
+        "3 servers agree: 10 mx1.filter.example., 20 mx2.filter.example.; caches may still "
+        "hold the old answer (5 inbound.elsewhere.example.) until 2026-11-30 14:06 UTC "
+        "(changed at 13:05, old TTL 3600 s)")
+    assert item.fix == ("nothing to change: mail may still reach the old MX hosts until "
+                        "2026-11-30 14:06 UTC")
+
+
+def test_agreement_after_the_eta_passes_as_propagated() -> None:
+    now = CHANGED + timedelta(hours=1)
+    item = by_name(check_propagation(OURS, NS, [ns_answer(1, GOOD), ns_answer(2, GOOD)],
+                                     [GOOD], previous=BEFORE, now=now))["propagation"]
+    assert (item.status, item.fix) == ("pass", "")
+    assert item.message.endswith("; propagated: every cache has had the new answer since "
+                                 "2026-11-30 14:06 UTC (changed at 13:05, old TTL 3600 s)")
+
+
+def test_an_old_change_is_not_reported() -> None:
+    now = CHANGED + timedelta(days=30)
+    item = by_name(check_propagation(OURS, NS, [ns_answer(1, GOOD)], [GOOD],
+                                     previous=BEFORE, now=now))["propagation"]
+    assert item == CheckItem("propagation", "pass",
+                             "2 servers agree: 10 mx1.filter.example., 20 mx2.filter.example.")
+
+
+def test_a_change_on_another_day_shows_its_date() -> None:
+    late = PreviousAnswer(OLD_TEXT, 7200, datetime(2026, 11, 30, 23, 0, tzinfo=UTC))
+    item = by_name(check_propagation(OURS, NS, [ns_answer(1, GOOD), ns_answer(2, OLD)],
+                                     [OLD], previous=late, now=late.changed_at)
+                   )["propagation"]
+    assert item.message.endswith("by 2026-12-01 01:00 UTC (changed at 2026-11-30 23:00 UTC, "
+                                 "old TTL 7200 s)")
+
+
+def test_a_previous_answer_equal_to_the_new_one_is_ignored() -> None:
+    same = PreviousAnswer(GOOD_TEXT, 3600, CHANGED)
+    item = by_name(check_propagation(OURS, NS, [ns_answer(1, GOOD)], [GOOD], previous=same,
+                                     now=CHANGED))["propagation"]
+    assert (item.status, item.message.count(";")) == ("pass", 0)
+
+
 # -- client names ------------------------------------------------------------------------------
 
 NAME = "mail.acme.example."
@@ -309,6 +417,17 @@ def test_evaluate_filtering_only_domain(settings: Settings) -> None:
     result = evaluate(settings, seen)
     assert (result.domain, result.hosted, result.status) == ("acme.example", False, "pass")
     assert [i.name for i in result.items] == ["mx", "mx-ttl", "nameservers", "propagation"]
+    assert result.propagation_eta is None
+
+
+def test_evaluate_reports_the_eta(settings: Settings) -> None:
+    seen = Observations(APEX, False, OLD, NS, (ns_answer(1, GOOD), ns_answer(2, OLD)), (OLD,))
+    result = evaluate(settings, seen, previous=BEFORE, now=CHANGED)
+    assert result.propagation_eta == CHANGED + timedelta(hours=1)
+    assert "every cache has the new answer by" in by_name(result.items)["propagation"].message
+    agreed = Observations(APEX, False, GOOD, NS, (ns_answer(1, GOOD),), (GOOD,))
+    done = evaluate(settings, agreed, previous=BEFORE, now=CHANGED + timedelta(days=8))
+    assert (done.status, done.propagation_eta) == ("pass", None)
 
 
 def test_evaluate_hosted_domain_is_the_worst_item(settings: Settings) -> None:

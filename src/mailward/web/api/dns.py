@@ -1,5 +1,6 @@
 """``/dns``: DNS lookups (reference doc §4.3.1); ``/domains/{name}/dns-records``: records
-to publish; ``/domains/{name}/dns-check``: the check of what was published."""
+to publish; ``/domains/{name}/dns-check``: the check of what was published;
+``/domains/{name}/cutover``: whether the domain can be switched to hosting."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from litestar.params import FromPath, FromQuery
 
 from mailward.directory import InvalidInput
 from mailward.dns.check import DomainCheck
+from mailward.dns.cutover import Readiness, cutover_readiness
 from mailward.dns.lookup import DnsTools
 from mailward.dns.model import Lookup
 from mailward.dns.service import DomainRecords, domain_check, domain_records
@@ -48,7 +50,8 @@ class DnsLookupController(Controller):
 
 
 class DnsRecordsController(Controller):
-    """Per-domain DNS routes: ``dns-records`` and ``dns-check`` (account-scoped, 404 else)."""
+    """Per-domain DNS routes: ``dns-records``, ``dns-check`` and ``cutover`` (account-scoped,
+    404 else)."""
 
     path = "/domains/{name:str}"
     tags = ["dns"]  # noqa: RUF012 - Litestar reads it as a class attribute
@@ -75,3 +78,19 @@ class DnsRecordsController(Controller):
         self, name: FromPath[str], actor: ActorDep, directory: DirectoryDep, web: WebDep
     ) -> DomainCheck:
         return await domain_check(directory, web.settings, actor, name)
+
+    @get(
+        "/cutover",
+        summary="Whether the domain can be switched to hosting now, and what blocks it",
+        description="Reference doc §1.1 (\"throwing the switch\"): `ready` when hosting is "
+        "on, the MX set is exactly our filtering hosts and has propagated to every "
+        "nameserver and resolver, and every address has a password or destinations. "
+        "`blockers` and `warnings` are `{kind, message, fix}`; `switched` when the mail "
+        "server settings already point at the hosting host. Asks DNS, so this can take up "
+        "to the configured DNS timeout.",
+        responses=errors(404),
+    )
+    async def cutover(
+        self, name: FromPath[str], actor: ActorDep, directory: DirectoryDep, web: WebDep
+    ) -> Readiness:
+        return await cutover_readiness(directory, web.settings, actor, name)
