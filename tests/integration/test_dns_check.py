@@ -132,6 +132,33 @@ async def test_silent_nameserver_and_silent_resolver_time_out(tmp_path: Path,
     assert found["nameservers"][0] == "warn"
 
 
+MX_HOSTS = """
+mailfilter1.example.net. 300 IN A 192.0.2.10
+mailfilter2.example.net. 300 IN A 192.0.2.20
+"""
+
+
+async def test_our_mx_hosts_on_a_dnsbl(tmp_path: Path, world: World) -> None:
+    world.publish(OUR_MX + MX_HOSTS + "10.2.0.192.bl.test. 300 IN A 127.0.0.2\n")
+    settings = settings_for(tmp_path, world, dnsbl_zones=["bl.test"])
+    result = await check(settings)
+    found = items(result)
+    assert result.status == "fail"
+    assert found["dnsbl:mailfilter1.example.net:bl.test"] == (
+        "fail", "mailfilter1.example.net (192.0.2.10) is listed on bl.test (127.0.0.2)",
+        "request delisting at the blocklist; until then mail from this host may be refused")
+    assert found["dnsbl:mailfilter2.example.net:bl.test"] == (
+        "pass", "mailfilter2.example.net (192.0.2.20) is not listed on bl.test", "")
+
+    world.publish(OUR_MX + MX_HOSTS + "10.2.0.192.bl.test. 300 IN A 127.255.255.254\n")
+    refused = items(await check(settings))
+    status, message, _fix = refused["dnsbl:mailfilter1.example.net:bl.test"]
+    assert status == "warn" and "could not be checked on bl.test" in message
+
+    unconfigured = await check(settings_for(tmp_path, world))
+    assert not any(i.name.startswith("dnsbl") for i in unconfigured.items)
+
+
 # -- hosted domains through the CLI ------------------------------------------------------------
 
 

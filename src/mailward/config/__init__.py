@@ -135,6 +135,9 @@ class Settings(BaseSettings):
     """Port used to ask a domain's authoritative nameservers directly; tests set a loopback port."""
     dns_timeout_seconds: float = Field(5.0, gt=0)
     """How long the DNS tools wait for an answer before reporting a timeout."""
+    dnsbl_zones: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """DNS blocklists to check the operator's MX host addresses against, e.g.
+    zen.spamhaus.org; empty → no DNSBL check."""
     retry_first_seconds: int = Field(60, ge=1)
     retry_factor: float = Field(2.0, ge=1.0)
     retry_max_interval_seconds: int = Field(4 * 3600, ge=1)
@@ -174,7 +177,7 @@ class Settings(BaseSettings):
     def _valid_smtp_hostname(cls, value: str | None) -> str | None:
         return None if value is None else _hostname(value, "smtp_hostname")
 
-    @field_validator("dns_nameservers", mode="before")
+    @field_validator("dns_nameservers", "dnsbl_zones", mode="before")
     @classmethod
     def _parse_nameservers(cls, value: Any) -> Any:
         if isinstance(value, str):

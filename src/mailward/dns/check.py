@@ -14,18 +14,21 @@ of the domain and every configured resolver answers it) and, given the previous 
 from the history of observed answers (:mod:`mailward.dns.history`), when every cache has
 the new one: the time of the change plus the old answer's TTL; for hosted domains the
 client host names (``mail.``, ``imap.``, ``pop.``, ``smtp.``, ``webmail.``), SPF, DKIM and
-DMARC. Not yet: DNSBL listings of our own MX addresses.
+DMARC; and, with ``dnsbl_zones`` configured, whether the operator's own MX hosts are listed
+on those DNS blocklists (IPv4 addresses only: DNSBLs in the Spamhaus style list IPv4
+addresses by reversed octets; IPv6 addresses are not checked).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
 
 from mailward.config import Settings
+from mailward.dns.dnsbl import DnsblHost, DnsblQuery, check_dnsbl, dnsbl_host, dnsbl_name
+from mailward.dns.items import FAILED, CheckItem, Status, lookup_problem, plain, worst
 from mailward.dns.lookup import DnsTools
 from mailward.dns.model import Lookup, Outcome
 from mailward.dns.resolver import absolute_name, parse_nameserver, server_text
@@ -35,6 +38,8 @@ __all__ = [
     "MAX_MX_TTL",
     "CheckItem",
     "ClientName",
+    "DnsblHost",
+    "DnsblQuery",
     "DomainCheck",
     "NsAnswer",
     "Observations",
@@ -43,11 +48,13 @@ __all__ = [
     "check_client_name",
     "check_dkim",
     "check_dmarc",
+    "check_dnsbl",
     "check_domain",
     "check_mx",
     "check_propagation",
     "check_spf",
     "current_answer",
+    "dnsbl_name",
     "evaluate",
     "gather",
     "observed_answers",
@@ -55,26 +62,13 @@ __all__ = [
     "worst",
 ]
 
-Status = Literal["pass", "warn", "fail"]
 CLIENT_LABELS = ("mail", "imap", "pop", "smtp", "webmail")  # webmail → webmail_host
 MAX_MX_TTL = 3600  # longer MX TTLs make a change of MX hosts slow to reach every cache
 LOW_TTL = 300  # what to lower the TTL to before a change
 PASTE_TTL = 3600  # TTL of the records we tell customers to add (as `dns records`)
 RECENT_CHANGE = timedelta(days=7)  # how long after its end a propagation is still reported
-_RANK = {"pass": 0, "warn": 1, "fail": 2}
-_FAILED = (Outcome.TIMEOUT, Outcome.SERVFAIL)
 
 MxSet = frozenset[tuple[int, str]]  # (priority, exchange with trailing dot)
-
-
-@dataclass(frozen=True)
-class CheckItem:
-    """One line of the checklist."""
-
-    name: str  # what was checked, e.g. "mx", "mx-missing", "propagation", "cname-mail"
-    status: Status
-    message: str  # what was found
-    fix: str = ""  # one line: what to change; empty on pass
 
 
 @dataclass(frozen=True)
@@ -136,21 +130,7 @@ class Observations:
     dkim: Lookup | None = None  # TXT at <selector>._domainkey (hosted domains with a key)
     dmarc: Lookup | None = None
     dkim_key: tuple[str, str] | None = None  # (selector, public key base64)
-
-
-def worst(items: Iterable[CheckItem]) -> Status:
-    statuses = [item.status for item in items]
-    return max(statuses, key=_RANK.__getitem__) if statuses else "pass"
-
-
-def _plain(name: str) -> str:
-    return name[:-1] if name.endswith(".") else name
-
-
-def _lookup_problem(lookup: Lookup) -> str:
-    detail = lookup.detail or lookup.outcome.value
-    where = f" (asked {lookup.server})" if lookup.server else ""
-    return f"{lookup.outcome.value}: {detail}{where}"
+    dnsbl: tuple[DnsblHost, ...] = ()  # our MX hosts, when ``dnsbl_zones`` is set
 
 
 # -- MX ----------------------------------------------------------------------------------------
@@ -169,14 +149,14 @@ def check_mx(configured: Sequence[tuple[str, int]], mx: Lookup, *, hosted: bool
             fix = f"add: {add_all}"
         else:
             fix = "make the domain's nameservers answer, then check again"
-        return [CheckItem("mx", "fail", f"the MX lookup failed: {_lookup_problem(mx)}", fix)]
+        return [CheckItem("mx", "fail", f"the MX lookup failed: {lookup_problem(mx)}", fix)]
     published = [r for r in mx.records if r.rdtype == "MX"]
     found = {r.answer.lower(): r.priority or 0 for r in published}
     items: list[CheckItem] = []
     for host, priority in wanted.items():
         if host not in found:
             items.append(CheckItem(
-                f"mx-missing:{_plain(host)}", "fail",
+                f"mx-missing:{plain(host)}", "fail",
                 f"{host} (priority {priority}) is not among the MX records",
                 f"add: {apex} {PASTE_TTL} IN MX {priority} {host}"))
     bypass = ("bypasses the filter" if not hosted
@@ -184,7 +164,7 @@ def check_mx(configured: Sequence[tuple[str, int]], mx: Lookup, *, hosted: bool
     for host, priority in found.items():
         if host not in wanted:
             items.append(CheckItem(
-                f"mx-foreign:{_plain(host)}", "fail",
+                f"mx-foreign:{plain(host)}", "fail",
                 f"{host} (priority {priority}) is not one of our filtering hosts: mail sent "
                 f"to it {bypass}",
                 f"remove: {apex} IN MX {priority} {host}"))
@@ -223,7 +203,7 @@ def check_mx(configured: Sequence[tuple[str, int]], mx: Lookup, *, hosted: bool
 
 def _mx_set(lookup: Lookup) -> MxSet | None:
     """The answer as a set; None when the server did not answer (timeout, failure)."""
-    if lookup.outcome in _FAILED:
+    if lookup.outcome in FAILED:
         return None
     return frozenset((r.priority or 0, r.answer.lower())
                      for r in lookup.records if r.rdtype == "MX")
@@ -251,7 +231,7 @@ def _collect(
         label = f"{each.host} ({each.server})" if each.server else each.host
         answer = None if each.mx is None else _mx_set(each.mx)
         if answer is None:
-            why = each.detail if each.mx is None else _lookup_problem(each.mx)
+            why = each.detail if each.mx is None else lookup_problem(each.mx)
             unreachable.append(f"{label}: {why}")
             continue
         answers.setdefault(answer, []).append(label)
@@ -260,7 +240,7 @@ def _collect(
         label = f"resolver {lookup.server}" if lookup.server else "the resolvers"
         answer = _mx_set(lookup)
         if answer is None:
-            unreachable.append(f"{label}: {_lookup_problem(lookup)}")
+            unreachable.append(f"{label}: {lookup_problem(lookup)}")
             continue
         answers.setdefault(answer, []).append(label)
     return answers, votes, unreachable
@@ -351,7 +331,7 @@ def _propagation(
     if ns.outcome is not Outcome.ANSWER or not authoritative:
         items.append(CheckItem(
             "nameservers", "warn",
-            f"the domain's nameservers could not be found: {_lookup_problem(ns)}",
+            f"the domain's nameservers could not be found: {lookup_problem(ns)}",
             "check the domain's NS delegation at the registrar"))
     answers, votes, unreachable = _collect(authoritative, resolvers)
     if unreachable:
@@ -426,8 +406,8 @@ def check_client_name(client: ClientName) -> CheckItem:
     item = f"cname-{label}"
     add = f"{name} {PASTE_TTL} IN CNAME {target}"
     cname = client.cname
-    if cname.outcome in _FAILED:
-        return CheckItem(item, "warn", f"{name} could not be checked: {_lookup_problem(cname)}",
+    if cname.outcome in FAILED:
+        return CheckItem(item, "warn", f"{name} could not be checked: {lookup_problem(cname)}",
                          "check again when the domain's nameservers answer")
     aliases = [r for r in cname.records if r.rdtype == "CNAME" and r.name == name]
     if aliases:
@@ -449,9 +429,9 @@ def check_client_name(client: ClientName) -> CheckItem:
                          f"change the record to: {add}")
     addresses = {r.answer for r in client.address.records
                  if r.rdtype == "A" and r.name == name}
-    if client.address.outcome in _FAILED:
+    if client.address.outcome in FAILED:
         return CheckItem(item, "warn",
-                         f"{name} could not be checked: {_lookup_problem(client.address)}",
+                         f"{name} could not be checked: {lookup_problem(client.address)}",
                          "check again when the domain's nameservers answer")
     if not addresses:
         return CheckItem(item, "fail", f"{name} does not lead to {target}: "
@@ -480,8 +460,8 @@ def check_spf(txt: Lookup, hosting_host: str, mx_hosts: Sequence[str]) -> CheckI
     """An SPF record exists and authorizes our servers (``mx`` or one of our host names)."""
     apex = txt.name
     ours = f"v=spf1 mx a:{hosting_host} ~all"
-    if txt.outcome in _FAILED:
-        return CheckItem("spf", "warn", f"SPF could not be checked: {_lookup_problem(txt)}",
+    if txt.outcome in FAILED:
+        return CheckItem("spf", "warn", f"SPF could not be checked: {lookup_problem(txt)}",
                          "check again when the domain's nameservers answer")
     records = _texts(txt, "v=spf1")
     if not records:
@@ -518,13 +498,13 @@ def dkim_p_tag(text: str) -> str | None:
 
 def check_dkim(lookup: Lookup | None, key: tuple[str, str] | None, domain: str) -> CheckItem:
     """The TXT at ``<selector>._domainkey`` holds the domain's public key."""
-    plain = _plain(domain)
+    bare = plain(domain)
     if key is None or lookup is None:
-        return CheckItem("dkim", "fail", f"{plain} has no DKIM key here",
-                         f"create one: mailward domain dkim {plain}")
-    fix = f"publish the TXT record at {lookup.name} that `mailward domain dkim {plain}` prints"
-    if lookup.outcome in _FAILED:
-        return CheckItem("dkim", "warn", f"DKIM could not be checked: {_lookup_problem(lookup)}",
+        return CheckItem("dkim", "fail", f"{bare} has no DKIM key here",
+                         f"create one: mailward domain dkim {bare}")
+    fix = f"publish the TXT record at {lookup.name} that `mailward domain dkim {bare}` prints"
+    if lookup.outcome in FAILED:
+        return CheckItem("dkim", "warn", f"DKIM could not be checked: {lookup_problem(lookup)}",
                          "check again when the domain's nameservers answer")
     published = [p for text in _texts(lookup, "") if (p := dkim_p_tag(text)) is not None]
     if not published:
@@ -539,19 +519,16 @@ def check_dkim(lookup: Lookup | None, key: tuple[str, str] | None, domain: str) 
 def check_dmarc(lookup: Lookup) -> CheckItem:
     name = lookup.name
     apex = name.removeprefix("_dmarc.")
-    if lookup.outcome in _FAILED:
+    if lookup.outcome in FAILED:
         return CheckItem("dmarc", "warn", f"DMARC could not be checked: "
-                         f"{_lookup_problem(lookup)}",
+                         f"{lookup_problem(lookup)}",
                          "check again when the domain's nameservers answer")
     records = _texts(lookup, "v=dmarc1")
     if records:
         return CheckItem("dmarc", "pass", f"DMARC: {records[0]}")
     return CheckItem("dmarc", "warn", f"{name} has no DMARC record",
                      f'add: {name} {PASTE_TTL} IN TXT "v=DMARC1; p=none; '
-                     f'rua=mailto:postmaster@{_plain(apex)}"')
-
-
-# -- all together ------------------------------------------------------------------------------
+                     f'rua=mailto:postmaster@{plain(apex)}"')
 
 
 def evaluate(settings: Settings, seen: Observations, *,
@@ -572,7 +549,8 @@ def evaluate(settings: Settings, seen: Observations, *,
         items.append(check_dkim(seen.dkim, seen.dkim_key, seen.domain))
         if seen.dmarc is not None:
             items.append(check_dmarc(seen.dmarc))
-    return DomainCheck(_plain(seen.domain), seen.hosted, worst(items), items, eta)
+    items += [check_dnsbl(host, zone) for host in seen.dnsbl for zone in settings.dnsbl_zones]
+    return DomainCheck(plain(seen.domain), seen.hosted, worst(items), items, eta)
 
 
 
@@ -581,7 +559,7 @@ async def _ask_nameserver(tools: DnsTools, domain: str, host: str) -> list[NsAns
     addresses = [r.answer for lookup in (four, six) for r in lookup.records
                  if r.rdtype in ("A", "AAAA")]
     if not addresses:
-        return [NsAnswer(host, None, None, f"{host} has no address ({_lookup_problem(four)})")]
+        return [NsAnswer(host, None, None, f"{host} has no address ({lookup_problem(four)})")]
     port = tools.settings.dns_authoritative_port
     servers = [server_text(address, port) for address in addresses]
     lookups = await asyncio.gather(*(tools.mx(domain, server=s) for s in servers))
@@ -600,6 +578,9 @@ async def gather(settings: Settings, domain: str, *, hosted: bool,
     """Ask DNS everything the check needs, as much as possible at once."""
     apex = absolute_name(domain)
     tools = DnsTools(settings)
+    zones = settings.dnsbl_zones
+    dnsbl = tuple(await asyncio.gather(*(dnsbl_host(tools, mx.host, zones)
+                                         for mx in settings.mx_hosts))) if zones else ()
     resolver_servers = [server_text(*parse_nameserver(entry))
                         for entry in settings.dns_nameservers]
     mx, ns, *resolvers = await asyncio.gather(
@@ -609,7 +590,7 @@ async def gather(settings: Settings, domain: str, *, hosted: bool,
     hosts = sorted({r.answer.lower() for r in ns.records if r.rdtype == "NS"})
     per_host = await asyncio.gather(*(_ask_nameserver(tools, apex, h) for h in hosts))
     authoritative = tuple(answer for answers in per_host for answer in answers)
-    seen = Observations(apex, hosted, mx, ns, authoritative, tuple(resolvers))
+    seen = Observations(apex, hosted, mx, ns, authoritative, tuple(resolvers), dnsbl=dnsbl)
     if not hosted:
         return seen
     targets = {label: absolute_name(settings.webmail_host if label == "webmail"
@@ -622,7 +603,7 @@ async def gather(settings: Settings, domain: str, *, hosted: bool,
         tools.txt(dkim_name) if dkim_name else _none())
     return Observations(apex, hosted, mx, ns, authoritative, tuple(resolvers),
                         clients=tuple(clients), spf=spf, dkim=dkim_lookup, dmarc=dmarc,
-                        dkim_key=dkim)
+                        dkim_key=dkim, dnsbl=dnsbl)
 
 
 async def _none() -> None:

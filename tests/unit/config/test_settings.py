@@ -100,6 +100,12 @@ def test_mail_settings_are_checked_together() -> None:
     assert settings.node_name == settings.mx_hosts[0].host
 
 
+def test_dnsbl_zones_come_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().dnsbl_zones == []
+    monkeypatch.setenv("MAILWARD_DNSBL_ZONES", "zen.spamhaus.org, bl.test")
+    assert load_settings().dnsbl_zones == ["zen.spamhaus.org", "bl.test"]
+
+
 def test_plaintext_logins_are_for_loopback_only() -> None:
     assert load_settings(allow_plaintext_auth=True).allow_plaintext_auth
     with pytest.raises(ConfigError, match="allow_plaintext_auth: only when bind is a loopback"):

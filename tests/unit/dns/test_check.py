@@ -11,6 +11,8 @@ from mailward.dns import Lookup, Outcome, Record
 from mailward.dns.check import (
     CheckItem,
     ClientName,
+    DnsblHost,
+    DnsblQuery,
     NsAnswer,
     Observations,
     PreviousAnswer,
@@ -18,10 +20,12 @@ from mailward.dns.check import (
     check_client_name,
     check_dkim,
     check_dmarc,
+    check_dnsbl,
     check_mx,
     check_propagation,
     check_spf,
     current_answer,
+    dnsbl_name,
     evaluate,
     observed_answers,
     propagation_eta,
@@ -400,6 +404,91 @@ def test_dmarc() -> None:
     assert missing.status == "warn"
     assert missing.fix == ('add: _dmarc.acme.example. 3600 IN TXT "v=DMARC1; p=none; '
                            'rua=mailto:postmaster@acme.example"')
+
+
+# -- DNSBL listings of our MX hosts ------------------------------------------------------------
+
+MX1 = "mailfilter1.example.net."
+ZEN = "zen.spamhaus.org"
+
+
+def dnsbl_host(*answers: tuple[str, Lookup], host: str = MX1) -> DnsblHost:
+    """``host`` with the given addresses, each with its lookup at the blocklist ZEN."""
+    records = tuple(Record(host, 300, "IN", "A", None, address) for address, _ in answers)
+    addresses = lookup(host, "A", *records)
+    return DnsblHost(host, addresses, tuple(
+        DnsblQuery(address, f"{ZEN}.", found) for address, found in answers))
+
+
+def listed(address: str, *codes: str) -> Lookup:
+    name = dnsbl_name(address, ZEN)
+    return lookup(name, "A", *(Record(name, 60, "IN", "A", None, c) for c in codes))
+
+
+def test_dnsbl_name_reverses_the_octets() -> None:
+    assert dnsbl_name("192.0.2.10", "zen.spamhaus.org") == "10.2.0.192.zen.spamhaus.org."
+    assert dnsbl_name("192.0.2.10", "bl.test.") == "10.2.0.192.bl.test."
+
+
+def test_an_address_not_on_the_blocklist_passes() -> None:
+    item = check_dnsbl(dnsbl_host(("192.0.2.10", listed("192.0.2.10"))), ZEN)  # NXDOMAIN
+    assert item == CheckItem(
+        "dnsbl:mailfilter1.example.net:zen.spamhaus.org", "pass",
+        "mailfilter1.example.net (192.0.2.10) is not listed on zen.spamhaus.org")
+
+
+def test_a_listed_address_fails() -> None:
+    host = dnsbl_host(("192.0.2.10", listed("192.0.2.10", "127.0.0.2", "127.0.0.4")),
+                      ("192.0.2.11", listed("192.0.2.11")))
+    item = check_dnsbl(host, ZEN)
+    assert item.status == "fail"
+    assert item.message == ("mailfilter1.example.net (192.0.2.10) is listed on "
+                            "zen.spamhaus.org (127.0.0.2, 127.0.0.4)")
+    assert item.fix == ("request delisting at the blocklist; until then mail from this host "
+                        "may be refused")
+
+
+@pytest.mark.parametrize("code", ["127.255.255.254", "127.255.255.252", "192.0.2.99"])
+def test_error_codes_and_foreign_answers_warn(code: str) -> None:
+    item = check_dnsbl(dnsbl_host(("192.0.2.10", listed("192.0.2.10", code))), ZEN)
+    assert item.status == "warn" and item.fix
+    assert item.message == (
+        "mailfilter1.example.net (192.0.2.10) could not be checked on zen.spamhaus.org: "
+        f"the blocklist answered {code}, which is not a listing")
+
+
+@pytest.mark.parametrize("outcome", [Outcome.TIMEOUT, Outcome.SERVFAIL])
+def test_a_failed_blocklist_lookup_warns(outcome: Outcome) -> None:
+    name = dnsbl_name("192.0.2.10", ZEN)
+    failed = Lookup(name, "A", outcome, (), None, "no answer within 5 s")
+    item = check_dnsbl(dnsbl_host(("192.0.2.10", failed)), ZEN)
+    assert item.status == "warn"
+    assert item.message.startswith(
+        "mailfilter1.example.net (192.0.2.10) could not be checked on zen.spamhaus.org: "
+        f"{outcome.value}: no answer within 5 s")
+
+
+def test_a_host_without_ipv4_address_or_whose_lookup_failed_warns() -> None:
+    nothing = check_dnsbl(dnsbl_host(), ZEN)
+    assert nothing.status == "warn" and "no IPv4 address" in nothing.message
+    timed_out = DnsblHost(MX1, Lookup(MX1, "A", Outcome.TIMEOUT, (), None, "slow"))
+    item = check_dnsbl(timed_out, ZEN)
+    assert item.status == "warn" and "timeout: slow" in item.message
+
+
+def test_evaluate_checks_each_host_on_each_zone_only_when_zones_are_set(
+        settings: Settings) -> None:
+    mx2 = "mailfilter2.example.net."
+    hosts = (dnsbl_host(("192.0.2.10", listed("192.0.2.10", "127.0.0.2"))),
+             dnsbl_host(("192.0.2.20", listed("192.0.2.20")), host=mx2))
+    seen = Observations(APEX, False, GOOD, NS, (ns_answer(1, GOOD),), (GOOD,), dnsbl=hosts)
+    assert not any(i.name.startswith("dnsbl") for i in evaluate(settings, seen).items)
+    zoned = settings.model_copy(update={"dnsbl_zones": [ZEN]})
+    result = evaluate(zoned, seen)
+    found = {i.name: i.status for i in result.items if i.name.startswith("dnsbl")}
+    assert found == {"dnsbl:mailfilter1.example.net:zen.spamhaus.org": "fail",
+                     "dnsbl:mailfilter2.example.net:zen.spamhaus.org": "pass"}
+    assert result.status == "fail"
 
 
 # -- all together ------------------------------------------------------------------------------
