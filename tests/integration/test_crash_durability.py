@@ -18,6 +18,7 @@ from mail_helpers import Sink, sink_server
 from mailward.config import Settings
 from mailward.db import AddressList
 from mailward.directory import Actor, Directory
+from mailward.server.run import STOP_SECONDS
 
 OP = Actor.operator()
 MX_LINE = re.compile(rb"^mx\s+smtp://127\.0\.0\.1:(\d+)")
@@ -67,7 +68,13 @@ class Server:
     async def stop(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
             self.proc.terminate()
-            await self.proc.wait()
+            try:  # serve cancels roles stuck in their shutdown after STOP_SECONDS
+                async with asyncio.timeout(STOP_SECONDS + 30):
+                    await self.proc.wait()
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+                pytest.fail("mailward serve did not exit after SIGTERM")
 
 
 @pytest.fixture

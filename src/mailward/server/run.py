@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import socket
 from collections.abc import Callable, Iterable, Iterator
@@ -16,6 +17,7 @@ from mailward.config import Settings
 from mailward.db import Database
 from mailward.directory import Directory
 from mailward.server.mail_roles import (
+    DRAIN_SECONDS,
     DeliveryRole,
     ImapRole,
     MailSystem,
@@ -28,6 +30,9 @@ from mailward.server.web_role import DESCRIPTION, RoleServer, bind, url_for, web
 
 Ready = Callable[[dict[str, str]], None]
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+log = logging.getLogger(__name__)
+STOP_SECONDS = DRAIN_SECONDS + 30  # listeners drain sessions for DRAIN_SECONDS first
+
 NOTES = {
     "web": DESCRIPTION,
     "mx": "public SMTP of the filtering tier",
@@ -194,8 +199,25 @@ async def _serve(
     finally:
         for server in servers.values():
             server.should_exit = True
-        # Drain every server, even when we are being cancelled.
-        await asyncio.shield(asyncio.gather(*tasks.values(), return_exceptions=True))
+        # Drain every server, even when we are being cancelled, but never forever: a role
+        # stuck in its shutdown must not keep the process from exiting on SIGTERM.
+        await asyncio.shield(_drain(tasks))
+
+
+async def _drain(tasks: dict[str, asyncio.Task[Any]]) -> None:
+    """Wait for the roles to finish; cancel (and log) those still running after
+    ``STOP_SECONDS``. Queued mail is safe either way: leases run out and it is retried."""
+    _, stuck = await asyncio.wait(tasks.values(), timeout=STOP_SECONDS)
+    if not stuck:
+        return
+    names = sorted(role for role, task in tasks.items() if task in stuck)
+    log.error("roles still stopping after %d s, cancelled: %s", STOP_SECONDS, ", ".join(names))
+    for task in stuck:
+        for frame in task.get_stack():
+            log.error("  %s stuck at %s:%d", task.get_name(), frame.f_code.co_filename,
+                      frame.f_lineno)
+        task.cancel()
+    await asyncio.wait(stuck, timeout=5)
 
 
 @contextlib.contextmanager
