@@ -42,7 +42,7 @@ def serve(
     with _logging_to_stderr():
         try:
             with handled():
-                asyncio.run(server.run(config, chosen))
+                server.run_until_stopped(config, chosen)
         except KeyboardInterrupt:
             raise typer.Exit(INTERRUPTED) from None
         except OSError as exc:  # a listener cannot bind (port in use, no permission)

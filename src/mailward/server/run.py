@@ -204,6 +204,29 @@ async def _serve(
         await asyncio.shield(_drain(tasks))
 
 
+def run_until_stopped(settings: Settings, roles: set[str] | None = None) -> None:
+    """:func:`run` in a fresh event loop, for ``mailward serve``.
+
+    Unlike ``asyncio.run``, leftover tasks get a bounded chance to finish once the roles
+    have stopped: a task that ignores its cancellation is logged and abandoned instead of
+    keeping the process alive after SIGTERM.
+    """
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(run(settings, roles))
+    finally:
+        leftover = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in leftover:
+            task.cancel()
+        if leftover:
+            loop.run_until_complete(asyncio.wait(leftover, timeout=5))
+        for task in leftover:
+            if not task.done():
+                log.error("task %s ignored its cancellation; abandoned at exit",
+                          task.get_name())
+        loop.close()
+
+
 async def _drain(tasks: dict[str, asyncio.Task[Any]]) -> None:
     """Wait for the roles to finish; cancel (and log) those still running after
     ``STOP_SECONDS``. Queued mail is safe either way: leases run out and it is retried."""
