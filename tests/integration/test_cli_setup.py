@@ -103,10 +103,10 @@ def fake_run(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Settings, set[str]]]
 
     calls: list[tuple[Settings, set[str]]] = []
 
-    async def run(settings: Settings, roles: set[str] | None = None, *, ready=None) -> None:  # type: ignore[no-untyped-def]
+    def run_until_stopped(settings: Settings, roles: set[str] | None = None) -> None:
         calls.append((settings, roles or set()))
 
-    monkeypatch.setattr(mailward.server, "run", run)
+    monkeypatch.setattr(mailward.server, "run_until_stopped", run_until_stopped)
     return calls
 
 
