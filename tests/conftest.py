@@ -29,9 +29,12 @@ PG_URL = os.environ.get(
 )
 BACKENDS = ["sqlite", "postgresql"]
 
-# Cheap Argon2id parameters keep the suite fast; production values come from config.
-FAST_HASHING = {"argon2_time_cost": 1, "argon2_memory_kib": 1024, "argon2_parallelism": 1}
-FAST_HASHING_ENV = {f"MAILWARD_{k.upper()}": str(v) for k, v in FAST_HASHING.items()}
+# Cheap Argon2id parameters keep the suite fast (production values come from config), and
+# no background DNS re-checks: they would ask the system's resolvers. Tests of the re-checks
+# turn them on against their own DNS servers.
+TEST_CONFIG = {"argon2_time_cost": 1, "argon2_memory_kib": 1024, "argon2_parallelism": 1,
+               "dns_recheck_interval_seconds": 0}
+TEST_CONFIG_ENV = {f"MAILWARD_{k.upper()}": str(v) for k, v in TEST_CONFIG.items()}
 
 
 def _dsn(url: str) -> str:
@@ -105,13 +108,13 @@ def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path) -> Settings:
-    return load_settings(data_dir=tmp_path / "data", database_url=db_url, **FAST_HASHING)
+    return load_settings(data_dir=tmp_path / "data", database_url=db_url, **TEST_CONFIG)
 
 
 @pytest.fixture
-def fast_hashing_env() -> dict[str, str]:
+def config_env() -> dict[str, str]:
     """``MAILWARD_*`` variables that make Argon2id cheap for tests."""
-    return dict(FAST_HASHING_ENV)
+    return dict(TEST_CONFIG_ENV)
 
 
 @pytest.fixture
@@ -120,7 +123,7 @@ def mailward_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[st
     env = {
         "MAILWARD_DATA_DIR": str(settings.data_dir),
         "MAILWARD_DATABASE_URL": settings.db_url,
-        **FAST_HASHING_ENV,
+        **TEST_CONFIG_ENV,
     }
     monkeypatch.delenv("MAILWARD_CONFIG", raising=False)
     for key, value in env.items():

@@ -51,7 +51,7 @@ def tenants(cli: Cli) -> Cli:
 
 @pytest.fixture
 def fresh_env(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast_hashing_env: dict[str, str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config_env: dict[str, str]
 ) -> Path:
     """A data dir that does not exist yet, with the default SQLite database in it."""
     monkeypatch.chdir(tmp_path)
@@ -59,7 +59,7 @@ def fresh_env(
     monkeypatch.delenv("MAILWARD_DATABASE_URL", raising=False)
     data_dir = tmp_path / "fresh"
     monkeypatch.setenv("MAILWARD_DATA_DIR", str(data_dir))
-    for key, value in fast_hashing_env.items():
+    for key, value in config_env.items():
         monkeypatch.setenv(key, value)
     return data_dir
 

@@ -8,15 +8,18 @@ tenant-scoped like every other domain command.
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from mailward.directory import Actor, Directory
 from mailward.dns.check import DomainCheck
 from mailward.dns.cutover import Readiness, cutover_readiness
 from mailward.dns.lookup import DnsTools
 from mailward.dns.model import Lookup, Outcome
+from mailward.dns.recheck import DnsRechecker, Recheck, stored_statuses
 from mailward.dns.service import domain_check, domain_records
 
 from .context import AccountOption, JsonOption, run, settings
@@ -219,3 +222,61 @@ def dns_cutover(
         _print_readiness(result)
     if not result.ready:
         raise typer.Exit(EXIT_FAILURE)
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
+
+
+@dns_app.command("status")
+def dns_status(
+    domain: Annotated[str | None, typer.Argument(metavar="[DOMAIN]",
+                                                 help="Only this domain.")] = None,
+    account: AccountOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """The stored results of the scheduled DNS re-checks (dns_recheck_interval_seconds).
+
+    Exit 1 when a domain's last check failed.
+    """
+    found = run(lambda d, a: stored_statuses(d, a, domain), account=account)
+    if json_:
+        print_json(found)
+    else:
+        table = Table("domain", "status", "checked (UTC)", "changed", "next check", box=None)
+        for each in found:
+            table.add_row(esc(each.domain), each.status or "not checked yet",
+                          _when(each.checked_at), _when(each.changed_at),
+                          _when(each.next_check_at))
+        out().print(table)
+        for each in found:
+            for problem in each.problems:
+                out().print(f"{esc(each.domain)}: {problem['status']}  "
+                            f"{esc(problem['name'])}: {esc(problem['message'])}")
+    if any(each.status == "fail" for each in found):
+        raise typer.Exit(EXIT_FAILURE)
+
+
+@dns_app.command("recheck")
+def dns_recheck(
+    all_: Annotated[bool, typer.Option("--all", help="Every domain now, due or not.")] = False,
+    json_: JsonOption = False,
+) -> None:
+    """Run one round of the scheduled DNS re-checks now (operators; the delivery role runs
+    them every dns_recheck_interval_seconds). Notices go out for status changes as usual."""
+    config = settings()
+
+    async def one_round(directory: Directory, _operator: Actor) -> list[Recheck]:
+        return await DnsRechecker(directory, config).run_once(everything=all_)
+
+    found = run(one_round)
+    if json_:
+        print_json(found)
+        return
+    if not found:
+        out().print("no domain is due for its DNS check")
+    for each in found:
+        change = (f"{each.old} → {each.new}" if each.old and each.old != each.new
+                  else each.new)
+        told = f" (told {', '.join(each.notified)})" if each.notified else ""
+        out().print(f"{esc(each.domain)}: {change}{esc(told)}")

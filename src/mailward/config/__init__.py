@@ -138,6 +138,11 @@ class Settings(BaseSettings):
     dnsbl_zones: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """DNS blocklists to check the operator's MX host addresses against, e.g.
     zen.spamhaus.org; empty → no DNSBL check."""
+    dns_recheck_interval_seconds: int = Field(6 * 3600, ge=0)
+    """How often every domain's DNS check runs again in the background (delivery role);
+    the account's admins are emailed when a domain's status changes. 0 = never."""
+    notice_from: str | None = None
+    """Sender address of the notices mailward emails (default: postmaster@ the node name)."""
     retry_first_seconds: int = Field(60, ge=1)
     retry_factor: float = Field(2.0, ge=1.0)
     retry_max_interval_seconds: int = Field(4 * 3600, ge=1)
@@ -211,6 +216,11 @@ class Settings(BaseSettings):
     def node_name(self) -> str:
         """The name this node uses in SMTP (greeting, Received:, Reporting-MTA)."""
         return self.smtp_hostname or self.mx_hosts[0].host
+
+    @property
+    def notice_sender(self) -> str:
+        """The From: address of mailward's own notices (DNS status changes)."""
+        return self.notice_from or f"postmaster@{self.node_name}"
 
     @property
     def tls_files(self) -> tuple[Path, Path]:

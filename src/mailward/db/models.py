@@ -378,3 +378,24 @@ class DnsObservation(Base):
     ttl: Mapped[int] = mapped_column(Integer)
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class DomainDnsStatus(Base):
+    """The latest scheduled DNS re-check of a domain (:mod:`mailward.dns.recheck`).
+
+    ``next_check_at`` is also the claim: a node takes a due domain by moving it forward in
+    one conditional UPDATE, so with several nodes each domain is checked once per round.
+    ``status`` is ``None`` until the first check; ``problems`` the JSON list of the
+    check's warn/fail items (``name``, ``status``, ``message``, ``fix``).
+    """
+
+    __tablename__ = "domain_dns_status"
+
+    domain_id: Mapped[int] = mapped_column(
+        ForeignKey("domains.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[str | None] = mapped_column(String(4))
+    problems: Mapped[str] = mapped_column(Text, default="[]")
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    next_check_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

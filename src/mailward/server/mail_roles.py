@@ -17,6 +17,7 @@ from mailward.config import Settings
 from mailward.directory import Directory
 from mailward.directory.mail_login import MailLogin
 from mailward.dkim import DkimService, sign
+from mailward.dns.recheck import DnsRechecker
 from mailward.imap.fetch import ParsedCache
 from mailward.imap.server import start_imap
 from mailward.imap.session import ImapServices
@@ -259,18 +260,23 @@ class DeliveryRole(_Role):
         super().__init__()
         local = LocalDelivery(directory.db, mail.store, mail.spool)
         self.worker = DeliveryWorker(directory.db, settings, mail.spool, local)
+        # the background jobs of the platform run with the delivery workers
+        self.rechecker = (DnsRechecker(directory, settings)
+                          if settings.dns_recheck_interval_seconds else None)
         self.mail = mail
         self.port = 0
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         await self.mail.start_events()
-        task = asyncio.create_task(self.worker.run(), name="mailward-delivery-worker")
+        tasks = {asyncio.create_task(self.worker.run(), name="mailward-delivery-worker")}
+        if self.rechecker is not None:
+            tasks.add(asyncio.create_task(self.rechecker.run(), name="mailward-dns-recheck"))
         self.listening.set()
         stop = asyncio.create_task(self._stop.wait())
         try:
-            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({*tasks, stop}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stop.cancel()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)

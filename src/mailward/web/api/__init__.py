@@ -8,7 +8,7 @@ from mailward.web.api.accounts import AccountController
 from mailward.web.api.address_edit import AddressEditController
 from mailward.web.api.addresses import AddressController
 from mailward.web.api.auth import issue_token, me
-from mailward.web.api.dns import DnsLookupController, DnsRecordsController
+from mailward.web.api.dns import DnsLookupController, DnsRecordsController, DnsStatusController
 from mailward.web.api.domains import DomainController
 from mailward.web.api.queue import QueueController
 from mailward.web.api.servers import ServerController
@@ -35,6 +35,7 @@ def api_routers() -> list[Router]:
             QueueController,
             DnsLookupController,
             DnsRecordsController,
+            DnsStatusController,
         ],
         guards=[require_token],
         security=[{BEARER: []}],

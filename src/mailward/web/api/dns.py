@@ -1,6 +1,7 @@
 """``/dns``: DNS lookups (reference doc §4.3.1); ``/domains/{name}/dns-records``: records
 to publish; ``/domains/{name}/dns-check``: the check of what was published;
-``/domains/{name}/cutover``: whether the domain can be switched to hosting."""
+``/domains/{name}/cutover``: whether the domain can be switched to hosting;
+``/dns-status`` and ``/domains/{name}/dns-status``: the scheduled re-checks' results."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from mailward.dns.check import DomainCheck
 from mailward.dns.cutover import Readiness, cutover_readiness
 from mailward.dns.lookup import DnsTools
 from mailward.dns.model import Lookup
+from mailward.dns.recheck import StoredStatus, stored_statuses
 from mailward.dns.service import DomainRecords, domain_check, domain_records
 from mailward.web.api.schemas import errors
 from mailward.web.context import ActorDep, DirectoryDep, WebDep
@@ -47,6 +49,22 @@ class DnsLookupController(Controller):
             return await DnsTools(web.settings).lookup(name, kind, server=server or None)
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
+
+
+class DnsStatusController(Controller):
+    path = "/dns-status"
+    tags = ["dns"]  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    @get(
+        "/",
+        summary="The latest scheduled DNS check of each of your domains",
+        description="Every domain is checked again every `dns_recheck_interval_seconds` "
+        "in the background; the account's admins are emailed when its status changes. "
+        "`status` is `null` until the first check; `problems` are its warn/fail items.",
+        responses=errors(),
+    )
+    async def statuses(self, actor: ActorDep, directory: DirectoryDep) -> list[StoredStatus]:
+        return await stored_statuses(directory, actor)
 
 
 class DnsRecordsController(Controller):
@@ -94,3 +112,13 @@ class DnsRecordsController(Controller):
         self, name: FromPath[str], actor: ActorDep, directory: DirectoryDep, web: WebDep
     ) -> Readiness:
         return await cutover_readiness(directory, web.settings, actor, name)
+
+    @get(
+        "/dns-status",
+        summary="The latest scheduled DNS check of a domain (stored; asks no DNS)",
+        responses=errors(404),
+    )
+    async def dns_status(
+        self, name: FromPath[str], actor: ActorDep, directory: DirectoryDep
+    ) -> StoredStatus:
+        return (await stored_statuses(directory, actor, name))[0]
