@@ -18,7 +18,7 @@ from mailward.directory import Actor, Directory
 from mailward.dns.check import DomainCheck
 from mailward.dns.cutover import Readiness, cutover_readiness
 from mailward.dns.lookup import DnsTools
-from mailward.dns.model import Lookup, Outcome
+from mailward.dns.model import Lookup, Outcome, outcome_message
 from mailward.dns.recheck import DnsRechecker, Recheck, stored_statuses
 from mailward.dns.service import domain_check, domain_records
 
@@ -42,23 +42,6 @@ ServerOption = Annotated[
 ]
 
 LONG_VALUE = 64  # registrar values longer than this are printed under the table
-
-
-def outcome_message(lookup: Lookup) -> str:
-    """One line for a lookup without an answer: what happened, told apart."""
-    name, rdtype = lookup.name, lookup.rdtype
-    asked = f" (asked {lookup.server})" if lookup.server else ""
-    if lookup.outcome is Outcome.NXDOMAIN:
-        what = lookup.detail or f"{name} does not exist"
-        return f"no such domain: {what} (NXDOMAIN){asked}"
-    if lookup.outcome is Outcome.NO_ANSWER:
-        what = lookup.detail or f"{name} exists but has no {rdtype} records"
-        return f"no answer: {what}{asked}"
-    if lookup.outcome is Outcome.TIMEOUT:
-        what = lookup.detail or "no DNS server answered in time"
-        return f"timeout: {what} looking up {name} {rdtype}{asked}"
-    what = lookup.detail or "the DNS server failed"
-    return f"server failure looking up {name} {rdtype}: {what}{asked}"
 
 
 def _print_registrar(rows: list[dict[str, str]]) -> None:

@@ -44,6 +44,23 @@ class Lookup:
     detail: str = ""  # human explanation for non-answers ("timed out after 5 s", ...)
 
 
+def outcome_message(lookup: Lookup) -> str:
+    """One line for a lookup without an answer: what happened, told apart."""
+    name, rdtype = lookup.name, lookup.rdtype
+    asked = f" (asked {lookup.server})" if lookup.server else ""
+    if lookup.outcome is Outcome.NXDOMAIN:
+        what = lookup.detail or f"{name} does not exist"
+        return f"no such domain: {what} (NXDOMAIN){asked}"
+    if lookup.outcome is Outcome.NO_ANSWER:
+        what = lookup.detail or f"{name} exists but has no {rdtype} records"
+        return f"no answer: {what}{asked}"
+    if lookup.outcome is Outcome.TIMEOUT:
+        what = lookup.detail or "no DNS server answered in time"
+        return f"timeout: {what} looking up {name} {rdtype}{asked}"
+    what = lookup.detail or "the DNS server failed"
+    return f"server failure looking up {name} {rdtype}: {what}{asked}"
+
+
 @dataclass(frozen=True)
 class RecordToPaste:
     """A record the customer must publish in their own DNS."""

@@ -11,6 +11,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
 from mailward.config import Settings
@@ -19,8 +20,10 @@ from mailward.web.api import API_PATH, BEARER, api_routers
 from mailward.web.context import DEPENDENCIES, STATE_KEY, WebContext
 from mailward.web.errors import EXCEPTION_HANDLERS
 from mailward.web.panel import index
+from mailward.web.tools import tools_router
 
 TEMPLATES = Path(__file__).parent / "templates"
+STATIC = Path(__file__).parent / "static"
 OPENAPI_PATH = f"{API_PATH}/openapi.json"
 
 
@@ -57,7 +60,13 @@ def create_app(directory: Directory, settings: Settings) -> Litestar:
     """Build the web app over ``directory``; logins share the directory's limiter."""
     limiter = directory.limiter
     return Litestar(
-        route_handlers=[index, *api_routers()],
+        route_handlers=[
+            index,
+            tools_router(),
+            create_static_files_router(path="/static", directories=[STATIC],
+                                       include_in_schema=False),
+            *api_routers(),
+        ],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi_config(),
