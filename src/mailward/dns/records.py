@@ -57,12 +57,16 @@ def records_to_paste(
                           "webmail address for the domain's users"),
             RecordToPaste(f"autoconfig.{apex}", TTL, "CNAME", None, host,
                           "mail client automatic configuration (autoconfig)"),
+            RecordToPaste(f"autodiscover.{apex}", TTL, "CNAME", None, host,
+                          "Outlook automatic configuration (autodiscover)"),
         ]
         records += [
             RecordToPaste(f"{service}.{apex}", TTL, "SRV", 0, f"1 {port} {host}",
                           f"mail client set-up finds {what}")
             for service, port, what in SRV_SERVICES
         ]
+        records.append(RecordToPaste(f"_autodiscover._tcp.{apex}", TTL, "SRV", 0,
+                                     f"1 443 {host}", "Outlook finds its set-up service"))
         records.append(RecordToPaste(
             apex, TTL, "TXT", None, _quoted([f"v=spf1 mx a:{settings.hosting_host} ~all"]),
             "SPF: our servers send the domain's mail (merge with any existing v=spf1 "

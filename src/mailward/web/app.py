@@ -17,6 +17,7 @@ from litestar.template import TemplateConfig
 from mailward.config import Settings
 from mailward.directory import Directory
 from mailward.web.api import API_PATH, BEARER, api_routers
+from mailward.web.autoconfig import autoconfig_handlers
 from mailward.web.context import DEPENDENCIES, STATE_KEY, WebContext
 from mailward.web.errors import EXCEPTION_HANDLERS
 from mailward.web.panel import index
@@ -63,6 +64,7 @@ def create_app(directory: Directory, settings: Settings) -> Litestar:
         route_handlers=[
             index,
             tools_router(),
+            *autoconfig_handlers(),
             create_static_files_router(path="/static", directories=[STATIC],
                                        include_in_schema=False),
             *api_routers(),

@@ -33,7 +33,7 @@ def test_hosted_domains_get_client_names_srv_spf_dkim_and_dmarc(settings: Settin
     records = records_to_paste(settings, "acme.example", hosted=True, dkim=("s1", KEY))
     by_name = {(r.name, r.rdtype): r for r in records}
     assert len(by_name) == len(records) - 1  # only the two MX records share a key
-    for label in ("mail", "pop", "smtp", "imap", "autoconfig"):
+    for label in ("mail", "pop", "smtp", "imap", "autoconfig", "autodiscover"):
         assert by_name[f"{label}.acme.example.", "CNAME"].value == "box.host.example."
     assert by_name["webmail.acme.example.", "CNAME"].value == "web.host.example."
     srv = {r.name: (r.priority, r.value) for r in records if r.rdtype == "SRV"}
@@ -42,6 +42,7 @@ def test_hosted_domains_get_client_names_srv_spf_dkim_and_dmarc(settings: Settin
         "_submissions._tcp.acme.example.": (0, "1 465 box.host.example."),
         "_submission._tcp.acme.example.": (0, "1 587 box.host.example."),
         "_pop3s._tcp.acme.example.": (0, "1 995 box.host.example."),
+        "_autodiscover._tcp.acme.example.": (0, "1 443 box.host.example."),
     }
     assert by_name["acme.example.", "TXT"].value == '"v=spf1 mx a:box.host.example ~all"'
     assert by_name["_dmarc.acme.example.", "TXT"].value == (
@@ -63,12 +64,13 @@ def test_zone_lines_align_columns_under_purpose_comments(settings: Settings) -> 
     lines = zone_lines(records)
     assert len(lines) == 2 * len(records)
     assert lines[0] == "; incoming mail goes through our filtering tier"
-    assert lines[1] == ("acme.example.                   3600 IN MX    10 "
+    assert lines[1] == ("acme.example.                    3600 IN MX    10 "
                         "mx1.filter.example.")
-    assert lines[5] == ("mail.acme.example.              3600 IN CNAME "
+    assert lines[5] == ("mail.acme.example.               3600 IN CNAME "
                         "box.host.example.")
-    assert "_submissions._tcp.acme.example. 3600 IN SRV   0 1 465 box.host.example." in lines
-    assert lines[-1] == ('_dmarc.acme.example.            3600 IN TXT   '
+    assert "_submissions._tcp.acme.example.  3600 IN SRV   0 1 465 box.host.example." in lines
+    assert "_autodiscover._tcp.acme.example. 3600 IN SRV   0 1 443 box.host.example." in lines
+    assert lines[-1] == ('_dmarc.acme.example.             3600 IN TXT   '
                          '"v=DMARC1; p=none; rua=mailto:postmaster@acme.example"')
     mx_only = zone_lines(records_to_paste(settings, "acme.example", hosted=False, dkim=None))
     assert mx_only[1::2] == ["acme.example. 3600 IN MX 10 mx1.filter.example.",
