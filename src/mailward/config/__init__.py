@@ -164,7 +164,7 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         path = config_path()
         if path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+            sources.append(_SectionedToml(settings_cls, toml_file=path))
         return tuple(sources)
 
     @field_validator("mx_hosts", mode="before")
@@ -254,6 +254,20 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
+
+
+class _SectionedToml(TomlConfigSettingsSource):
+    """The TOML file, where a table names the prefix of its keys: ``[dns] nameservers``
+    is ``dns_nameservers``, ``[port] web`` is ``port_web`` (flat keys work as well)."""
+
+    def _read_file(self, file_path: Path) -> dict[str, Any]:
+        flat: dict[str, Any] = {}
+        for key, value in super()._read_file(file_path).items():
+            if isinstance(value, dict):
+                flat.update({f"{key}_{inner}": item for inner, item in value.items()})
+            else:
+                flat[key] = value
+        return flat
 
 
 def config_path() -> Path | None:

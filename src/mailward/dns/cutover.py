@@ -40,7 +40,8 @@ from sqlalchemy import select
 from mailward.config import Settings
 from mailward.db.models import Address, AddressKind
 from mailward.directory import Actor, AddressFilter, Directory
-from mailward.dns.check import CheckItem, DomainCheck, check_domain
+from mailward.dns.check import CheckItem, DomainCheck
+from mailward.dns.service import domain_check
 
 __all__ = [
     "MAX_LISTED",
@@ -259,6 +260,6 @@ async def cutover_readiness(
     addresses = await domain_addresses(directory, actor, view.name)
     check = None
     if not (view.hosting and is_switched(servers, settings.hosting_host)):
-        check = await check_domain(settings, view.name, hosted=False, dkim=None)
+        check = await domain_check(directory, settings, actor, view.name, hosted=False)
     return evaluate(view.name, hosting=view.hosting, servers=servers,
                     hosting_host=settings.hosting_host, addresses=addresses, check=check)

@@ -71,19 +71,22 @@ async def domain_records(
 
 async def domain_check(
     directory: Directory, settings: Settings, actor: Actor, domain: str, *,
-    now: datetime | None = None,
+    now: datetime | None = None, hosted: bool | None = None,
 ) -> DomainCheck:
     """The DNS checklist of ``actor``'s ``domain`` (raises NotFound if not theirs).
 
     Every MX answer seen is added to the domain's history (:mod:`mailward.dns.history`),
     which gives the previous answer, hence when every cache has the new one. ``now`` is the
-    time of the check (tests pass their own).
+    time of the check (tests pass their own); ``hosted`` overrides the domain's hosting
+    flag (the cut-over check looks at a domain as filtering-only).
     """
     view = await directory.domains.get(actor, domain)
+    if hosted is None:
+        hosted = view.hosting
     dkim = None
-    if view.hosting:
+    if hosted:
         dkim = dkim_key(await DkimService(directory.db).record(actor, view.name))
-    seen = await gather(settings, view.name, hosted=view.hosting, dkim=dkim)
+    seen = await gather(settings, view.name, hosted=hosted, dkim=dkim)
     when = utcnow() if now is None else now
     prior = await _remember(directory.db, settings, view.name, seen, when)
     return evaluate(settings, seen, previous=prior, now=when)

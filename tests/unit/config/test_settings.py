@@ -110,3 +110,24 @@ def test_plaintext_logins_are_for_loopback_only() -> None:
     assert load_settings(allow_plaintext_auth=True).allow_plaintext_auth
     with pytest.raises(ConfigError, match="allow_plaintext_auth: only when bind is a loopback"):
         load_settings(allow_plaintext_auth=True, bind="0.0.0.0")
+
+
+def test_toml_tables_prefix_their_keys(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "site.toml"
+    config.write_text(
+        'hosting_host = "mail.example.org"\n'
+        '[dns]\nnameservers = ["127.0.0.2", "127.0.0.3:5353"]\nauthoritative_port = 5300\n'
+        'recheck_interval_seconds = 3600\n'
+        '[port]\nweb = 9000\n'
+    )
+    monkeypatch.setenv("MAILWARD_CONFIG", str(config))
+    settings = load_settings()
+    assert settings.dns_nameservers == ["127.0.0.2", "127.0.0.3:5353"]
+    assert settings.dns_authoritative_port == 5300
+    assert settings.dns_recheck_interval_seconds == 3600
+    assert (settings.port_web, settings.hosting_host) == (9000, "mail.example.org")
+    monkeypatch.setenv("MAILWARD_DNS_NAMESERVERS", "127.0.0.9")  # the environment still wins
+    assert load_settings().dns_nameservers == ["127.0.0.9"]
+    config.write_text("[dns]\nnamesevers = ['127.0.0.2']\n")
+    with pytest.raises(ConfigError, match="dns_namesevers"):
+        load_settings()
