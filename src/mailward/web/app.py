@@ -19,9 +19,9 @@ from mailward.directory import Directory
 from mailward.web.api import API_PATH, BEARER, api_routers
 from mailward.web.autoconfig import autoconfig_handlers
 from mailward.web.context import DEPENDENCIES, STATE_KEY, WebContext
+from mailward.web.dnstools import tools_router
 from mailward.web.errors import EXCEPTION_HANDLERS
 from mailward.web.panel import index
-from mailward.web.tools import tools_router
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"

@@ -12,7 +12,7 @@ import pytest
 from dns_server import dns_server, silent_udp_server
 
 from mailward.config import Settings
-from mailward.web.tools import RATE_LIMIT
+from mailward.web.dnstools import RATE_LIMIT
 
 ZONE = """
 acme.example.      300 IN MX 20 mailfilter2.example.net.
