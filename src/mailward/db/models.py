@@ -399,3 +399,35 @@ class DomainDnsStatus(Base):
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     next_check_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class WebSession(Base):
+    """A panel login session (Litestar server-side session data), shared by every web node."""
+
+    __tablename__ = "web_sessions"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[bytes] = mapped_column(LargeBinary)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+
+
+class AuditEntry(Base):
+    """One change made through the panel, the API or the CLI: who, what, when, from where.
+
+    ``account_id`` is the account the change belongs to (``None``: operator-wide, e.g. a
+    new account); account admins read their account's entries, operators all of them.
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_account_at", "account_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"))
+    actor: Mapped[str] = mapped_column(String(254))  # the login of who did it
+    role: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(80))  # "web 192.0.2.7", "api ...", "cli"
+    action: Mapped[str] = mapped_column(String(64))  # e.g. "address.set-password"
+    target: Mapped[str] = mapped_column(String(320))  # what it was done to
+    detail: Mapped[str] = mapped_column(Text, default="")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from sqlalchemy import Select
@@ -21,6 +21,11 @@ class Actor:
     account_id: int | None = None
     user_id: int | None = None
     name: str = ""
+    source: str = ""  # where the request came from, for the audit log: "web 192.0.2.7", "cli"
+
+    def via(self, source: str) -> Actor:
+        """This actor, acting from ``source``."""
+        return replace(self, source=source)
 
     @classmethod
     def operator(cls, name: str = "operator", user_id: int | None = None) -> Actor:
