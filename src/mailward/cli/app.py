@@ -9,6 +9,7 @@ import typer
 
 from .accounts import account_app, token_app, user_app
 from .addresses import address_app
+from .audit import audit_app
 from .dns import dns_app
 from .domains import domain_app
 from .init import init
@@ -61,6 +62,7 @@ app.add_typer(address_app, name="address")
 app.add_typer(servers_app, name="servers")
 app.add_typer(queue_app, name="queue")
 app.add_typer(dns_app, name="dns")
+app.add_typer(audit_app, name="audit")
 
 
 def main() -> None:

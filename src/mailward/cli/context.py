@@ -27,6 +27,7 @@ T = TypeVar("T")
 Action = Callable[[Directory, Actor], Awaitable[T]]
 
 CLI_OPERATOR = "cli"
+CLI_SOURCE = "cli"  # where CLI changes come from, in the audit log
 
 AccountOption = Annotated[
     str | None,
@@ -65,7 +66,7 @@ async def _run(config: Settings, action: Action[T], account: str | None) -> T:
             actor = Actor.operator(CLI_OPERATOR)
         else:
             actor = await directory.accounts.actor_for(account)
-        return await action(directory, actor)
+        return await action(directory, actor.via(CLI_SOURCE))
     finally:
         await db.dispose()
 

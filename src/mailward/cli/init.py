@@ -86,7 +86,7 @@ async def _init(config: Settings) -> InitOutcome:
             return outcome
         password = _new_password(directory)
         user = await directory.accounts.create_user(
-            Actor.operator("init"), INITIAL_LOGIN, password
+            Actor.operator("init").via("cli"), INITIAL_LOGIN, password
         )
         outcome.login, outcome.password = user.login, password
         return outcome

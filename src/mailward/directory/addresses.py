@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailward.db import Database
 from mailward.db.models import Address, AddressKind, AddressList, Domain
 from mailward.directory.actor import Actor
+from mailward.directory.audit import record
 from mailward.directory.errors import Conflict, InvalidInput, NotFound
 from mailward.directory.normalize import (
     normalize_address,
@@ -56,6 +57,20 @@ class AddressFilter:
         if self.kind is not None:
             query = query.where(Address.kind == self.kind)
         return query
+
+
+def _dests(address: Address) -> str:
+    """Audit detail: the address's destinations after the change."""
+    return f"to {address.destinations or '-'}"
+
+
+def _described(criteria: AddressFilter) -> str:
+    """Audit target of a delete-matching: the search it was."""
+    parts = [f"search {criteria.search.strip()!r}"] if criteria.search.strip() else []
+    parts += [f"{name} {value}" for name, value in (
+        ("domain", criteria.domain), ("list", criteria.list and criteria.list.value),
+        ("kind", criteria.kind and criteria.kind.value)) if value]
+    return "matching " + (", ".join(parts) or "everything")
 
 
 def _require_pending(address: Address) -> None:
@@ -106,7 +121,7 @@ class AddressService:
             await self._set_password_hash(address, password, repeat)
             address.kind = AddressKind.MAILBOX
 
-        return await self._edit(actor, email, change)
+        return await self._edit(actor, email, change, "address.setup-mailbox")
 
     async def setup_forwarder(self, actor: Actor, email: str, destinations: str) -> AddressView:
         """Pending address → alias/forwarder with one or more destinations."""
@@ -116,7 +131,7 @@ class AddressService:
             address.destinations = parse_destinations(destinations, owner=address.email)
             address.kind = AddressKind.FORWARDER
 
-        return await self._edit(actor, email, change)
+        return await self._edit(actor, email, change, "address.setup-forwarder", _dests)
 
     async def set_password(
         self, actor: Actor, email: str, password: str, repeat: str
@@ -129,7 +144,7 @@ class AddressService:
                                "password (set it up as a mailbox first)")
             await self._set_password_hash(address, password, repeat)
 
-        return await self._edit(actor, email, change)
+        return await self._edit(actor, email, change, "address.set-password")
 
     async def set_destinations(self, actor: Actor, email: str, destinations: str) -> AddressView:
         """Change the destinations of a forwarder or auto-cc address."""
@@ -139,7 +154,7 @@ class AddressService:
                 raise Conflict(f"{address.email} is {address.kind.value}: it has no destinations")
             address.destinations = parse_destinations(destinations, owner=address.email)
 
-        return await self._edit(actor, email, change)
+        return await self._edit(actor, email, change, "address.set-destinations", _dests)
 
     async def set_autocc(self, actor: Actor, email: str, destinations: str) -> AddressView:
         """Give a mailbox auto-cc destinations (or change an auto-cc's destinations)."""
@@ -153,7 +168,7 @@ class AddressService:
             address.destinations = parse_destinations(destinations, owner=address.email)
             address.kind = AddressKind.AUTOCC
 
-        return await self._edit(actor, email, change)
+        return await self._edit(actor, email, change, "address.set-autocc", _dests)
 
     async def remove_autocc(self, actor: Actor, email: str) -> AddressView:
         """Drop an auto-cc's destinations: it becomes a plain mailbox."""
@@ -164,7 +179,7 @@ class AddressService:
             address.destinations = None
             address.kind = AddressKind.MAILBOX
 
-        return await self._edit(actor, email, change)
+        return await self._edit(actor, email, change, "address.remove-autocc")
 
     async def set_list(self, actor: Actor, email: str, list_: AddressList) -> AddressView:
         """Move an address to the Filter or the Do Not Filter list."""
@@ -172,7 +187,8 @@ class AddressService:
         async def change(address: Address) -> None:
             address.list = list_
 
-        return await self._edit(actor, email, change)
+        return await self._edit(actor, email, change, "address.move",
+                                lambda address: f"to {list_.value}")
 
     async def set_quota(self, actor: Actor, email: str, quota_bytes: int | None) -> AddressView:
         actor.require_operator("change quotas")
@@ -182,7 +198,9 @@ class AddressService:
         async def change(address: Address) -> None:
             address.quota_bytes = quota_bytes
 
-        return await self._edit(actor, email, change)
+        return await self._edit(
+            actor, email, change, "address.quota",
+            lambda address: "unlimited" if quota_bytes is None else f"{quota_bytes} bytes")
 
     # -- deleting ------------------------------------------------------------------------
 
@@ -198,14 +216,18 @@ class AddressService:
         if not wanted:
             raise InvalidInput("no addresses given")
         async with self.db.session() as session:
-            query = actor.scope(select(Address.email).where(Address.email.in_(wanted)),
-                                Address.account_id)
-            found = set(await session.scalars(query))
+            query = actor.scope(
+                select(Address.email, Address.account_id).where(Address.email.in_(wanted)),
+                Address.account_id,
+            )
+            found = dict((await session.execute(query)).tuples().all())
             missing = [email for email in wanted if email not in found]
             if missing:
                 raise NotFound(f"no address {missing[0]!r}"
                                + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
             await session.execute(delete(Address).where(Address.email.in_(wanted)))
+            for email in wanted:
+                record(session, actor, "address.delete", email, account_id=found[email])
             await session.commit()
             return wanted
 
@@ -220,19 +242,29 @@ class AddressService:
         async with self.db.session() as session:
             ids = select(Address.id)
             subquery = criteria.apply(ids, actor).scalar_subquery()
+            per_account = (await session.execute(
+                select(Address.account_id, func.count(Address.id))
+                .where(Address.id.in_(subquery)).group_by(Address.account_id)
+            )).tuples().all()
             result = await session.execute(delete(Address).where(Address.id.in_(subquery)))
+            for account_id, count in per_account:  # one entry per account it touched
+                record(session, actor, "address.delete-matching", _described(criteria),
+                       account_id=account_id, detail=f"{count} address(es) deleted")
             await session.commit()
             return int(result.rowcount or 0)
 
     # -- helpers -------------------------------------------------------------------------
 
     async def _edit(
-        self, actor: Actor, email: str, change: Callable[[Address], Awaitable[None]]
+        self, actor: Actor, email: str, change: Callable[[Address], Awaitable[None]],
+        action: str, detail: Callable[[Address], str] | None = None,
     ) -> AddressView:
-        """Find the caller's address, apply ``change`` (which may refuse), commit."""
+        """Find the caller's address, apply ``change`` (which may refuse), audit, commit."""
         async with self.db.session() as session:
             address = await self._find(session, actor, email)
             await change(address)
+            record(session, actor, action, address.email, account_id=address.account_id,
+                   detail=detail(address) if detail is not None else "")
             await session.commit()
             return AddressView.of(address)
 

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailward.db import Database
 from mailward.db.models import Address, AddressKind, AddressList, Domain
 from mailward.directory.actor import Actor
+from mailward.directory.audit import record
 from mailward.directory.bulk import BulkLine, parse_bulk, single_line
 from mailward.directory.errors import InvalidInput
 from mailward.directory.normalize import domain_of
@@ -103,7 +104,7 @@ class BulkAddService:
         progress: Callable[[int], None] | None = None,
     ) -> BulkResult:
         """Apply a bulk submission in one transaction; ``progress`` gets lines done."""
-        return await self._apply(actor, parse_bulk(lines), list_, progress)
+        return await self._apply(actor, parse_bulk(lines), list_, progress, single=False)
 
     async def add_one(
         self,
@@ -116,7 +117,7 @@ class BulkAddService:
     ) -> LineResult:
         """Add (or move) a single address: the same rules as one bulk line."""
         line = single_line(email, password=password, destinations=destinations)
-        result = await self._apply(actor, iter([line]), list_, None)
+        result = await self._apply(actor, iter([line]), list_, None, single=True)
         return result.results[0]
 
     async def _apply(
@@ -125,6 +126,8 @@ class BulkAddService:
         parsed: Iterator[BulkLine],
         list_: AddressList,
         progress: Callable[[int], None] | None,
+        *,
+        single: bool,
     ) -> BulkResult:
         """Write chunk after chunk; the next chunk's passwords hash while this one writes."""
         result = BulkResult(list_)
@@ -151,6 +154,7 @@ class BulkAddService:
                     if pending is not None:
                         pending.hashes.cancel()
                 raise
+            _audit(session, actor, result, domains, single=single)
             await session.commit()
         return result
 
@@ -316,6 +320,33 @@ class BulkAddService:
             *(self.passwords.hash_async(ln.password) for ln in with_password if ln.password)
         )
         return {ln.number: h for ln, h in zip(with_password, hashed, strict=True)}
+
+
+MAX_TARGET_DOMAINS = 5
+
+
+def _audit(session: AsyncSession, actor: Actor, result: BulkResult,
+           domains: dict[str, tuple[int, int]], *, single: bool) -> None:
+    """One audit entry for the whole submission (none when every line was refused)."""
+    applied = [r for r in result.results if r.status is not LineStatus.INVALID]
+    if not applied:
+        return
+    touched = sorted({domain_of(r.address) for r in applied if r.address})
+    accounts = {domains[name][1] for name in touched if name in domains}
+    account_id = actor.account_id if actor.account_id is not None else (
+        next(iter(accounts)) if len(accounts) == 1 else None)
+    if single:
+        line = applied[0]
+        kind = line.kind.value if line.kind else "-"
+        record(session, actor, "address.add", line.address or line.input,
+               account_id=account_id, detail=f"{line.status.value} ({kind}) on {result.list.value}")
+        return
+    target = ", ".join(touched)
+    if len(touched) > MAX_TARGET_DOMAINS or len(target) > 320:
+        target = f"{len(result.results)} lines"
+    counts = ", ".join(f"{name} {count}" for name, count in result.counts.items())
+    record(session, actor, "address.bulk-add", target, account_id=account_id,
+           detail=f"{len(result.results)} lines to {result.list.value}: {counts}")
 
 
 def _merged_kind(current: AddressKind, wanted: AddressKind) -> tuple[AddressKind, str | None]:

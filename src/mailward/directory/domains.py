@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from mailward.db import Database
 from mailward.db.models import Account, Address, Domain
 from mailward.directory.actor import Actor
+from mailward.directory.audit import record
 from mailward.directory.errors import Conflict, NotFound
 from mailward.directory.normalize import normalize_domain
 from mailward.directory.views import DomainView
@@ -36,7 +37,10 @@ class DomainService:
             session.add(domain)
             try:
                 await session.flush()
-                await dkim_keys.DkimService.add_key(session, domain, keypair=keypair)
+                key = await dkim_keys.DkimService.add_key(session, domain, keypair=keypair)
+                record(session, actor, "domain.create", domain_name, account_id=owner.id,
+                       detail=f"account {owner.name}, hosting {'on' if hosting else 'off'}, "
+                              f"DKIM selector {key.selector}")
                 await session.commit()
             except IntegrityError:
                 raise Conflict(f"domain {domain_name} is already in use") from None
@@ -60,6 +64,8 @@ class DomainService:
         async with self.db.session() as session:
             domain, owner = await self._find(session, actor, name)
             domain.hosting = hosting
+            record(session, actor, "domain.hosting", domain.name, account_id=domain.account_id,
+                   detail="on" if hosting else "off")
             await session.commit()
             return DomainView.of(domain, owner)
 
@@ -76,6 +82,8 @@ class DomainService:
             )
             if count and not force:
                 raise Conflict(f"domain {domain.name} still has {count} address(es)")
+            record(session, actor, "domain.delete", domain.name, account_id=domain.account_id,
+                   detail=f"with {count} address(es)")
             await session.delete(domain)
             await session.commit()
             return count

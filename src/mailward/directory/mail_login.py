@@ -16,6 +16,7 @@ from mailward.db import Address, AddressKind, Database
 from mailward.directory.accounts import DUMMY_HASH
 from mailward.directory.actor import Actor
 from mailward.directory.addresses import AddressService
+from mailward.directory.audit import record
 from mailward.directory.auth_limit import AuthLimiter
 from mailward.directory.errors import InvalidInput
 from mailward.directory.normalize import normalize_address
@@ -115,6 +116,12 @@ class MailLogin:
                      email: str) -> LoginLockView:
         """Forget an address's failed logins (its admin vouches for the user)."""
         view = await addresses.get(actor, email)
+        async with self.db.session() as session:
+            account_id = await session.scalar(
+                select(Address.account_id).where(Address.email == view.email))
+            record(session, actor, "address.unlock-login", view.email, account_id=account_id,
+                   detail=f"was locked for {self.locked(view.email)} s")
+            await session.commit()
         self.limiter.clear(f"mailbox:{view.email}")
         log.info("%s cleared the login lock of %s", actor.name or "an admin", view.email)
         return LoginLockView(view.email, self.locked(view.email))

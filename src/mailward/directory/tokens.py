@@ -12,6 +12,7 @@ from mailward.db import Database
 from mailward.db.models import ApiToken, User
 from mailward.directory.accounts import actor_of
 from mailward.directory.actor import Actor
+from mailward.directory.audit import record
 from mailward.directory.errors import NotFound
 from mailward.directory.views import TokenInfo, TokenView
 
@@ -39,6 +40,9 @@ class TokenService:
                 user_id=user.id, name=name.strip()[:100] or "api", token_hash=hash_token(token)
             )
             session.add(row)
+            await session.flush()
+            record(session, actor, "token.create", user.login, account_id=user.account_id,
+                   detail=f"token {row.id} ({row.name})")
             await session.commit()
             return TokenView(row.id, row.name, user.login, token)
 
@@ -62,6 +66,10 @@ class TokenService:
             row = await session.get(ApiToken, token_id)
             if row is None or not (actor.is_operator or row.user_id == actor.user_id):
                 raise NotFound(f"no token {token_id}")
+            owner = await session.get(User, row.user_id)
+            record(session, actor, "token.revoke", owner.login if owner else f"user {row.user_id}",
+                   account_id=owner.account_id if owner else None,
+                   detail=f"token {row.id} ({row.name})")
             await session.delete(row)
             await session.commit()
 

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from mailward.db.models import Account, Address, AddressKind, AddressList, Domain
+from mailward.db.models import Account, Address, AddressKind, AddressList, AuditEntry, Domain
 from mailward.directory.normalize import display_domain
 
 T = TypeVar("T")
@@ -95,6 +95,25 @@ class AddressView:
             used_bytes=address.used_bytes,
             needs_setup=address.kind is AddressKind.PENDING,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditView:
+    """One audit log entry: ``account`` is ``None`` for operator-wide changes."""
+
+    at: datetime
+    account: str | None
+    actor: str
+    role: str
+    source: str
+    action: str
+    target: str
+    detail: str
+
+    @classmethod
+    def of(cls, entry: AuditEntry, account: str | None) -> AuditView:
+        return cls(entry.at, account, entry.actor, entry.role, entry.source, entry.action,
+                   entry.target, entry.detail)
 
 
 @dataclass(frozen=True, slots=True)

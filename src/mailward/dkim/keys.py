@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailward.db import Database
 from mailward.db.models import DkimKey, Domain
 from mailward.directory.actor import Actor
+from mailward.directory.audit import record as record_change
 from mailward.directory.errors import Conflict, NotFound
 from mailward.directory.normalize import normalize_domain
 
@@ -203,6 +204,8 @@ class DkimService:
         async with self.db.session() as session:
             found = await self._find(session, actor, domain)
             key = await self.add_key(session, found, keypair=keypair)
+            record_change(session, actor, "dkim.rotate", found.name,
+                          account_id=found.account_id, detail=f"new selector {key.selector}")
             try:
                 await session.commit()
             except IntegrityError:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailward.db import Database, QueuedMessage, QueuedRecipient, QueueStatus
 from mailward.db.models import utcnow
 from mailward.directory.actor import Actor
+from mailward.directory.audit import record
 from mailward.directory.errors import InvalidInput, NotFound
 from mailward.directory.normalize import normalize_domain
 from mailward.directory.views import Page
@@ -115,13 +116,15 @@ class QueueService:
     async def retry(self, actor: Actor, queue_id: str) -> QueueMessageView:
         """Make the caller's waiting recipients of a message due now."""
         async with self.db.session() as session, session.begin():
-            _, rows = await self._message(session, actor, queue_id)
-            waiting = [r.id for r in rows if r.status is not QueueStatus.ACTIVE]
+            message, rows = await self._message(session, actor, queue_id)
+            waiting = [r for r in rows if r.status is not QueueStatus.ACTIVE]
             if waiting:
                 await session.execute(
-                    update(QueuedRecipient).where(QueuedRecipient.id.in_(waiting))
+                    update(QueuedRecipient)
+                    .where(QueuedRecipient.id.in_([r.id for r in waiting]))
                     .values(next_attempt_at=utcnow())
                 )
+                _audit(session, actor, "queue.retry", message.queue_id, waiting)
             await self.spool.wakeup.announce(session)
         self.spool.wakeup.local()
         return await self.show(actor, queue_id)
@@ -134,6 +137,7 @@ class QueueService:
             await session.execute(
                 delete(QueuedRecipient).where(QueuedRecipient.id.in_([r.id for r in rows]))
             )
+            _audit(session, actor, "queue.delete", message.queue_id, rows)
         await self.spool.remove_if_done(message.id, message.queue_id)
         return view
 
@@ -153,6 +157,17 @@ class QueueService:
         if message is None or not rows:
             raise NotFound(f"no queued message {queue_id.strip()!r}")
         return message, rows
+
+
+def _audit(session: AsyncSession, actor: Actor, action: str, queue_id: str,
+           rows: builtins.list[QueuedRecipient]) -> None:
+    """One entry per account whose recipients of the message were touched."""
+    by_account: dict[int | None, builtins.list[str]] = {}
+    for row in rows:
+        by_account.setdefault(row.account_id, []).append(row.recipient)
+    for account_id, recipients in by_account.items():
+        record(session, actor, action, queue_id, account_id=account_id,
+               detail=f"{len(recipients)} recipient(s): {', '.join(recipients)}")
 
 
 def _where_status(query, status: str):  # type: ignore[no-untyped-def]

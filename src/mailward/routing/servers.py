@@ -18,6 +18,7 @@ from mailward.config import Settings
 from mailward.db import Database
 from mailward.db.models import Domain, MailServer, QueuedRecipient, QueueStatus, utcnow
 from mailward.directory.actor import Actor
+from mailward.directory.audit import record
 from mailward.directory.errors import Conflict, InvalidInput, NotFound
 from mailward.directory.normalize import normalize_domain
 
@@ -132,6 +133,8 @@ class ServerService:
             row = MailServer(account_id=found.account_id, domain_id=found.id, host=host,
                              port=port, preference=preference)
             session.add(row)
+            record(session, actor, "server.add", found.name, account_id=found.account_id,
+                   detail=_described(host, port, preference))
             await self._commit_unique(session, host, port, found.name)
             return MailServerView.of(row, found.name)
 
@@ -143,6 +146,7 @@ class ServerService:
         async with self.db.session() as session:
             found = await self._domain(session, actor, domain)
             row = await self._server(session, found, server)
+            before = _described(row.host, row.port, row.preference)
             if host is not None:
                 new_host, new_port = parse_server(host)
                 self._refuse_own_mx(new_host)
@@ -153,6 +157,8 @@ class ServerService:
                 row.port = check_port(port)
             if preference is not None:
                 row.preference = check_preference(preference)
+            record(session, actor, "server.edit", found.name, account_id=found.account_id,
+                   detail=f"{before} -> {_described(row.host, row.port, row.preference)}")
             await self._commit_unique(session, row.host, row.port, found.name)
             return MailServerView.of(row, found.name)
 
@@ -161,6 +167,8 @@ class ServerService:
             found = await self._domain(session, actor, domain)
             row = await self._server(session, found, server)
             view = MailServerView.of(row, found.name)
+            record(session, actor, "server.delete", found.name, account_id=found.account_id,
+                   detail=_described(row.host, row.port, row.preference))
             await session.delete(row)
             await session.commit()
             return view
@@ -172,7 +180,13 @@ class ServerService:
             if not found.hosting:
                 raise Conflict(f"{found.name} has no hosting: an operator must switch hosting "
                                "on before its mail can be delivered to the hosting servers")
+            replaced = [_described(r.host, r.port, r.preference)
+                        for r in await self._views(session, found)]
             await session.execute(delete(MailServer).where(MailServer.domain_id == found.id))
+            record(session, actor, "hosting.auto-configure", found.name,
+                   account_id=found.account_id,
+                   detail=f"{_described(self.settings.hosting_host, DEFAULT_PORT, 0)}; replaced: "
+                          + (", ".join(replaced) or "none"))
             session.add(MailServer(account_id=found.account_id, domain_id=found.id,
                                    host=self.settings.hosting_host, port=DEFAULT_PORT,
                                    preference=0))
@@ -228,6 +242,11 @@ class ServerService:
         except IntegrityError:
             await session.rollback()
             raise Conflict(f"{domain} already lists mail server {host}:{port}") from None
+
+
+def _described(host: str, port: int, preference: int) -> str:
+    """A server as the audit log shows it: ``mx.example.net:25 preference 10``."""
+    return f"{server_address(host, port)} preference {preference}"
 
 
 async def _release_held(session: AsyncSession, domain: str) -> None:

@@ -41,7 +41,8 @@ async def require_token(
     actor = await context_of(connection).directory.tokens.actor_for(token)
     if actor is None:
         raise NotAuthorizedException("unknown or revoked token", headers=BEARER_CHALLENGE)
-    connection.state.actor = actor
+    client = connection.client.host if connection.client and connection.client.host else None
+    connection.state.actor = actor.via(f"api {client or 'unknown'}")
 
 
 def _actor(request: Request[Any, Any, Any]) -> Actor:

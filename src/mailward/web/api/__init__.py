@@ -7,6 +7,7 @@ from litestar import Router
 from mailward.web.api.accounts import AccountController
 from mailward.web.api.address_edit import AddressEditController
 from mailward.web.api.addresses import AddressController
+from mailward.web.api.audit import AuditController
 from mailward.web.api.auth import issue_token, me
 from mailward.web.api.dns import DnsLookupController, DnsRecordsController, DnsStatusController
 from mailward.web.api.domains import DomainController
@@ -33,6 +34,7 @@ def api_routers() -> list[Router]:
             AddressController,
             AddressEditController,
             QueueController,
+            AuditController,
             DnsLookupController,
             DnsRecordsController,
             DnsStatusController,
