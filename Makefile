@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
+# The browser tests drive Debian's Chromium (scripts/ensure-browser); Playwright never
+# downloads one.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+
 .PHONY: run test lint bench clean
 
 $(BIN)/python:
@@ -25,6 +29,7 @@ test: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench
 	scripts/ensure-postgres
 	scripts/ensure-mail-clients
+	scripts/ensure-browser
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed-dev
