@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     hosting_host: str = "mail.example.net"
     webmail_host: str = "webmail.example.net"
     public_url: str | None = None
+    web_secret: SecretStr | None = None
+    """Signs the panel's CSRF tokens; unset → generated once into the data dir. Several web
+    nodes must share one."""
 
     default_quota_mb: int = Field(2048, ge=0)
     password_min_length: int = Field(8, ge=6, le=128)

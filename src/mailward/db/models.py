@@ -126,6 +126,10 @@ class User(Base):
         ForeignKey("accounts.id", ondelete="CASCADE"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # optional two-factor login (RFC 6238 TOTP): the base32 secret, and the last time step
+    # a code was accepted for (a code is good once)
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ApiToken(Base):

@@ -11,14 +11,17 @@ from mailward.db import Database
 from mailward.directory.accounts import AccountService
 from mailward.directory.actor import Actor
 from mailward.directory.addresses import AddressFilter, AddressService
+from mailward.directory.audit import AuditService, record
 from mailward.directory.auth_limit import AuthLimiter
 from mailward.directory.bulk_add import BulkAddService, BulkResult, LineResult, LineStatus
 from mailward.directory.domains import DomainService
 from mailward.directory.errors import Conflict, DirectoryError, Forbidden, InvalidInput, NotFound
 from mailward.directory.lookup import Recipient, RecipientLookup, Verdict
 from mailward.directory.mail_login import LoginResult, MailLogin
+from mailward.directory.mailbox_self import MailboxSelfService
 from mailward.directory.passwords import Passwords
 from mailward.directory.tokens import TokenService
+from mailward.directory.two_factor import TwoFactorService
 
 
 class Directory:
@@ -35,6 +38,9 @@ class Directory:
         self.addresses = AddressService(db, self.passwords)
         self.bulk = BulkAddService(db, self.passwords, quota)
         self.recipients = RecipientLookup(db)
+        self.audit = AuditService(db)
+        self.two_factor = TwoFactorService(db)
+        self.mailbox_self = MailboxSelfService(db, self.passwords)
         # One brute-force limiter per process: web, POP3, IMAP and submission logins.
         self.limiter = AuthLimiter(settings.auth_failures_per_window,
                                    settings.auth_window_seconds)
@@ -55,6 +61,7 @@ class Directory:
 __all__ = [
     "Actor",
     "AddressFilter",
+    "AuditService",
     "BulkResult",
     "Conflict",
     "Directory",
@@ -66,5 +73,7 @@ __all__ = [
     "LoginResult",
     "NotFound",
     "Recipient",
+    "TwoFactorService",
     "Verdict",
+    "record",
 ]

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from mailward.db import Database
 from mailward.db.models import Account, Domain, Role, User
 from mailward.directory.actor import Actor
+from mailward.directory.audit import record
 from mailward.directory.errors import Conflict, InvalidInput, NotFound
 from mailward.directory.passwords import Passwords
 from mailward.directory.views import AccountView, UserView
@@ -36,6 +37,7 @@ class AccountService:
         async with self.db.session() as session:
             account = Account(name=_account_name(name))
             session.add(account)
+            record(session, actor, "account.create", account.name, account_id=None)
             try:
                 await session.commit()
             except IntegrityError:
@@ -76,6 +78,7 @@ class AccountService:
             )
             if domains:
                 raise Conflict(f"account {name!r} still owns {domains} domain(s)")
+            record(session, actor, "account.delete", account.name, account_id=None)
             await session.delete(account)
             await session.commit()
 
@@ -95,7 +98,7 @@ class AccountService:
         if not login or len(login) > 254 or any(c.isspace() for c in login):
             raise InvalidInput("login must be 1-254 characters without spaces")
         async with self.db.session() as session:
-            account_id = None
+            account_id, found_name = None, None
             if account is None:
                 actor.require_operator("create operator users")
                 role = Role.OPERATOR
@@ -106,7 +109,7 @@ class AccountService:
                 found = await session.scalar(query)
                 if found is None:
                     raise NotFound(f"no account {account!r}")
-                account_id, role = found.id, Role.ACCOUNT_ADMIN
+                account_id, found_name, role = found.id, found.name, Role.ACCOUNT_ADMIN
             self.passwords.check_new(password, repeat, address=login)
             user = User(
                 login=login,
@@ -115,11 +118,19 @@ class AccountService:
                 account_id=account_id,
             )
             session.add(user)
+            record(session, actor, "user.create", login, account_id=account_id,
+                   detail=role.value if found_name is None else f"{role.value} of {found_name}")
             try:
                 await session.commit()
             except IntegrityError:
                 raise Conflict(f"user {login!r} already exists") from None
             return UserView(user.id, user.login, user.role.value, account)
+
+    async def actor_by_id(self, user_id: int) -> Actor | None:
+        """The actor of user ``user_id`` (a panel session's user), if it still exists."""
+        async with self.db.session() as session:
+            user = await session.get(User, user_id)
+            return None if user is None else actor_of(user)
 
     async def count_operators(self) -> int:
         async with self.db.session() as session:

@@ -13,7 +13,7 @@ from mailward.config import Settings
 from mailward.directory import Directory
 from mailward.web import create_app
 
-DESCRIPTION = "panel /, API /api/v1, OpenAPI /api/v1/openapi.json"
+DESCRIPTION = "panel /panel, API /api/v1, OpenAPI /api/v1/openapi.json"
 GRACEFUL_SHUTDOWN_SECONDS = 30
 
 

@@ -10,6 +10,7 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.flash import FlashConfig, FlashPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
@@ -21,7 +22,9 @@ from mailward.web.autoconfig import autoconfig_handlers
 from mailward.web.context import DEPENDENCIES, STATE_KEY, WebContext
 from mailward.web.dnstools import tools_router
 from mailward.web.errors import EXCEPTION_HANDLERS
-from mailward.web.panel import index
+from mailward.web.home import index
+from mailward.web.panel import panel_handlers
+from mailward.web.sessions import SESSION_STORE, DatabaseStore, csrf_config, session_config
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -60,9 +63,11 @@ def openapi_config() -> OpenAPIConfig:
 def create_app(directory: Directory, settings: Settings) -> Litestar:
     """Build the web app over ``directory``; logins share the directory's limiter."""
     limiter = directory.limiter
+    templates = TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine)
     return Litestar(
         route_handlers=[
             index,
+            *panel_handlers(),
             tools_router(),
             *autoconfig_handlers(),
             create_static_files_router(path="/static", directories=[STATIC],
@@ -72,7 +77,11 @@ def create_app(directory: Directory, settings: Settings) -> Litestar:
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi_config(),
-        template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
+        template_config=templates,
+        middleware=[session_config(settings).middleware],
+        csrf_config=csrf_config(settings),
+        stores={SESSION_STORE: DatabaseStore(directory.db)},
+        plugins=[FlashPlugin(FlashConfig(template_config=templates))],
         state=State({STATE_KEY: WebContext(directory, settings, limiter)}),
         logging_config=None,  # the process (``mailward serve``) owns logging, not the app
     )

@@ -1,4 +1,4 @@
-"""``GET /``: a small server-rendered page naming the service and the operator's hosts."""
+"""``GET /``: the public home page naming the service and the operator's hosts."""
 
 from __future__ import annotations
 

@@ -12,17 +12,25 @@ from litestar.params import JSONBody
 from mailward.directory.views import TokenView
 from mailward.web.api.schemas import ErrorOut, MeOut, TokenRequest, errors
 from mailward.web.context import ActorDep, DirectoryDep, WebDep
+from mailward.web.login import (
+    LoginFailed,
+    LoginThrottled,
+    code_login,
+    needs_code,
+    password_login,
+)
 
 MAX_LOGIN_BODY = 16 * 1024
-MAX_LOGIN_KEY = 254  # the longest login there can be; keeps limiter keys small
 
 
 @post(
     "/auth/token",
     tags=["auth"],
     summary="Exchange a login and password for an API token",
-    description="The token is shown once. After repeated failures from one client or for "
-    "one login, attempts are refused with 429 and Retry-After, even with the right password.",
+    description="The token is shown once. A user with two-factor login on also sends "
+    "`code` (the authenticator's current code). After repeated failures from one client or "
+    "for one login, attempts are refused with 429 and Retry-After, even with the right "
+    "password.",
     responses={
         **errors(429),
         401: ResponseSpec(data_container=ErrorOut, description="wrong login or password"),
@@ -33,19 +41,16 @@ async def issue_token(
     data: JSONBody[TokenRequest], request: Request[Any, Any, Any], web: WebDep
 ) -> TokenView:
     client = request.client.host if request.client else "unknown"
-    keys = (f"ip:{client}", f"login:{data.login.strip().lower()[:MAX_LOGIN_KEY]}")
-    wait = web.limiter.retry_after(*keys)
-    if wait:
+    try:
+        actor = await password_login(web, data.login, data.password, client)
+        if await needs_code(web, actor):
+            await code_login(web, actor, data.code or "", client)
+    except LoginThrottled as exc:
         raise TooManyRequestsException(
-            f"too many failed logins; try again in {wait} s",
-            headers={"Retry-After": str(wait)},
-        )
-    attempt = web.limiter.fail(*keys)  # counts until proven right: no racing past the limit
-    actor = await web.directory.accounts.authenticate(data.login, data.password)
-    if actor is None:
-        raise NotAuthorizedException("wrong login or password")
-    web.limiter.forgive(attempt, *keys)
-    token = await web.directory.tokens.create(actor, data.login, data.name)
+            str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
+    except LoginFailed as exc:
+        raise NotAuthorizedException(str(exc)) from None
+    token = await web.directory.tokens.create(actor.via(f"api {client}"), data.login, data.name)
     return token
 
 

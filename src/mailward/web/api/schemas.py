@@ -36,6 +36,7 @@ class TokenRequest(Request):
     login: str
     password: str
     name: str = "api"
+    code: str | None = None  # the current two-factor code, for users who turned it on
 
 
 class AccountCreate(Request):

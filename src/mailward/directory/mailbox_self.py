@@ -1,0 +1,54 @@
+"""What a mailbox user may do for themselves in the panel (logged in with their address and
+mailbox password): see their mailbox and quota, change their own password (giving the
+current one). Nothing else of the account is reachable this way."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from mailward.db import Database
+from mailward.db.models import Address
+from mailward.directory.actor import Actor
+from mailward.directory.audit import record
+from mailward.directory.errors import InvalidInput, NotFound
+from mailward.directory.mail_login import CAN_LOG_IN
+from mailward.directory.passwords import Passwords
+from mailward.directory.views import AddressView
+
+__all__ = ["MailboxSelfService"]
+
+
+class MailboxSelfService:
+    def __init__(self, db: Database, passwords: Passwords) -> None:
+        self.db = db
+        self.passwords = passwords
+
+    async def view(self, mailbox: str) -> AddressView:
+        async with self.db.session() as session:
+            return AddressView.of(await self._mailbox(session, mailbox))
+
+    async def change_password(self, mailbox: str, current: str, password: str, repeat: str,
+                              *, source: str) -> None:
+        """Set a new password after checking the current one (a stolen session alone
+        cannot take the mailbox over)."""
+        async with self.db.session() as session:
+            address = await self._mailbox(session, mailbox)
+            if not address.password_hash or not await self.passwords.verify_async(
+                    address.password_hash, current):
+                raise InvalidInput("the current password is not right")
+            self.passwords.check_new(password, repeat, address=address.email)
+            address.password_hash = await self.passwords.hash_async(password)
+            # the audit log names the mailbox user; this actor exists only for the entry
+            who = Actor.for_account(address.account_id, address.email).via(
+                f"{source} (mailbox user)")
+            record(session, who, "address.set-password", address.email,
+                   account_id=address.account_id, detail="by the mailbox user")
+            await session.commit()
+
+    @staticmethod
+    async def _mailbox(session: object, mailbox: str) -> Address:
+        address = await session.scalar(  # type: ignore[attr-defined]
+            select(Address).where(Address.email == mailbox))
+        if address is None or address.kind not in CAN_LOG_IN:
+            raise NotFound("no such mailbox")
+        return address

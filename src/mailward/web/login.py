@@ -1,0 +1,92 @@
+"""Password login for the API and the panel: one brute-force limit for both (per client
+address and per login, the directory's limiter), the same answer for every failure."""
+
+from __future__ import annotations
+
+from mailward.directory import Actor
+from mailward.web.context import WebContext
+
+__all__ = [
+    "LoginFailed",
+    "LoginThrottled",
+    "code_login",
+    "needs_code",
+    "panel_login",
+    "password_login",
+]
+
+MAX_LOGIN_KEY = 254  # the longest login there can be; keeps limiter keys small
+
+
+class LoginFailed(Exception):
+    """Wrong login or password."""
+
+
+class LoginThrottled(Exception):
+    """Too many failures lately; ``retry_after`` seconds to wait."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed logins; try again in {retry_after} s")
+        self.retry_after = retry_after
+
+
+def _keys(login: str, client: str) -> tuple[str, str]:
+    return f"ip:{client}", f"login:{login.strip().lower()[:MAX_LOGIN_KEY]}"
+
+
+async def password_login(web: WebContext, login: str, password: str, client: str) -> Actor:
+    """The actor for ``login``/``password`` from ``client`` (raises on failure).
+
+    The second factor, if the user has one, is :func:`code_login`'s job.
+    """
+    keys = _keys(login, client)
+    wait = web.limiter.retry_after(*keys)
+    if wait:
+        raise LoginThrottled(wait)
+    attempt = web.limiter.fail(*keys)  # counts until proven right: no racing past the limit
+    actor = await web.directory.accounts.authenticate(login, password)
+    if actor is None:
+        raise LoginFailed("wrong login or password")
+    web.limiter.forgive(attempt, *keys)
+    return actor
+
+
+async def panel_login(web: WebContext, login: str, password: str,
+                      client: str) -> Actor | str:
+    """A panel login: a user (the actor), else a mailbox user (the address). A mailbox
+    login failure also counts against the mail protocols' limits (one limiter for POP3,
+    IMAP, submission and this)."""
+    keys = _keys(login, client)
+    wait = web.limiter.retry_after(*keys)
+    if wait:
+        raise LoginThrottled(wait)
+    attempt = web.limiter.fail(*keys)
+    actor = await web.directory.accounts.authenticate(login, password)
+    if actor is not None:
+        web.limiter.forgive(attempt, *keys)
+        return actor
+    mailbox = await web.directory.mail_login.authenticate(login, password, client, "web")
+    if mailbox.mailbox is not None:
+        web.limiter.forgive(attempt, *keys)
+        return mailbox.mailbox
+    if mailbox.retry_after:
+        raise LoginThrottled(mailbox.retry_after)
+    raise LoginFailed("wrong login or password")
+
+
+async def needs_code(web: WebContext, actor: Actor) -> bool:
+    return actor.user_id is not None and await web.directory.two_factor.enabled(actor.user_id)
+
+
+async def code_login(web: WebContext, actor: Actor, code: str, client: str) -> None:
+    """Check the two-factor code of ``actor`` (who gave the right password); wrong codes
+    count against the same limit as wrong passwords."""
+    keys = _keys(actor.name, client)
+    wait = web.limiter.retry_after(*keys)
+    if wait:
+        raise LoginThrottled(wait)
+    attempt = web.limiter.fail(*keys)
+    assert actor.user_id is not None
+    if not await web.directory.two_factor.verify(actor.user_id, code):
+        raise LoginFailed("wrong or used two-factor code")
+    web.limiter.forgive(attempt, *keys)

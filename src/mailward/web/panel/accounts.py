@@ -1,0 +1,102 @@
+"""Operator pages: every customer account, new accounts, new domains, hosting on/off."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Request, get, post
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+
+from mailward.directory import DirectoryError
+from mailward.web.panel.common import Form, account_url, page, redirect, user_of, web_of
+
+MAX_FORM = 16 * 1024
+
+
+def _operator(request: Request[Any, Any, Any]) -> None:
+    if not user_of(request).is_operator:
+        raise NotFoundException("no such page")  # account admins never see operator pages
+
+
+@get("/accounts", include_in_schema=False)
+async def accounts(request: Request[Any, Any, Any]) -> Template:
+    _operator(request)
+    return await _accounts_page(request)
+
+
+async def _accounts_page(
+    request: Request[Any, Any, Any], *, status: int = 200, error: str | None = None, form: str = ""
+) -> Template:
+    directory = web_of(request).directory
+    actor = user_of(request).actor
+    domains: dict[str, list[Any]] = {}
+    for domain in await directory.domains.list(actor):
+        domains.setdefault(domain.account, []).append(domain)
+    return page(
+        request,
+        "accounts.html",
+        status=status,
+        accounts=await directory.accounts.list(actor),
+        domains=domains,
+        error=error,
+        form=form,
+    )
+
+
+@post("/accounts", include_in_schema=False, request_max_body_size=MAX_FORM)
+async def create_account(
+    request: Request[Any, Any, Any], data: Annotated[dict[str, str], Form]
+) -> Template | Redirect:
+    _operator(request)
+    name = data.get("name", "")
+    try:
+        view = await web_of(request).directory.accounts.create(user_of(request).actor, name)
+    except DirectoryError as exc:
+        return await _accounts_page(request, status=exc.status, error=str(exc), form="account")
+    return redirect(request, account_url(view.name), f"account {view.name} created")
+
+
+@post("/accounts/{account:str}/domains", include_in_schema=False, request_max_body_size=MAX_FORM)
+async def create_domain(
+    request: Request[Any, Any, Any], account: FromPath[str], data: Annotated[dict[str, str], Form]
+) -> Template | Redirect:
+    _operator(request)
+    directory = web_of(request).directory
+    try:
+        view = await directory.domains.create(
+            user_of(request).actor, data.get("name", ""), account=account, hosting="hosting" in data
+        )
+    except DirectoryError as exc:
+        return await _accounts_page(request, status=exc.status, error=str(exc), form=account)
+    hosting = " with hosting" if view.hosting else ""
+    return redirect(
+        request, "/panel/accounts", f"domain {view.name} added to {view.account}{hosting}"
+    )
+
+
+@post(
+    "/accounts/{account:str}/domains/{domain:str}/hosting",
+    include_in_schema=False,
+    request_max_body_size=MAX_FORM,
+)
+async def set_hosting(
+    request: Request[Any, Any, Any],
+    account: FromPath[str],
+    domain: FromPath[str],
+    data: Annotated[dict[str, str], Form],
+) -> Redirect:
+    _operator(request)
+    directory = web_of(request).directory
+    actor = user_of(request).actor
+    current = await directory.domains.get(actor, domain)
+    if current.account != account:
+        raise NotFoundException("no such page")
+    on = data.get("hosting") == "on"
+    view = await directory.domains.set_hosting(actor, domain, on)
+    state = "on" if view.hosting else "off"
+    return redirect(request, "/panel/accounts", f"hosting for {view.name} is {state}")
+
+
+HANDLERS = [accounts, create_account, create_domain, set_hosting]

@@ -1,0 +1,170 @@
+"""Email Hosting (reference doc §1, §3): the account's domains → Domain Details → Mail
+Server Settings (list, add, edit, delete, Auto-Configure with confirmation), and each
+domain's DNS page (the check's checklist and the records to publish)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Request, get, post
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+
+from mailward.directory import DirectoryError
+from mailward.dns.service import domain_check, domain_records
+from mailward.web.panel.common import (
+    Form,
+    account_url,
+    page,
+    redirect,
+    scoped,
+    web_of,
+)
+
+MAX_FORM = 16 * 1024
+FormData = Annotated[dict[str, str], Form]
+
+
+@get("/accounts/{account:str}/hosting", include_in_schema=False)
+async def hosting(request: Request[Any, Any, Any], account: FromPath[str]) -> Template | Redirect:
+    """The account's domains; with only one, straight to its Domain Details."""
+    view, actor = await scoped(request, account)
+    domains = await web_of(request).directory.domains.list(actor)
+    base = account_url(view.name)
+    if len(domains) == 1:
+        return Redirect(f"{base}domains/{domains[0].name}", status_code=303)
+    return page(request, "hosting.html", account=view, account_base=base, domains=domains)
+
+
+async def _details(
+    request: Request[Any, Any, Any],
+    account: FromPath[str],
+    domain: FromPath[str],
+    template: str,
+    *,
+    status: int = 200,
+    **context: Any,
+) -> Template:
+    view, actor = await scoped(request, account)
+    web = web_of(request)
+    found = await web.directory.domains.get(actor, domain)  # 404 unless theirs
+    servers = await web.directory.servers.list(actor, found.name)
+    return page(
+        request,
+        template,
+        status=status,
+        account=view,
+        account_base=account_url(view.name),
+        domain=found,
+        servers=servers,
+        hosting_host=web.settings.hosting_host,
+        **context,
+    )
+
+
+@get("/accounts/{account:str}/domains/{domain:str}", include_in_schema=False)
+async def details(
+    request: Request[Any, Any, Any], account: FromPath[str], domain: FromPath[str]
+) -> Template:
+    return await _details(request, account, domain, "domain.html")
+
+
+@get("/accounts/{account:str}/domains/{domain:str}/servers", include_in_schema=False)
+async def servers(
+    request: Request[Any, Any, Any], account: FromPath[str], domain: FromPath[str]
+) -> Template:
+    return await _details(request, account, domain, "servers.html", error=None, form="")
+
+
+@post(
+    "/accounts/{account:str}/domains/{domain:str}/servers/{action:str}",
+    include_in_schema=False,
+    request_max_body_size=MAX_FORM,
+)
+async def change_servers(
+    request: Request[Any, Any, Any],
+    account: FromPath[str],
+    domain: FromPath[str],
+    action: FromPath[str],
+    data: FormData,
+) -> Template | Redirect:
+    """``add``, ``edit``, ``delete`` (asks first), ``auto-configure`` (asks first)."""
+    view, actor = await scoped(request, account)
+    service = web_of(request).directory.servers
+    here = f"{account_url(view.name)}domains/{domain}/servers"
+    confirmed = data.get("confirm") == "yes"
+    try:
+        if action == "add":
+            added = await service.add(
+                actor,
+                domain,
+                data.get("host", ""),
+                preference=data.get("preference", ""),
+                port=data.get("port") or None,
+            )
+            return redirect(request, here, f"{added.address} added (preference {added.preference})")
+        if action == "edit":
+            edited = await service.edit(
+                actor,
+                domain,
+                data.get("server", ""),
+                host=data.get("host") or None,
+                preference=data.get("preference") or None,
+                port=data.get("port") or None,
+            )
+            return redirect(
+                request, here, f"{edited.address} saved (preference {edited.preference})"
+            )
+        if action in ("delete", "auto-configure") and not confirmed:
+            return await _details(
+                request,
+                account,
+                domain,
+                "confirm_servers.html",
+                action=action,
+                server=data.get("server", ""),
+            )
+        if action == "delete":
+            gone = await service.delete(actor, domain, data.get("server", ""))
+            return redirect(request, here, f"{gone.address} deleted")
+        if action == "auto-configure":
+            await service.auto_configure_hosting(actor, domain)
+            return await _details(request, account, domain, "hosting_done.html")
+    except DirectoryError as exc:
+        if exc.status == 404:
+            raise
+        return await _details(
+            request, account, domain, "servers.html", status=exc.status, error=str(exc), form=action
+        )
+    return await _details(
+        request,
+        account,
+        domain,
+        "servers.html",
+        status=404,
+        error=f"unknown action {action!r}",
+        form="",
+    )
+
+
+@get("/accounts/{account:str}/domains/{domain:str}/dns", include_in_schema=False)
+async def dns(
+    request: Request[Any, Any, Any], account: FromPath[str], domain: FromPath[str]
+) -> Template:
+    """The records to publish, and the check of what is published (asks DNS now)."""
+    view, actor = await scoped(request, account)
+    web = web_of(request)
+    records = await domain_records(web.directory, web.settings, actor, domain)
+    check = await domain_check(web.directory, web.settings, actor, domain)
+    return page(
+        request,
+        "dns.html",
+        account=view,
+        account_base=account_url(view.name),
+        domain=await web.directory.domains.get(actor, domain),
+        records=records,
+        check=check,
+    )
+
+
+HANDLERS = [hosting, details, servers, change_servers, dns]

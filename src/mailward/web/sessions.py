@@ -1,0 +1,177 @@
+"""Panel sessions and CSRF: server-side session data in the database (so every web node
+sees every login, and logging out ends the session everywhere), the cookie flags, and the
+secret the CSRF tokens are signed with.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from litestar.config.csrf import CSRFConfig
+from litestar.connection import ASGIConnection
+from litestar.middleware.session.server_side import (
+    ServerSideSessionBackend,
+    ServerSideSessionConfig,
+)
+from litestar.stores.base import Store
+from sqlalchemy import delete, select
+
+from mailward.config import Settings
+from mailward.db import Database
+from mailward.db.models import WebSession, utcnow
+
+__all__ = [
+    "SESSION_STORE",
+    "DatabaseStore",
+    "csrf_config",
+    "new_session_id",
+    "session_config",
+    "web_secret",
+]
+
+SESSION_STORE = "sessions"
+SESSION_SECONDS = 8 * 3600  # idle lifetime of a panel login; every request renews it
+SECRET_FILE = "web-secret"
+# not panel pages: the API authenticates with bearer tokens (no ambient credential to
+# forge), the public tools and client set-up documents need no session
+NO_SESSION = ["^/api/", "^/static/", "^/tools/", "^/mail/config", "^/.well-known/",
+              "^/autodiscover/", "^/Autodiscover/"]
+
+
+def _expiry(expires_in: int | timedelta | None) -> datetime | None:
+    if expires_in is None:
+        return None
+    seconds = expires_in.total_seconds() if isinstance(expires_in, timedelta) else expires_in
+    return utcnow() + timedelta(seconds=seconds)
+
+
+class DatabaseStore(Store):
+    """Litestar's key-value store on the ``web_sessions`` table."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def set(self, key: str, value: str | bytes,
+                  expires_in: int | timedelta | None = None) -> None:
+        data = value.encode() if isinstance(value, str) else value
+        async with self.db.session() as session, session.begin():
+            row = await session.get(WebSession, key)
+            if row is None:
+                session.add(WebSession(key=key, value=data, expires_at=_expiry(expires_in)))
+            else:
+                row.value, row.expires_at = data, _expiry(expires_in)
+
+    async def get(self, key: str, renew_for: int | timedelta | None = None) -> bytes | None:
+        async with self.db.session() as session, session.begin():
+            row = await session.get(WebSession, key)
+            if row is None:
+                return None
+            if row.expires_at is not None and row.expires_at <= utcnow():
+                await session.delete(row)
+                return None
+            if renew_for is not None and row.expires_at is not None:
+                row.expires_at = _expiry(renew_for)
+            return row.value
+
+    async def delete(self, key: str) -> None:
+        async with self.db.session() as session, session.begin():
+            await session.execute(delete(WebSession).where(WebSession.key == key))
+
+    async def delete_all(self) -> None:
+        async with self.db.session() as session, session.begin():
+            await session.execute(delete(WebSession))
+
+    async def delete_expired(self) -> None:
+        async with self.db.session() as session, session.begin():
+            await session.execute(delete(WebSession).where(WebSession.expires_at <= utcnow()))
+
+    async def exists(self, key: str) -> bool:
+        return await self.get(key) is not None
+
+    async def expires_in(self, key: str) -> int | None:
+        async with self.db.session() as session:
+            expires_at = await session.scalar(
+                select(WebSession.expires_at).where(WebSession.key == key))
+        if expires_at is None:
+            return None
+        return max(int((expires_at - utcnow()).total_seconds()), 0)
+
+
+def web_secret(settings: Settings) -> str:
+    """``web_secret`` from the settings, else one generated once into the data dir (0600).
+
+    Several web nodes must share it: set ``MAILWARD_WEB_SECRET`` on each.
+    """
+    if settings.web_secret is not None:
+        return settings.web_secret.get_secret_value()
+    path = settings.data_dir / SECRET_FILE
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as out:
+        out.write(secret + "\n")
+    return secret
+
+
+def _behind_tls(settings: Settings) -> bool:
+    return (settings.public_url or "").lower().startswith("https://")
+
+
+_NEW_ID = "mailward.new_session_id"
+
+
+def new_session_id(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+    """Save this request's session under a fresh ID (on login: no session fixation)."""
+    connection.scope[_NEW_ID] = None  # type: ignore[literal-required]
+
+
+class _Backend(ServerSideSessionBackend):
+    """Litestar's backend, but a session ID is only ever one we issued: a cookie naming no
+    stored session, or a request that asked for :func:`new_session_id`, gets a new ID."""
+
+    async def load_from_connection(self, connection: ASGIConnection[Any, Any, Any, Any]
+                                   ) -> dict[str, Any]:
+        data = await super().load_from_connection(connection)
+        if not data:
+            new_session_id(connection)
+        return data
+
+    def get_session_id(self, connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+        scope: dict[str, Any] = connection.scope  # type: ignore[assignment]
+        if _NEW_ID not in scope:
+            return super().get_session_id(connection)
+        if scope[_NEW_ID] is None:
+            scope[_NEW_ID] = self.generate_session_id()
+        return str(scope[_NEW_ID])
+
+
+@dataclass
+class _Config(ServerSideSessionConfig):
+    _backend_class = _Backend
+
+
+def session_config(settings: Settings) -> ServerSideSessionConfig:
+    """HttpOnly, SameSite=Lax, Secure when the panel is served over TLS."""
+    return _Config(
+        store=SESSION_STORE, key="mailward_session", max_age=SESSION_SECONDS,
+        renew_on_access=True, httponly=True, samesite="lax", secure=_behind_tls(settings),
+        exclude=NO_SESSION)
+
+
+def csrf_config(settings: Settings) -> CSRFConfig:
+    """Double-submit CSRF tokens on every state-changing panel request."""
+    return CSRFConfig(
+        secret=web_secret(settings), cookie_name="mailward_csrf", cookie_samesite="lax",
+        cookie_secure=_behind_tls(settings), cookie_httponly=True,
+        exclude=["^/api/", "^/autodiscover/", "^/Autodiscover/"])

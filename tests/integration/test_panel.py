@@ -1,0 +1,224 @@
+"""The control panel over a real socket, as a browser without JavaScript uses it: login and
+sessions, CSRF, tenant isolation, and the reference doc's procedures on both backends."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from api_server import ALICE_PASSWORD, BOB_PASSWORD, OPERATOR_PASSWORD, running_server
+from panel_client import Panel, messages, rows
+
+from mailward.config import Settings
+from mailward.db.models import AddressList
+from mailward.directory import Actor, Directory
+
+pytestmark = pytest.mark.usefixtures("tenants_seeded")
+
+
+@pytest.fixture
+async def tenants_seeded(directory: Directory) -> None:
+    op = Actor.operator()
+    await directory.accounts.create_user(op, "root", OPERATOR_PASSWORD)
+    for account, domain, user, password in (
+            ("Acme", "acme.example", "alice@acme.example", ALICE_PASSWORD),
+            ("Globex", "globex.example", "bob@globex.example", BOB_PASSWORD)):
+        await directory.accounts.create(op, account)
+        await directory.domains.create(op, domain, account=account, hosting=True)
+        await directory.accounts.create_user(op, user, password, account=account)
+
+
+@pytest.fixture
+async def url(settings: Settings) -> AsyncIterator[str]:
+    async with running_server(settings) as url:
+        yield url
+
+
+@pytest.fixture
+async def alice(url: str) -> AsyncIterator[Panel]:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        panel = Panel(http)
+        await panel.login("alice@acme.example", ALICE_PASSWORD)
+        yield panel
+
+
+async def test_login_sessions_and_csrf(url: str) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        to_login = await http.get("/panel/accounts/Acme/addresses")
+        assert to_login.status_code == 303
+        assert to_login.headers["location"] == "/login?next=%2Fpanel%2Faccounts%2FAcme%2Faddresses"
+        panel = Panel(http)
+        form = await panel.get("/login")
+        assert 'name="_csrf_token"' in form
+        wrong = await panel.post("/login", {"login": "alice@acme.example", "password": "nope"},
+                                 status=401)
+        assert messages(wrong) == ["wrong login or password"]
+        # no CSRF token: refused before the password is even looked at
+        forged = await http.post("/login", data={"login": "alice@acme.example",
+                                                 "password": ALICE_PASSWORD})
+        assert forged.status_code == 403
+        landed = await http.post("/login", data={
+            "_csrf_token": panel.token, "login": "alice@acme.example",
+            "password": ALICE_PASSWORD, "next": "https://evil.example/"})
+        assert landed.status_code == 303 and landed.headers["location"] == "/panel"
+        cookie = next(v for k, v in landed.headers.multi_items()
+                      if k == "set-cookie" and v.startswith("mailward_session="))
+        assert "HttpOnly" in cookie and "samesite=lax" in cookie.lower() and "Secure" not in cookie
+        start = await http.get("/panel")
+        assert start.headers["location"] == "/panel/accounts/Acme/"
+        page = await panel.get("/panel/accounts/Acme/")
+        assert "alice@acme.example" in page and "acme.example" in page
+        await panel.post("/logout")
+        assert (await http.get("/panel/accounts/Acme/")).status_code == 303
+
+
+async def test_other_tenants_and_operator_pages_are_404(alice: Panel) -> None:
+    for path in ("/panel/accounts/Globex/", "/panel/accounts/Globex/addresses",
+                 "/panel/accounts/Acme/domains/globex.example",
+                 "/panel/accounts/Acme/domains/globex.example/servers",
+                 "/panel/accounts/Acme/addresses/bob@globex.example",
+                 "/panel/accounts", "/panel/accounts/Nobody/"):
+        page = await alice.get(path, status=404)
+        assert "Not found" in page
+    refused = await alice.post("/panel/accounts/Globex/addresses/add",
+                               {"lines": "x@globex.example", "list": "filter"}, status=404)
+    assert "Not found" in refused
+
+
+async def test_bulk_add_setup_autocc_and_delete_checked(alice: Panel, directory: Directory) -> None:
+    base = "/panel/accounts/Acme/"
+    lines = ("info@acme.example\nbob@acme.example|Secret-pass-9\n"
+             "sales@acme.example|anna@example.net|relay\nnot an address\n"
+             "x@globex.example\n")
+    results = await alice.post(f"{base}addresses/add", {"lines": lines, "list": "filter"})
+    assert "3 added, 0 moved to this list, 0 already on it, 2 not accepted" in results
+    assert [r[:2] for r in rows(results, "Not accepted")[0:0]] == []
+    assert "Continue" in results
+
+    listing = await alice.get(f"{base}addresses")
+    table = rows(listing, "addresses")
+    assert [r[1] for r in table] == ["bob@acme.example", "info@acme.example",
+                                     "sales@acme.example"]
+    assert "pending setup" in table[1][3]
+    assert 'class="pending" data-address="info@acme.example"' in listing
+
+    done = await alice.post(f"{base}addresses/info@acme.example/setup",
+                            {"mode": "mailbox", "password": "Long-pass-123",
+                             "repeat": "Long-pass-123"})
+    assert messages(done) == ["info@acme.example is set up as a mailbox"]
+    mismatch = await alice.post(f"{base}addresses/bob@acme.example/password",
+                                {"password": "Long-pass-123", "repeat": "other-pass-123"},
+                                status=400)
+    assert any("do not match" in m for m in messages(mismatch))
+
+    cc = await alice.post(f"{base}addresses/bob@acme.example/autocc",
+                          {"destinations": "boss@example.net"})
+    assert messages(cc) == ["auto-cc of bob@acme.example set"]
+    assert (await directory.addresses.get(Actor.operator(), "bob@acme.example")).destinations \
+        == ["boss@example.net"]
+    listing = await alice.get(f"{base}addresses")
+    assert "auto-cc → 1" in listing
+    removed = await alice.post(f"{base}addresses/bob@acme.example/remove-destination",
+                               {"destination": "boss@example.net"})
+    assert messages(removed) == ["boss@example.net removed from bob@acme.example"]
+    assert (await directory.addresses.get(Actor.operator(), "bob@acme.example")).kind.value \
+        == "mailbox"
+
+    confirm = await alice.post(f"{base}addresses/delete",
+                               {"email": ["info@acme.example", "sales@acme.example"]})
+    assert "Delete 2 addresses?" in confirm
+    assert (await directory.addresses.get(Actor.operator(), "info@acme.example")).email
+    deleted = await alice.post(f"{base}addresses/delete",
+                               {"email": ["info@acme.example", "sales@acme.example"],
+                                "confirm": "yes"})
+    assert messages(deleted) == ["deleted 2 addresses: info@acme.example, sales@acme.example"]
+    assert [r[1] for r in rows(deleted, "addresses")] == ["bob@acme.example"]
+
+
+async def test_mail_server_settings_and_auto_configure(alice: Panel,
+                                                       settings: Settings) -> None:
+    hosting = await alice.http.get("/panel/accounts/Acme/hosting")
+    assert hosting.headers["location"] == "/panel/accounts/Acme/domains/acme.example"
+    base = "/panel/accounts/Acme/domains/acme.example/servers"
+    added = await alice.post(f"{base}/add", {"host": "mx.acme-office.example", "preference": "10"})
+    assert messages(added) == ["mx.acme-office.example:25 added (preference 10)"]
+    bad = await alice.post(f"{base}/add", {"host": "mx2.acme.example", "preference": "x"},
+                           status=400)
+    assert messages(bad) and "preference" in messages(bad)[0]
+    ask = await alice.post(f"{base}/auto-configure")
+    assert "Auto-Configure Mail Server Settings?" in ask
+    assert rows(await alice.get(base), "mail servers")[0][0] == "mx.acme-office.example:25"
+    done = await alice.post(f"{base}/auto-configure", {"confirm": "yes"})
+    assert "Hosting setup done" in done
+    assert rows(await alice.get(base), "mail servers")[0][:2] == [
+        f"{settings.hosting_host}:25", "0"]
+
+
+async def test_panel_logins_share_the_api_limit(url: str, settings: Settings) -> None:
+    """Failures on the panel lock the login for the API too (one limiter), and the right
+    password is refused while locked."""
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        panel = Panel(http)
+        await panel.get("/login")
+        for _ in range(settings.auth_failures_per_window):
+            await panel.post("/login", {"login": "alice@acme.example", "password": "bad"},
+                             status=401)
+        locked = await panel.post("/login", {"login": "alice@acme.example",
+                                             "password": ALICE_PASSWORD}, status=429)
+        assert messages(locked)[0].startswith("too many failed logins; try again in ")
+        api = await http.post("/api/v1/auth/token", json={"login": "alice@acme.example",
+                                                          "password": ALICE_PASSWORD})
+        assert api.status_code == 429 and int(api.headers["retry-after"]) > 0
+
+
+async def test_audit_log_page_shows_own_changes_only(alice: Panel, url: str) -> None:
+    base = "/panel/accounts/Acme/"
+    await alice.post(f"{base}addresses/add", {"lines": "info@acme.example", "list": "filter"})
+    await alice.post(f"{base}addresses/info@acme.example/setup",
+                     {"mode": "forwarder", "destinations": "x@example.net"})
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:  # Globex changes too
+        bob = Panel(http)
+        await bob.login("bob@globex.example", BOB_PASSWORD)
+        await bob.post("/panel/accounts/Globex/addresses/add",
+                       {"lines": "sales@globex.example", "list": "filter"})
+    everything = rows(await alice.get(f"{base}audit"), "audit log")
+    assert {r[3] for r in everything} >= {"domain.create", "user.create"}  # the seeding
+    log = rows(await alice.get(f"{base}audit", who="alice"), "audit log")
+    assert [(r[1], r[2], r[3], r[4]) for r in log] == [
+        ("alice@acme.example", "web 127.0.0.1", "address.setup-forwarder", "info@acme.example"),
+        ("alice@acme.example", "web 127.0.0.1", "address.bulk-add", log[1][4]),
+    ]
+    assert "globex" not in " ".join(" ".join(r) for r in everything)
+    only = rows(await alice.get(f"{base}audit", action="address.setup"), "audit log")
+    assert [r[3] for r in only] == ["address.setup-forwarder"]
+    bad = await alice.get(f"{base}audit", status=400, since="yesterday")
+    assert messages(bad) == ["'yesterday' is not a date (YYYY-MM-DD)"]
+
+
+async def test_mailbox_user_sees_only_their_own_page(url: str, directory: Directory) -> None:
+    op = Actor.operator()
+    await directory.bulk.add_lines(op, ["carol@acme.example|Blue-sky-7788"],
+                                   AddressList.FILTER)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        carol = Panel(http)
+        landed = await carol.login("carol@acme.example", "Blue-sky-7788")
+        assert '<h1 class="mono">carol@acme.example</h1>' in landed
+        assert "0 % of 2048 MB used" in landed
+        for path in ("/panel/accounts/Acme/", "/panel/accounts/Acme/addresses",
+                     "/panel/accounts", "/panel/security"):
+            await carol.get(path, status=404)
+        wrong = await carol.post("/panel/me/password", {
+            "current": "guess", "password": "Green-sea-4455", "repeat": "Green-sea-4455"},
+            status=400)
+        assert messages(wrong) == ["the current password is not right"]
+        done = await carol.post("/panel/me/password", {
+            "current": "Blue-sky-7788", "password": "Green-sea-4455",
+            "repeat": "Green-sea-4455"})
+        assert messages(done) == ["password changed: use the new one in your mail programs too"]
+    login = await directory.mail_login.authenticate("carol@acme.example", "Green-sea-4455",
+                                                    "127.0.0.1", "imap")
+    assert login.mailbox == "carol@acme.example"
+    [entry] = (await directory.audit.search(op, who="carol")).items
+    assert (entry.action, entry.source) == ("address.set-password",
+                                            "web 127.0.0.1 (mailbox user)")
