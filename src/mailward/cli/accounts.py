@@ -17,15 +17,47 @@ from .prompt import PasswordStdinOption, new_password
 account_app = typer.Typer(help="Customer accounts (operator only).", no_args_is_help=True)
 user_app = typer.Typer(help="Users who log in to the panel and the API.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens for the JSON API.", no_args_is_help=True)
+reseller_app = typer.Typer(help="Resellers: they manage their own customers' accounts.",
+                           no_args_is_help=True)
 
 NameArg = Annotated[str, typer.Argument(metavar="NAME", help="Account name.")]
 
 
+ResellerOption = Annotated[
+    str | None,
+    typer.Option("--reseller", "-r", metavar="NAME", help="The reseller it belongs to.",
+                 show_default=False),
+]
+
+
 @account_app.command("add")
-def account_add(name: NameArg, json_: JsonOption = False) -> None:
-    """Create a customer account."""
-    view = run(lambda d, a: d.accounts.create(a, name))
+def account_add(name: NameArg, reseller: ResellerOption = None,
+                json_: JsonOption = False) -> None:
+    """Create a customer account (with --reseller, one that reseller manages)."""
+    view = run(lambda d, a: d.accounts.create(a, name, reseller=reseller))
     report(view, f"added account [bold]{esc(view.name)}[/]", json_)
+
+
+@reseller_app.command("add")
+def reseller_add(name: Annotated[str, typer.Argument(metavar="NAME", help="Reseller name.")],
+                 json_: JsonOption = False) -> None:
+    """Create a reseller (then: user add LOGIN --reseller NAME, account add --reseller)."""
+    view = run(lambda d, a: d.resellers.create(a, name))
+    report(view, f"added reseller [bold]{esc(view.name)}[/]", json_)
+
+
+@reseller_app.command("list")
+def reseller_list(json_: JsonOption = False) -> None:
+    """List resellers and how many accounts each has."""
+    views = run(lambda d, a: d.resellers.list(a))
+    if json_:
+        print_json(views)
+        return
+    table = Table("Reseller", "Accounts", "Created")
+    for view in views:
+        table.add_row(esc(view.name), str(view.accounts),
+                      view.created_at.strftime("%Y-%m-%d %H:%M"))
+    out().print(table)
 
 
 @account_app.command("list")
@@ -64,20 +96,24 @@ def user_add(
             show_default=False,
         ),
     ] = None,
+    reseller: ResellerOption = None,
     password_stdin: PasswordStdinOption = False,
     json_: JsonOption = False,
 ) -> None:
-    """Create a user: an operator, or with --account an admin of that account."""
+    """Create a user: an operator, with --account an admin of that account, with --reseller
+    a user of that reseller."""
     password, repeat = new_password(password_stdin)
 
     async def create(directory: Directory, actor: Actor) -> UserView:
         return await directory.accounts.create_user(
-            actor, login, password, account=account, repeat=repeat
+            actor, login, password, account=account, reseller=reseller, repeat=repeat
         )
 
     view = run(create)
     if json_:
         print_json(view)
+    elif reseller is not None:
+        out().print(f"added user [bold]{esc(view.login)}[/] of reseller [bold]{esc(reseller)}[/]")
     elif view.account is None:
         out().print(f"added operator user [bold]{esc(view.login)}[/]")
     else:

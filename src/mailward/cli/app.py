@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .accounts import account_app, token_app, user_app
+from .accounts import account_app, reseller_app, token_app, user_app
 from .addresses import address_app
 from .audit import audit_app
 from .dns import dns_app
@@ -57,6 +57,7 @@ app.command("serve")(serve)
 app.add_typer(account_app, name="account")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
+app.add_typer(reseller_app, name="reseller")
 app.add_typer(domain_app, name="domain")
 app.add_typer(address_app, name="address")
 app.add_typer(servers_app, name="servers")

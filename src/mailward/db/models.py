@@ -78,6 +78,7 @@ def _enum(cls: type[enum.Enum], name: str) -> Enum:
 class Role(enum.StrEnum):
     OPERATOR = "operator"
     ACCOUNT_ADMIN = "account-admin"
+    RESELLER = "reseller"  # manages the accounts of one reseller
 
 
 class AddressList(enum.StrEnum):
@@ -94,6 +95,16 @@ class AddressKind(enum.StrEnum):
     AUTOCC = "autocc"
 
 
+class Reseller(Base):
+    """A reseller: sells the service on, and manages its own customers' accounts."""
+
+    __tablename__ = "resellers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class Account(Base):
     """A customer account: owns domains, and through them addresses."""
 
@@ -102,18 +113,22 @@ class Account(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    reseller_id: Mapped[int | None] = mapped_column(
+        ForeignKey("resellers.id", ondelete="SET NULL"), index=True
+    )
 
     domains: Mapped[list[Domain]] = relationship(back_populates="account")
 
 
 class User(Base):
-    """Someone who logs in to the panel/API: an operator admin or an account admin."""
+    """Someone who logs in to the panel/API: an operator, a reseller or an account admin."""
 
     __tablename__ = "users"
     __table_args__ = (
         CheckConstraint(
-            "(role = 'operator' AND account_id IS NULL) OR "
-            "(role <> 'operator' AND account_id IS NOT NULL)",
+            "(role = 'operator' AND account_id IS NULL AND reseller_id IS NULL) OR "
+            "(role = 'reseller' AND account_id IS NULL AND reseller_id IS NOT NULL) OR "
+            "(role = 'account-admin' AND account_id IS NOT NULL AND reseller_id IS NULL)",
             name="role_account",
         ),
     )
@@ -124,6 +139,9 @@ class User(Base):
     role: Mapped[Role] = mapped_column(_enum(Role, "user_role"))
     account_id: Mapped[int | None] = mapped_column(
         ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    reseller_id: Mapped[int | None] = mapped_column(
+        ForeignKey("resellers.id", ondelete="CASCADE"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # optional two-factor login (RFC 6238 TOTP): the base32 secret, and the last time step

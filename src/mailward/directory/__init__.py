@@ -20,6 +20,7 @@ from mailward.directory.lookup import Recipient, RecipientLookup, Verdict
 from mailward.directory.mail_login import LoginResult, MailLogin
 from mailward.directory.mailbox_self import MailboxSelfService
 from mailward.directory.passwords import Passwords
+from mailward.directory.resellers import ResellerService
 from mailward.directory.tokens import TokenService
 from mailward.directory.two_factor import TwoFactorService
 
@@ -41,6 +42,7 @@ class Directory:
         self.audit = AuditService(db)
         self.two_factor = TwoFactorService(db)
         self.mailbox_self = MailboxSelfService(db, self.passwords)
+        self.resellers = ResellerService(db)
         # One brute-force limiter per process: web, POP3, IMAP and submission logins.
         self.limiter = AuthLimiter(settings.auth_failures_per_window,
                                    settings.auth_window_seconds)

@@ -6,9 +6,10 @@ import secrets
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailward.db import Database
-from mailward.db.models import Account, Domain, Role, User
+from mailward.db.models import Account, Domain, Reseller, Role, User
 from mailward.directory.actor import Actor
 from mailward.directory.audit import record
 from mailward.directory.errors import Conflict, InvalidInput, NotFound
@@ -32,12 +33,24 @@ class AccountService:
         self.db = db
         self.passwords = passwords
 
-    async def create(self, actor: Actor, name: str) -> AccountView:
-        actor.require_operator("create accounts")
+    async def create(self, actor: Actor, name: str, *, reseller: str | None = None
+                     ) -> AccountView:
+        """A new customer account; a reseller's own, or (operators) ``reseller``'s."""
+        actor.require_manager("create accounts")
         async with self.db.session() as session:
-            account = Account(name=_account_name(name))
+            reseller_id = actor.reseller_id
+            if reseller is not None:
+                actor.require_operator("give accounts to resellers")
+                found = await session.scalar(select(Reseller).where(
+                    Reseller.name == _account_name(reseller)))
+                if found is None:
+                    raise NotFound(f"no reseller {reseller!r}")
+                reseller_id = found.id
+            account = Account(name=_account_name(name), reseller_id=reseller_id)
             session.add(account)
-            record(session, actor, "account.create", account.name, account_id=None)
+            detail = f"reseller #{reseller_id}" if reseller_id is not None else ""
+            record(session, actor, "account.create", account.name, account_id=None,
+                   detail=detail)
             try:
                 await session.commit()
             except IntegrityError:
@@ -66,11 +79,10 @@ class AccountService:
 
     async def delete(self, actor: Actor, name: str) -> None:
         """Delete an account that owns no domains (delete its domains first)."""
-        actor.require_operator("delete accounts")
+        actor.require_manager("delete accounts")
         async with self.db.session() as session:
-            account = await session.scalar(
-                select(Account).where(Account.name == _account_name(name))
-            )
+            account = await session.scalar(actor.scope(
+                select(Account).where(Account.name == _account_name(name)), Account.id))
             if account is None:
                 raise NotFound(f"no account {name!r}")
             domains = await session.scalar(
@@ -91,15 +103,25 @@ class AccountService:
         password: str,
         *,
         account: str | None = None,
+        reseller: str | None = None,
         repeat: str | None = None,
     ) -> UserView:
-        """Create an operator (no ``account``) or an account admin of ``account``."""
+        """Create an operator (neither ``account`` nor ``reseller``), a reseller user of
+        ``reseller`` (operators only) or an account admin of ``account``."""
         login = login.strip().lower()
         if not login or len(login) > 254 or any(c.isspace() for c in login):
             raise InvalidInput("login must be 1-254 characters without spaces")
         async with self.db.session() as session:
-            account_id, found_name = None, None
-            if account is None:
+            account_id, found_name, reseller_id = None, None, None
+            if reseller is not None:
+                actor.require_operator("create reseller users")
+                found_reseller = await session.scalar(select(Reseller).where(
+                    Reseller.name == _account_name(reseller)))
+                if found_reseller is None:
+                    raise NotFound(f"no reseller {reseller!r}")
+                reseller_id, found_name, role = found_reseller.id, found_reseller.name, \
+                    Role.RESELLER
+            elif account is None:
                 actor.require_operator("create operator users")
                 role = Role.OPERATOR
             else:
@@ -116,6 +138,7 @@ class AccountService:
                 password_hash=await self.passwords.hash_async(password),
                 role=role,
                 account_id=account_id,
+                reseller_id=reseller_id,
             )
             session.add(user)
             record(session, actor, "user.create", login, account_id=account_id,
@@ -130,7 +153,7 @@ class AccountService:
         """The actor of user ``user_id`` (a panel session's user), if it still exists."""
         async with self.db.session() as session:
             user = await session.get(User, user_id)
-            return None if user is None else actor_of(user)
+            return None if user is None else await actor_of(session, user)
 
     async def count_operators(self) -> int:
         async with self.db.session() as session:
@@ -141,17 +164,23 @@ class AccountService:
         """The actor for a login and password, or ``None`` (same cost either way)."""
         async with self.db.session() as session:
             user = await session.scalar(select(User).where(User.login == login.strip().lower()))
-        if user is None:
-            await self.passwords.verify_async(DUMMY_HASH.get(self.passwords), password)
-            return None
-        if not await self.passwords.verify_async(user.password_hash, password):
-            return None
-        return actor_of(user)
+            if user is None:
+                await self.passwords.verify_async(DUMMY_HASH.get(self.passwords), password)
+                return None
+            if not await self.passwords.verify_async(user.password_hash, password):
+                return None
+            return await actor_of(session, user)
 
 
-def actor_of(user: User) -> Actor:
+async def actor_of(session: AsyncSession, user: User) -> Actor:
+    """The actor of ``user``; a reseller's with the accounts it has now."""
     if user.role is Role.OPERATOR:
         return Actor.operator(user.login, user.id)
+    if user.role is Role.RESELLER:
+        assert user.reseller_id is not None
+        ids = await session.scalars(select(Account.id).where(
+            Account.reseller_id == user.reseller_id))
+        return Actor.for_reseller(user.reseller_id, frozenset(ids), user.login, user.id)
     assert user.account_id is not None
     return Actor.for_account(user.account_id, user.login, user.id)
 

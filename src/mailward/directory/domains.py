@@ -22,15 +22,14 @@ class DomainService:
     async def create(
         self, actor: Actor, name: str, *, account: str, hosting: bool = False
     ) -> DomainView:
-        actor.require_operator("add domains")
+        actor.require_manager("add domains")
         domain_name = normalize_domain(name)
         # The domain's DKIM key is made with it, in the same transaction; the CPU-bound
         # generation runs in a thread before the transaction starts.
         keypair = await dkim_keys.new_keypair()
         async with self.db.session() as session:
-            owner = await session.scalar(
-                select(Account).where(Account.name == " ".join(account.split()))
-            )
+            owner = await session.scalar(actor.scope(
+                select(Account).where(Account.name == " ".join(account.split())), Account.id))
             if owner is None:
                 raise NotFound(f"no account {account!r}")
             domain = Domain(name=domain_name, account_id=owner.id, hosting=hosting)
@@ -60,7 +59,7 @@ class DomainService:
             return DomainView.of(domain, owner)
 
     async def set_hosting(self, actor: Actor, name: str, hosting: bool) -> DomainView:
-        actor.require_operator("switch hosting on or off")
+        actor.require_manager("switch hosting on or off")
         async with self.db.session() as session:
             domain, owner = await self._find(session, actor, name)
             domain.hosting = hosting
@@ -71,7 +70,7 @@ class DomainService:
 
     async def delete(self, actor: Actor, name: str, *, force: bool = False) -> int:
         """Delete a domain; with addresses on it only when ``force`` (returns their count)."""
-        actor.require_operator("delete domains")
+        actor.require_manager("delete domains")
         async with self.db.session() as session:
             domain, _ = await self._find(session, actor, name)
             count = int(

@@ -91,4 +91,4 @@ class TokenService:
             if last is None or now - last > USE_RESOLUTION:
                 api_token.last_used_at = now
                 await session.commit()
-            return actor_of(user)
+            return await actor_of(session, user)

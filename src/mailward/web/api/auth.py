@@ -57,7 +57,7 @@ async def issue_token(
 @get("/me", tags=["auth"], summary="Who the token belongs to", responses=errors())
 async def me(actor: ActorDep, directory: DirectoryDep) -> MeOut:
     account = None
-    if not actor.is_operator:
+    if actor.account_id is not None:  # an account admin (operators and resellers have none)
         accounts = await directory.accounts.list(actor)
         account = accounts[0].name if accounts else None
     return MeOut(role=actor.role, login=actor.name, account_id=actor.account_id, account=account)

@@ -1,4 +1,5 @@
-"""Operator pages: every customer account, new accounts, new domains, hosting on/off."""
+"""The Accounts page of operators (every account) and resellers (their own): new accounts,
+new domains, hosting on/off."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ MAX_FORM = 16 * 1024
 
 
 def _operator(request: Request[Any, Any, Any]) -> None:
-    if not user_of(request).is_operator:
-        raise NotFoundException("no such page")  # account admins never see operator pages
+    """Operators (every account) and resellers (theirs); account admins never see these."""
+    if not user_of(request).manages_accounts:
+        raise NotFoundException("no such page")
 
 
 @get("/accounts", include_in_schema=False)
@@ -69,6 +71,8 @@ async def create_domain(
             user_of(request).actor, data.get("name", ""), account=account, hosting="hosting" in data
         )
     except DirectoryError as exc:
+        if exc.status == 404:  # not one of the caller's accounts
+            raise
         return await _accounts_page(request, status=exc.status, error=str(exc), form=account)
     hosting = " with hosting" if view.hosting else ""
     return redirect(

@@ -119,7 +119,7 @@ async def home(request: Request[Any, Any, Any]) -> Redirect:
     user = user_of(request)
     if user.mailbox is not None:
         return Redirect("/panel/me", status_code=HTTP_303_SEE_OTHER)
-    if user.is_operator:
+    if user.manages_accounts:
         return Redirect("/panel/accounts", status_code=HTTP_303_SEE_OTHER)
     accounts = await context_of(request).directory.accounts.list(user.actor)
     return Redirect(account_url(accounts[0].name), status_code=HTTP_303_SEE_OTHER)

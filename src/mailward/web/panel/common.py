@@ -3,8 +3,8 @@ with the layout's context, messages, and the HTML error pages.
 
 A page of account ``A`` lives under ``/panel/accounts/A/``. Its handlers act through an
 actor scoped to ``A``: for an account admin that is themselves (another account's URL is
-404, as if it did not exist); an operator acts as ``A``'s admin, with their own login
-kept for the audit log.
+404, as if it did not exist); an operator (any account) or a reseller (its own accounts)
+acts as ``A``'s admin, with their own login kept for the audit log.
 """
 
 from __future__ import annotations
@@ -62,6 +62,11 @@ class PanelUser:
     def is_operator(self) -> bool:
         return self.mailbox is None and self.actor.is_operator
 
+    @property
+    def manages_accounts(self) -> bool:
+        """Operators and resellers: the Accounts page, acting inside their accounts."""
+        return self.mailbox is None and self.actor.manages_accounts
+
 
 def client_of(request: ASGIConnection[Any, Any, Any, Any]) -> str:
     return request.client.host if request.client else "unknown"
@@ -106,9 +111,9 @@ async def scoped(request: Request[Any, Any, Any], account: str) -> tuple[Account
         view = await web.directory.accounts.get(user.actor, account)
     except NotFound:
         raise NotFoundException("no such page") from None
-    if user.is_operator:
+    if user.manages_accounts:  # acts as the account's admin; the log says who it was
         actor = Actor.for_account(view.id, user.login, user.actor.user_id).via(
-            f"{user.actor.source} (operator)"
+            f"{user.actor.source} ({user.actor.role.value})"
         )
     else:
         actor = user.actor
