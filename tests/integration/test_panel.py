@@ -146,6 +146,19 @@ async def test_mail_server_settings_and_auto_configure(alice: Panel,
     bad = await alice.post(f"{base}/add", {"host": "mx2.acme.example", "preference": "x"},
                            status=400)
     assert messages(bad) and "preference" in messages(bad)[0]
+    edited = await alice.post(f"{base}/edit", {"server": "mx.acme-office.example:25",
+                                               "host": "mx.acme-office.example",
+                                               "preference": "5"})
+    assert messages(edited) == ["mx.acme-office.example:25 saved (preference 5)"]
+    await alice.post(f"{base}/add", {"host": "backup.acme-office.example:2525",
+                                     "preference": "20"})
+    sure = await alice.post(f"{base}/delete", {"server": "backup.acme-office.example:2525"})
+    assert "Delete mail server backup.acme-office.example:2525?" in sure
+    assert len(rows(await alice.get(base), "mail servers")) == 2  # not yet
+    gone = await alice.post(f"{base}/delete", {"server": "backup.acme-office.example:2525",
+                                               "confirm": "yes"})
+    assert messages(gone) == ["backup.acme-office.example:2525 deleted"]
+    assert [r[:2] for r in rows(gone, "mail servers")] == [["mx.acme-office.example:25", "5"]]
     ask = await alice.post(f"{base}/auto-configure")
     assert "Auto-Configure Mail Server Settings?" in ask
     assert rows(await alice.get(base), "mail servers")[0][0] == "mx.acme-office.example:25"
@@ -222,3 +235,13 @@ async def test_mailbox_user_sees_only_their_own_page(url: str, directory: Direct
     [entry] = (await directory.audit.search(op, who="carol")).items
     assert (entry.action, entry.source) == ("address.set-password",
                                             "web 127.0.0.1 (mailbox user)")
+
+
+async def test_pages_forbid_framing_and_foreign_content(alice: Panel) -> None:
+    response = await alice.http.get("/panel/accounts/Acme/addresses")
+    csp = response.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+    assert "style-src 'self'" in csp and "unsafe-inline" not in csp
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert " style=" not in response.text and "<script>" not in response.text
