@@ -220,7 +220,7 @@ class AddressService:
                 select(Address.email, Address.account_id).where(Address.email.in_(wanted)),
                 Address.account_id,
             )
-            found = dict((await session.execute(query)).tuples().all())
+            found = {email: account for email, account in await session.execute(query)}
             missing = [email for email in wanted if email not in found]
             if missing:
                 raise NotFound(f"no address {missing[0]!r}"
@@ -242,10 +242,9 @@ class AddressService:
         async with self.db.session() as session:
             ids = select(Address.id)
             subquery = criteria.apply(ids, actor).scalar_subquery()
-            per_account = (await session.execute(
+            per_account = [tuple(row) for row in await session.execute(
                 select(Address.account_id, func.count(Address.id))
-                .where(Address.id.in_(subquery)).group_by(Address.account_id)
-            )).tuples().all()
+                .where(Address.id.in_(subquery)).group_by(Address.account_id))]
             result = await session.execute(delete(Address).where(Address.id.in_(subquery)))
             for account_id, count in per_account:  # one entry per account it touched
                 record(session, actor, "address.delete-matching", _described(criteria),
