@@ -3,6 +3,8 @@ sessions, CSRF, tenant isolation, and the reference doc's procedures on both bac
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import AsyncIterator
 
 import httpx
@@ -245,3 +247,48 @@ async def test_pages_forbid_framing_and_foreign_content(alice: Panel) -> None:
     assert response.headers["x-frame-options"] == "DENY"
     assert response.headers["x-content-type-options"] == "nosniff"
     assert " style=" not in response.text and "<script>" not in response.text
+
+
+async def test_quota_is_for_operators_and_csrf_guards_every_form(
+        alice: Panel, url: str, directory: Directory) -> None:
+    base = "/panel/accounts/Acme/addresses/bob@acme.example"
+    await directory.bulk.add_lines(Actor.operator(), ["bob@acme.example|Secret-pass-9"],
+                                   AddressList.FILTER)
+    assert 'aria-label="quota"' not in await alice.get(base)
+    refused = await alice.post(f"{base}/quota", {"megabytes": "1"}, status=403)
+    assert messages(refused) == ["only an operator may change quotas"]
+    forged = await alice.http.post(f"{base}/password", data={
+        "password": "Evil-pass-1234", "repeat": "Evil-pass-1234"})
+    assert forged.status_code == 403  # no CSRF token: refused, nothing changed
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        root = Panel(http)
+        await root.login("root", OPERATOR_PASSWORD)
+        assert 'aria-label="quota"' in await root.get(base)
+        done = await root.post(f"{base}/quota", {"megabytes": "500"})
+        assert messages(done) == ["quota of bob@acme.example: 500 MB"]
+        bad = await root.post(f"{base}/quota", {"megabytes": "lots"}, status=400)
+        assert messages(bad) == ["the quota is a whole number of MB (empty: no limit)"]
+    bob = await directory.addresses.get(Actor.operator(), "bob@acme.example")
+    assert bob.quota_bytes == 500 * 1024 * 1024
+    login = await directory.mail_login.authenticate("bob@acme.example", "Secret-pass-9",
+                                                    "127.0.0.1", "imap")
+    assert login.ok  # the forged password change did not happen
+
+
+async def test_cookies_are_secure_behind_tls(settings: Settings) -> None:
+    behind_tls = settings.model_copy(update={"public_url": "https://panel.example.net"})
+    async with running_server(behind_tls) as url, httpx.AsyncClient(base_url=url) as http:
+        form = await http.get("/login")
+        csrf = next(v for k, v in form.headers.multi_items()
+                    if k == "set-cookie" and v.startswith("mailward_csrf="))
+        assert "Secure" in csrf and "HttpOnly" in csrf
+        token = re.search(r'name="_csrf_token" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+        # a client on plain http does not send Secure cookies back: send it by hand
+        response = await http.post(
+            "/login", data={"_csrf_token": html.unescape(token), "login": "alice@acme.example",
+                            "password": ALICE_PASSWORD},
+            headers={"Cookie": csrf.split(";", 1)[0]})
+    assert response.status_code == 303
+    session = next(v for k, v in response.headers.multi_items()
+                   if k == "set-cookie" and v.startswith("mailward_session="))
+    assert "Secure" in session and "HttpOnly" in session

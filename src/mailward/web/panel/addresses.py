@@ -14,7 +14,15 @@ from litestar.response import Redirect, Template
 from mailward.db.models import AddressKind, AddressList
 from mailward.directory import AddressFilter, DirectoryError, InvalidInput
 from mailward.directory.bulk_add import LineStatus
-from mailward.web.panel.common import Form, account_url, page, redirect, scoped, web_of
+from mailward.web.panel.common import (
+    Form,
+    account_url,
+    page,
+    redirect,
+    scoped,
+    user_of,
+    web_of,
+)
 
 MAX_FORM = 16 * 1024
 MAX_BULK_FORM = 8 * 1024 * 1024  # a pasted list of many thousand addresses
@@ -226,6 +234,13 @@ async def change(
         elif action == "remove-autocc":
             await service.remove_autocc(actor, email)
             done = f"{current.email} no longer sends auto-cc copies"
+        elif action == "quota":  # operators only: with their own (operator) actor
+            megabytes = one(data, "megabytes").strip()
+            if megabytes and not megabytes.isdigit():
+                raise InvalidInput("the quota is a whole number of MB (empty: no limit)")
+            quota = int(megabytes) * 1024 * 1024 if megabytes else None
+            await service.set_quota(user_of(request).actor, email, quota)
+            done = f"quota of {current.email}: " + (f"{megabytes} MB" if quota else "no limit")
         elif action == "list":
             target = LISTS.get(one(data, "list"))
             if target is None:

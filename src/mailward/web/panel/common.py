@@ -162,7 +162,7 @@ def error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]
         status, reason = exc.status_code, exc.detail
     else:
         raise exc
-    if status == 403:  # another tenant's object: as if it did not exist
+    if isinstance(exc, DirectoryError) and status == 403:  # as if it did not exist
         status, reason = 404, "no such page"
     return Template(
         template_name="panel/error.html",
