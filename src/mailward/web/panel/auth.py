@@ -28,7 +28,7 @@ from mailward.web.panel.common import (
     redirect,
     user_of,
 )
-from mailward.web.sessions import new_session_id
+from mailward.web.sessions import DatabaseStore, new_session_id
 
 MAX_FORM = 16 * 1024
 PENDING_KEY = "password_ok_user_id"  # the password was right; the code is still to come
@@ -67,6 +67,7 @@ async def login(
             request, "login.html", status=status, next=target, login=login_name, error=str(exc)
         )
     new_session_id(request)  # a fresh session for the new login (no fixation)
+    await DatabaseStore(context_of(request).directory.db).delete_expired()  # housekeeping
     if isinstance(actor, str):  # a mailbox user: their own page only
         request.set_session({MAILBOX_KEY: actor})
         return Redirect("/panel/me", status_code=HTTP_303_SEE_OTHER)

@@ -1,0 +1,39 @@
+"""The database session store behind the panel, on both backends: expiry, renewal,
+deletion, and expired sessions purged."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from mailward.db.models import WebSession, utcnow
+from mailward.directory import Directory
+from mailward.web.sessions import DatabaseStore
+
+
+async def test_store_expires_renews_and_purges(directory: Directory) -> None:
+    store = DatabaseStore(directory.db)
+    await store.set("a", b"first", expires_in=60)
+    await store.set("a", "second", expires_in=timedelta(seconds=60))  # replaces
+    assert await store.get("a") == b"second"
+    assert 55 <= (await store.expires_in("a") or 0) <= 60
+    await store.get("a", renew_for=3600)
+    assert (await store.expires_in("a") or 0) > 3000
+    await store.set("b", b"other", expires_in=60)
+    await store.delete("b")
+    assert not await store.exists("b")
+
+    await store.set("old", b"gone", expires_in=60)
+    async with directory.db.session() as session:  # make it expired
+        await session.execute(update(WebSession).where(WebSession.key == "old")
+                              .values(expires_at=utcnow() - timedelta(minutes=1)))
+        await session.commit()
+    await store.set("stale", b"x", expires_in=-1)
+    assert await store.get("stale") is None  # expired: gone on read
+    await store.delete_expired()
+    async with directory.db.session() as session:
+        keys = list(await session.scalars(select(WebSession.key).order_by(WebSession.key)))
+    assert keys == ["a"]
+    await store.delete_all()
+    assert not await store.exists("a")
