@@ -41,6 +41,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/mx_throughput.py
 	$(BIN)/python bench/pop3_load.py
 	$(BIN)/python bench/imap_load.py
+	$(BIN)/python bench/filter_accuracy.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,401 @@
+"""Message bytes -> sparse hashed features for the content model.
+
+Every feature is a namespaced string (``"b:free"``, ``"h:no-date"``, ``"ld:example.com"``)
+hashed with CRC-32 (stable across processes, unlike ``hash()``) into ``N_BUCKETS`` buckets;
+present features have value 1.0. The features aim at what spam looks like in general:
+wording of the subject and the text body (unigrams and bigrams; HTML read as text), the
+shape of the headers, and the links. Malformed messages never raise: whatever cannot be
+parsed or decoded is read from the raw bytes instead.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Callable
+from email import policy
+from email.header import decode_header, make_header
+from email.message import Message
+from email.parser import BytesParser
+from email.utils import parseaddr
+from html.parser import HTMLParser
+from itertools import pairwise
+
+BITS = 20
+N_BUCKETS = 1 << BITS
+MASK = N_BUCKETS - 1
+MAX_TOKENS = 2000  # body tokens per message
+MAX_SUBJECT_TOKENS = 50
+MAX_TEXT = 200_000  # characters of body text looked at
+MAX_PARTS = 50
+
+Features = dict[int, float]
+
+# compat32, not policy.default: parsing alone runs ~8,700 vs ~1,400 messages/s here (the
+# default policy builds header objects on every access); headers are decoded by hand below.
+_PARSER = BytesParser(policy=policy.compat32)
+_TOKEN = re.compile(r"[\w$€£#][\w$€£#'-]{0,23}")
+_DIGIT_RUN = re.compile(r"\d+")
+_URL = re.compile(r"""(?:https?://|ftp://|\bwww\.)([^/\s"'<>()\[\]?#]+)""")  # lower-case text
+_ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_HTML_DROP = re.compile(
+    r"<!--.*?(?:-->|$)|<(script|style)\b.*?(?:</\1\s*>|$)", re.I | re.S
+)
+# [^<>] rather than [^>]: an unclosed "<x" must not make the scan quadratic.
+_HTML_BLOCK = re.compile(r"</?(?:br|p|div|tr|td|th|li|table|h\d|hr|blockquote)\b[^<>]*>", re.I)
+_HTML_INLINE = re.compile(r"<(?!/?(?:a|img)\b)/?[a-z!?][^<>]*>", re.I)
+# Whatever "<" is left that does not open a complete <a ...>, </a> or <img ...> tag is
+# escaped: html.parser is quadratic on unclosed tags ("<b<b<b...": 30 s for 200 kB).
+_HTML_STRAY = re.compile(r"<(?!/?(?:a|img)\b[^<>]*>)", re.I)
+_ESCAPED = re.compile("[\udc80-\udcff]")
+_IP = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
+_EXECUTABLE = frozenset((
+    "exe", "scr", "pif", "com", "bat", "cmd", "vbs", "vbe", "js", "jse",
+    "wsf", "wsh", "hta", "cpl", "msi", "jar", "lnk", "reg", "ps1", "dll",
+))
+
+
+def bucket(name: str) -> int:
+    """The stable bucket of a named feature."""
+    return zlib.crc32(name.encode("utf-8", "surrogatepass")) & MASK
+
+
+BIAS = bucket("bias")
+
+
+def _level(value: float, edges: tuple[float, ...]) -> int:
+    """Index of the first edge ``value`` is below (coarse bins for counts and ratios)."""
+    for i, edge in enumerate(edges):
+        if value < edge:
+            return i
+    return len(edges)
+
+
+def _domain(host: str) -> str:
+    """Host of a URL (no user, no port), lower-case, trailing dots dropped."""
+    host = host.rsplit("@", 1)[-1].split(":", 1)[0].strip(".").lower()
+    return host
+
+
+def _registered(host: str) -> str:
+    """A rough registered domain: the last two labels (three under two-letter ccSLDs)."""
+    labels = host.split(".")
+    if len(labels) > 2 and len(labels[-1]) == 2 and len(labels[-2]) <= 3:
+        return ".".join(labels[-3:])
+    return ".".join(labels[-2:])
+
+
+class _HtmlText(HTMLParser):
+    """HTML -> text; also collects hrefs and anchors whose text names another domain."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.hrefs: list[str] = []
+        self.mismatched = 0
+        self.images = 0
+        self._skip = 0
+        self._href: str | None = None
+        self._anchor: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style"):
+            self._skip += 1
+        elif tag == "a":
+            href = next((v for k, v in attrs if k == "href" and v), None)
+            if href:
+                self.hrefs.append(href)
+            self._href, self._anchor = href, []
+        elif tag == "img":
+            self.images += 1
+        elif tag in ("br", "p", "div", "tr", "td", "li"):
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style"):
+            self._skip = max(0, self._skip - 1)
+        elif tag == "a" and self._href is not None:
+            shown = _URL.search("".join(self._anchor).lower())
+            linked = _URL.search(self._href.lower())
+            if shown and linked:
+                a = _registered(_domain(shown.group(1)))
+                b = _registered(_domain(linked.group(1)))
+                if a != b:
+                    self.mismatched += 1
+            self._href = None
+
+    def handle_data(self, data: str) -> None:
+        if self._skip:
+            return
+        self.parts.append(data)
+        if self._href is not None:
+            self._anchor.append(data)
+
+
+def _html_to_text(html: str) -> _HtmlText:
+    """Text, links and images of an HTML part.
+
+    A linear regex pre-pass drops comments, scripts, styles and every tag but ``<a>`` and
+    ``<img>`` (block tags become spaces, inline ones nothing, so ``F<b>RE</b>E`` stays one
+    word) and escapes stray ``<``; html.parser then reads the rest (entities, links), about
+    three times faster than on the original and never quadratic.
+    """
+    parser = _HtmlText()
+    html = _HTML_DROP.sub("", html[:MAX_TEXT])
+    html = _HTML_BLOCK.sub(" ", html)
+    html = _HTML_INLINE.sub("", html)
+    html = _HTML_STRAY.sub("&lt;", html)
+    try:
+        parser.feed(html)
+        parser.close()
+    except Exception:  # html.parser is lenient, but never let markup break scoring
+        pass
+    return parser
+
+
+def _decode(part: Message) -> str:
+    """A text part's content; undecodable bytes become replacement characters."""
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:
+        payload = None
+    if not isinstance(payload, bytes):
+        raw = part.get_payload()
+        return raw if isinstance(raw, str) else ""
+    try:
+        return payload.decode(part.get_content_charset() or "latin-1", "replace")
+    except Exception:  # unknown charset name
+        return payload.decode("latin-1")
+
+
+def _read_headers(msg: Message) -> dict[str, str]:
+    """First value of each header (by lower-case name) as raw text."""
+    headers: dict[str, str] = {}
+    for name, value in msg.raw_items():
+        headers.setdefault(name.lower(), value if isinstance(value, str) else str(value))
+    return headers
+
+
+def _decode_header(value: str) -> str:
+    """A header's text with RFC 2047 encoded words decoded; raw text when they are broken."""
+    if _ESCAPED.search(value):  # raw 8-bit header bytes: most likely UTF-8
+        try:
+            raw = value.encode("ascii", "surrogateescape")
+            try:
+                value = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                value = raw.decode("latin-1")
+        except UnicodeError:
+            pass
+    if "=?" not in value:
+        return value
+    try:
+        return str(make_header(decode_header(value)))
+    except Exception:
+        return value
+
+
+def _parse(data: bytes) -> Message | None:
+    if data.startswith(b"From "):  # mbox separator line
+        data = data.split(b"\n", 1)[1] if b"\n" in data else b""
+    try:
+        return _PARSER.parsebytes(data)
+    except Exception:
+        return None
+
+
+class _Builder:
+    """Collects feature names and hashes them."""
+
+    __slots__ = ("features",)
+
+    def __init__(self) -> None:
+        self.features: Features = {BIAS: 1.0}
+
+    def add(self, name: str) -> None:
+        self.features[zlib.crc32(name.encode("utf-8", "surrogatepass")) & MASK] = 1.0
+
+    def words(self, prefix: str, words: list[str]) -> None:
+        """Unigrams and bigrams of already normalised tokens."""
+        names = [prefix + word for word in words]
+        names += [f"{prefix}{a} {b}" for a, b in pairwise(words)]
+        crc32 = zlib.crc32
+        encoded = "\n".join(names).encode("utf-8", "surrogatepass").split(b"\n")  # one encode
+        self.features.update(dict.fromkeys([crc32(n) & MASK for n in encoded], 1.0))
+
+
+def tokens(text: str, limit: int) -> list[str]:
+    """Lower-case word tokens; digit runs become ``#`` and long words are cut at 24."""
+    return _TOKEN.findall(_DIGIT_RUN.sub("#", text[:MAX_TEXT].lower()))[:limit]
+
+
+def extract(data: bytes) -> Features:
+    """Sparse hashed features (bucket -> 1.0) of one raw message; never raises."""
+    out = _Builder()
+    try:
+        _extract(data, out)
+    except Exception:  # last resort: the raw bytes as text
+        text = data[:MAX_TEXT].decode("latin-1").lower()
+        out.add("h:unparsable")
+        out.words("b:", tokens(text, MAX_TOKENS))
+    return out.features
+
+
+def _extract(data: bytes, out: _Builder) -> None:
+    add = out.add
+    msg = _parse(data)
+    if msg is None:
+        add("h:unparsable")
+        text = data[:MAX_TEXT].decode("latin-1")
+        out.words("b:", tokens(text, MAX_TOKENS))
+        return
+
+    # --- headers
+    headers = _read_headers(msg)
+
+    def header(name: str) -> str:
+        return _decode_header(headers.get(name, "")).strip()
+
+    subject = header("subject")
+    if not subject:
+        add("h:no-subject")
+    if not header("date"):
+        add("h:no-date")
+    if not header("message-id"):
+        add("h:no-message-id")
+    from_domain = _from_features(header("from"), add)
+    message_id = header("message-id")
+    if from_domain and "@" in message_id:
+        mid_domain = _registered(_domain(message_id.strip(" <>\t")))
+        add("h:msgid-from-same" if mid_domain == from_domain else "h:msgid-from-differ")
+    if header("list-unsubscribe"):
+        add("h:list-unsubscribe")
+    recipients = headers.get("to", "").count("@") + headers.get("cc", "").count("@")
+    add(f"h:rcpts:{_level(recipients, (1, 2, 4, 10, 30))}")
+    if msg.defects:
+        add("h:defects")
+
+    letters = [c for c in subject if c.isalpha()]
+    if letters:
+        caps = sum(c.isupper() for c in letters) / len(letters)
+        add(f"s:caps:{_level(caps, (0.2, 0.5, 0.8))}")
+    add(f"s:bang:{min(subject.count('!'), 3)}")
+    if "$" in subject:
+        add("s:dollar")
+    out.words("s:", tokens(subject, MAX_SUBJECT_TOKENS))
+
+    # --- body
+    texts: list[str] = []
+    hrefs: list[str] = []
+    has_plain = has_html = False
+    images = mismatched = attachments = 0
+    for count, part in enumerate(msg.walk()):
+        if count >= MAX_PARTS:
+            add("m:many-parts")
+            break
+        if part.is_multipart():
+            continue
+        ctype = part.get_content_type()
+        try:
+            filename = part.get_filename()
+        except Exception:
+            filename = None
+        try:
+            disposition = part.get_content_disposition()
+        except Exception:
+            disposition = None
+        if filename or disposition == "attachment":
+            attachments += 1
+            name = filename or ""
+            if "." in name and name.rsplit(".", 1)[1].lower().strip() in _EXECUTABLE:
+                add("m:exe-attachment")
+            add(f"m:attach-type:{ctype}")
+            continue
+        if ctype not in ("text/plain", "text/html"):
+            if ctype.startswith("image/"):
+                images += 1
+            continue
+        try:
+            charset = (part.get_content_charset() or "none").lower()
+        except Exception:
+            charset = "bad"
+        add(f"m:charset:{charset[:20]}")
+        text = _decode(part)[:MAX_TEXT]
+        if ctype == "text/html":
+            has_html = True
+            html = _html_to_text(text)
+            hrefs.extend(html.hrefs)
+            images += html.images
+            mismatched += html.mismatched
+            text = "".join(html.parts)
+        else:
+            has_plain = True
+        texts.append(text)
+
+    if has_html and not has_plain:
+        add("m:html-only")
+    if not texts:
+        add("m:no-text")
+    add(f"m:attachments:{min(attachments, 3)}")
+    add(f"m:images:{_level(images, (1, 2, 5))}")
+    if mismatched:
+        add("l:text-href-mismatch")
+
+    body = " ".join(texts)
+    lowered = body[:MAX_TEXT].lower()
+    words = tokens(lowered, MAX_TOKENS)
+    add(f"m:words:{_level(len(words), (10, 50, 200, 1000))}")
+    out.words("b:", words)
+    _link_features(lowered, hrefs, add)
+
+
+def _from_features(value: str, add: Callable[[str], None]) -> str:
+    """Features of the From header; returns the sender's registered domain ("" if none)."""
+    if not value:
+        add("h:no-from")
+        return ""
+    name, address = parseaddr(value)
+    address = address.lower()
+    domain = ""
+    if "@" not in address:
+        add("h:from-invalid")
+    else:
+        domain = _registered(_domain(address))
+        add("fd:" + domain)
+    shown = _ADDRESS.search(name or "")
+    if shown and shown.group(0).lower() != address:
+        add("h:from-name-other-address")
+    return domain
+
+
+def _link_features(lowered: str, hrefs: list[str], add: Callable[[str], None]) -> None:
+    """Link counts and shapes, and each linked domain as a token (body lower-cased)."""
+    hosts: list[str] = []
+    for match in _URL.finditer(lowered):
+        hosts.append(_domain(match.group(1)))
+    for href in hrefs:
+        href = href.strip().lower()
+        match = _URL.match(href)
+        if match:
+            hosts.append(_domain(match.group(1)))
+        elif href.startswith("mailto:"):
+            add("l:mailto")
+    add(f"l:urls:{_level(len(hosts), (1, 2, 5, 15))}")
+    seen: set[str] = set()
+    for host in hosts:
+        if host in seen:
+            continue
+        seen.add(host)
+        if _IP.match(host):
+            add("l:ip-literal")
+            continue
+        if len(host) > 30:
+            add("l:long-domain")
+        if host.count(".") >= 4:
+            add("l:deep-subdomain")
+        if "xn--" in host:
+            add("l:punycode")
+        add("ld:" + _registered(host))
+        tld = host.rsplit(".", 1)[-1]
+        add("lt:" + tld)
+    add(f"l:domains:{_level(len(seen), (1, 2, 4, 8))}")

@@ -1,0 +1,117 @@
+"""Content-model features: stable hashing, HTML read as text, no message makes them raise."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from mailward.filter.features import BIAS, N_BUCKETS, bucket, extract
+
+PLAIN = (
+    b"From bob@example.org Mon Jan  6 10:00:00 2025\n"
+    b"From: Bob <bob@example.org>\nTo: alice@example.com\nSubject: Lunch on Friday\n"
+    b"Date: Mon, 6 Jan 2025 10:00:00 +0000\nMessage-ID: <1@example.org>\n\n"
+    b"Shall we meet at noon? The usual place.\n"
+)
+
+HTML_ONLY = (
+    b"From: Shop <deals@shop.example>\nTo: a@b.example\nSubject: FREE OFFER!!!\n"
+    b"MIME-Version: 1.0\nContent-Type: text/html; charset=utf-8\n\n"
+    b"<html><style>.x{color:red}</style><body><p>Cl<b>ai</b>m your <i>prize</i></p>"
+    b'<a href="http://198.51.100.7/win">http://www.paypal.com/login</a></body></html>\n'
+)
+
+
+def has(features: dict[int, float], name: str) -> bool:
+    return bucket(name) in features
+
+
+def test_features_are_sparse_hashed_and_carry_a_bias() -> None:
+    features = extract(PLAIN)
+    assert features[BIAS] == 1.0
+    assert all(0 <= i < N_BUCKETS and v == 1.0 for i, v in features.items())
+    assert has(features, "s:lunch") and has(features, "s:lunch on")
+    assert has(features, "b:noon") and has(features, "b:the usual")
+    assert not has(features, "h:no-date") and not has(features, "h:no-message-id")
+
+
+def test_hashing_is_stable_across_processes() -> None:
+    # A salted hash() would differ between interpreters with different PYTHONHASHSEEDs.
+    code = (
+        "import sys; from mailward.filter.features import extract;"
+        "print(sorted(extract(sys.stdin.buffer.read()).items()))"
+    )
+    runs = {
+        subprocess.run([sys.executable, "-c", code], input=HTML_ONLY, capture_output=True,
+                       check=True, env={"PYTHONHASHSEED": seed}).stdout
+        for seed in ("1", "2")
+    }
+    assert runs == {str(sorted(extract(HTML_ONLY).items())).encode() + b"\n"}
+    assert bucket("b:free") != bucket("s:free")
+
+
+def test_html_is_read_as_text_with_its_links() -> None:
+    features = extract(HTML_ONLY)
+    assert has(features, "b:claim")  # inline tags do not split words
+    assert has(features, "b:claim your") and has(features, "b:your prize")
+    assert not has(features, "b:color") and not has(features, "b:red")  # style dropped
+    assert not has(features, "b:html") and not has(features, "b:href")  # tags dropped
+    assert has(features, "m:html-only")
+    assert has(features, "l:ip-literal")
+    assert has(features, "l:text-href-mismatch")  # shows paypal.com, links elsewhere
+    assert has(features, "ld:paypal.com")
+    assert has(features, "s:bang:3") and has(features, "s:caps:3")
+
+
+def test_header_shape_features() -> None:
+    message = (
+        b'From: "support@bank.example" <x9@mailer.example>\n'
+        b"To: " + b", ".join(b"u%d@example.com" % i for i in range(40)) + b"\n"
+        b"Subject: invoice\nMIME-Version: 1.0\n"
+        b'Content-Type: multipart/mixed; boundary="B"\n\n'
+        b"--B\nContent-Type: text/plain; charset=koi8-r\n\nsee attached\n"
+        b"--B\nContent-Type: application/octet-stream\n"
+        b'Content-Disposition: attachment; filename="invoice.pdf.exe"\n\nMZ\n--B--\n'
+    )
+    features = extract(message)
+    for name in ("h:no-date", "h:no-message-id", "h:from-name-other-address", "h:rcpts:5",
+                 "m:exe-attachment", "m:charset:koi8-r", "b:attached"):
+        assert has(features, name), name
+    assert not has(features, "m:html-only")
+    assert not has(extract(PLAIN), "m:exe-attachment")
+
+
+@pytest.mark.parametrize("data", [
+    b"",
+    b"\x00\xff\xfe garbage \x80\x81",
+    b"Subject: =?utf-8?b?not base64!?=\nFrom: <<<\n\n\xe9t\xe9 caf\xe9 \xff\n",
+    b"Subject: x\nContent-Type: text/plain; charset=no-such-charset\n\n\xe9\xe8 text\n",
+    b"Subject: x\nContent-Type: text/html; charset=utf-8\n"
+    b"Content-Transfer-Encoding: base64\n\n!!!not*base64\n",
+    b"Content-Type: multipart/mixed; boundary=Z\n\n--Z\nContent-Type: text/html\n\n<a href=",
+    b"Subject: \xf0\x9f\x92\xb0 \xc3\xa9t\xc3\xa9\nContent-Type: text/plain; charset=utf-8\n"
+    b"Content-Transfer-Encoding: 8bit\n\nd\xc3\xa9j\xc3\xa0 vu \xed\xa0\x80 lone surrogate\n",
+    b"From: x\n" * 500 + b"\n" + b"<" * 10_000,
+])
+def test_malformed_messages_never_raise(data: bytes) -> None:
+    features = extract(data)
+    assert features[BIAS] == 1.0 and features == extract(data)
+
+
+def test_eight_bit_text_is_tokenised() -> None:
+    data = (b"Subject: caf\xc3\xa9\nContent-Type: text/plain; charset=utf-8\n"
+            b"Content-Transfer-Encoding: 8bit\n\nd\xc3\xa9j\xc3\xa0 vu\n")
+    features = extract(data)
+    assert has(features, "s:café") and has(features, "b:déjà vu")
+
+
+@pytest.mark.parametrize("markup", [b"<b", b"<a href=x", b"</", b"<?", b"<!", b"<a x='"])
+def test_hostile_html_stays_linear(markup: bytes) -> None:
+    # html.parser alone takes tens of seconds on 200 kB of unclosed tags.
+    data = b"Subject: x\nContent-Type: text/html\n\n" + markup * (200_000 // len(markup))
+    start = time.process_time()
+    extract(data)
+    assert time.process_time() - start < 1.0
