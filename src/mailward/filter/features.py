@@ -49,7 +49,7 @@ _HTML_INLINE = re.compile(r"<(?!/?(?:a|img)\b)/?[a-z!?][^<>]*>", re.I)
 _HTML_STRAY = re.compile(r"<(?!/?(?:a|img)\b[^<>]*>)", re.I)
 _ESCAPED = re.compile("[\udc80-\udcff]")
 _IP = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
-_EXECUTABLE = frozenset((
+EXECUTABLE = frozenset((
     "exe", "scr", "pif", "com", "bat", "cmd", "vbs", "vbe", "js", "jse",
     "wsf", "wsh", "hta", "cpl", "msi", "jar", "lnk", "reg", "ps1", "dll",
 ))
@@ -176,7 +176,7 @@ def _read_headers(msg: Message) -> dict[str, str]:
     return headers
 
 
-def _decode_header(value: str) -> str:
+def header_text(value: str) -> str:
     """A header's text with RFC 2047 encoded words decoded; raw text when they are broken."""
     if _ESCAPED.search(value):  # raw 8-bit header bytes: most likely UTF-8
         try:
@@ -195,7 +195,8 @@ def _decode_header(value: str) -> str:
         return value
 
 
-def _parse(data: bytes) -> Message | None:
+def parse_message(data: bytes) -> Message | None:
+    """The message (compat32: fast, lenient), or None when it cannot be parsed at all."""
     if data.startswith(b"From "):  # mbox separator line
         data = data.split(b"\n", 1)[1] if b"\n" in data else b""
     try:
@@ -243,7 +244,7 @@ def extract(data: bytes) -> Features:
 
 def _extract(data: bytes, out: _Builder) -> None:
     add = out.add
-    msg = _parse(data)
+    msg = parse_message(data)
     if msg is None:
         add("h:unparsable")
         text = data[:MAX_TEXT].decode("latin-1")
@@ -254,7 +255,7 @@ def _extract(data: bytes, out: _Builder) -> None:
     headers = _read_headers(msg)
 
     def header(name: str) -> str:
-        return _decode_header(headers.get(name, "")).strip()
+        return header_text(headers.get(name, "")).strip()
 
     subject = header("subject")
     if not subject:
@@ -307,7 +308,7 @@ def _extract(data: bytes, out: _Builder) -> None:
         if filename or disposition == "attachment":
             attachments += 1
             name = filename or ""
-            if "." in name and name.rsplit(".", 1)[1].lower().strip() in _EXECUTABLE:
+            if "." in name and name.rsplit(".", 1)[1].lower().strip() in EXECUTABLE:
                 add("m:exe-attachment")
             add(f"m:attach-type:{ctype}")
             continue

@@ -1,0 +1,150 @@
+"""Heuristic rules for what the content model misses: dangerous attachments (executables,
+also inside zip archives or behind a double extension; macro-enabled Office documents),
+missing or malformed Date / Message-ID, dates far from the time of receipt, and a From
+display name that shows another domain's address.
+
+Each rule is a finding with a fixed score and a reason; ``RulesCheck`` is the pipeline
+check. Parsing is lenient: a message that cannot be parsed yields no findings here (the
+content model and the SMTP layer deal with it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+import zipfile
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from email.message import Message
+from email.utils import getaddresses, parsedate_to_datetime
+
+from mailward.filter.features import EXECUTABLE, header_text, parse_message
+from mailward.filter.pipeline import FilterInput, Finding
+
+__all__ = ["SCORES", "RulesCheck", "findings_of"]
+
+SCORES = {
+    "executable-attachment": 9.0,  # with the content model's doubt: quarantine
+    "executable-in-archive": 9.0,
+    "double-extension": 4.0,  # on top of the executable finding
+    "macro-document": 5.0,
+    "missing-date": 1.0,
+    "missing-message-id": 1.5,
+    "malformed-message-id": 1.0,
+    "date-in-future": 2.0,
+    "date-long-ago": 1.0,
+    "from-name-foreign-address": 2.5,
+}
+MACRO_EXTENSIONS = frozenset(("docm", "dotm", "xlsm", "xltm", "xlam", "pptm", "potm", "ppam",
+                              "sldm"))
+OFFICE_ZIPS = frozenset(("docx", "xlsx", "pptx", "docm", "xlsm", "pptm"))
+MAX_ARCHIVE = 20 * 1024 * 1024  # zip attachments bigger than this are not opened
+FUTURE = timedelta(days=1)
+LONG_AGO = timedelta(days=30)
+_MESSAGE_ID = re.compile(r"^\s*<[^<>@\s]+@[^<>@\s]+>\s*$")
+_ADDRESS = re.compile(r"[\w.+-]+@([\w-]+(?:\.[\w-]+)+)")
+
+
+def _extension(name: str) -> str:
+    return name.rsplit(".", 1)[1].lower() if "." in name else ""
+
+
+def _attachments(msg: Message) -> Iterator[tuple[str, Message]]:
+    for part in msg.walk():
+        if part.is_multipart():
+            continue
+        name = part.get_filename()
+        if name:
+            yield header_text(str(name)).strip().strip('"'), part
+
+
+def _archive_names(part: Message) -> list[str]:
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes) or len(payload) > MAX_ARCHIVE:
+        return []
+    try:
+        with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+            return archive.namelist()
+    except (zipfile.BadZipFile, ValueError, OSError, RuntimeError):
+        return []
+
+
+def _attachment_findings(msg: Message) -> Iterator[tuple[str, str]]:
+    for name, part in _attachments(msg):
+        extension = _extension(name)
+        if extension in EXECUTABLE:
+            yield "executable-attachment", f"executable attachment {name!r}"
+            inner = _extension(name[: -len(extension) - 1])
+            if inner and inner not in EXECUTABLE:
+                yield "double-extension", f"{name!r} hides an executable behind .{inner}"
+        elif extension in MACRO_EXTENSIONS:
+            yield "macro-document", f"macro-enabled document {name!r}"
+        elif extension == "zip" or extension in OFFICE_ZIPS:
+            names = _archive_names(part)
+            if extension in OFFICE_ZIPS:
+                if any(n.lower().endswith("vbaproject.bin") for n in names):
+                    yield "macro-document", f"{name!r} contains macros"
+                continue
+            bad = [n for n in names if _extension(n) in EXECUTABLE]
+            if bad:
+                yield "executable-in-archive", f"{name!r} contains executable {bad[0]!r}"
+
+
+def _header_findings(msg: Message, received: datetime) -> Iterator[tuple[str, str]]:
+    date = msg.get("Date")
+    if date is None:
+        yield "missing-date", "no Date header"
+    else:
+        try:
+            sent = parsedate_to_datetime(str(date))
+        except (TypeError, ValueError, IndexError):
+            sent = None
+        if sent is not None:
+            if sent.tzinfo is None:
+                sent = sent.replace(tzinfo=UTC)
+            if sent - received > FUTURE:
+                yield "date-in-future", f"dated {sent:%Y-%m-%d}, in the future"
+            elif received - sent > LONG_AGO:
+                yield "date-long-ago", f"dated {sent:%Y-%m-%d}, long before it arrived"
+    message_id = msg.get("Message-ID")
+    if message_id is None:
+        yield "missing-message-id", "no Message-ID header"
+    elif not _MESSAGE_ID.match(str(message_id)):
+        yield "malformed-message-id", "the Message-ID is not <left@right>"
+    sender = header_text(str(msg.get("From", "")))
+    [(name, address)] = getaddresses([sender])[:1] or [("", "")]
+    shown = _ADDRESS.search(name)
+    if shown and "@" in address:
+        domain = address.rsplit("@", 1)[1].lower()
+        if shown.group(1).lower() != domain:
+            yield ("from-name-foreign-address",
+                   f"From shows {shown.group(0)!r} but is {address!r}")
+
+
+def findings_of(data: bytes, received: datetime | None = None) -> list[Finding]:
+    """Every rule that fires for ``data`` (received at ``received``, default now)."""
+    msg = parse_message(data)
+    if msg is None:
+        return []
+    when = received or datetime.now(UTC)
+    fired = [*_attachment_findings(msg), *_header_findings(msg, when)]
+    seen: set[str] = set()
+    found = []
+    for rule, reason in fired:
+        if rule not in seen:  # one finding per rule (the first reason)
+            seen.add(rule)
+            found.append(Finding(f"rule:{rule}", SCORES[rule], reason))
+    return found
+
+
+class RulesCheck:
+    """Pipeline check running the heuristic rules (in a thread for big messages)."""
+
+    name = "rules"
+    inline_limit = 256 * 1024
+
+    async def __call__(self, message: FilterInput) -> Sequence[Finding]:
+        if len(message.data) > self.inline_limit:
+            return await asyncio.to_thread(findings_of, message.data)
+        return findings_of(message.data)
