@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import dns.asyncresolver
 import dns.name
 import dns.nameserver
+import dns.resolver
 import idna
 
 __all__ = ["absolute_name", "direct_resolver", "make_resolver", "parse_nameserver"]
@@ -46,6 +47,19 @@ def _resolver(servers: list[tuple[str, int]], lifetime: float) -> dns.asyncresol
     resolver = dns.asyncresolver.Resolver(configure=not servers)
     if servers:
         resolver.nameservers = [dns.nameserver.Do53Nameserver(a, p) for a, p in servers]
+    resolver.lifetime = lifetime
+    resolver.timeout = min(resolver.timeout, lifetime)
+    return resolver
+
+
+def make_sync_resolver(nameservers: Sequence[str], lifetime: float = 10.0
+                       ) -> dns.resolver.Resolver:
+    """Like :func:`make_resolver`, blocking: for libraries that ask DNS themselves in a
+    worker thread (pyspf, dkimpy)."""
+    resolver = dns.resolver.Resolver(configure=not nameservers)
+    if nameservers:
+        resolver.nameservers = [dns.nameserver.Do53Nameserver(*parse_nameserver(entry))
+                                for entry in nameservers]
     resolver.lifetime = lifetime
     resolver.timeout = min(resolver.timeout, lifetime)
     return resolver

@@ -1,0 +1,260 @@
+"""Sender authentication for the filter: SPF (pyspf), DKIM (dkimpy) and DMARC (the
+``dmarc`` package, organisational domains from publicsuffixlist), written up as an
+``Authentication-Results:`` header (RFC 8601, authres) and scored as findings.
+
+Every lookup goes to the configured resolvers (``dns_nameservers``) with the DNS tools'
+timeout, in a worker thread (both libraries ask DNS themselves, blocking). A DNS failure
+is a ``temperror`` result and scores nothing: a slow or broken DNS never costs a good
+message its delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from email.utils import getaddresses
+
+import authres
+import authres.dmarc
+import dkim
+import dmarc
+import dns.exception
+import dns.resolver
+import spf
+from publicsuffixlist import PublicSuffixList
+
+from mailward.config import Settings
+from mailward.dns.resolver import make_sync_resolver
+from mailward.filter.features import header_text, parse_message
+from mailward.filter.pipeline import FilterInput, Finding
+
+__all__ = ["AuthCheck", "AuthOutcome", "Authenticator"]
+
+SCORES = {  # (check, result) → points
+    ("spf", "fail"): 3.0, ("spf", "softfail"): 1.0, ("spf", "permerror"): 0.5,
+    ("dkim", "fail"): 2.0,
+    ("dmarc", "reject"): 9.0, ("dmarc", "quarantine"): 6.0, ("dmarc", "none"): 1.0,
+    ("spf", "pass"): -0.5, ("dkim", "pass"): -0.5, ("dmarc", "pass"): -1.0,
+}
+_PSL = PublicSuffixList()
+_DMARC_TAG = re.compile(r"^\s*v\s*=\s*DMARC1\b", re.I)
+
+
+class _Suffixes:
+    """publicsuffixlist behind the interface the ``dmarc`` package expects."""
+
+    def get_public_suffix(self, domain: str) -> str:
+        return _PSL.privatesuffix(domain.lower().rstrip(".")) or domain.lower().rstrip(".")
+
+
+@dataclass(frozen=True, slots=True)
+class DkimOutcome:
+    result: str  # pass / fail / temperror / permerror
+    domain: str  # d=
+    selector: str  # s=
+
+
+@dataclass(frozen=True, slots=True)
+class AuthOutcome:
+    """What the three checks found for one message."""
+
+    spf: str  # pass fail softfail neutral none temperror permerror
+    spf_domain: str  # the domain SPF was checked for (MAIL FROM's, or HELO's for <>)
+    from_domain: str  # the RFC5322.From domain ("" when there is none)
+    dkim: tuple[DkimOutcome, ...] = ()
+    dmarc: str = "none"  # pass fail none temperror
+    dmarc_policy: str = ""  # the published p= (or sp=) when DMARC failed: none/quarantine/reject
+    header: str = field(default="", compare=False)
+
+
+class Authenticator:
+    """SPF, DKIM and DMARC for messages, through the configured resolvers."""
+
+    def __init__(self, settings: Settings, authserv_id: str | None = None) -> None:
+        self.timeout = settings.dns_timeout_seconds
+        self.resolver = make_sync_resolver(settings.dns_nameservers, self.timeout)
+        self.authserv_id = authserv_id or settings.node_name
+
+    async def check(self, message: FilterInput) -> AuthOutcome:
+        return await asyncio.to_thread(self.check_blocking, message)
+
+    def check_blocking(self, message: FilterInput) -> AuthOutcome:
+        from_domain = _from_domain(message.data)
+        mail_from = message.sender or f"postmaster@{message.helo}"
+        spf_domain = mail_from.rsplit("@", 1)[-1].lower()
+        spf_result = self._spf(message.peer, mail_from, message.helo)
+        signatures = self._dkim(message.data)
+        dmarc_result, policy = self._dmarc(from_domain, spf_result, spf_domain, signatures)
+        outcome = AuthOutcome(spf_result, spf_domain, from_domain, signatures, dmarc_result,
+                              policy)
+        return AuthOutcome(spf_result, spf_domain, from_domain, signatures, dmarc_result,
+                           policy, self._header(outcome, mail_from))
+
+    # -- the three checks ----------------------------------------------------------------
+
+    def _spf(self, ip: str, mail_from: str, helo: str) -> str:
+        # pyspf looks names up through its module-level DNSLookup: point it at our
+        # resolvers (one configuration per process, so sharing it is safe)
+        spf.DNSLookup = self._spf_lookup
+        try:
+            result, _code, _explanation = spf.query(
+                i=ip, s=mail_from, h=helo, timeout=self.timeout).check()
+        except Exception:  # the library's own errors are results; anything else: temperror
+            return "temperror"
+        return {"error": "temperror", "unknown": "permerror", "ambiguous": "permerror"}.get(
+            result, result)
+
+    def _dkim(self, data: bytes) -> tuple[DkimOutcome, ...]:
+        count = len(re.findall(rb"(?im)^dkim-signature\s*:", data))
+        found = []
+        for index in range(min(count, 5)):  # a few signatures are plenty
+            verifier = dkim.DKIM(data, timeout=int(self.timeout) or 1)
+            try:
+                ok = verifier.verify(idx=index, dnsfunc=self._txt)
+                result = "pass" if ok else "fail"
+            except dkim.KeyFormatError:
+                result = "permerror"
+            except dkim.DnsTimeoutError:
+                result = "temperror"
+            except dkim.DKIMException:
+                result = "fail"
+            domain = (verifier.domain or b"").decode("ascii", "replace").lower()
+            selector = (verifier.selector or b"").decode("ascii", "replace")
+            found.append(DkimOutcome(result, domain, selector))
+        return tuple(found)
+
+    def _dmarc(self, from_domain: str, spf_result: str, spf_domain: str,
+               signatures: Sequence[DkimOutcome]) -> tuple[str, str]:
+        if not from_domain:
+            return "none", ""
+        org = _Suffixes().get_public_suffix(from_domain)
+        try:
+            record, at = self._dmarc_record(from_domain), from_domain
+            if record is None and org != from_domain:
+                record, at = self._dmarc_record(org), org
+        except (dns.exception.Timeout, dns.resolver.NoNameservers):
+            return "temperror", ""
+        if record is None:
+            return "none", ""
+        checker = dmarc.DMARC(publicsuffix=_Suffixes())
+        try:
+            policy = checker.parse_record(record, domain=at, org_domain=org)
+        except (dmarc.RecordSyntaxError, dmarc.RecordValueError):
+            return "permerror", ""
+        passing = next((s for s in signatures if s.result == "pass"), None)
+        result = checker.get_result(
+            policy,
+            spf=dmarc.SPF(domain=spf_domain, result=_spf_code(spf_result)),
+            dkim=dmarc.DKIM(domain=passing.domain, result=dmarc.DKIM_PASS) if passing else None)
+        if result.result == dmarc.POLICY_PASS:
+            return "pass", ""
+        wanted = {dmarc.POLICY_DIS_REJECT: "reject",
+                  dmarc.POLICY_DIS_QUARANTINE: "quarantine"}.get(result.disposition, "none")
+        return "fail", wanted
+
+    # -- DNS ------------------------------------------------------------------------------
+
+    def _txt(self, name: bytes | str, timeout: int = 5) -> bytes | None:
+        """dkimpy's DNS function: the TXT record of ``name`` (strings joined), or None."""
+        qname = name.decode("ascii") if isinstance(name, bytes) else name
+        try:
+            answer = self.resolver.resolve(qname, "TXT")
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            return None
+        except (dns.exception.Timeout, dns.resolver.NoNameservers) as exc:
+            raise dkim.DnsTimeoutError(str(exc)) from None
+        for rdata in answer:
+            return b"".join(rdata.strings)
+        return None
+
+    def _spf_lookup(self, name: str, qtype: str, tcpfallback: bool = True,
+                    timeout: float = 30) -> list[tuple[tuple[str, str], object]]:
+        """pyspf's DNS function, on our resolver: ``[((name, type), value), ...]``."""
+        try:
+            answer = self.resolver.resolve(name, qtype)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            return []
+        except (dns.exception.Timeout, dns.resolver.NoNameservers) as exc:
+            raise spf.TempError(f"DNS {exc}") from None
+        found: list[tuple[tuple[str, str], object]] = []
+        for rdata in answer:
+            if qtype in ("A", "AAAA"):
+                found.append(((name, qtype), rdata.address))
+            elif qtype == "MX":
+                found.append(((name, qtype), (rdata.preference, rdata.exchange)))
+            elif qtype == "PTR":
+                found.append(((name, qtype), rdata.target.to_text(True)))
+            elif qtype in ("TXT", "SPF"):
+                found.append(((name, qtype), rdata.strings))
+        return found
+
+    def _dmarc_record(self, domain: str) -> str | None:
+        try:
+            answer = self.resolver.resolve(f"_dmarc.{domain}", "TXT")
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            return None
+        records = [b"".join(r.strings).decode("utf-8", "replace") for r in answer]
+        matching = [r for r in records if _DMARC_TAG.match(r)]
+        return matching[0] if len(matching) == 1 else None
+
+    def _header(self, outcome: AuthOutcome, mail_from: str) -> str:
+        results: list[authres.AuthenticationResult] = [
+            authres.SPFAuthenticationResult(result=outcome.spf, smtp_mailfrom=mail_from)]
+        results += [authres.DKIMAuthenticationResult(result=s.result, header_d=s.domain,
+                                                     header_s=s.selector)
+                    for s in outcome.dkim] or [authres.DKIMAuthenticationResult(result="none")]
+        results.append(authres.dmarc.DMARCAuthenticationResult(
+            result=outcome.dmarc, header_from=outcome.from_domain or None))
+        header = authres.AuthenticationResultsHeader(authserv_id=self.authserv_id,
+                                                     results=results)
+        return str(header).split(":", 1)[1].strip()
+
+
+def _spf_code(result: str) -> object:
+    return {"pass": dmarc.SPF_PASS, "fail": dmarc.SPF_FAIL, "softfail": dmarc.SPF_SOFTFAIL,
+            "neutral": dmarc.SPF_NEUTRAL, "temperror": dmarc.SPF_TEMPFAIL,
+            "permerror": dmarc.SPF_PERMFAIL}.get(result, dmarc.SPF_NEUTRAL)
+
+
+def _from_domain(data: bytes) -> str:
+    msg = parse_message(data)
+    if msg is None:
+        return ""
+    addresses = getaddresses([header_text(str(v)) for v in msg.get_all("From", [])])
+    domains = {a.rsplit("@", 1)[1].lower().rstrip(".") for _n, a in addresses if "@" in a}
+    return domains.pop() if len(domains) == 1 else ""
+
+
+def findings(outcome: AuthOutcome) -> list[Finding]:
+    """Points for what authentication found (nothing for temperror)."""
+    found = []
+    spf_points = SCORES.get(("spf", outcome.spf))
+    if spf_points is not None:
+        found.append(Finding("spf", spf_points, f"SPF {outcome.spf} for {outcome.spf_domain}"))
+    for signature in outcome.dkim[:1]:
+        points = SCORES.get(("dkim", signature.result))
+        if points is not None:
+            found.append(Finding("dkim", points,
+                                 f"DKIM {signature.result} (d={signature.domain})"))
+    if outcome.dmarc == "pass":
+        found.append(Finding("dmarc", SCORES[("dmarc", "pass")],
+                             f"DMARC pass for {outcome.from_domain}"))
+    elif outcome.dmarc == "fail":
+        points = SCORES[("dmarc", outcome.dmarc_policy or "none")]
+        found.append(Finding("dmarc", points, f"DMARC fail for {outcome.from_domain} "
+                                              f"(policy {outcome.dmarc_policy or 'none'})"))
+    return found
+
+
+class AuthCheck:
+    """Pipeline check: SPF, DKIM, DMARC as findings (the header is the caller's to add)."""
+
+    name = "auth"
+
+    def __init__(self, settings: Settings) -> None:
+        self.authenticator = Authenticator(settings)
+
+    async def __call__(self, message: FilterInput) -> Sequence[Finding]:
+        return findings(await self.authenticator.check(message))
