@@ -141,6 +141,13 @@ class Settings(BaseSettings):
     dnsbl_zones: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """DNS blocklists to check the operator's MX host addresses against, e.g.
     zen.spamhaus.org; empty → no DNSBL check."""
+    filter_dnsbl: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Blocklists of connecting IPs for the spam filter, ``ZONE:POINTS`` (e.g.
+    zen.spamhaus.org:6); empty → none asked."""
+    filter_rhsbl: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Domain blocklists (HELO, envelope and From domains), ``ZONE:POINTS``."""
+    filter_uribl: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Blocklists of link domains in the body, ``ZONE:POINTS``."""
     dns_recheck_interval_seconds: int = Field(6 * 3600, ge=0)
     """How often every domain's DNS check runs again in the background (delivery role);
     the account's admins are emailed when a domain's status changes. 0 = never."""
@@ -185,11 +192,25 @@ class Settings(BaseSettings):
     def _valid_smtp_hostname(cls, value: str | None) -> str | None:
         return None if value is None else _hostname(value, "smtp_hostname")
 
-    @field_validator("dns_nameservers", "dnsbl_zones", mode="before")
+    @field_validator("dns_nameservers", "dnsbl_zones", "filter_dnsbl", "filter_rhsbl",
+                     "filter_uribl", mode="before")
     @classmethod
     def _parse_nameservers(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("filter_dnsbl", "filter_rhsbl", "filter_uribl")
+    @classmethod
+    def _zone_points(cls, value: list[str], info: Any) -> list[str]:
+        for entry in value:
+            zone, _, points = entry.rpartition(":")
+            try:
+                float(points)
+            except ValueError:
+                zone = ""
+            if not zone:
+                raise ValueError(f"{info.field_name}: {entry!r} is not ZONE:POINTS")
         return value
 
     @model_validator(mode="after")
