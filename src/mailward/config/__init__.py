@@ -141,6 +141,9 @@ class Settings(BaseSettings):
     dnsbl_zones: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """DNS blocklists to check the operator's MX host addresses against, e.g.
     zen.spamhaus.org; empty → no DNSBL check."""
+    spam_filter: bool = True
+    """Run the spam filter's checks on the mx tier (authentication, blocklists, rules,
+    content model) and add Authentication-Results; off: recipient checks only."""
     filter_dnsbl: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Blocklists of connecting IPs for the spam filter, ``ZONE:POINTS`` (e.g.
     zen.spamhaus.org:6); empty → none asked."""

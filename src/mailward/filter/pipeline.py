@@ -12,7 +12,7 @@ import enum
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ class FilterInput:
     peer: str
     helo: str
     tls: bool = False
+    auth: Any = None  # the AuthOutcome, when intake already authenticated the message
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,10 +9,12 @@ spool has committed it.
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 from mailward.directory.lookup import Recipient, RecipientLookup, Verdict
 from mailward.filter import Action, FilterInput, FilterPipeline, FilterVerdict
+from mailward.filter.auth import Authenticator
 from mailward.queue.spool import NewRecipient, Spool
 from mailward.smtp.types import Envelope, RecipientParams, Reply
 
@@ -36,12 +38,37 @@ def _tagged(data: bytes, verdict: FilterVerdict) -> bytes:
     return headers + data
 
 
+def _authenticated(data: bytes, value: str, authserv_id: str) -> bytes:
+    """``data`` with our Authentication-Results on top, and any claiming to be ours
+    before it dropped (RFC 8601 §5: a sender could forge our results)."""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        head, body = data, b""
+    kept = []
+    ours = re.compile(rb"(?i)^authentication-results:\s*" + re.escape(authserv_id.encode())
+                      + rb"\s*(;|$)")
+    skipping = False
+    for line in head.split(b"\r\n"):
+        if line[:1] in (b" ", b"\t"):  # a continuation of the previous field
+            if not skipping:
+                kept.append(line)
+            continue
+        skipping = bool(ours.match(line))
+        if not skipping:
+            kept.append(line)
+    new_head = b"\r\n".join(kept)
+    field = f"Authentication-Results: {value}\r\n".encode()
+    return field + new_head + (b"\r\n\r\n" + body if sep else b"")
+
+
 class MxIntake:
     def __init__(self, lookup: RecipientLookup, spool: Spool,
-                 pipeline: FilterPipeline | None = None) -> None:
+                 pipeline: FilterPipeline | None = None,
+                 authenticator: Authenticator | None = None) -> None:
         self.lookup = lookup
         self.spool = spool
         self.pipeline = pipeline or FilterPipeline()
+        self.authenticator = authenticator  # None: no Authentication-Results (filter off)
         self._answers: dict[str, tuple[float, Recipient]] = {}
 
     async def _lookup(self, address: str, *, reuse: bool) -> Recipient:
@@ -71,14 +98,21 @@ class MxIntake:
             found = await self._lookup(rcpt.address, reuse=True)
             target = filtered if found.filtered else unfiltered
             target.append(RecipientParams(found.address, rcpt.notify, rcpt.orcpt))
+        data, auth = envelope.data, None
+        if self.authenticator is not None:  # every recipient gets the results
+            auth = await self.authenticator.check(FilterInput(
+                sender=envelope.sender, recipients=(), data=data, peer=envelope.peer,
+                helo=envelope.helo, tls=envelope.tls))
+            data = _authenticated(data, auth.header, self.authenticator.authserv_id)
         verdict = FilterVerdict(Action.ACCEPT, 0.0)
         if filtered:
             verdict = await self.pipeline.run(FilterInput(
                 sender=envelope.sender, recipients=tuple(r.address for r in filtered),
                 data=envelope.data, peer=envelope.peer, helo=envelope.helo, tls=envelope.tls,
+                auth=auth,
             ))
         if verdict.action is Action.ACCEPT:
-            queue_id = await self._spool(envelope, [*unfiltered, *filtered], envelope.data)
+            queue_id = await self._spool(envelope, [*unfiltered, *filtered], data)
             return Reply(250, "2.0.0", f"Ok: queued as {queue_id}")
         if verdict.action is Action.REJECT and not unfiltered:
             log.info("refused spam from %s (%s)", envelope.sender, verdict.header())
@@ -86,8 +120,8 @@ class MxIntake:
         # Tag (quarantine comes with the spam engine; until then it is tagged delivery).
         ids = []
         if unfiltered:
-            ids.append(await self._spool(envelope, unfiltered, envelope.data))
-        ids.append(await self._spool(envelope, filtered, _tagged(envelope.data, verdict)))
+            ids.append(await self._spool(envelope, unfiltered, data))
+        ids.append(await self._spool(envelope, filtered, _tagged(data, verdict)))
         return Reply(250, "2.0.0", f"Ok: queued as {' '.join(ids)}")
 
     async def _spool(self, envelope: Envelope, recipients: list[RecipientParams],

@@ -18,6 +18,8 @@ from mailward.directory import Directory
 from mailward.directory.mail_login import MailLogin
 from mailward.dkim import DkimService, sign
 from mailward.dns.recheck import DnsRechecker
+from mailward.filter import filter_pipeline
+from mailward.filter.auth import Authenticator
 from mailward.imap.fetch import ParsedCache
 from mailward.imap.server import start_imap
 from mailward.imap.session import ImapServices
@@ -157,7 +159,9 @@ class ListenerRole(_Role):
 class MxRole(ListenerRole):
     def __init__(self, directory: Directory, settings: Settings, mail: MailSystem) -> None:
         super().__init__(settings, mail)
-        self.intake = MxIntake(directory.recipients, mail.spool)
+        authenticator = Authenticator(settings) if settings.spam_filter else None
+        self.intake = MxIntake(directory.recipients, mail.spool, filter_pipeline(settings),
+                               authenticator)
 
     async def start(self, sock: socket.socket, index: int,
                     tls: ssl.SSLContext) -> asyncio.AbstractServer:

@@ -1,0 +1,97 @@
+"""The spam filter in the mail flow, over real sockets (smtplib → our mx → customer
+server), both backends, DNS from a loopback server: Authentication-Results on every copy
+(forged ones of ours removed), spam refused at DATA when every recipient is filtered, and
+mixed recipients each getting their own treatment."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+from collections.abc import AsyncIterator
+from email.message import EmailMessage
+
+import pytest
+from dns_server import dns_server
+from mail_helpers import Sink, mail_roles, mail_settings, port_of, sink_server
+
+from mailward.config import Settings
+from mailward.db import AddressList
+from mailward.directory import Actor, Directory
+
+OP = Actor.operator()
+ZONE = """
+good.example.        300 IN TXT "v=spf1 ip4:127.0.0.1 -all"
+_dmarc.good.example. 300 IN TXT "v=DMARC1; p=reject"
+evil.example.        300 IN TXT "v=spf1 -all"
+_dmarc.evil.example. 300 IN TXT "v=DMARC1; p=reject"
+"""
+AUTHSERV = "mx.mailward.test"
+
+
+def mail(sender: str, subject: str, *, attachment: str | None = None,
+         forged: bool = False) -> bytes:
+    msg = EmailMessage()
+    if forged:  # a sender pretending we already checked it
+        msg["Authentication-Results"] = f"{AUTHSERV}; spf=pass; dmarc=pass"
+    msg["From"] = sender
+    msg["To"] = "ann@filtered.example"
+    msg["Subject"] = subject
+    msg["Date"] = "Sun, 06 Dec 2026 10:00:00 +0000"
+    msg["Message-ID"] = f"<{subject.replace(' ', '')}@sender.example>"
+    msg.set_content("Hello Ann,\nthe report is attached.\nRegards\n")
+    if attachment:
+        msg.add_attachment(b"MZ\x90\x00", maintype="application", subtype="octet-stream",
+                           filename=attachment)
+    return msg.as_bytes().replace(b"\n", b"\r\n")
+
+
+def send(port: int, sender: str, recipients: list[str], data: bytes) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        client.sendmail(sender, recipients, data)
+
+
+@pytest.fixture
+async def world(settings: Settings, directory: Directory) -> AsyncIterator[tuple[int, Sink]]:
+    await directory.accounts.create(OP, "Acme")
+    await directory.domains.create(OP, "filtered.example", account="Acme")
+    await directory.bulk.add_lines(OP, ["ann@filtered.example"], AddressList.FILTER)
+    await directory.bulk.add_lines(OP, ["bob@filtered.example"], AddressList.NO_FILTER)
+    with dns_server(ZONE) as nameserver:
+        async with sink_server() as customer:
+            await directory.servers.add(OP, "filtered.example", customer.address,
+                                        preference=10)
+            configured = mail_settings(settings, spam_filter=True,
+                                       dns_nameservers=[nameserver], dns_timeout_seconds=1)
+            async with mail_roles(configured) as urls:
+                yield port_of(urls["mx"]), customer
+
+
+async def test_authentication_results_and_a_clean_message(world: tuple[int, Sink]) -> None:
+    mx, customer = world
+    await asyncio.to_thread(send, mx, "anna@good.example", ["ann@filtered.example"],
+                            mail("anna@good.example", "Quarterly report", forged=True))
+    [got] = await customer.wait_for(1)
+    results = got.message.get_all("Authentication-Results")
+    assert results == [f"{AUTHSERV}; spf=pass smtp.mailfrom=anna@good.example; dkim=none; "
+                       "dmarc=pass header.from=good.example"]  # the forged one is gone
+    assert got.message["X-Spam-Flag"] is None
+
+
+async def test_spam_is_refused_at_data_time(world: tuple[int, Sink]) -> None:
+    mx, customer = world
+    spam = mail("ceo@evil.example", "Invoice", attachment="invoice.pdf.exe")
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        await asyncio.to_thread(send, mx, "ceo@evil.example", ["ann@filtered.example"], spam)
+    assert refused.value.smtp_code == 550 and b"5.7.1" in refused.value.smtp_error
+    # with a Do Not Filter recipient too: bob gets it as it is, ann's copy is marked
+    await asyncio.to_thread(send, mx, "ceo@evil.example",
+                            ["ann@filtered.example", "bob@filtered.example"], spam)
+    copies = await customer.wait_for(2)
+    by_recipient = {tuple(c.recipients): c.message for c in copies}
+    ann, bob = by_recipient[("ann@filtered.example",)], by_recipient[("bob@filtered.example",)]
+    assert ann["X-Spam-Flag"] == "YES" and bob["X-Spam-Flag"] is None
+    for copy in (ann, bob):
+        assert copy["Authentication-Results"].startswith(
+            f"{AUTHSERV}; spf=fail smtp.mailfrom=ceo@evil.example")
+    status = ann["X-Spam-Status"]
+    assert "rule:executable-attachment=9" in status and "dmarc=9" in status
