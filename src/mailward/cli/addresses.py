@@ -18,7 +18,7 @@ from mailward.directory.views import AddressView, Page
 
 from .bulk import address_add
 from .context import AccountOption, JsonOption, YesOption, run
-from .output import esc, human_bytes, out, page_summary, print_json, report, usage_error
+from .output import empty_page, esc, human_bytes, out, page_summary, print_json, report, usage_error
 from .prompt import PasswordStdinOption, new_password
 
 address_app = typer.Typer(help="Addresses on the Filter / Do Not Filter lists.",
@@ -117,9 +117,7 @@ def address_list(
         return
     console = out()
     if not result.items:
-        console.print("no addresses match" if result.total == 0 else
-                      f"page {result.page} is empty: {result.total} address(es) on "
-                      f"{result.pages} page(s)")
+        console.print(empty_page(result, "address(es)", "no addresses match"))
         return
     longest = max(len(view.email) for view in result.items)
     table = Table()

@@ -16,7 +16,7 @@ from mailward.directory.audit import MAX_PER_PAGE
 from mailward.directory.views import AuditView, Page
 
 from .context import AccountOption, JsonOption, run
-from .output import esc, out, page_summary, print_json, usage_error
+from .output import empty_page, esc, out, page_summary, print_json, usage_error
 
 audit_app = typer.Typer(help="The audit log: every change, who made it, when, from where.",
                         no_args_is_help=True)
@@ -78,9 +78,7 @@ def audit_list(
         return
     console = out()
     if not result.items:
-        console.print("no changes match" if result.total == 0 else
-                      f"page {result.page} is empty: {result.total} change(s) on "
-                      f"{result.pages} page(s)")
+        console.print(empty_page(result, "change(s)", "no changes match"))
         return
     table = Table()
     table.add_column("Time (UTC)", no_wrap=True)

@@ -130,3 +130,11 @@ def page_summary(result: Page[Any], noun: str) -> str:
     first = (result.page - 1) * result.per_page + 1
     last = first + len(result.items) - 1
     return f"{first}-{last} of {result.total} {noun}, page {result.page} of {result.pages}"
+
+
+def empty_page(result: Page[Any], noun: str, nothing: str) -> str:
+    """What a listing with no rows says: ``nothing`` when nothing matched at all, else that
+    this page is past the end (``"page 4 is empty: 120 address(es) on 3 page(s)"``)."""
+    if result.total == 0:
+        return nothing
+    return f"page {result.page} is empty: {result.total} {noun} on {result.pages} page(s)"

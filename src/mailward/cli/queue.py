@@ -18,7 +18,7 @@ from mailward.directory.views import Page
 from mailward.queue.admin import MAX_PER_PAGE, QueueEntry, QueueMessageView
 
 from .context import AccountOption, JsonOption, YesOption, run
-from .output import esc, human_bytes, out, page_summary, print_json, usage_error
+from .output import empty_page, esc, human_bytes, out, page_summary, print_json, usage_error
 
 queue_app = typer.Typer(help="The mail queue: messages waiting for delivery.",
                         no_args_is_help=True)
@@ -102,11 +102,8 @@ def queue_list(
         return
     console = out()
     if not result.items:
-        if result.total:
-            console.print(f"page {result.page} is empty: {result.total} queued recipient(s) "
-                          f"on {result.pages} page(s)")
-        else:
-            console.print("no queued mail matches" if domain or status else "the queue is empty")
+        nothing = "no queued mail matches" if domain or status else "the queue is empty"
+        console.print(empty_page(result, "queued recipient(s)", nothing))
         return
     now = utcnow()
     table = Table()
