@@ -54,9 +54,7 @@ def settings(settings: Settings, world: World) -> Settings:
             await db.dispose()
 
     asyncio.run(seed())
-    return settings.model_copy(update={
-        "dns_nameservers": [world.resolver], "dns_authoritative_port": world.port,
-        "dns_timeout_seconds": 1})
+    return world.settings(settings)
 
 
 def log_in(page: Page, shot: Shot) -> None:

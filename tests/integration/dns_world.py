@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from cli_helpers import WIDE
 from dns_server import TableResolver, authoritative_pair, table_server
 
+from mailward.config import Settings
+
 OUR_MX = """
 acme.example. 300 IN MX 10 mailfilter1.example.net.
 acme.example. 300 IN MX 20 mailfilter2.example.net.
@@ -37,6 +39,12 @@ class World:
         """``servers`` (default: all three) answer from ``zone`` plus the delegation."""
         for server in servers or (self.recursive, self.ns1, self.ns2):
             server.serve(zone + DELEGATION)
+
+    def settings(self, settings: Settings, **more: object) -> Settings:
+        """``settings`` asking these servers, with a short DNS timeout."""
+        return settings.model_copy(update={
+            "dns_nameservers": [self.resolver], "dns_authoritative_port": self.port,
+            "dns_timeout_seconds": 1.0, **more})
 
     def env(self, **more: str) -> dict[str, str]:
         """Environment for the CLI: these servers, a short DNS timeout."""

@@ -242,9 +242,7 @@ def test_cli_check_is_tenant_scoped(tenants: Cli, world: World) -> None:
 
 @pytest.fixture
 def settings(settings: Settings, world: World) -> Settings:
-    return settings.model_copy(update={"dns_nameservers": [world.resolver],
-                                       "dns_authoritative_port": world.port,
-                                       "dns_timeout_seconds": 1.0})
+    return world.settings(settings)
 
 
 async def test_api_check(client: httpx.AsyncClient, customers: Tenants, world: World) -> None:

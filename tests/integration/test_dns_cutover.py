@@ -114,9 +114,7 @@ def test_cli_is_tenant_scoped_and_needs_hosting(tenants: Cli, world: World) -> N
 
 @pytest.fixture
 def settings(settings: Settings, world: World) -> Settings:
-    return settings.model_copy(update={"dns_nameservers": [world.resolver],
-                                       "dns_authoritative_port": world.port,
-                                       "dns_timeout_seconds": 1.0})
+    return world.settings(settings)
 
 
 async def test_api_cutover(client: httpx.AsyncClient, customers: Tenants,

@@ -39,10 +39,7 @@ def world() -> Iterator[World]:
 @pytest.fixture
 def settings(settings: Settings, world: World) -> Settings:
     """Re-checks every hour, asking only the loopback DNS servers of ``world``."""
-    return settings.model_copy(update={
-        "dns_nameservers": [world.resolver], "dns_authoritative_port": world.port,
-        "dns_timeout_seconds": 1, "dns_recheck_interval_seconds": 3600,
-    })
+    return world.settings(settings, dns_recheck_interval_seconds=3600)
 
 
 @pytest.fixture

@@ -26,9 +26,7 @@ def world() -> Iterator[World]:
 
 @pytest.fixture
 def settings(settings: Settings, world: World) -> Settings:
-    return settings.model_copy(update={
-        "dns_nameservers": [world.resolver], "dns_authoritative_port": world.port,
-        "dns_timeout_seconds": 1})
+    return world.settings(settings)
 
 
 @pytest.fixture
