@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.utils import getaddresses
 
 import authres
@@ -89,8 +89,7 @@ class Authenticator:
         dmarc_result, policy = self._dmarc(from_domain, spf_result, spf_domain, signatures)
         outcome = AuthOutcome(spf_result, spf_domain, from_domain, signatures, dmarc_result,
                               policy)
-        return AuthOutcome(spf_result, spf_domain, from_domain, signatures, dmarc_result,
-                           policy, self._header(outcome, mail_from))
+        return replace(outcome, header=self._header(outcome, mail_from))
 
     # -- the three checks ----------------------------------------------------------------
 

@@ -196,7 +196,11 @@ def header_text(value: str) -> str:
 
 
 def parse_message(data: bytes) -> Message | None:
-    """The message (compat32: fast, lenient), or None when it cannot be parsed at all."""
+    """The message (compat32: fast, lenient), or None when it cannot be parsed at all.
+
+    Not cached across checks: decoding a part records defects on the Message, so a shared
+    one would change what the next reader sees.
+    """
     if data.startswith(b"From "):  # mbox separator line
         data = data.split(b"\n", 1)[1] if b"\n" in data else b""
     try:

@@ -39,16 +39,9 @@ async def password_login(web: WebContext, login: str, password: str, client: str
 
     The second factor, if the user has one, is :func:`code_login`'s job.
     """
-    keys = _keys(login, client)
-    wait = web.limiter.retry_after(*keys)
-    if wait:
-        raise LoginThrottled(wait)
-    attempt = web.limiter.fail(*keys)  # counts until proven right: no racing past the limit
-    actor = await web.directory.accounts.authenticate(login, password)
-    if actor is None:
-        raise LoginFailed("wrong login or password")
-    web.limiter.forgive(attempt, *keys)
-    return actor
+    found = await _login(web, login, password, client, mailboxes=False)
+    assert isinstance(found, Actor)
+    return found
 
 
 async def panel_login(web: WebContext, login: str, password: str,
@@ -56,22 +49,26 @@ async def panel_login(web: WebContext, login: str, password: str,
     """A panel login: a user (the actor), else a mailbox user (the address). A mailbox
     login failure also counts against the mail protocols' limits (one limiter for POP3,
     IMAP, submission and this)."""
+    return await _login(web, login, password, client, mailboxes=True)
+
+
+async def _login(web: WebContext, login: str, password: str, client: str, *,
+                 mailboxes: bool) -> Actor | str:
     keys = _keys(login, client)
     wait = web.limiter.retry_after(*keys)
     if wait:
         raise LoginThrottled(wait)
-    attempt = web.limiter.fail(*keys)
-    actor = await web.directory.accounts.authenticate(login, password)
-    if actor is not None:
-        web.limiter.forgive(attempt, *keys)
-        return actor
-    mailbox = await web.directory.mail_login.authenticate(login, password, client, "web")
-    if mailbox.mailbox is not None:
-        web.limiter.forgive(attempt, *keys)
-        return mailbox.mailbox
-    if mailbox.retry_after:
-        raise LoginThrottled(mailbox.retry_after)
-    raise LoginFailed("wrong login or password")
+    attempt = web.limiter.fail(*keys)  # counts until proven right: no racing past the limit
+    found: Actor | str | None = await web.directory.accounts.authenticate(login, password)
+    if found is None and mailboxes:
+        mailbox = await web.directory.mail_login.authenticate(login, password, client, "web")
+        if mailbox.retry_after:
+            raise LoginThrottled(mailbox.retry_after)
+        found = mailbox.mailbox
+    if found is None:
+        raise LoginFailed("wrong login or password")
+    web.limiter.forgive(attempt, *keys)
+    return found
 
 
 async def needs_code(web: WebContext, actor: Actor) -> bool:
