@@ -116,7 +116,8 @@ async def test_the_authentication_results_header(settings: Settings) -> None:
     outcome = await check(settings, "x@bounces.signed.example", signed)
     assert outcome.header == (
         "mx1.filter.example; spf=pass smtp.mailfrom=x@bounces.signed.example; "
-        "dkim=pass header.d=signed.example header.s=s1; dmarc=pass header.from=signed.example")
+        "dkim=pass header.d=signed.example header.s=s1; dmarc=pass header.from=signed.example; "
+        "arc=none")
 
 
 async def test_a_silent_dns_server_costs_no_points() -> None:

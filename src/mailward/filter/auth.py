@@ -1,6 +1,12 @@
-"""Sender authentication for the filter: SPF (pyspf), DKIM (dkimpy) and DMARC (the
-``dmarc`` package, organisational domains from publicsuffixlist), written up as an
-``Authentication-Results:`` header (RFC 8601, authres) and scored as findings.
+"""Sender authentication for the filter: SPF (pyspf), DKIM (dkimpy), DMARC (the
+``dmarc`` package, organisational domains from publicsuffixlist) and the ARC chain
+(RFC 8617, dkimpy), written up as an ``Authentication-Results:`` header (RFC 8601,
+authres) and scored as findings.
+
+A DMARC failure of a message whose ARC chain passes and whose newest ARC-Seal is by a
+trusted sealer (``filter_trusted_arc_sealers``: a mailing list or forwarder that breaks
+signatures but vouches for what it saw) is overridden: the result stays ``fail``, but
+the published policy is not applied and the failure scores nothing.
 
 Every lookup goes to the configured resolvers (``dns_nameservers``) with the DNS tools'
 timeout, in a worker thread (both libraries ask DNS themselves, blocking). A DNS failure
@@ -12,11 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from email.utils import getaddresses
 
 import authres
+import authres.arc
 import authres.dmarc
 import dkim
 import dmarc
@@ -37,6 +44,7 @@ SCORES = {  # (check, result) → points
     ("dkim", "fail"): 2.0,
     ("dmarc", "reject"): 9.0, ("dmarc", "quarantine"): 6.0, ("dmarc", "none"): 1.0,
     ("spf", "pass"): -0.5, ("dkim", "pass"): -0.5, ("dmarc", "pass"): -1.0,
+    ("arc", "fail"): 1.0, ("arc", "trusted"): -0.5,
 }
 _PSL = PublicSuffixList()
 _DMARC_TAG = re.compile(r"^\s*v\s*=\s*DMARC1\b", re.I)
@@ -66,16 +74,24 @@ class AuthOutcome:
     dkim: tuple[DkimOutcome, ...] = ()
     dmarc: str = "none"  # pass fail none temperror
     dmarc_policy: str = ""  # the published p= (or sp=) when DMARC failed: none/quarantine/reject
+    #   ("" when it failed but a trusted ARC sealer overrides it, see dmarc_override)
+    arc: str = "none"  # the ARC chain: none (no ARC sets) pass fail temperror
+    arc_sealer: str = ""  # d= of the newest ARC-Seal, when the chain passes
+    arc_trusted: bool = False  # the chain passes and arc_sealer is a trusted sealer
+    dmarc_override: str = ""  # "arc": DMARC failed, excused by a trusted ARC sealer
     header: str = field(default="", compare=False)
 
 
 class Authenticator:
-    """SPF, DKIM and DMARC for messages, through the configured resolvers."""
+    """SPF, DKIM, DMARC and ARC for messages, through the configured resolvers."""
 
     def __init__(self, settings: Settings, authserv_id: str | None = None) -> None:
         self.timeout = settings.dns_timeout_seconds
         self.resolver = make_sync_resolver(settings.dns_nameservers, self.timeout)
         self.authserv_id = authserv_id or settings.node_name
+        self.trusted_sealers = tuple(
+            domain.strip().lower().rstrip(".") for domain in settings.filter_trusted_arc_sealers
+            if domain.strip().rstrip("."))
 
     async def check(self, message: FilterInput) -> AuthOutcome:
         return await asyncio.to_thread(self.check_blocking, message)
@@ -87,11 +103,20 @@ class Authenticator:
         spf_result = self._spf(message.peer, mail_from, message.helo)
         signatures = self._dkim(message.data)
         dmarc_result, policy = self._dmarc(from_domain, spf_result, spf_domain, signatures)
+        arc, sealer = self._arc(message.data)
+        trusted = arc == "pass" and self.trusts(sealer)
+        override = "arc" if trusted and dmarc_result == "fail" else ""
         outcome = AuthOutcome(spf_result, spf_domain, from_domain, signatures, dmarc_result,
-                              policy)
+                              "" if override else policy, arc, sealer, trusted, override)
         return replace(outcome, header=self._header(outcome, mail_from))
 
-    # -- the three checks ----------------------------------------------------------------
+    def trusts(self, sealer: str) -> bool:
+        """Whether ``sealer`` is a trusted ARC sealer: listed, or a subdomain of one."""
+        sealer = sealer.lower().rstrip(".")
+        return bool(sealer) and any(sealer == domain or sealer.endswith(f".{domain}")
+                                    for domain in self.trusted_sealers)
+
+    # -- the checks ----------------------------------------------------------------------
 
     def _spf(self, ip: str, mail_from: str, helo: str) -> str:
         # pyspf looks names up through its module-level DNSLookup: point it at our
@@ -110,9 +135,11 @@ class Authenticator:
         found = []
         for index in range(min(count, 5)):  # a few signatures are plenty
             verifier = dkim.DKIM(data, timeout=int(self.timeout) or 1)
+            txt, timeouts = self._recording_txt()
             try:
-                ok = verifier.verify(idx=index, dnsfunc=self._txt)
-                result = "pass" if ok else "fail"
+                ok = verifier.verify(idx=index, dnsfunc=txt)
+                # dkimpy reports a key lookup that timed out as a bad signature
+                result = "pass" if ok else "temperror" if timeouts else "fail"
             except dkim.KeyFormatError:
                 result = "permerror"
             except dkim.DnsTimeoutError:
@@ -123,6 +150,21 @@ class Authenticator:
             selector = (verifier.selector or b"").decode("ascii", "replace")
             found.append(DkimOutcome(result, domain, selector))
         return tuple(found)
+
+    def _arc(self, data: bytes) -> tuple[str, str]:
+        """The ARC chain's validation (RFC 8617 5.2) and the newest seal's d= if it passes."""
+        txt, timeouts = self._recording_txt()
+        try:
+            cv, sets, _reason = dkim.ARC(data, timeout=int(self.timeout) or 1).verify(
+                dnsfunc=txt)
+        except Exception:  # dkimpy's errors, and what malformed ARC sets make of its parser
+            cv, sets = dkim.CV_Fail, []
+        if cv == dkim.CV_Pass and sets:  # sets: newest instance first
+            return "pass", sets[0]["as-domain"].decode("ascii", "replace").lower()
+        if timeouts:  # dkimpy reports a key lookup that timed out as an invalid seal
+            return "temperror", ""
+        # None: an earlier sealer already said cv=fail, so the chain is over (a failure)
+        return ("none" if cv == dkim.CV_None else "fail"), ""
 
     def _dmarc(self, from_domain: str, spf_result: str, spf_domain: str,
                signatures: Sequence[DkimOutcome]) -> tuple[str, str]:
@@ -168,6 +210,20 @@ class Authenticator:
             return b"".join(rdata.strings)
         return None
 
+    def _recording_txt(self) -> tuple[Callable[..., bytes | None], list[str]]:
+        """``_txt`` plus the list of names whose lookup timed out (dkimpy swallows those
+        errors, turning them into failed signatures): one pair per verification."""
+        timeouts: list[str] = []
+
+        def txt(name: bytes | str, timeout: int = 5) -> bytes | None:
+            try:
+                return self._txt(name, timeout)
+            except dkim.DnsTimeoutError:
+                timeouts.append(name.decode("ascii") if isinstance(name, bytes) else name)
+                raise
+
+        return txt, timeouts
+
     def _spf_lookup(self, name: str, qtype: str, tcpfallback: bool = True,
                     timeout: float = 30) -> list[tuple[tuple[str, str], object]]:
         """pyspf's DNS function, on our resolver: ``[((name, type), value), ...]``."""
@@ -206,6 +262,7 @@ class Authenticator:
                     for s in outcome.dkim] or [authres.DKIMAuthenticationResult(result="none")]
         results.append(authres.dmarc.DMARCAuthenticationResult(
             result=outcome.dmarc, header_from=outcome.from_domain or None))
+        results.append(authres.arc.ARCAuthenticationResult(result=outcome.arc))
         header = authres.AuthenticationResultsHeader(authserv_id=self.authserv_id,
                                                      results=results)
         return str(header).split(":", 1)[1].strip()
@@ -240,15 +297,23 @@ def findings(outcome: AuthOutcome) -> list[Finding]:
     if outcome.dmarc == "pass":
         found.append(Finding("dmarc", SCORES[("dmarc", "pass")],
                              f"DMARC pass for {outcome.from_domain}"))
+    elif outcome.dmarc == "fail" and outcome.dmarc_override == "arc":
+        found.append(Finding("dmarc", 0.0, f"DMARC fail for {outcome.from_domain} overridden "
+                                           f"by trusted ARC sealer {outcome.arc_sealer}"))
     elif outcome.dmarc == "fail":
         points = SCORES[("dmarc", outcome.dmarc_policy or "none")]
         found.append(Finding("dmarc", points, f"DMARC fail for {outcome.from_domain} "
                                               f"(policy {outcome.dmarc_policy or 'none'})"))
+    if outcome.arc == "pass" and outcome.arc_trusted:
+        found.append(Finding("arc", SCORES[("arc", "trusted")],
+                             f"ARC pass, sealed by trusted {outcome.arc_sealer}"))
+    elif outcome.arc == "fail":
+        found.append(Finding("arc", SCORES[("arc", "fail")], "ARC chain fail"))
     return found
 
 
 class AuthCheck:
-    """Pipeline check: SPF, DKIM, DMARC as findings (the header is the caller's to add)."""
+    """Pipeline check: SPF, DKIM, DMARC, ARC as findings (the header is the caller's to add)."""
 
     name = "auth"
 
