@@ -257,6 +257,7 @@ async def _append(s: ImapSession, cmd: Command) -> None:
     except NoSuchFolder:  # RFC 3501: the client may CREATE it and try again
         s.tagged(cmd.tag, "NO", f"Mailbox does not exist: {cmd.mailbox}", "TRYCREATE")
         return
+    s.learn(None, folder, data=cmd.message)
     s.tagged(cmd.tag, "OK", "Append completed",
              f"APPENDUID {stored.uidvalidity} {stored.uid}")
 

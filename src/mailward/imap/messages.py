@@ -267,6 +267,7 @@ async def _copy_move(s: ImapSession, cmd: Command) -> None:
         s.tagged(cmd.tag, "NO", f"Mailbox does not exist: {cmd.mailbox}", "TRYCREATE")
         return
     done = [uid for uid in uids if uid in mapping]
+    s.learn(sel.name, target, uids=[mapping[uid] for uid in done])
     code = None
     if done:
         code = (f"COPYUID {status.uidvalidity} {uid_set(done)} "

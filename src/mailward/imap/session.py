@@ -13,11 +13,11 @@ import contextlib
 import logging
 import re
 import ssl
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mailward.imap import mailboxes, messages
+from mailward.imap import mailboxes, messages, reports
 from mailward.imap.fetch import ParsedCache
 from mailward.imap.parse import (
     Authenticate,
@@ -29,6 +29,7 @@ from mailward.imap.parse import (
     literal_needed,
     parse_command,
 )
+from mailward.imap.reports import Lesson, SpamReporter
 from mailward.imap.respond import imap_string
 from mailward.imap.selected import RecentClaims, SelectedFolder
 from mailward.lines import OVERLONG, read_line
@@ -87,6 +88,7 @@ class ImapServices:
     parsed: ParsedCache = field(default_factory=ParsedCache)
     stopping: bool = False
     sessions: set[ImapSession] = field(default_factory=set)
+    spam_reporter: SpamReporter | None = None  # learns from moves into/out of Junk
 
     def shut_down(self) -> None:
         """Say BYE to every session: at once if it waits for the client, else after its
@@ -116,6 +118,7 @@ class ImapSession:
         self.out: list[bytes] = []
         self.bad = 0
         self.waiting = False  # for the client's next input (between commands, IDLE)
+        self.lessons: list[Lesson] = []  # for the spam reporter once the answer is sent
 
     # -- output ----------------------------------------------------------------------
 
@@ -198,11 +201,13 @@ class ImapSession:
                 if data:
                     await self.execute(data)
                 await self.flush()
+                await self.report_pending()
         except Close:
             with contextlib.suppress(Exception):
                 await self.flush()
+            await self.report_pending()
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, TimeoutError):
-            pass
+            await self.report_pending()  # the command was carried out all the same
         finally:
             self.services.sessions.discard(self)
             self.writer.close()
@@ -290,6 +295,31 @@ class ImapSession:
             self.out += [b"* " + line[2:] for line in lines]
             if tagged is not None:
                 self.out.append(tagged)
+
+    # -- spam reports ----------------------------------------------------------------
+
+    def learn(self, source: str | None, target: str, *, uids: Iterable[int] = (),
+              data: bytes | None = None) -> None:
+        """Note messages just filed into ``target`` (now ``uids`` there, or ``data``) from
+        ``source`` (``None``: APPEND) for the spam reporter, if that teaches anything."""
+        if self.services.spam_reporter is None or self.user is None:
+            return
+        spam = reports.verdict(source, target)
+        if spam is None:
+            return
+        lesson = Lesson(self.user, target, spam, tuple(uids), data)
+        if lesson.uids or lesson.data is not None:
+            self.lessons.append(lesson)
+
+    async def report_pending(self) -> None:
+        """Hand the noted messages to the spam reporter (after the answer was sent, before
+        the next command is read); never raises but for cancellation."""
+        if not self.lessons:
+            return
+        lessons, self.lessons = self.lessons, []
+        reporter = self.services.spam_reporter
+        if reporter is not None:
+            await reports.report(reporter, self.store, lessons)
 
     # -- capabilities ---------------------------------------------------------------
 
