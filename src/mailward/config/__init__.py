@@ -151,6 +151,22 @@ class Settings(BaseSettings):
     """Domain blocklists (HELO, envelope and From domains), ``ZONE:POINTS``."""
     filter_uribl: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Blocklists of link domains in the body, ``ZONE:POINTS``."""
+    filter_trusted_arc_sealers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Domains whose ARC seals are trusted (e.g. a mailing list host or forwarder): a
+    message they sealed with a valid chain is not penalised for failing DMARC here."""
+    filter_tag_score: float = 5.0
+    filter_quarantine_score: float = 10.0
+    filter_reject_score: float = 15.0
+    """Default spam thresholds (domains and addresses may set their own): tag, quarantine,
+    reject at DATA."""
+    filter_dmarc_reject: Literal["reject", "quarantine", "score"] = "quarantine"
+    """Default handling of mail failing DMARC where the sender's domain publishes
+    p=reject (domains may set their own): refuse at DATA, quarantine, or only score it."""
+    quarantine_retention_days: int = Field(30, ge=1)
+    """How long quarantined mail is kept before it is deleted."""
+    quarantine_digest_interval_seconds: int = Field(24 * 3600, ge=0)
+    """How often each address with new quarantined mail gets a digest with release links
+    (delivery role); 0 = never."""
     dns_recheck_interval_seconds: int = Field(6 * 3600, ge=0)
     """How often every domain's DNS check runs again in the background (delivery role);
     the account's admins are emailed when a domain's status changes. 0 = never."""
@@ -196,7 +212,7 @@ class Settings(BaseSettings):
         return None if value is None else _hostname(value, "smtp_hostname")
 
     @field_validator("dns_nameservers", "dnsbl_zones", "filter_dnsbl", "filter_rhsbl",
-                     "filter_uribl", mode="before")
+                     "filter_uribl", "filter_trusted_arc_sealers", mode="before")
     @classmethod
     def _parse_nameservers(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -12,6 +12,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -453,3 +455,145 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(64))  # e.g. "address.set-password"
     target: Mapped[str] = mapped_column(String(320))  # what it was done to
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+def _only_where(condition: str) -> dict[str, Any]:
+    """Keyword arguments making an index partial on both backends."""
+    return {"sqlite_where": text(condition), "postgresql_where": text(condition)}
+
+
+class FilterPolicy(Base):
+    """Spam filter settings of a domain (``address_id`` None) or of one of its addresses.
+
+    A ``None`` field inherits: an address from its domain, a domain from the config.
+    """
+
+    __tablename__ = "filter_policies"
+    __table_args__ = (
+        Index("uq_filter_policies_domain_wide", "domain_id", unique=True,
+              **_only_where("address_id IS NULL")),
+        UniqueConstraint("address_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    domain_id: Mapped[int] = mapped_column(ForeignKey("domains.id", ondelete="CASCADE"))
+    address_id: Mapped[int | None] = mapped_column(
+        ForeignKey("addresses.id", ondelete="CASCADE"))
+    tag_score: Mapped[float | None] = mapped_column(Float)
+    quarantine_score: Mapped[float | None] = mapped_column(Float)
+    reject_score: Mapped[float | None] = mapped_column(Float)
+    subject_tag: Mapped[str | None] = mapped_column(String(40))
+    dmarc_reject: Mapped[str | None] = mapped_column(String(16))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class FilterSenderRule(Base):
+    """An allow or block list entry of a domain or of one address.
+
+    ``sender`` is an address (``user@example.org``) or a domain (``example.org``, which
+    also covers its subdomains), lower-case.
+    """
+
+    __tablename__ = "filter_sender_rules"
+    __table_args__ = (
+        Index("uq_filter_sender_rules_domain_wide", "domain_id", "sender", unique=True,
+              **_only_where("address_id IS NULL")),
+        UniqueConstraint("address_id", "sender"),
+        CheckConstraint("action IN ('allow', 'block')", name="action"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    domain_id: Mapped[int] = mapped_column(ForeignKey("domains.id", ondelete="CASCADE"))
+    address_id: Mapped[int | None] = mapped_column(
+        ForeignKey("addresses.id", ondelete="CASCADE"))
+    sender: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class FilterDomainModel(Base):
+    """A domain's own refinement of the content model, learnt from its users' corrections
+    (the gzip'd JSON of :class:`mailward.filter.model.LogisticModel`)."""
+
+    __tablename__ = "filter_domain_models"
+
+    domain_id: Mapped[int] = mapped_column(
+        ForeignKey("domains.id", ondelete="CASCADE"), primary_key=True
+    )
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    model: Mapped[bytes] = mapped_column(LargeBinary)
+    spam_count: Mapped[int] = mapped_column(Integer, default=0)
+    ham_count: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class QuarantinedMessage(Base):
+    """A message held by the filter, kept outside every mailbox until it expires; its
+    bytes are in the row (committed before the sender is told 250)."""
+
+    __tablename__ = "quarantine_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sender: Mapped[str] = mapped_column(String(320))
+    from_header: Mapped[str] = mapped_column(String(320), default="")
+    subject: Mapped[str] = mapped_column(String(200), default="")
+    size: Mapped[int] = mapped_column(BigInteger)
+    score: Mapped[float] = mapped_column(Float)
+    findings: Mapped[str] = mapped_column(Text, default="[]")  # JSON: check, score, reason
+    peer: Mapped[str | None] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+    entries: Mapped[list[QuarantineEntry]] = relationship(
+        back_populates="message", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class QuarantineEntry(Base):
+    """One recipient's copy of a quarantined message: held until released or deleted.
+
+    ``digest_sent_at`` is when it was listed in the recipient's digest (None: not yet).
+    """
+
+    __tablename__ = "quarantine_entries"
+    __table_args__ = (
+        Index("ix_quarantine_entries_account_at", "account_id", "created_at"),
+        Index("ix_quarantine_entries_recipient", "recipient", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("quarantine_messages.id", ondelete="CASCADE"), index=True
+    )
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    domain_id: Mapped[int] = mapped_column(
+        ForeignKey("domains.id", ondelete="CASCADE"), index=True
+    )
+    recipient: Mapped[str] = mapped_column(String(320))
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[str] = mapped_column(String(10), default="held")  # held / released
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    released_by: Mapped[str | None] = mapped_column(String(254))
+    digest_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    message: Mapped[QuarantinedMessage] = relationship(back_populates="entries")
+
+
+class QuarantineDigest(Base):
+    """When an address may get its next quarantine digest; also the claim between nodes
+    (moved forward in one conditional UPDATE, like ``domain_dns_status``)."""
+
+    __tablename__ = "quarantine_digests"
+
+    recipient: Mapped[str] = mapped_column(String(320), primary_key=True)
+    next_digest_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

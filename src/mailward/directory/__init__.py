@@ -49,15 +49,22 @@ class Directory:
         mail_ips = AuthLimiter(settings.auth_ip_failures_per_window,
                                settings.auth_window_seconds)
         self.mail_login = MailLogin(db, self.passwords, self.limiter, mail_ips)
-        # Mail server settings and the queue live in ``routing``/``queue`` (which import
-        # this package, hence the late import); bundled here so the panel, API and CLI
-        # reach every service alike.
+        # Mail server settings, the queue and the filter live in ``routing``/``queue``/
+        # ``filter`` (which import this package, hence the late imports); bundled here so
+        # the panel, API and CLI reach every service alike.
         from mailward.queue.admin import QueueService
         from mailward.queue.spool import Spool
         from mailward.routing.servers import ServerService
 
         self.servers = ServerService(db, settings)
         self.queue = QueueService(db, Spool(db, settings.data_dir))
+        # the spam filter's customer-facing services (they queue and learn, hence here)
+        from mailward.filter.quarantine import QuarantineService
+        from mailward.filter.settings import FilterSettingsService
+
+        self.filter = FilterSettingsService(db, settings)
+        self.quarantine = QuarantineService(db, settings, self.queue.spool)
+        self.quarantine.learning = self.filter.learning  # one model cache per process
 
 
 __all__ = [

@@ -60,9 +60,14 @@ class LogisticModel:
         """Probability that the message with these features is spam."""
         return sigmoid(self.margin(features))
 
-    def learn(self, features: Features, is_spam: bool, weight: float = 1.0) -> float:
-        """One online step on one labelled example; returns the prediction before it."""
-        p = self.predict(features)
+    def learn(self, features: Features, is_spam: bool, weight: float = 1.0,
+              offset: float = 0.0) -> float:
+        """One online step on one labelled example; returns the prediction before it.
+
+        ``offset`` is log-odds another model already gives the example: this model then
+        learns only what that one gets wrong (a domain's refinement of the base model).
+        """
+        p = sigmoid(self.margin(features) + offset)
         g = (p - (1.0 if is_spam else 0.0)) * weight
         alpha, beta, l1, l2 = self.params.alpha, self.params.beta, self.params.l1, self.params.l2
         z, n, w = self._z, self._n, self.weights
@@ -127,14 +132,21 @@ class LogisticModel:
             model._z[i] = model._z_of(float(wi), float(ni))
         return model
 
-    def save(self, path: str | Path) -> None:
-        """Write gzip'd JSON, deterministic (sorted buckets, no gzip timestamp)."""
+    def to_bytes(self) -> bytes:
+        """Gzip'd JSON, deterministic (sorted buckets, no gzip timestamp)."""
         text = json.dumps(self.to_json(), separators=(",", ":"))
-        Path(path).write_bytes(gzip.compress(text.encode(), compresslevel=9, mtime=0))
+        return gzip.compress(text.encode(), compresslevel=9, mtime=0)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> LogisticModel:
+        return cls.from_json(json.loads(gzip.decompress(data)))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_bytes(self.to_bytes())
 
     @classmethod
     def load(cls, path: str | Path) -> LogisticModel:
-        return cls.from_json(json.loads(gzip.decompress(Path(path).read_bytes())))
+        return cls.from_bytes(Path(path).read_bytes())
 
 
 class ContentModel:

@@ -15,6 +15,9 @@ import time
 from mailward.directory.lookup import Recipient, RecipientLookup, Verdict
 from mailward.filter import Action, FilterInput, FilterPipeline, FilterVerdict
 from mailward.filter.auth import Authenticator
+from mailward.filter.judge import Judge, spam_headers, with_subject_tag
+from mailward.filter.policy import Decision
+from mailward.filter.quarantine import Hold, Quarantine
 from mailward.queue.spool import NewRecipient, Spool
 from mailward.smtp.types import Envelope, RecipientParams, Reply
 
@@ -29,13 +32,23 @@ REPLIES = {
 OVER_QUOTA = Reply(452, "4.2.2", "Mailbox full, try again later")
 ACCEPTED = Reply(250, "2.1.5", "Recipient OK")
 SPAM_REJECTED = Reply(550, "5.7.1", "Message refused as spam")
+SENDER_BLOCKED = Reply(550, "5.7.1", "Message refused: the sender is blocked by the recipient")
+DMARC_REJECTED = Reply(550, "5.7.1", "Message refused: it fails the DMARC policy of the "
+                                     "sender's domain")
 ANSWER_REUSE_SECONDS = 60.0  # RCPT lookups reused at DATA time (saves a query each)
 MAX_REMEMBERED = 10_000
 
 
-def _tagged(data: bytes, verdict: FilterVerdict) -> bytes:
-    headers = (f"X-Spam-Flag: YES\r\nX-Spam-Status: Yes, {verdict.header()}\r\n").encode()
-    return headers + data
+def _queued(ids: list[str]) -> Reply:
+    return Reply(250, "2.0.0", f"Ok: queued as {' '.join(ids)}")
+
+
+def _refusal(decision: Decision) -> Reply:
+    if decision.reason.startswith("sender "):
+        return SENDER_BLOCKED
+    if decision.reason.startswith("DMARC"):
+        return DMARC_REJECTED
+    return SPAM_REJECTED
 
 
 def _authenticated(data: bytes, value: str, authserv_id: str) -> bytes:
@@ -64,11 +77,14 @@ def _authenticated(data: bytes, value: str, authserv_id: str) -> bytes:
 class MxIntake:
     def __init__(self, lookup: RecipientLookup, spool: Spool,
                  pipeline: FilterPipeline | None = None,
-                 authenticator: Authenticator | None = None) -> None:
+                 authenticator: Authenticator | None = None, judge: Judge | None = None,
+                 quarantine: Quarantine | None = None) -> None:
         self.lookup = lookup
         self.spool = spool
         self.pipeline = pipeline or FilterPipeline()
         self.authenticator = authenticator  # None: no Authentication-Results (filter off)
+        self.judge = judge  # None: the pipeline's thresholds, no lists (filter off)
+        self.quarantine = quarantine  # None: what would be held is delivered tagged
         self._answers: dict[str, tuple[float, Recipient]] = {}
 
     async def _lookup(self, address: str, *, reuse: bool) -> Recipient:
@@ -104,25 +120,69 @@ class MxIntake:
                 sender=envelope.sender, recipients=(), data=data, peer=envelope.peer,
                 helo=envelope.helo, tls=envelope.tls))
             data = _authenticated(data, auth.header, self.authenticator.authserv_id)
-        verdict = FilterVerdict(Action.ACCEPT, 0.0)
-        if filtered:
-            verdict = await self.pipeline.run(FilterInput(
-                sender=envelope.sender, recipients=tuple(r.address for r in filtered),
-                data=envelope.data, peer=envelope.peer, helo=envelope.helo, tls=envelope.tls,
-                auth=auth,
-            ))
-        if verdict.action is Action.ACCEPT:
-            queue_id = await self._spool(envelope, [*unfiltered, *filtered], data)
-            return Reply(250, "2.0.0", f"Ok: queued as {queue_id}")
-        if verdict.action is Action.REJECT and not unfiltered:
-            log.info("refused spam from %s (%s)", envelope.sender, verdict.header())
-            return SPAM_REJECTED
-        # Tag (quarantine comes with the spam engine; until then it is tagged delivery).
+        if not filtered:
+            return _queued([await self._spool(envelope, unfiltered, data)])
+        verdict = await self.pipeline.run(FilterInput(
+            sender=envelope.sender, recipients=tuple(r.address for r in filtered),
+            data=envelope.data, peer=envelope.peer, helo=envelope.helo, tls=envelope.tls,
+            auth=auth,
+        ))
+        decisions = await self._decide(filtered, verdict, envelope, auth)
+        if not unfiltered and all(d.action is Action.REJECT for d in decisions.values()):
+            first = decisions[filtered[0].address]
+            log.info("refused mail from %s to %s: %s (%s)", envelope.sender or "<>",
+                     ", ".join(decisions), first.reason, verdict.header())
+            return _refusal(first)
+        # One copy per distinct treatment; mail refused for some recipients but accepted for
+        # others is held for them instead (one SMTP answer covers every recipient).
+        copies: dict[tuple[str, ...], list[RecipientParams]] = {}
+        held: list[Hold] = []
+        for rcpt in filtered:
+            decision = decisions[rcpt.address]
+            if decision.action in (Action.QUARANTINE, Action.REJECT) and self.quarantine:
+                held.append(Hold(rcpt.address, decision.reason))
+                continue
+            if decision.action is Action.ACCEPT:
+                unfiltered.append(rcpt)  # clean mail: one copy with the unfiltered ones
+                continue
+            copies.setdefault(self._treatment(decision), []).append(rcpt)
         ids = []
+        if held:
+            assert self.quarantine is not None
+            held_id = await self.quarantine.hold(
+                sender=envelope.sender, peer=envelope.peer, data=data, score=verdict.score,
+                findings=verdict.findings, holds=held)
+            log.info("quarantined mail from %s for %s (#%d): %s", envelope.sender or "<>",
+                     ", ".join(h.recipient for h in held), held_id, held[0].reason)
+            ids.append(f"quarantine#{held_id}")
         if unfiltered:
             ids.append(await self._spool(envelope, unfiltered, data))
-        ids.append(await self._spool(envelope, filtered, _tagged(data, verdict)))
-        return Reply(250, "2.0.0", f"Ok: queued as {' '.join(ids)}")
+        for treatment, recipients in copies.items():
+            ids.append(await self._spool(envelope, recipients,
+                                         self._copy(data, decisions, treatment, recipients)))
+        return _queued(ids)
+
+    async def _decide(self, filtered: list[RecipientParams], verdict: FilterVerdict,
+                      envelope: Envelope, auth: object) -> dict[str, Decision]:
+        addresses = [r.address for r in filtered]
+        if self.judge is None:  # the pipeline's own thresholds for everyone
+            return {a: Decision(verdict.action, verdict.score, f"score {verdict.score:g}",
+                                verdict.findings) for a in addresses}
+        return await self.judge.decide(addresses, verdict, data=envelope.data,
+                                       sender=envelope.sender, auth=auth)
+
+    @staticmethod
+    def _treatment(decision: Decision) -> tuple[str, ...]:
+        """What makes two tagged copies differ: the subject tag and the header values."""
+        return (decision.subject_tag or "", f"{decision.score:g}",
+                ",".join(f"{f.check}={f.score:g}" for f in decision.findings))
+
+    @staticmethod
+    def _copy(data: bytes, decisions: dict[str, Decision], treatment: tuple[str, ...],
+              recipients: list[RecipientParams]) -> bytes:
+        if treatment[0]:
+            data = with_subject_tag(data, treatment[0])
+        return spam_headers(decisions[recipients[0].address]) + data
 
     async def _spool(self, envelope: Envelope, recipients: list[RecipientParams],
                      data: bytes) -> str:

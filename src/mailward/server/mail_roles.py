@@ -20,6 +20,8 @@ from mailward.dkim import DkimService, sign
 from mailward.dns.recheck import DnsRechecker
 from mailward.filter import filter_pipeline
 from mailward.filter.auth import Authenticator
+from mailward.filter.judge import Judge
+from mailward.filter.quarantine import Quarantine
 from mailward.imap.fetch import ParsedCache
 from mailward.imap.server import start_imap
 from mailward.imap.session import ImapServices
@@ -159,9 +161,12 @@ class ListenerRole(_Role):
 class MxRole(ListenerRole):
     def __init__(self, directory: Directory, settings: Settings, mail: MailSystem) -> None:
         super().__init__(settings, mail)
-        authenticator = Authenticator(settings) if settings.spam_filter else None
-        self.intake = MxIntake(directory.recipients, mail.spool, filter_pipeline(settings),
-                               authenticator)
+        on = settings.spam_filter
+        self.intake = MxIntake(
+            directory.recipients, mail.spool, filter_pipeline(settings),
+            Authenticator(settings) if on else None,
+            Judge(directory.db, settings, directory.filter.learning) if on else None,
+            Quarantine(directory.db, settings) if on else None)
 
     async def start(self, sock: socket.socket, index: int,
                     tls: ssl.SSLContext) -> asyncio.AbstractServer:

@@ -1,0 +1,213 @@
+"""Per-recipient verdicts: the pipeline's score against each recipient's own policy.
+
+A recipient's policy is its address's filter settings, falling back to its domain's and
+then to the config (thresholds, subject tag, what a DMARC ``p=reject`` failure does), plus
+the allow and block lists of the address and of the domain. The MX tier loads the
+policies of a transaction's Filter recipients in two queries and decides for each.
+
+List precedence: the address's lists before the domain's; within one list an exact address
+entry before a domain entry; block before allow for equally specific entries. An allow
+entry is not honoured for mail that fails DMARC (anyone can write a From: line), nor for an
+envelope-sender match whose SPF failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from email.utils import getaddresses
+
+from sqlalchemy import or_, select
+
+from mailward.config import Settings
+from mailward.db import Database
+from mailward.db.models import Address, Domain, FilterPolicy, FilterSenderRule
+from mailward.filter.features import header_text, parse_message
+from mailward.filter.pipeline import Action, Finding, Thresholds
+
+__all__ = ["Decision", "PolicyStore", "RecipientPolicy", "SenderRule", "decide",
+           "message_senders", "sender_matches"]
+
+DMARC_ACTIONS = ("reject", "quarantine", "score")
+_SEVERITY = {Action.ACCEPT: 0, Action.TAG: 1, Action.QUARANTINE: 2, Action.REJECT: 3}
+
+
+@dataclass(frozen=True, slots=True)
+class SenderRule:
+    sender: str  # an address or a domain, lower-case
+    action: str  # allow / block
+    level: str  # "address" or "domain": whose list it is on
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientPolicy:
+    """Everything the verdict of one recipient depends on besides the message."""
+
+    recipient: str
+    domain: str
+    domain_id: int | None
+    account_id: int | None
+    thresholds: Thresholds
+    subject_tag: str | None = None
+    dmarc_reject: str = "quarantine"
+    rules: tuple[SenderRule, ...] = ()  # address-level first, then domain-level
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One recipient's verdict."""
+
+    action: Action
+    score: float
+    reason: str
+    findings: tuple[Finding, ...] = field(default=(), compare=False)
+    subject_tag: str | None = None  # put in front of the Subject of a tagged copy
+
+
+def sender_matches(rule_sender: str, sender: str) -> bool:
+    """Whether a list entry (an address, or a domain with its subdomains) covers ``sender``."""
+    if not sender:
+        return False
+    if "@" in rule_sender:
+        return sender == rule_sender
+    domain = sender.rsplit("@", 1)[-1]
+    return domain == rule_sender or domain.endswith("." + rule_sender)
+
+
+def message_senders(data: bytes) -> tuple[str, ...]:
+    """The From: addresses of a message, lower-case (what allow/block lists also match)."""
+    msg = parse_message(data)
+    if msg is None:
+        return ()
+    pairs = getaddresses([header_text(str(v)) for v in msg.get_all("From", [])])
+    return tuple(sorted({a.strip().lower() for _n, a in pairs if "@" in a}))
+
+
+def _matching_rule(rules: Sequence[SenderRule], envelope: str, from_addresses: Sequence[str],
+                   *, spf_failed: bool, dmarc_failed: bool) -> tuple[SenderRule | None, str]:
+    """The list entry deciding for this message, and why an allow entry was passed over."""
+    ignored = ""
+    for level in ("address", "domain"):
+        matches: list[tuple[int, SenderRule, bool]] = []  # (specificity, rule, via envelope)
+        for rule in (r for r in rules if r.level == level):
+            via_from = any(sender_matches(rule.sender, a) for a in from_addresses)
+            via_envelope = sender_matches(rule.sender, envelope)
+            if via_from or via_envelope:
+                matches.append((2 if "@" in rule.sender else 1, rule, not via_from))
+        matches.sort(key=lambda m: (-m[0], m[1].action != "block"))
+        for _specificity, rule, only_envelope in matches:
+            if rule.action == "block":
+                return rule, ignored
+            if dmarc_failed or (only_envelope and spf_failed):
+                ignored = (f"allow list entry {rule.sender} ignored: the sender failed "
+                           f"{'DMARC' if dmarc_failed else 'SPF'}")
+                continue
+            return rule, ignored
+    return None, ignored
+
+
+def decide(policy: RecipientPolicy, score: float, findings: Sequence[Finding], *,
+           envelope_sender: str, from_addresses: Sequence[str], auth: object = None,
+           extra: Sequence[Finding] = ()) -> Decision:
+    """The verdict for one recipient: lists first, then the thresholds, then DMARC."""
+    findings = (*findings, *extra)
+    score = round(score + sum(f.score for f in extra), 2)
+    spf = getattr(auth, "spf", "")
+    dmarc = getattr(auth, "dmarc", "")
+    rule, ignored = _matching_rule(
+        policy.rules, envelope_sender.lower(), from_addresses,
+        spf_failed=spf in ("fail", "softfail"), dmarc_failed=dmarc == "fail")
+    if rule is not None:
+        where = f"{policy.recipient}'s" if rule.level == "address" else f"{policy.domain}'s"
+        if rule.action == "block":
+            return Decision(Action.REJECT, score, f"sender {rule.sender} is on {where} block "
+                                                  f"list", findings, policy.subject_tag)
+        return Decision(Action.ACCEPT, score, f"sender {rule.sender} is on {where} allow list",
+                        findings)
+    limits = policy.thresholds
+    action = Action.ACCEPT
+    reason = f"score {score:g}"
+    for candidate, limit in ((Action.REJECT, limits.reject),
+                             (Action.QUARANTINE, limits.quarantine), (Action.TAG, limits.tag)):
+        if score >= limit:
+            action, reason = candidate, f"score {score:g} ≥ {candidate} threshold {limit:g}"
+            break
+    if dmarc == "fail" and getattr(auth, "dmarc_policy", "") == "reject":
+        wanted = {"reject": Action.REJECT, "quarantine": Action.QUARANTINE}.get(
+            policy.dmarc_reject)
+        if wanted is not None and _SEVERITY[wanted] > _SEVERITY[action]:
+            action = wanted
+            reason = (f"DMARC failed and the sender's domain asks to reject "
+                      f"({policy.domain} {policy.dmarc_reject}s such mail)")
+    if ignored:
+        reason = f"{reason}; {ignored}"
+    return Decision(action, score, reason, findings, policy.subject_tag)
+
+
+def _first(*values: object) -> object:
+    return next((v for v in values if v is not None), None)
+
+
+class PolicyStore:
+    """Reads recipients' filter policies (the MX tier's view; no tenant scope)."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.defaults = Thresholds(settings.filter_tag_score, settings.filter_quarantine_score,
+                                   settings.filter_reject_score)
+        self.dmarc_reject = settings.filter_dmarc_reject
+
+    def default_policy(self, recipient: str) -> RecipientPolicy:
+        return RecipientPolicy(recipient, recipient.rsplit("@", 1)[-1], None, None,
+                               self.defaults, None, self.dmarc_reject)
+
+    async def policies(self, recipients: Iterable[str]) -> dict[str, RecipientPolicy]:
+        """The policy of each recipient (defaults for one whose domain is unknown)."""
+        wanted = sorted(set(recipients))
+        domains = sorted({r.rsplit("@", 1)[-1] for r in wanted})
+        async with self.db.session() as session:
+            rows = (await session.execute(
+                select(Domain.id, Domain.name, Domain.account_id, Address.id, Address.email)
+                .outerjoin(Address, (Address.domain_id == Domain.id)
+                           & Address.email.in_(wanted))
+                .where(Domain.name.in_(domains)))).all()
+            domain_ids = {name: (did, acc) for did, name, acc, _a, _e in rows}
+            address_ids = {email: aid for _d, _n, _acc, aid, email in rows if aid is not None}
+            ids = sorted({did for did, _acc in domain_ids.values()})
+            policies = (await session.scalars(select(FilterPolicy).where(
+                FilterPolicy.domain_id.in_(ids)))).all() if ids else []
+            rules = (await session.scalars(select(FilterSenderRule).where(
+                FilterSenderRule.domain_id.in_(ids),
+                or_(FilterSenderRule.address_id.is_(None),
+                    FilterSenderRule.address_id.in_(sorted(address_ids.values())))))).all() \
+                if ids else []
+        domain_policy = {p.domain_id: p for p in policies if p.address_id is None}
+        address_policy = {p.address_id: p for p in policies if p.address_id is not None}
+        found: dict[str, RecipientPolicy] = {}
+        for recipient in wanted:
+            domain = recipient.rsplit("@", 1)[-1]
+            if domain not in domain_ids:
+                found[recipient] = self.default_policy(recipient)
+                continue
+            domain_id, account_id = domain_ids[domain]
+            address_id = address_ids.get(recipient)
+            own = address_policy.get(address_id) if address_id is not None else None
+            dom = domain_policy.get(domain_id)
+            layers = [p for p in (own, dom) if p is not None]
+
+            def pick(attr: str, default: object, layers: list[FilterPolicy] = layers) -> object:
+                return _first(*(getattr(p, attr) for p in layers), default)
+
+            thresholds = Thresholds(
+                float(pick("tag_score", self.defaults.tag)),  # type: ignore[arg-type]
+                float(pick("quarantine_score", self.defaults.quarantine)),  # type: ignore[arg-type]
+                float(pick("reject_score", self.defaults.reject)))  # type: ignore[arg-type]
+            mine = tuple(SenderRule(r.sender, r.action, "address") for r in rules
+                         if address_id is not None and r.address_id == address_id)
+            theirs = tuple(SenderRule(r.sender, r.action, "domain") for r in rules
+                           if r.address_id is None and r.domain_id == domain_id)
+            found[recipient] = RecipientPolicy(
+                recipient, domain, domain_id, account_id, thresholds,
+                pick("subject_tag", None) or None,  # type: ignore[arg-type]
+                str(pick("dmarc_reject", self.dmarc_reject)), mine + theirs)
+        return found

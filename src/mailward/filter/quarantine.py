@@ -1,0 +1,297 @@
+"""The quarantine: mail the filter held, kept outside every mailbox until released,
+deleted, or expired (``quarantine_retention_days``).
+
+The MX tier stores a held message (one row with its bytes, one entry per recipient) and
+commits before it answers 250. Release claims the entry (``held`` → ``released`` in one
+conditional UPDATE, so a double click or a second node cannot deliver it twice), queues
+the message for that recipient alone, teaches the domain's model "ham", and on request
+adds the sender to the recipient's allow list. Every read and change is scoped to the
+caller's accounts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Select, delete, exists, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailward.config import Settings
+from mailward.db import Database
+from mailward.db.models import (
+    Domain,
+    QuarantinedMessage,
+    QuarantineEntry,
+    utcnow,
+)
+from mailward.directory.actor import Actor
+from mailward.directory.audit import record
+from mailward.directory.errors import InvalidInput, NotFound
+from mailward.directory.normalize import normalize_address, normalize_domain
+from mailward.directory.views import Page
+from mailward.filter.learning import DomainLearning
+from mailward.filter.pipeline import Finding
+from mailward.queue.spool import NewRecipient, Spool, subject_of
+
+__all__ = ["Hold", "Quarantine", "QuarantineDetail", "QuarantineService", "QuarantineView",
+           "Released"]
+
+log = logging.getLogger(__name__)
+
+HELD, RELEASED = "held", "released"
+MAX_PER_PAGE = 500
+HEADER_PREVIEW = 16 * 1024
+RELEASED_HEADER = "X-Mailward-Quarantine"
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A recipient whose copy is to be held, and why."""
+
+    recipient: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineView:
+    id: int
+    recipient: str
+    sender: str
+    from_header: str
+    subject: str
+    size: int
+    score: float
+    reason: str
+    status: str
+    received_at: datetime
+    expires_at: datetime
+    released_at: datetime | None
+    released_by: str | None
+
+    @classmethod
+    def of(cls, entry: QuarantineEntry, message: QuarantinedMessage) -> QuarantineView:
+        return cls(entry.id, entry.recipient, message.sender, message.from_header,
+                   message.subject, message.size, message.score, entry.reason, entry.status,
+                   message.received_at, message.expires_at, entry.released_at,
+                   entry.released_by)
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineDetail:
+    entry: QuarantineView
+    findings: list[dict[str, object]]
+    peer: str | None
+    headers: str  # the message's header block (at most HEADER_PREVIEW bytes), as text
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    entry: QuarantineView
+    queue_id: str
+    learnt: bool  # the domain's model was taught "ham"
+    allowed: str | None  # the sender added to the recipient's allow list
+
+
+def _header_of(data: bytes, name: str) -> str:
+    head = data.split(b"\r\n\r\n", 1)[0]
+    from email.parser import BytesHeaderParser
+    from email.policy import default
+
+    try:
+        value = BytesHeaderParser(policy=default).parsebytes(head).get(name)
+    except Exception:  # malformed headers: listings show nothing rather than fail
+        return ""
+    return "" if value is None else " ".join(str(value).split())
+
+
+class Quarantine:
+    """The MX tier's side: hold messages, and drop expired ones (no tenant scope)."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.retention = timedelta(days=settings.quarantine_retention_days)
+
+    async def hold(self, *, sender: str, peer: str | None, data: bytes, score: float,
+                   findings: tuple[Finding, ...], holds: list[Hold]) -> int:
+        """Store the message for ``holds`` durably (committed); its quarantine id."""
+        now = utcnow()
+        domains = {h.recipient.rsplit("@", 1)[-1] for h in holds}
+        async with self.db.session() as session, session.begin():
+            owners = {name: (did, acc) for did, name, acc in await session.execute(
+                select(Domain.id, Domain.name, Domain.account_id)
+                .where(Domain.name.in_(sorted(domains))))}
+            message = QuarantinedMessage(
+                sender=sender[:320], from_header=_header_of(data, "From")[:320],
+                subject=(subject_of(data) or "")[:200], size=len(data), score=score,
+                findings=json.dumps([{"check": f.check, "score": f.score, "reason": f.reason}
+                                     for f in findings]),
+                peer=peer, received_at=now, expires_at=now + self.retention, content=data)
+            session.add(message)
+            await session.flush()
+            for hold in holds:
+                domain_id, account_id = owners[hold.recipient.rsplit("@", 1)[-1]]
+                session.add(QuarantineEntry(
+                    message_id=message.id, account_id=account_id, domain_id=domain_id,
+                    recipient=hold.recipient, reason=hold.reason[:200], status=HELD,
+                    created_at=now))
+            return message.id
+
+    async def purge(self, now: datetime | None = None) -> int:
+        """Delete expired messages (with their entries) and messages no entry refers to."""
+        now = now or utcnow()
+        async with self.db.session() as session, session.begin():
+            expired = await session.execute(
+                delete(QuarantinedMessage).where(QuarantinedMessage.expires_at <= now))
+            orphaned = await session.execute(delete(QuarantinedMessage).where(
+                ~exists().where(QuarantineEntry.message_id == QuarantinedMessage.id)))
+        count = int(expired.rowcount or 0) + int(orphaned.rowcount or 0)  # type: ignore[attr-defined]
+        if count:
+            log.info("quarantine: %d expired or unreferenced message(s) deleted", count)
+        return count
+
+
+class QuarantineService:
+    """Listing, showing, releasing and deleting held mail, for a caller."""
+
+    def __init__(self, db: Database, settings: Settings, spool: Spool) -> None:
+        self.db = db
+        self.spool = spool
+        self.settings = settings
+        self.node = settings.node_name
+        self.learning = DomainLearning(db)
+
+    def _scoped(self, actor: Actor, query: Select) -> Select:  # type: ignore[type-arg]
+        return actor.scope(query, QuarantineEntry.account_id)
+
+    async def list(self, actor: Actor, *, address: str | None = None,
+                   domain: str | None = None, status: str | None = HELD, page: int = 1,
+                   per_page: int = 50) -> Page[QuarantineView]:
+        """Entries newest first, of one address, one domain, or all the caller may see."""
+        if not 1 <= per_page <= MAX_PER_PAGE:
+            raise InvalidInput(f"per_page must be between 1 and {MAX_PER_PAGE}")
+        if page < 1:
+            raise InvalidInput("page must be 1 or more")
+        if status not in (None, HELD, RELEASED):
+            raise InvalidInput("status must be held or released")
+
+        def narrow(query: Select) -> Select:  # type: ignore[type-arg]
+            query = self._scoped(actor, query.join(
+                QuarantinedMessage, QuarantinedMessage.id == QuarantineEntry.message_id))
+            if address:
+                query = query.where(QuarantineEntry.recipient == normalize_address(address))
+            if domain:
+                query = query.join(Domain, Domain.id == QuarantineEntry.domain_id).where(
+                    Domain.name == normalize_domain(domain))
+            if status:
+                query = query.where(QuarantineEntry.status == status)
+            return query
+
+        async with self.db.session() as session:
+            total = await session.scalar(narrow(select(func.count(QuarantineEntry.id))))
+            rows = await session.execute(
+                narrow(select(QuarantineEntry, QuarantinedMessage))
+                .order_by(QuarantineEntry.created_at.desc(), QuarantineEntry.id.desc())
+                .limit(per_page).offset((page - 1) * per_page))
+            items = [QuarantineView.of(entry, message) for entry, message in rows]
+        return Page(items, int(total or 0), page, per_page)
+
+    async def _find(self, session: AsyncSession, actor: Actor,
+                    entry_id: int) -> tuple[QuarantineEntry, QuarantinedMessage]:
+        row = (await session.execute(self._scoped(actor, select(
+            QuarantineEntry, QuarantinedMessage)
+            .join(QuarantinedMessage, QuarantinedMessage.id == QuarantineEntry.message_id)
+            .where(QuarantineEntry.id == entry_id)))).first()
+        if row is None:
+            raise NotFound(f"no quarantined message {entry_id}")
+        return row[0], row[1]
+
+    async def show(self, actor: Actor, entry_id: int) -> QuarantineDetail:
+        async with self.db.session() as session:
+            entry, message = await self._find(session, actor, entry_id)
+            head = message.content.split(b"\r\n\r\n", 1)[0][:HEADER_PREVIEW]
+            return QuarantineDetail(QuarantineView.of(entry, message),
+                                    json.loads(message.findings or "[]"), message.peer,
+                                    head.decode("utf-8", "replace"))
+
+    async def content(self, actor: Actor, entry_id: int) -> bytes:
+        """The raw message, for download."""
+        async with self.db.session() as session:
+            _entry, message = await self._find(session, actor, entry_id)
+            return message.content
+
+    async def release(self, actor: Actor, entry_id: int, *, allow_sender: bool = False,
+                      learn: bool = True) -> Released:
+        """Deliver the held copy to its recipient; teach ham; optionally allow the sender."""
+        async with self.db.session() as session:
+            entry, message = await self._find(session, actor, entry_id)
+            if entry.status != HELD:
+                raise InvalidInput(f"quarantined message {entry_id} was already released")
+            claimed = await session.execute(
+                update(QuarantineEntry).where(QuarantineEntry.id == entry.id,
+                                              QuarantineEntry.status == HELD)
+                .values(status=RELEASED, released_at=utcnow(),
+                        released_by=(actor.name or actor.role.value)[:254]))
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                raise InvalidInput(f"quarantined message {entry_id} was already released")
+            record(session, actor, "quarantine.release", entry.recipient,
+                   account_id=entry.account_id,
+                   detail=f"#{entry.id} from {message.sender or '<>'}: {message.subject}")
+            await session.commit()
+            recipient, domain_id, account_id = entry.recipient, entry.domain_id, entry.account_id
+            sender, data = message.sender, message.content
+        marker = (f"{RELEASED_HEADER}: released by {actor.name or actor.role.value} "
+                  f"on {self.node}\r\n").encode()
+        try:
+            queue_id = await self.spool.enqueue(
+                sender=sender, recipients=[NewRecipient(recipient)], data=marker + data,
+                origin="release")
+        except BaseException:  # not delivered: hold it again
+            async with self.db.session() as session, session.begin():
+                await session.execute(update(QuarantineEntry).where(
+                    QuarantineEntry.id == entry_id).values(
+                        status=HELD, released_at=None, released_by=None))
+            raise
+        learnt = False
+        if learn:
+            try:
+                await self.learning.learn(domain_id, account_id, data, spam=False)
+                learnt = True
+            except Exception:  # delivery matters more than learning
+                log.exception("learning ham from quarantined message %d failed", entry_id)
+        allowed = None
+        if allow_sender:
+            allowed = await self._allow(actor, recipient, data, sender)
+        async with self.db.session() as session:
+            entry, message = await self._find(session, actor, entry_id)
+            view = QuarantineView.of(entry, message)
+        return Released(view, queue_id, learnt, allowed)
+
+    async def _allow(self, actor: Actor, recipient: str, data: bytes, sender: str) -> str | None:
+        from mailward.filter.policy import message_senders
+        from mailward.filter.settings import FilterSettingsService
+
+        candidates = message_senders(data) or ((sender.lower(),) if sender else ())
+        if len(candidates) != 1:
+            return None
+        await FilterSettingsService(self.db, self.settings).add_sender(
+            actor, candidates[0], "allow", address=recipient, exist_ok=True)
+        return candidates[0]
+
+    async def delete(self, actor: Actor, entry_id: int) -> QuarantineView:
+        async with self.db.session() as session:
+            entry, message = await self._find(session, actor, entry_id)
+            view = QuarantineView.of(entry, message)
+            record(session, actor, "quarantine.delete", entry.recipient,
+                   account_id=entry.account_id,
+                   detail=f"#{entry.id} from {message.sender or '<>'}: {message.subject}")
+            await session.delete(entry)
+            await session.flush()
+            others = await session.scalar(select(func.count(QuarantineEntry.id)).where(
+                QuarantineEntry.message_id == message.id))
+            if not others:
+                await session.delete(message)
+            await session.commit()
+        return view
