@@ -1,4 +1,5 @@
-"""What the benchmarks share: a scratch database per backend, and the server child."""
+"""What the benchmarks share: a scratch database per backend, the server child, and an
+empty DNS world on loopback."""
 
 from __future__ import annotations
 
@@ -10,11 +11,18 @@ import re
 import resource
 import secrets
 import signal
+import socket
 import sys
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.rcode
 
 PG_URL = os.environ.get("MAILWARD_BENCH_PG_URL",
                         "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -115,3 +123,54 @@ def argon2_cost() -> str:
     return (f"real deployments pay Argon2id per login: default t={settings.argon2_time_cost},"
             f" m={settings.argon2_memory_kib} KiB costs {(time.process_time() - started) * 200:.0f}"
             " ms CPU per verify here (bench uses t=1, m=1024 KiB)")
+
+
+class EmptyDns:
+    """A DNS server on 127.0.0.1 (UDP, a free port) in a thread of this process that
+    answers NXDOMAIN to every query: an empty DNS world, answered at once, with nothing
+    sent beyond the loopback interface. ``address`` is ``127.0.0.1:PORT`` for
+    ``dns_nameservers``; ``queries`` counts the queries answered, ``cpu_seconds`` is the
+    CPU time the server's thread has spent (to leave out of a benchmark's figure)."""
+
+    def __init__(self) -> None:
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._socket.bind(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self._socket.getsockname()[1]}"
+        self.queries = 0
+        self.cpu_seconds = 0.0
+        self._stopping = False
+        self._thread = threading.Thread(target=self._serve, name="empty-dns", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            data, peer = self._socket.recvfrom(4096)
+            if self._stopping:
+                return
+            try:
+                query = dns.message.from_wire(data)
+            except dns.exception.DNSException:
+                continue  # not a DNS query: no answer, as a real server
+            reply = dns.message.make_response(query)
+            reply.flags |= dns.flags.AA | dns.flags.RA
+            reply.set_rcode(dns.rcode.NXDOMAIN)
+            self._socket.sendto(reply.to_wire(), peer)
+            self.queries += 1
+            self.cpu_seconds = time.thread_time()
+
+    def close(self) -> None:
+        self._stopping = True
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as wake:
+            wake.sendto(b"", self._socket.getsockname())
+        self._thread.join(5)
+        self._socket.close()
+
+
+@contextlib.contextmanager
+def empty_dns() -> Iterator[EmptyDns]:
+    """Run an :class:`EmptyDns` for the duration of the block."""
+    server = EmptyDns()
+    try:
+        yield server
+    finally:
+        server.close()
