@@ -259,6 +259,7 @@ class ImapRole(ListenerRole):
             allow_plaintext_auth=settings.allow_plaintext_auth,
             max_literal=settings.imap_max_literal or settings.max_message_size,
             idle_timeout=float(settings.imap_idle_timeout_seconds), parsed=self._parsed,
+            spam_reporter=self.directory.filter,  # Junk moves teach the domain's filter
         )
         self._services.append(services)
         return await start_imap(services, sock=sock, implicit_tls=index == 1)
