@@ -11,7 +11,10 @@ import threading
 
 from hosting_helpers import OP, PASSWORD, Hosting, client_tls
 from mail_helpers import message
+from sqlalchemy import select
 
+from mailward.db import Domain
+from mailward.db.models import FilterDomainModel
 from mailward.store import open_store
 
 
@@ -153,3 +156,33 @@ async def test_failed_imap_logins_lock_pop3_too(hosting: Hosting) -> None:
         return "logged in"
 
     assert "[SYS/TEMP]" in await asyncio.to_thread(pop3)
+
+
+async def test_moving_mail_into_junk_teaches_the_domains_filter(hosting: Hosting) -> None:
+    idling = threading.Event()
+    watcher = asyncio.create_task(asyncio.to_thread(_idle_until_exists, hosting, idling))
+    assert await asyncio.to_thread(idling.wait, 30)
+
+    def submit() -> None:
+        with hosting.smtp() as smtp:
+            smtp.login("ann@acme.example", PASSWORD)
+            smtp.sendmail("ann@acme.example", ["bob@acme.example"], message(
+                "ann@acme.example", "bob@acme.example", "cheap watches", "Buy now.\r\n"))
+
+    await asyncio.to_thread(submit)
+    assert await asyncio.wait_for(watcher, 60) == b"* 1 EXISTS\r\n"  # delivered
+
+    def move_to_junk() -> None:
+        client = _imap(hosting)
+        client.select("INBOX")
+        typ, _ = client.uid("MOVE", "1:*", "Junk")
+        assert typ == "OK"
+        assert client.noop()[0] == "OK"  # the report is done before the next command
+        client.logout()
+
+    await asyncio.to_thread(move_to_junk)
+    async with hosting.directory.db.session() as session:
+        learnt = (await session.execute(
+            select(Domain.name, FilterDomainModel.spam_count, FilterDomainModel.ham_count)
+            .join(Domain, Domain.id == FilterDomainModel.domain_id))).all()
+    assert [tuple(row) for row in learnt] == [("acme.example", 1, 0)]
