@@ -12,7 +12,9 @@ from .addresses import address_app
 from .audit import audit_app
 from .dns import dns_app
 from .domains import domain_app
+from .filter import filter_app
 from .init import init
+from .quarantine import quarantine_app
 from .queue import queue_app
 from .serve import serve
 from .servers import servers_app
@@ -62,6 +64,8 @@ app.add_typer(domain_app, name="domain")
 app.add_typer(address_app, name="address")
 app.add_typer(servers_app, name="servers")
 app.add_typer(queue_app, name="queue")
+app.add_typer(filter_app, name="filter")
+app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(dns_app, name="dns")
 app.add_typer(audit_app, name="audit")
 

@@ -44,7 +44,7 @@ def without_our_headers(data: bytes) -> bytes:
     head, sep, body = data.partition(b"\r\n\r\n")
     if not sep:
         return data
-    return _OURS.sub(b"", head + b"\r\n") .rstrip(b"\r\n") + sep + body
+    return _OURS.sub(b"", head + b"\r\n").rstrip(b"\r\n") + sep + body
 
 
 @dataclass(frozen=True, slots=True)

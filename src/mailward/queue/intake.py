@@ -16,6 +16,7 @@ from mailward.directory.lookup import Recipient, RecipientLookup, Verdict
 from mailward.filter import Action, FilterInput, FilterPipeline, FilterVerdict
 from mailward.filter.auth import Authenticator
 from mailward.filter.judge import Judge, spam_headers, with_subject_tag
+from mailward.filter.learning import without_our_headers
 from mailward.filter.policy import Decision
 from mailward.filter.quarantine import Hold, Quarantine
 from mailward.queue.spool import NewRecipient, Spool
@@ -180,6 +181,7 @@ class MxIntake:
     @staticmethod
     def _copy(data: bytes, decisions: dict[str, Decision], treatment: tuple[str, ...],
               recipients: list[RecipientParams]) -> bytes:
+        data = without_our_headers(data)  # a sender's own X-Spam-Flag: NO must not show
         if treatment[0]:
             data = with_subject_tag(data, treatment[0])
         return spam_headers(decisions[recipients[0].address]) + data

@@ -20,6 +20,7 @@ from mailward.dkim import DkimService, sign
 from mailward.dns.recheck import DnsRechecker
 from mailward.filter import filter_pipeline
 from mailward.filter.auth import Authenticator
+from mailward.filter.digest import QuarantineDigester
 from mailward.filter.judge import Judge
 from mailward.filter.quarantine import Quarantine
 from mailward.imap.fetch import ParsedCache
@@ -273,6 +274,8 @@ class DeliveryRole(_Role):
         # the background jobs of the platform run with the delivery workers
         self.rechecker = (DnsRechecker(directory, settings)
                           if settings.dns_recheck_interval_seconds else None)
+        # quarantine: retention purge always, digests unless the interval is 0
+        self.digester = QuarantineDigester(directory, settings)
         self.mail = mail
         self.port = 0
 
@@ -281,6 +284,7 @@ class DeliveryRole(_Role):
         tasks = {asyncio.create_task(self.worker.run(), name="mailward-delivery-worker")}
         if self.rechecker is not None:
             tasks.add(asyncio.create_task(self.rechecker.run(), name="mailward-dns-recheck"))
+        tasks.add(asyncio.create_task(self.digester.run(), name="mailward-quarantine"))
         self.listening.set()
         stop = asyncio.create_task(self._stop.wait())
         try:

@@ -24,6 +24,7 @@ from mailward.web.dnstools import tools_router
 from mailward.web.errors import EXCEPTION_HANDLERS
 from mailward.web.home import index
 from mailward.web.panel import panel_handlers
+from mailward.web.quarantine_links import quarantine_router
 from mailward.web.sessions import SESSION_STORE, DatabaseStore, csrf_config, session_config
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -79,6 +80,7 @@ def create_app(directory: Directory, settings: Settings) -> Litestar:
             index,
             *panel_handlers(),
             tools_router(),
+            quarantine_router(),
             *autoconfig_handlers(),
             create_static_files_router(path="/static", directories=[STATIC],
                                        include_in_schema=False),
