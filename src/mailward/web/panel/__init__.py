@@ -18,6 +18,7 @@ from mailward.web.panel import (
     dashboard,
     hosting,
     me,
+    quarantine,
     security,
 )
 from mailward.web.panel.common import LoginRequired, error_page, require_login
@@ -39,6 +40,7 @@ def panel_handlers() -> list[Any]:
             *hosting.HANDLERS,
             *security.HANDLERS,
             *audit.HANDLERS,
+            *quarantine.HANDLERS,
             *me.HANDLERS,
         ],
     )
