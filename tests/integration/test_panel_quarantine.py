@@ -31,7 +31,8 @@ async def admin(settings: Settings, directory: Directory) -> AsyncIterator[Panel
     for account, domain in (("Acme", "acme.example"), ("Bolt", "bolt.example")):
         await directory.accounts.create(OP, account)
         await directory.domains.create(OP, domain, account=account)
-    await directory.bulk.add_lines(OP, ["ann@acme.example"], AddressList.FILTER)
+    await directory.bulk.add_lines(OP, ["ann@acme.example|Blue-sky-7788",
+                                        "dan@acme.example|Red-sun-9911"], AddressList.FILTER)
     await directory.bulk.add_lines(OP, ["cy@bolt.example"], AddressList.FILTER)
     await directory.accounts.create_user(OP, "admin@acme.example", ADMIN_PASSWORD,
                                          account="Acme")
@@ -82,3 +83,25 @@ async def test_admin_reviews_releases_and_deletes(admin: Panel, directory: Direc
                      status=404)
     await admin.get("/panel/accounts/Bolt/quarantine", status=404)
     assert (await directory.quarantine.list(OP, address="cy@bolt.example")).total == 1
+
+
+async def test_mailbox_user_releases_their_own_held_mail(admin: Panel, settings: Settings,
+                                                        directory: Directory) -> None:
+    ids = {e.subject: e.id for e in (await directory.quarantine.list(OP)).items}
+    async with httpx.AsyncClient(base_url=str(admin.http.base_url), timeout=30) as http:
+        ann = Panel(http)
+        mine = await ann.login("ann@acme.example", "Blue-sky-7788")
+        assert sorted(r[2] for r in rows(mine, "held mail")) == ["Cheap watches", "Lottery win"]
+        done = await ann.post(f"/panel/me/quarantine/{ids['Lottery win']}/release")
+        assert messages(done) == ["Released: 'Lottery win' is on its way to your mailbox."]
+        assert [r[2] for r in rows(done, "held mail")] == ["Cheap watches"]
+        await ann.post(f"/panel/me/quarantine/{ids['Bolt secret']}/delete", status=404)
+    async with httpx.AsyncClient(base_url=str(admin.http.base_url), timeout=30) as http:
+        dan = Panel(http)
+        theirs = await dan.login("dan@acme.example", "Red-sun-9911")
+        assert rows(theirs, "held mail") == [["Nothing held."]]  # ann's mail is not dan's
+        await dan.post(f"/panel/me/quarantine/{ids['Cheap watches']}/release", status=404)
+    assert [(q.recipient, q.origin) for q in (await directory.queue.list(OP)).items] == [
+        ("ann@acme.example", "release")]
+    [entry] = (await directory.audit.search(OP, action="quarantine.")).items
+    assert entry.source.endswith("(mailbox user)") and entry.actor == "ann@acme.example"

@@ -27,6 +27,14 @@ class MailboxSelfService:
         async with self.db.session() as session:
             return AddressView.of(await self._mailbox(session, mailbox))
 
+    async def actor(self, mailbox: str, source: str) -> Actor:
+        """An actor inside the mailbox's account, for the services a mailbox user may use
+        on their own mail (the caller keeps them to that mailbox)."""
+        async with self.db.session() as session:
+            address = await self._mailbox(session, mailbox)
+            return Actor.for_account(address.account_id, address.email).via(
+                f"{source} (mailbox user)")
+
     async def change_password(self, mailbox: str, current: str, password: str, repeat: str,
                               *, source: str) -> None:
         """Set a new password after checking the current one (a stolen session alone

@@ -1,4 +1,5 @@
-"""``/panel/me``: a mailbox user's own page — their mailbox, its quota, their password."""
+"""``/panel/me``: a mailbox user's own page — their mailbox, its quota, their password, and
+the mail the spam filter held for them (release or delete)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Annotated, Any
 
 from litestar import Request, get, post
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from mailward.directory import DirectoryError
@@ -25,8 +27,11 @@ async def _page(request: Request[Any, Any, Any], *, status: int = 200,
                 error: str | None = None) -> Template:
     user = _mailbox_user(request)
     assert user.mailbox is not None
-    mailbox = await web_of(request).directory.mailbox_self.view(user.mailbox)
-    return page(request, "me.html", status=status, mailbox=mailbox, error=error)
+    directory = web_of(request).directory
+    mailbox = await directory.mailbox_self.view(user.mailbox)
+    actor = await directory.mailbox_self.actor(user.mailbox, user.actor.source)
+    held = await directory.quarantine.list(actor, address=user.mailbox, per_page=100)
+    return page(request, "me.html", status=status, mailbox=mailbox, error=error, held=held)
 
 
 @get("/me", include_in_schema=False)
@@ -49,4 +54,27 @@ async def password(request: Request[Any, Any, Any],
                     "password changed: use the new one in your mail programs too")
 
 
-HANDLERS = [me, password]
+@post("/me/quarantine/{entry:int}/{action:str}", include_in_schema=False,
+      request_max_body_size=MAX_FORM)
+async def held_mail(request: Request[Any, Any, Any], entry: FromPath[int],
+                    action: FromPath[str]) -> Redirect:
+    """Release or delete one of the user's own held messages."""
+    user = _mailbox_user(request)
+    assert user.mailbox is not None
+    directory = web_of(request).directory
+    actor = await directory.mailbox_self.actor(user.mailbox, user.actor.source)
+    found = await directory.quarantine.show(actor, entry)
+    if found.entry.recipient != user.mailbox or action not in ("release", "delete"):
+        raise NotFoundException("no such page")  # a colleague's mail is not theirs to see
+    try:
+        if action == "release":
+            await directory.quarantine.release(actor, entry)
+            return redirect(request, "/panel/me", f"Released: {found.entry.subject!r} is "
+                                                  "on its way to your mailbox.")
+        await directory.quarantine.delete(actor, entry)
+    except DirectoryError as exc:
+        return redirect(request, "/panel/me", str(exc), "error")
+    return redirect(request, "/panel/me", f"Deleted {found.entry.subject!r}.")
+
+
+HANDLERS = [me, password, held_mail]
