@@ -39,7 +39,7 @@ SECRET_FILE = "web-secret"
 # not panel pages: the API authenticates with bearer tokens (no ambient credential to
 # forge), the public tools and client set-up documents need no session
 NO_SESSION = ["^/api/", "^/static/", "^/tools/", "^/mail/config", "^/.well-known/",
-              "^/autodiscover/", "^/Autodiscover/"]
+              "^/autodiscover/", "^/Autodiscover/", "^/quarantine/"]
 
 
 def _expiry(expires_in: int | timedelta | None) -> datetime | None:

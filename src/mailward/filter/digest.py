@@ -1,0 +1,353 @@
+"""The quarantine digest: a mail per address listing its newly held messages, each with a
+signed one-click release link, plus the retention purge; both run in the delivery role.
+
+A link carries ``{web_url}/quarantine/release?t=TOKEN``; the token is the entry id and an
+expiry, signed with HMAC-SHA256 under the web secret (:func:`link_secret`: the delivery
+and web nodes must share it, as ``MAILWARD_WEB_SECRET`` on each). A link expires with its
+message or after :data:`LINK_DAYS` days, whichever is first, and releases once: release
+claims the entry in one conditional UPDATE (:meth:`QuarantineService.release`).
+
+Several nodes may run the digester over one database: an address is claimed by moving its
+``quarantine_digests.next_digest_at`` forward in one conditional UPDATE (as the DNS
+re-check does), so each address gets one digest per interval however many nodes run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import logging
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, make_msgid
+from hashlib import sha256
+from urllib.parse import quote
+
+from sqlalchemy import Select, exists, insert, literal, select, update
+from sqlalchemy.exc import IntegrityError
+
+from mailward.config import Settings
+from mailward.db.models import (
+    QuarantineDigest,
+    QuarantinedMessage,
+    QuarantineEntry,
+    UTCDateTime,
+    utcnow,
+)
+from mailward.directory import Actor, Directory
+from mailward.directory.errors import Conflict, InvalidInput, NotFound
+from mailward.filter.quarantine import HELD, Quarantine, QuarantineView, Released
+
+__all__ = ["AlreadyReleased", "ExpiredToken", "InvalidToken", "QuarantineDigester",
+           "ReleaseLinks", "build_digest", "check_token", "link_expiry", "link_secret",
+           "release_token"]
+
+log = logging.getLogger(__name__)
+
+LINK_DAYS = 7  # a release link works this long at most
+TICK_SECONDS = 60.0  # how often due addresses are looked for (and expired mail purged)
+BATCH = 100  # addresses claimed per round trip
+MAX_LISTED = 200  # entries listed in one digest (the newest); the rest are counted
+_VERSION = 1
+_PAYLOAD = struct.Struct(">BQQ")  # version, entry id, expiry (Unix seconds)
+_CONTEXT = b"mailward quarantine release\0"  # the web secret also signs CSRF tokens
+_MAC_SIZE = sha256().digest_size
+_MAX_TOKEN = 128
+
+
+class InvalidToken(InvalidInput):
+    """A release link that is malformed or not signed by us."""
+
+
+class ExpiredToken(InvalidToken):
+    """A release link past its expiry."""
+
+
+class AlreadyReleased(Conflict):
+    """The link's message was released before (links work once)."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def release_token(secret: bytes, entry_id: int, expires: datetime) -> str:
+    """A URL-safe token that releases quarantine entry ``entry_id`` until ``expires``."""
+    payload = _PAYLOAD.pack(_VERSION, entry_id, int(expires.timestamp()))
+    return _b64(payload + hmac.new(secret, _CONTEXT + payload, sha256).digest())
+
+
+def check_token(secret: bytes, token: str, now: datetime) -> int:
+    """The entry id ``token`` releases; :class:`InvalidToken` if it is malformed or its
+    signature is wrong, :class:`ExpiredToken` if it has expired."""
+    if not token or len(token) > _MAX_TOKEN or not token.isascii():
+        raise InvalidToken("the release link is malformed (copy the whole link)")
+    try:
+        raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidToken("the release link is malformed (copy the whole link)") from None
+    if len(raw) != _PAYLOAD.size + _MAC_SIZE:
+        raise InvalidToken("the release link is malformed (copy the whole link)")
+    payload, mac = raw[:_PAYLOAD.size], raw[_PAYLOAD.size:]
+    if not hmac.compare_digest(mac, hmac.new(secret, _CONTEXT + payload, sha256).digest()):
+        raise InvalidToken("the release link's signature is wrong (altered, or not ours)")
+    version, entry_id, expires = _PAYLOAD.unpack(payload)
+    if version != _VERSION:
+        raise InvalidToken("the release link is of an unknown version")
+    if now.timestamp() >= expires:
+        when = datetime.fromtimestamp(expires, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        raise ExpiredToken(f"the release link expired on {when}")
+    return int(entry_id)
+
+
+def link_expiry(message_expires_at: datetime, now: datetime) -> datetime:
+    """When a link made ``now`` expires: with its message, or after LINK_DAYS days."""
+    return min(message_expires_at, now + timedelta(days=LINK_DAYS))
+
+
+def link_secret(settings: Settings) -> bytes:
+    """The key release links are signed with: the web role's secret."""
+    from mailward.web.sessions import web_secret  # the web secret lives with the sessions
+
+    return web_secret(settings).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class LinkTarget:
+    """The entry a valid release link names, and the account it belongs to."""
+
+    entry: QuarantineView
+    account_id: int
+
+
+class ReleaseLinks:
+    """The web page's side: what a link names, and releasing through it (no login: the
+    signature is the authority; the release acts as the entry's account, named after the
+    recipient in the audit log)."""
+
+    def __init__(self, directory: Directory, settings: Settings) -> None:
+        self.directory = directory
+        self.secret = link_secret(settings)
+
+    async def check(self, token: str, now: datetime | None = None) -> LinkTarget:
+        """The entry ``token`` names; InvalidToken/ExpiredToken, or NotFound if deleted."""
+        entry_id = check_token(self.secret, token, now or utcnow())
+        async with self.directory.db.session() as session:
+            row = (await session.execute(
+                select(QuarantineEntry, QuarantinedMessage)
+                .join(QuarantinedMessage, QuarantinedMessage.id == QuarantineEntry.message_id)
+                .where(QuarantineEntry.id == entry_id))).first()
+            if row is None:
+                raise NotFound("this message is no longer in the quarantine (deleted or "
+                               "expired)")
+            return LinkTarget(QuarantineView.of(row[0], row[1]), row[0].account_id)
+
+    async def release(self, token: str, client: str, now: datetime | None = None) -> Released:
+        """Release the entry ``token`` names; AlreadyReleased on a second use."""
+        target = await self.check(token, now)
+        entry = target.entry
+        if entry.status != HELD:
+            raise AlreadyReleased(_already(entry))
+        actor = Actor.for_account(target.account_id, name=entry.recipient).via(
+            f"digest link {client}")
+        try:
+            return await self.directory.quarantine.release(actor, entry.id)
+        except InvalidInput:  # released meanwhile (a double click, another node)
+            if (await self.check(token, now)).entry.status != HELD:
+                raise AlreadyReleased(_already(entry)) from None
+            raise
+
+
+def _already(entry: QuarantineView) -> str:
+    return f"this message was already released to {entry.recipient}"
+
+
+@dataclass(frozen=True, slots=True)
+class DigestItem:
+    entry: QuarantineView
+    link: str
+
+
+class QuarantineDigester:
+    """Sends each address with newly held mail its digest; purges expired mail."""
+
+    def __init__(self, directory: Directory, settings: Settings, *,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.directory = directory
+        self.settings = settings
+        self.clock = clock
+        self.enabled = settings.quarantine_digest_interval_seconds > 0
+        # 0 turns the digest off; a round run by hand still needs to move the claim on
+        self.interval = timedelta(seconds=max(settings.quarantine_digest_interval_seconds, 1))
+        self.quarantine = Quarantine(directory.db, settings)
+        self._secret: bytes | None = None
+
+    async def run(self) -> None:
+        """Every TICK_SECONDS until cancelled: purge expired mail, send due digests."""
+        while True:
+            now = self.clock()
+            try:
+                await self.quarantine.purge(now)
+            except Exception:  # the database may be away for a moment: next tick
+                log.exception("quarantine purge failed")
+            if self.enabled:
+                try:
+                    await self.run_once(now)
+                except Exception:
+                    log.exception("quarantine digest round failed")
+            await asyncio.sleep(TICK_SECONDS)
+
+    async def run_once(self, now: datetime | None = None) -> list[str]:
+        """Send the digests due now (claimed by this node); the recipients sent to."""
+        now = now or self.clock()
+        await self._add_new_recipients(now)
+        sent: list[str] = []
+        seen: set[str] = set()
+        while claimed := [r for r in await self._claim(now) if r not in seen]:
+            seen.update(claimed)
+            for recipient in claimed:
+                try:
+                    if await self._send(recipient, now):
+                        sent.append(recipient)
+                except Exception:
+                    log.exception("quarantine digest to %s failed", recipient)
+                    await self._unclaim(recipient, now)
+        return sorted(sent)
+
+    @staticmethod
+    def _pending(query: Select, now: datetime) -> Select:  # type: ignore[type-arg]
+        """``query`` narrowed to entries not yet in a digest: held, unlisted, their
+        message not expired."""
+        return (query.join(QuarantinedMessage,
+                           QuarantinedMessage.id == QuarantineEntry.message_id)
+                .where(QuarantineEntry.status == HELD, QuarantineEntry.digest_sent_at.is_(None),
+                       QuarantinedMessage.expires_at > now))
+
+    async def _add_new_recipients(self, now: datetime) -> None:
+        """A claim row, due now, for every address with pending entries and no row."""
+        missing = ~exists().where(QuarantineDigest.recipient == QuarantineEntry.recipient)
+        async with self.directory.db.session() as session:
+            try:
+                await session.execute(insert(QuarantineDigest).from_select(
+                    ["recipient", "next_digest_at"],
+                    self._pending(select(QuarantineEntry.recipient,
+                                         literal(now, UTCDateTime())), now)
+                    .where(missing).distinct()))
+                await session.commit()
+            except IntegrityError:  # another node added them first
+                await session.rollback()
+
+    async def _claim(self, now: datetime) -> list[str]:
+        """Take up to BATCH due addresses with pending entries: each moved to its next
+        digest time, if still due."""
+        table = QuarantineDigest
+        pending = self._pending(select(QuarantineEntry.id), now).where(
+            QuarantineEntry.recipient == table.recipient)
+        async with self.directory.db.session() as session:
+            due = list(await session.scalars(
+                select(table.recipient).where(table.next_digest_at <= now,
+                                              pending.exists())
+                .order_by(table.next_digest_at, table.recipient).limit(BATCH)))
+            claimed = []
+            for recipient in due:
+                moved = await session.execute(
+                    update(table).where(table.recipient == recipient,
+                                        table.next_digest_at <= now)
+                    .values(next_digest_at=now + self.interval))
+                await session.commit()
+                if moved.rowcount == 1:  # type: ignore[attr-defined]
+                    claimed.append(recipient)
+        return claimed
+
+    async def _unclaim(self, recipient: str, now: datetime) -> None:
+        """The digest could not be sent: due again at the next tick."""
+        try:
+            async with self.directory.db.session() as session, session.begin():
+                await session.execute(update(QuarantineDigest).where(
+                    QuarantineDigest.recipient == recipient).values(next_digest_at=now))
+        except Exception:
+            log.exception("could not put back the digest claim of %s", recipient)
+
+    async def _send(self, recipient: str, now: datetime) -> bool:
+        """Queue ``recipient``'s digest and mark its entries listed; False if none."""
+        from mailward.queue.spool import NewRecipient  # the queue imports the directory
+
+        async with self.directory.db.session() as session:
+            rows = (await session.execute(
+                self._pending(select(QuarantineEntry, QuarantinedMessage), now)
+                .where(QuarantineEntry.recipient == recipient)
+                .order_by(QuarantineEntry.created_at.desc(), QuarantineEntry.id.desc()))).all()
+            entries = [QuarantineView.of(entry, message) for entry, message in rows]
+        if not entries:
+            return False
+        if self._secret is None:
+            self._secret = link_secret(self.settings)
+        base = f"{self.settings.web_url}/quarantine/release?t="
+        items = [DigestItem(e, base + quote(release_token(
+            self._secret, e.id, link_expiry(e.expires_at, now)))) for e in entries[:MAX_LISTED]]
+        data = build_digest(
+            sender=self.settings.notice_sender, recipient=recipient, items=items,
+            omitted=len(entries) - len(items), now=now, node=self.settings.node_name,
+            retention_days=self.settings.quarantine_retention_days)
+        await self.directory.queue.spool.enqueue(
+            sender="", recipients=[NewRecipient(recipient)], data=data, origin="notice")
+        async with self.directory.db.session() as session, session.begin():
+            await session.execute(update(QuarantineEntry).where(
+                QuarantineEntry.id.in_([e.id for e in entries]),
+                QuarantineEntry.digest_sent_at.is_(None)).values(digest_sent_at=now))
+        log.info("quarantine digest of %d message(s) sent to %s", len(entries), recipient)
+        return True
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def build_digest(*, sender: str, recipient: str, items: Sequence[DigestItem], omitted: int,
+                 now: datetime, node: str, retention_days: int) -> bytes:
+    """The digest mail to ``recipient`` listing ``items`` (and counting ``omitted`` more):
+    RFC 5322 bytes, ``Auto-Submitted: auto-generated`` so responders stay quiet."""
+    count = len(items) + omitted
+    plural = "" if count == 1 else "s"
+    message = EmailMessage(policy=SMTP)
+    message["From"] = f"mailward quarantine <{sender}>"
+    message["To"] = recipient
+    message["Subject"] = f"Quarantine: {count} new message{plural} held for {recipient}"
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = make_msgid("quarantine-digest", domain=node)
+    message["Auto-Submitted"] = "auto-generated"
+    lines = [
+        f"{count} new message{plural} to {recipient} {'was' if count == 1 else 'were'} "
+        "held in the quarantine as probable spam.",
+        f"Held mail is kept for {retention_days} days, then deleted.",
+        "To receive one of them after all, open its release link and press Release.",
+        "",
+    ]
+    for number, item in enumerate(items, 1):
+        entry = item.entry
+        lines += [
+            f"{number}. From:     {entry.from_header or entry.sender or '<>'}",
+            f"   Subject:  {entry.subject or '(no subject)'}",
+            f"   Score:    {entry.score:.1f} ({entry.reason or 'spam'})",
+            f"   Received: {_when(entry.received_at)}; deleted after {_when(entry.expires_at)}",
+            f"   Release:  {item.link}",
+            "",
+        ]
+    if omitted:
+        lines += [f"{omitted} older message{'' if omitted == 1 else 's'} not listed here "
+                  "can be released in the control panel.", ""]
+    lines += [
+        f"A release link works once and expires after {LINK_DAYS} days or when the message "
+        "is deleted, whichever is first.",
+        "Do not forward this mail: anyone with a link can release that message.",
+    ]
+    text = "\n".join(lines) + "\n"
+    # unwrapped, so the links stay whole for every reader (lines stay far below 998)
+    message.set_content(text, cte="7bit" if text.isascii() else "8bit")
+    return message.as_bytes()

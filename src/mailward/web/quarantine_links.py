@@ -1,0 +1,77 @@
+"""``/quarantine/release``: the page behind the release links of the quarantine digest.
+
+No login: the link's signed token is the authority (:mod:`mailward.filter.digest`).
+``GET`` only shows the message and a Release button; the ``POST`` of that button (with the
+token and the CSRF token) releases it. Never a release on GET: the link scanners of mail
+security gateways fetch every link in a mail, and would release the spam themselves.
+A link works once; an expired, altered or malformed one is a 400 page saying why.
+Rate-limited per client address, like the public DNS tools.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Request, Router, get, post
+from litestar.middleware.rate_limit import RateLimitConfig
+from litestar.params import FromQuery
+from litestar.response import Template
+
+from mailward.directory import DirectoryError
+from mailward.filter.digest import AlreadyReleased, ReleaseLinks
+from mailward.web.context import WebDep
+from mailward.web.panel.common import Form, client_of
+
+__all__ = ["RATE_LIMIT", "quarantine_router"]
+
+RATE_LIMIT = ("minute", 30)  # requests per client address
+MAX_FORM = 4 * 1024
+TEMPLATE = "quarantine_release.html"
+NO_STORE = {"Cache-Control": "no-store"}  # the pages name a message and hold a token
+
+
+def _page(state: str, *, status: int = 200, **context: Any) -> Template:
+    """The one page in one of its states: confirm, released, already, error."""
+    return Template(template_name=TEMPLATE, status_code=status, headers=NO_STORE,
+                    context={"state": state, **context})
+
+
+def _refused(exc: DirectoryError) -> Template:
+    """A link that cannot release: already used (200), deleted (404), bad (400)."""
+    if isinstance(exc, AlreadyReleased):
+        return _page("already", reason=str(exc))
+    return _page("error", status=exc.status, reason=str(exc))
+
+
+@get("/release", include_in_schema=False, name="quarantine-release-form")
+async def release_form(web: WebDep, t: FromQuery[str] = "") -> Template:
+    """Show the message the link names and a Release button (nothing changes here)."""
+    try:
+        target = await ReleaseLinks(web.directory, web.settings).check(t)
+    except DirectoryError as exc:
+        return _refused(exc)
+    if target.entry.status != "held":
+        return _page("already", reason=f"this message was already released to "
+                                       f"{target.entry.recipient}", entry=target.entry)
+    return _page("confirm", entry=target.entry, token=t)
+
+
+@post("/release", include_in_schema=False, name="quarantine-release",
+      request_max_body_size=MAX_FORM)
+async def release(request: Request[Any, Any, Any], web: WebDep,
+                  data: Annotated[dict[str, str], Form]) -> Template:
+    """Release the message the posted token names, once."""
+    try:
+        released = await ReleaseLinks(web.directory, web.settings).release(
+            data.get("t", ""), client_of(request))
+    except DirectoryError as exc:
+        return _refused(exc)
+    return _page("released", entry=released.entry)
+
+
+def quarantine_router() -> Router:
+    """``/quarantine``: the release page, behind a per-address rate limit (its own
+    counter, not shared with the DNS tools)."""
+    limit = RateLimitConfig(rate_limit=RATE_LIMIT, store="quarantine_rate_limit")  # type: ignore[arg-type]
+    return Router(path="/quarantine", route_handlers=[release_form, release],
+                  middleware=[limit.middleware])
