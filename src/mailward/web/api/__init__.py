@@ -11,6 +11,8 @@ from mailward.web.api.audit import AuditController
 from mailward.web.api.auth import issue_token, me
 from mailward.web.api.dns import DnsLookupController, DnsRecordsController, DnsStatusController
 from mailward.web.api.domains import DomainController
+from mailward.web.api.filter import AddressFilterController, DomainFilterController
+from mailward.web.api.quarantine import QuarantineController
 from mailward.web.api.queue import QueueController
 from mailward.web.api.servers import ServerController
 from mailward.web.api.tokens import TokenController
@@ -34,6 +36,9 @@ def api_routers() -> list[Router]:
             AddressController,
             AddressEditController,
             QueueController,
+            DomainFilterController,
+            AddressFilterController,
+            QuarantineController,
             AuditController,
             DnsLookupController,
             DnsRecordsController,
