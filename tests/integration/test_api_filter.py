@@ -205,7 +205,7 @@ async def test_release_and_delete(
     allowed = await ok(client.get(f"{ADDRESS}/senders", headers=alice))
     assert [(r["sender"], r["action"]) for r in allowed] == [("winner@prizes.example", "allow")]
 
-    await error(client.post(f"{QUARANTINE}/{entry}/release", headers=alice), 400,
+    await error(client.post(f"{QUARANTINE}/{entry}/release", headers=alice), 409,
                 f"quarantined message {entry} was already released")
     assert await queued_for(directory, ANN) == [released["queue_id"]]
     assert (await ok(client.get(QUARANTINE, headers=alice)))["total"] == 0

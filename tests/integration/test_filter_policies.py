@@ -10,8 +10,10 @@ from sqlalchemy import select
 from mailward.config import Settings
 from mailward.db import AddressList, Domain
 from mailward.directory import Actor, Conflict, Directory, InvalidInput, NotFound
+from mailward.filter import Finding
 from mailward.filter.learning import DomainLearning
 from mailward.filter.policy import PolicyStore, SenderRule
+from mailward.filter.quarantine import Hold, Quarantine
 
 OP = Actor.operator()
 NEWSLETTER = (b"From: deals@bargains.example\r\nTo: ann@acme.example\r\n"
@@ -130,3 +132,24 @@ def ids_by_name(ids: dict[str, int]) -> dict[int, str]:
 async def _domain_ids(directory: Directory) -> dict[str, int]:
     async with directory.db.session() as session:
         return {n: i for i, n in await session.execute(select(Domain.id, Domain.name))}
+
+
+async def test_release_stands_when_the_sender_is_blocked_and_ids_are_not_reused(
+        world: Directory, settings: Settings) -> None:
+    store = Quarantine(world.db, settings)
+
+    async def hold() -> int:
+        await store.hold(sender="deals@bargains.example", peer="192.0.2.1", data=NEWSLETTER,
+                         score=11.0, findings=(Finding("content", 11.0, "x"),),
+                         holds=[Hold("ann@acme.example", "score 11")])
+        return (await world.quarantine.list(OP, address="ann@acme.example")).items[0].id
+
+    first = await hold()
+    await world.filter.add_sender(OP, "deals@bargains.example", "block",
+                                  address="ann@acme.example")
+    released = await world.quarantine.release(OP, first, allow_sender=True)
+    assert released.entry.status == "released" and released.allowed is None
+    rules = await world.filter.list_senders(OP, address="ann@acme.example")
+    assert [(r.sender, r.action) for r in rules] == [("deals@bargains.example", "block")]
+    await world.quarantine.delete(OP, first)
+    assert await hold() > first  # an old release link can never name a newer message

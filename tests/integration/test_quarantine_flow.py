@@ -16,7 +16,7 @@ from mail_helpers import Sink, mail_roles, mail_settings, port_of, sink_server
 
 from mailward.config import Settings
 from mailward.db import AddressList
-from mailward.directory import Actor, Directory, InvalidInput
+from mailward.directory import Actor, Conflict, Directory
 
 OP = Actor.operator()
 ZONE = """
@@ -89,7 +89,7 @@ async def test_own_verdicts_quarantine_release_and_allow(world: tuple[int, Sink]
     assert ann.message["Authentication-Results"].startswith("mx.mailward.test; spf=pass")
     rules = await directory.filter.list_senders(OP, address=ANN)
     assert [(r.sender, r.action) for r in rules] == [("sales@shop.example", "allow")]
-    with pytest.raises(InvalidInput, match="already released"):
+    with pytest.raises(Conflict, match="already released"):
         await directory.quarantine.release(OP, held.id)
 
     # the sender is now on ann's allow list: the same mail reaches her untouched

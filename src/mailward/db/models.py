@@ -540,6 +540,7 @@ class QuarantinedMessage(Base):
     bytes are in the row (committed before the sender is told 250)."""
 
     __tablename__ = "quarantine_messages"
+    __table_args__ = ({"sqlite_autoincrement": True},)  # ids never come back (release links)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     sender: Mapped[str] = mapped_column(String(320))
@@ -568,6 +569,7 @@ class QuarantineEntry(Base):
     __table_args__ = (
         Index("ix_quarantine_entries_account_at", "account_id", "created_at"),
         Index("ix_quarantine_entries_recipient", "recipient", "status"),
+        {"sqlite_autoincrement": True},  # an old release link must never name a new entry
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

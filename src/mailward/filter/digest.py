@@ -158,7 +158,7 @@ class ReleaseLinks:
             f"digest link {client}")
         try:
             return await self.directory.quarantine.release(actor, entry.id)
-        except InvalidInput:  # released meanwhile (a double click, another node)
+        except Conflict:  # released meanwhile (a double click, another node)
             if (await self.check(token, now)).entry.status != HELD:
                 raise AlreadyReleased(_already(entry)) from None
             raise

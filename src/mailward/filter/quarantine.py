@@ -29,7 +29,7 @@ from mailward.db.models import (
 )
 from mailward.directory.actor import Actor
 from mailward.directory.audit import record
-from mailward.directory.errors import InvalidInput, NotFound
+from mailward.directory.errors import Conflict, InvalidInput, NotFound
 from mailward.directory.normalize import normalize_address, normalize_domain
 from mailward.directory.views import Page
 from mailward.filter.learning import DomainLearning
@@ -116,7 +116,8 @@ class Quarantine:
 
     async def hold(self, *, sender: str, peer: str | None, data: bytes, score: float,
                    findings: tuple[Finding, ...], holds: list[Hold]) -> int:
-        """Store the message for ``holds`` durably (committed); its quarantine id."""
+        """Store the message for ``holds`` durably (committed); the message's id (each
+        recipient's entry has its own id, which the services take)."""
         now = utcnow()
         domains = {h.recipient.rsplit("@", 1)[-1] for h in holds}
         async with self.db.session() as session, session.begin():
@@ -228,14 +229,14 @@ class QuarantineService:
         async with self.db.session() as session:
             entry, message = await self._find(session, actor, entry_id)
             if entry.status != HELD:
-                raise InvalidInput(f"quarantined message {entry_id} was already released")
+                raise Conflict(f"quarantined message {entry_id} was already released")
             claimed = await session.execute(
                 update(QuarantineEntry).where(QuarantineEntry.id == entry.id,
                                               QuarantineEntry.status == HELD)
                 .values(status=RELEASED, released_at=utcnow(),
                         released_by=(actor.name or actor.role.value)[:254]))
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
-                raise InvalidInput(f"quarantined message {entry_id} was already released")
+                raise Conflict(f"quarantined message {entry_id} was already released")
             record(session, actor, "quarantine.release", entry.recipient,
                    account_id=entry.account_id,
                    detail=f"#{entry.id} from {message.sender or '<>'}: {message.subject}")
@@ -276,8 +277,13 @@ class QuarantineService:
         candidates = message_senders(data) or ((sender.lower(),) if sender else ())
         if len(candidates) != 1:
             return None
-        await FilterSettingsService(self.db, self.settings).add_sender(
-            actor, candidates[0], "allow", address=recipient, exist_ok=True)
+        try:
+            await FilterSettingsService(self.db, self.settings).add_sender(
+                actor, candidates[0], "allow", address=recipient, exist_ok=True)
+        except Conflict:  # on the block list: the release stands, the lists stay as set
+            log.info("not allowing %s for %s: it is on their block list", candidates[0],
+                     recipient)
+            return None
         return candidates[0]
 
     async def delete(self, actor: Actor, entry_id: int) -> QuarantineView:

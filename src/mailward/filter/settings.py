@@ -79,7 +79,7 @@ def _validated(name: str, value: Any) -> Any:
     if name == "subject_tag":
         if not text.isascii() or not text.isprintable() or len(text) > 40:
             raise InvalidInput("subject_tag: at most 40 printable ASCII characters")
-        return text.strip() or None
+        return text.strip()  # "" = no tag, even where the domain sets one
     if text not in DMARC_ACTIONS:
         raise InvalidInput(f"dmarc_reject: must be one of {', '.join(DMARC_ACTIONS)}")
     return text
@@ -268,10 +268,12 @@ class FilterSettingsService:
         async with self.db.session() as session:
             found, addr = await self._target(session, actor, domain, address)
             domain_id, account_id, name = found.id, found.account_id, found.name
+        learnt = await self.learning.learn(domain_id, account_id, data, spam)
+        async with self.db.session() as session:
             record(session, actor, "filter.train", addr.email if addr else name,
                    account_id=account_id, detail="spam" if spam else "ham")
             await session.commit()
-        return await self.learning.learn(domain_id, account_id, data, spam)
+        return learnt
 
     async def report(self, mailbox: str, data: bytes, spam: bool) -> None:
         """A mailbox user's own correction (moving mail into or out of Junk over IMAP):

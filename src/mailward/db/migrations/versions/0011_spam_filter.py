@@ -41,6 +41,7 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("content", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_quarantine_messages")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("quarantine_messages", schema=None) as batch_op:
         batch_op.create_index(
@@ -106,6 +107,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_quarantine_entries")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("quarantine_entries", schema=None) as batch_op:
         batch_op.create_index(
