@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from mailward.filter.features import BIAS, N_BUCKETS, bucket, extract
+from mailward.filter.features import BIAS, N_BUCKETS, WORD_NORM, bucket, extract
 
 PLAIN = (
     b"From bob@example.org Mon Jan  6 10:00:00 2025\n"
@@ -32,7 +32,7 @@ def has(features: dict[int, float], name: str) -> bool:
 def test_features_are_sparse_hashed_and_carry_a_bias() -> None:
     features = extract(PLAIN)
     assert features[BIAS] == 1.0
-    assert all(0 <= i < N_BUCKETS and v == 1.0 for i, v in features.items())
+    assert all(0 <= i < N_BUCKETS and v == 1.0 for i, v in features.items())  # a short text
     assert has(features, "s:lunch") and has(features, "s:lunch on")
     assert has(features, "b:noon") and has(features, "b:the usual")
     assert not has(features, "h:no-date") and not has(features, "h:no-message-id")
@@ -115,3 +115,35 @@ def test_hostile_html_stays_linear(markup: bytes) -> None:
     start = time.process_time()
     extract(data)
     assert time.process_time() - start < 1.0
+
+
+def test_long_bodies_are_length_normalised() -> None:
+    words = " ".join(f"word{chr(97 + i % 26)}{chr(97 + i // 26 % 26)}" for i in range(600))
+    features = extract(PLAIN.replace(b"Shall we meet", words.encode() + b" shall we meet"))
+    value = features[bucket("b:noon")]
+    assert 0 < value < 1 and features[BIAS] == 1.0 and features[bucket("s:lunch")] == 1.0
+    body = [v for v in features.values() if v == value]
+    assert sum(v * v for v in body) == pytest.approx(WORD_NORM)  # unit-ish L2 weight in all
+
+
+def test_wording_html_link_and_header_shape_features() -> None:
+    message = (
+        b"From: Deals <deals@shop.example>\nTo: a@b.example\nReply-To: x@other.example\n"
+        b"Subject: V.I.A.G.R.A and v1agra   now\nX-Mailer: Foo Mail 5.0\n"
+        b"Message-ID: <123.abc@shop.example>\nContent-Type: text/html\n\n"
+        b'<p style="display:none">hidden</p><font size="1">tiny</font>'
+        b'<font color="#ffffff">white</font> GR<!-- x -->EAT <form action="x">'
+        b"SAVE 50% NOW for $10!!! BUY NOW<a href=\"http://user@203.0.113.9:8080/r?u=http://x\">"
+        b"here</a>\n"
+    )
+    features = extract(message)
+    for name in ("s:spaced:0", "s:mixed:0", "s:space-run", "h:replyto-differ", "xm:foo mail",
+                 "hn:x-mailer", "hn:reply-to", "h:msgid-shape:9.a", "h:received:0",
+                 "m:html-hidden", "m:html-tiny", "m:html-white", "m:html-split", "m:html-form",
+                 "b:money:0", "b:pct:0", "b:bangs:0", "l:userinfo", "l:port", "l:redirect",
+                 "l:ip-literal"):
+        assert has(features, name), name
+    plain = extract(PLAIN)
+    for name in ("m:html-hidden", "l:port", "s:spaced:0", "h:replyto-differ"):
+        assert not has(plain, name), name
+    assert has(plain, "hn:in-reply-to") is False and has(plain, "h:received:0")
