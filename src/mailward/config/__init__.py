@@ -99,8 +99,8 @@ class Settings(BaseSettings):
     webmail_host: str = "webmail.example.net"
     public_url: str | None = None
     web_secret: SecretStr | None = None
-    """Signs the panel's CSRF tokens; unset → generated once into the data dir. Several web
-    nodes must share one."""
+    """Signs the panel's CSRF tokens and the quarantine digests' release links; unset →
+    generated once into the data dir. Several web and delivery nodes must share one."""
 
     default_quota_mb: int = Field(2048, ge=0)
     password_min_length: int = Field(8, ge=6, le=128)
