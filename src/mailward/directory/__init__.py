@@ -63,8 +63,7 @@ class Directory:
         from mailward.filter.settings import FilterSettingsService
 
         self.filter = FilterSettingsService(db, settings)
-        self.quarantine = QuarantineService(db, settings, self.queue.spool)
-        self.quarantine.learning = self.filter.learning  # one model cache per process
+        self.quarantine = QuarantineService(db, settings, self.queue.spool, self.filter)
 
 
 __all__ = [

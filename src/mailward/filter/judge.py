@@ -30,7 +30,8 @@ class Judge:
         policies = await self.policies.policies(recipients)
         domains = {p.domain_id: p.domain for p in policies.values() if p.domain_id is not None}
         learnt = await self.learning.findings(domains, data)
-        senders = message_senders(data)
+        # the From: addresses matter only to allow/block lists (parsing costs per message)
+        senders = message_senders(data) if any(p.rules for p in policies.values()) else ()
         decisions = {}
         for recipient in recipients:
             policy = policies[recipient]

@@ -32,8 +32,9 @@ from mailward.directory.audit import record
 from mailward.directory.errors import Conflict, InvalidInput, NotFound
 from mailward.directory.normalize import normalize_address, normalize_domain
 from mailward.directory.views import Page
-from mailward.filter.learning import DomainLearning
 from mailward.filter.pipeline import Finding
+from mailward.filter.policy import message_senders
+from mailward.filter.settings import FilterSettingsService
 from mailward.queue.spool import NewRecipient, Spool, subject_of
 
 __all__ = ["Hold", "Quarantine", "QuarantineDetail", "QuarantineService", "QuarantineView",
@@ -157,12 +158,12 @@ class Quarantine:
 class QuarantineService:
     """Listing, showing, releasing and deleting held mail, for a caller."""
 
-    def __init__(self, db: Database, settings: Settings, spool: Spool) -> None:
+    def __init__(self, db: Database, settings: Settings, spool: Spool,
+                 filters: FilterSettingsService) -> None:
         self.db = db
         self.spool = spool
-        self.settings = settings
         self.node = settings.node_name
-        self.learning = DomainLearning(db)
+        self.filters = filters  # the allow lists, and the domains' learning
 
     def _scoped(self, actor: Actor, query: Select) -> Select:  # type: ignore[type-arg]
         return actor.scope(query, QuarantineEntry.account_id)
@@ -258,7 +259,7 @@ class QuarantineService:
         learnt = False
         if learn:
             try:
-                await self.learning.learn(domain_id, account_id, data, spam=False)
+                await self.filters.learning.learn(domain_id, account_id, data, spam=False)
                 learnt = True
             except Exception:  # delivery matters more than learning
                 log.exception("learning ham from quarantined message %d failed", entry_id)
@@ -271,15 +272,12 @@ class QuarantineService:
         return Released(view, queue_id, learnt, allowed)
 
     async def _allow(self, actor: Actor, recipient: str, data: bytes, sender: str) -> str | None:
-        from mailward.filter.policy import message_senders
-        from mailward.filter.settings import FilterSettingsService
-
         candidates = message_senders(data) or ((sender.lower(),) if sender else ())
         if len(candidates) != 1:
             return None
         try:
-            await FilterSettingsService(self.db, self.settings).add_sender(
-                actor, candidates[0], "allow", address=recipient, exist_ok=True)
+            await self.filters.add_sender(actor, candidates[0], "allow", address=recipient,
+                                          exist_ok=True)
         except Conflict:  # on the block list: the release stands, the lists stay as set
             log.info("not allowing %s for %s: it is on their block list", candidates[0],
                      recipient)
