@@ -147,3 +147,71 @@ def test_wording_html_link_and_header_shape_features() -> None:
     for name in ("m:html-hidden", "l:port", "s:spaced:0", "h:replyto-differ"):
         assert not has(plain, name), name
     assert has(plain, "hn:in-reply-to") is False and has(plain, "h:received:0")
+
+
+def test_structure_charset_and_shape_features() -> None:
+    message = (
+        b"From: Deals <promo4711@shop.example>\nTo: a@b.example\n"
+        b"Subject: =?iso-8859-1?q?caf=E9?=\nDate: 6 Jan 2025 10:00 GMT\n"
+        b'MIME-Version: 1.0\nContent-Type: multipart/alternative; boundary="B"\n\n'
+        b"--B\nContent-Type: text/plain\n\ncaf\xe9 au lait\n"
+        b"--B\nContent-Type: text/html; charset=iso-8859-1\n\n<p>caf\xe9</p>\n--B--\n"
+    )
+    features = extract(message)
+    for name in ("ms:multipart/alternative,text/plain,text/html", "m:8bit-undeclared",
+                 "m:nonascii:3", "s:encoded", "h:date-shape:9 a 9 9:9 a",
+                 "h:from-shape:a9"):
+        assert has(features, name), name
+    plain = extract(PLAIN)
+    for name in ("ms:text/plain", "m:nonascii:0", "h:date-shape:a, 9 a 9 9:9:9 +9",
+                 "h:from-shape:a"):
+        assert has(plain, name), name
+    assert not has(plain, "m:8bit-undeclared") and not has(plain, "s:encoded")
+
+
+@pytest.mark.parametrize("data", [
+    PLAIN,
+    PLAIN.replace(b"\n", b"\r\n"),
+    PLAIN.replace(b"\n\n", b"\n\r\n"),  # a separator the fast path does not look for
+    b"Subject: x\nnot a header\n\nbody\n",  # the header block ends before the blank line
+    b"Subject: x\nContent-Type: message/rfc822\n\nSubject: inner\n\nbody\n",
+    b"\n\nbody only\n",
+    b"Subject: no body",
+])
+def test_single_part_fast_path_parses_as_the_parser_does(data: bytes) -> None:
+    from email import policy
+    from email.parser import BytesParser
+
+    from mailward.filter.features import parse_message
+
+    fast = parse_message(data)
+    full = BytesParser(policy=policy.compat32).parsebytes(data.split(b"\n", 1)[1]
+                                                          if data.startswith(b"From ") else data)
+    assert fast is not None
+    assert fast.as_string() == full.as_string()
+    assert fast._headers == full._headers
+    assert fast.is_multipart() or fast.get_payload() == full.get_payload()
+    assert [type(d) for d in fast.defects] == [type(d) for d in full.defects]
+
+
+def test_ngram_buckets_are_those_of_their_names() -> None:
+    from mailward.filter.features import _Builder
+
+    builder = _Builder()
+    builder.words("b:", ["déjà", "vu", "#", "vu", "déjà"])
+    names = ["b:déjà", "b:vu", "b:#", "b:déjà vu", "b:vu #", "b:# vu", "b:vu déjà"]
+    assert list(builder.features) == [BIAS] + [bucket(name) for name in names]
+    empty = _Builder()
+    empty.words("b:", [])
+    assert list(empty.features) == [BIAS, 0]  # as ever: the CRC of no name
+
+
+def test_attachment_named_only_in_content_type() -> None:
+    message = (
+        b'Subject: x\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="B"\n\n'
+        b"--B\nContent-Type: text/plain\n\nsee attached\n"
+        b'--B\nContent-Type: application/octet-stream;\n\tNAME="setup.exe"\n\nMZ\n--B--\n'
+    )
+    features = extract(message)
+    assert has(features, "m:exe-attachment") and has(features, "m:attachments:1")
+    assert has(features, "ms:multipart/mixed,text/plain,application/octet-stream")
