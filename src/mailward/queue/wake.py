@@ -36,9 +36,15 @@ class Wakeup:
             await session.execute(text(f"NOTIFY {CHANNEL}"))
 
     async def wait(self, seconds: float) -> None:
-        """Until woken or ``seconds`` pass."""
+        """Until woken or ``seconds`` pass.
+
+        ``asyncio.timeout``, not ``wait_for``: on Python 3.11 ``wait_for`` swallows a
+        cancellation that arrives as the event is set, and the worker then kept running
+        after ``serve`` had been asked to stop (a hang seen in the crash test).
+        """
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._event.wait()
         self._event.clear()
 
     @contextlib.asynccontextmanager
