@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import email
 import email.policy
+import smtplib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -152,3 +153,28 @@ def message(sender: str, to: str, subject: str, body: str = "Hello.\r\n") -> byt
         f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n"
         f"Message-ID: <{abs(hash((sender, to, subject)))}@client.example>\r\n\r\n{body}"
     ).encode()
+
+
+def filter_mail(sender: str, to: str, subject: str, *, attachment: str | None = None,
+                extra: dict[str, str] | None = None) -> bytes:
+    """A well-formed message (Date, Message-ID) for the spam filter's tests; ``attachment``
+    names an attached Windows executable."""
+    msg = EmailMessage()
+    for name, value in (extra or {}).items():
+        msg[name] = value
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Date"] = "Sun, 06 Dec 2026 10:00:00 +0000"
+    msg["Message-ID"] = f"<{subject.replace(' ', '')}@{sender.rsplit('@', 1)[-1]}>"
+    msg.set_content("Hello,\nthe documents you asked for are attached.\nRegards\n")
+    if attachment:
+        msg.add_attachment(b"MZ\x90\x00", maintype="application", subtype="octet-stream",
+                           filename=attachment)
+    return msg.as_bytes().replace(b"\n", b"\r\n")
+
+
+def smtp_send(port: int, sender: str, recipients: list[str], data: bytes) -> None:
+    """One message over SMTP to our listener on loopback (blocking: run it in a thread)."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        client.sendmail(sender, recipients, data)

@@ -8,11 +8,18 @@ from __future__ import annotations
 import asyncio
 import smtplib
 from collections.abc import AsyncIterator
-from email.message import EmailMessage
 
 import pytest
 from dns_server import dns_server
-from mail_helpers import Sink, mail_roles, mail_settings, port_of, sink_server
+from mail_helpers import (
+    Sink,
+    filter_mail,
+    mail_roles,
+    mail_settings,
+    port_of,
+    sink_server,
+    smtp_send,
+)
 
 from mailward.config import Settings
 from mailward.db import AddressList
@@ -29,22 +36,7 @@ ANN, BEN = "ann@acme.example", "ben@acme.example"
 
 
 def mail(sender: str, subject: str, *, attachment: str | None = None) -> bytes:
-    msg = EmailMessage()
-    msg["From"] = sender
-    msg["To"] = ANN
-    msg["Subject"] = subject
-    msg["Date"] = "Sun, 06 Dec 2026 10:00:00 +0000"
-    msg["Message-ID"] = f"<{subject.replace(' ', '')}@{sender.split('@')[1]}>"
-    msg.set_content("Hello,\nthe documents you asked for are attached.\nRegards\n")
-    if attachment:
-        msg.add_attachment(b"MZ\x90\x00", maintype="application", subtype="octet-stream",
-                           filename=attachment)
-    return msg.as_bytes().replace(b"\n", b"\r\n")
-
-
-def send(port: int, sender: str, recipients: list[str], data: bytes) -> None:
-    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
-        client.sendmail(sender, recipients, data)
+    return filter_mail(sender, ANN, subject, attachment=attachment)
 
 
 @pytest.fixture
@@ -71,7 +63,7 @@ async def test_own_verdicts_quarantine_release_and_allow(world: tuple[int, Sink]
                                                          directory: Directory) -> None:
     mx, customer = world
     spam = mail("sales@shop.example", "Your documents", attachment="documents.pdf.exe")
-    await asyncio.to_thread(send, mx, "sales@shop.example", [ANN, BEN], spam)
+    await asyncio.to_thread(smtp_send, mx, "sales@shop.example", [ANN, BEN], spam)
     [ben] = await customer.wait_for(1)  # ben's copy is tagged; ann's is held
     assert ben.recipients == [BEN]
     assert ben.message["X-Spam-Flag"] == "YES" and ben.message["Subject"] == "[SPAM] Your documents"
@@ -93,7 +85,7 @@ async def test_own_verdicts_quarantine_release_and_allow(world: tuple[int, Sink]
         await directory.quarantine.release(OP, held.id)
 
     # the sender is now on ann's allow list: the same mail reaches her untouched
-    await asyncio.to_thread(send, mx, "sales@shop.example", [ANN], spam)
+    await asyncio.to_thread(smtp_send, mx, "sales@shop.example", [ANN], spam)
     copies = await customer.wait_for(3)
     assert copies[2].recipients == [ANN] and copies[2].message["X-Spam-Flag"] is None
     assert (await directory.quarantine.list(OP, address=ANN, status=None)).total == 1
@@ -104,18 +96,18 @@ async def test_block_list_and_dmarc_reject_refuse_at_data(world: tuple[int, Sink
     mx, customer = world
     await directory.filter.add_sender(OP, "spam.example", "block", domain="acme.example")
     with pytest.raises(smtplib.SMTPDataError) as refused:
-        await asyncio.to_thread(send, mx, "x@spam.example", [ANN, BEN],
+        await asyncio.to_thread(smtp_send, mx, "x@spam.example", [ANN, BEN],
                                 mail("x@spam.example", "Hello there"))
     assert refused.value.smtp_code == 550 and b"blocked" in refused.value.smtp_error
 
     forged = mail("ceo@evil.example", "Payment run")
     await directory.filter.set_policy(OP, {"dmarc_reject": "reject"}, domain="acme.example")
     with pytest.raises(smtplib.SMTPDataError) as refused:
-        await asyncio.to_thread(send, mx, "ceo@evil.example", [BEN], forged)
+        await asyncio.to_thread(smtp_send, mx, "ceo@evil.example", [BEN], forged)
     assert refused.value.smtp_code == 550 and b"DMARC" in refused.value.smtp_error
     # the same domain set to quarantine such mail: accepted and held, nothing delivered
     await directory.filter.set_policy(OP, {"dmarc_reject": "quarantine"}, domain="acme.example")
-    await asyncio.to_thread(send, mx, "ceo@evil.example", [BEN], forged)
+    await asyncio.to_thread(smtp_send, mx, "ceo@evil.example", [BEN], forged)
     [held] = (await directory.quarantine.list(OP, address=BEN)).items
     assert held.subject == "Payment run" and held.reason.startswith("DMARC failed")
     assert customer.received == []

@@ -8,11 +8,18 @@ from __future__ import annotations
 import asyncio
 import smtplib
 from collections.abc import AsyncIterator
-from email.message import EmailMessage
 
 import pytest
 from dns_server import dns_server
-from mail_helpers import Sink, mail_roles, mail_settings, port_of, sink_server
+from mail_helpers import (
+    Sink,
+    filter_mail,
+    mail_roles,
+    mail_settings,
+    port_of,
+    sink_server,
+    smtp_send,
+)
 
 from mailward.config import Settings
 from mailward.db import AddressList
@@ -30,24 +37,10 @@ AUTHSERV = "mx.mailward.test"
 
 def mail(sender: str, subject: str, *, attachment: str | None = None,
          forged: bool = False) -> bytes:
-    msg = EmailMessage()
-    if forged:  # a sender pretending we already checked it
-        msg["Authentication-Results"] = f"{AUTHSERV}; spf=pass; dmarc=pass"
-    msg["From"] = sender
-    msg["To"] = "ann@filtered.example"
-    msg["Subject"] = subject
-    msg["Date"] = "Sun, 06 Dec 2026 10:00:00 +0000"
-    msg["Message-ID"] = f"<{subject.replace(' ', '')}@sender.example>"
-    msg.set_content("Hello Ann,\nthe report is attached.\nRegards\n")
-    if attachment:
-        msg.add_attachment(b"MZ\x90\x00", maintype="application", subtype="octet-stream",
-                           filename=attachment)
-    return msg.as_bytes().replace(b"\n", b"\r\n")
-
-
-def send(port: int, sender: str, recipients: list[str], data: bytes) -> None:
-    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
-        client.sendmail(sender, recipients, data)
+    # a forged one: a sender pretending we already checked it
+    extra = {"Authentication-Results": f"{AUTHSERV}; spf=pass; dmarc=pass"} if forged else {}
+    return filter_mail(sender, "ann@filtered.example", subject, attachment=attachment,
+                       extra=extra)
 
 
 @pytest.fixture
@@ -68,7 +61,7 @@ async def world(settings: Settings, directory: Directory) -> AsyncIterator[tuple
 
 async def test_authentication_results_and_a_clean_message(world: tuple[int, Sink]) -> None:
     mx, customer = world
-    await asyncio.to_thread(send, mx, "anna@good.example", ["ann@filtered.example"],
+    await asyncio.to_thread(smtp_send, mx, "anna@good.example", ["ann@filtered.example"],
                             mail("anna@good.example", "Quarterly report", forged=True))
     [got] = await customer.wait_for(1)
     results = got.message.get_all("Authentication-Results")
@@ -82,11 +75,11 @@ async def test_spam_is_refused_at_data_time(world: tuple[int, Sink],
     mx, customer = world
     spam = mail("ceo@evil.example", "Invoice", attachment="invoice.pdf.exe")
     with pytest.raises(smtplib.SMTPDataError) as refused:
-        await asyncio.to_thread(send, mx, "ceo@evil.example", ["ann@filtered.example"], spam)
+        await asyncio.to_thread(smtp_send, mx, "ceo@evil.example", ["ann@filtered.example"], spam)
     assert refused.value.smtp_code == 550 and b"5.7.1" in refused.value.smtp_error
     # with a Do Not Filter recipient too: bob gets it as it is; ann's copy, which alone
     # would have been refused, is held in the quarantine (one answer covers both)
-    await asyncio.to_thread(send, mx, "ceo@evil.example",
+    await asyncio.to_thread(smtp_send, mx, "ceo@evil.example",
                             ["ann@filtered.example", "bob@filtered.example"], spam)
     [bob] = await customer.wait_for(1)
     assert bob.recipients == ["bob@filtered.example"] and bob.message["X-Spam-Flag"] is None
