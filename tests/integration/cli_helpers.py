@@ -67,3 +67,23 @@ def exe(*args: str, cwd: Path, input: str | None = None) -> subprocess.Completed
     """Run a real executable with the test environment."""
     return subprocess.run(args, cwd=cwd, input=input, capture_output=True, text=True,
                           env={**os.environ, **WIDE}, timeout=60, check=False)
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
+
+
+def documented_shapes(heading: str) -> dict[str, Any]:
+    """The ``#### name`` + JSON example blocks under ``heading`` in docs/cli.md."""
+    section = DOCS.read_text().split(heading, 1)[1].split("\n## ", 1)[0]
+    shapes = {}
+    for block in section.split("\n#### ")[1:]:
+        name = block.split("\n", 1)[0].strip()
+        shapes[name] = json.loads(block.split("```json\n", 1)[1].split("\n```", 1)[0])
+    return shapes
+
+
+def keys_of(value: Any) -> Any:
+    """The key structure of a JSON value (objects recursively; lists and scalars flat)."""
+    if isinstance(value, dict):
+        return {key: keys_of(item) for key, item in value.items()}
+    return "list" if isinstance(value, list) else "scalar"

@@ -18,8 +18,11 @@ from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy import select
 
 from mailward.config import Settings
+from mailward.db import QueuedMessage, QueuedRecipient
+from mailward.directory import Directory
 from mailward.server import run
 
 WAIT = 30.0
@@ -178,3 +181,22 @@ def smtp_send(port: int, sender: str, recipients: list[str], data: bytes) -> Non
     """One message over SMTP to our listener on loopback (blocking: run it in a thread)."""
     with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
         client.sendmail(sender, recipients, data)
+
+
+async def queued_notices(directory: Directory) -> list[tuple[list[str], EmailMessage]]:
+    """The notices mailward queued itself (origin ``notice``: DNS status changes, quarantine
+    digests) so far: (envelope recipients, parsed message), oldest first."""
+    async with directory.db.session() as session:
+        messages = list(await session.scalars(
+            select(QueuedMessage).where(QueuedMessage.origin == "notice")
+            .order_by(QueuedMessage.id)))
+        found = []
+        for message in messages:
+            assert message.sender == ""  # null sender: no bounce loops
+            recipients = sorted(await session.scalars(
+                select(QueuedRecipient.recipient)
+                .where(QueuedRecipient.message_id == message.id)))
+            data = await directory.queue.spool.read(message)
+            parsed = email.message_from_bytes(data, policy=email.policy.default)
+            found.append((recipients, parsed))
+    return found  # type: ignore[return-value]

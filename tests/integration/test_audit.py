@@ -3,7 +3,6 @@ transaction; account admins see only their own account's entries; API, CLI and f
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,9 +10,8 @@ from typing import Any
 import httpx
 import pytest
 from api_server import API, Headers, Tenants, bulk, error, ok
-from cli_helpers import WIDE, Cli, as_json
+from cli_helpers import WIDE, Cli, as_json, documented_shapes, keys_of
 from sqlalchemy import delete
-from test_cli_queue import DOCS, keys_of
 
 from mailward.db.models import AddressList, AuditEntry, Role
 from mailward.directory import (
@@ -370,13 +368,3 @@ def test_cli_audit_list(tenants: Cli) -> None:
     assert sorted(shapes) == ["audit-entry", "audit-page"]
     assert keys_of(page) == keys_of(shapes["audit-page"])
     assert keys_of(page["items"][0]) == keys_of(shapes["audit-entry"])
-
-
-def documented_shapes(heading: str) -> dict[str, Any]:
-    """The ``#### name`` + JSON example blocks under ``heading`` in docs/cli.md."""
-    section = DOCS.read_text().split(heading, 1)[1].split("\n## ", 1)[0]
-    shapes = {}
-    for block in section.split("\n#### ")[1:]:
-        name = block.split("\n", 1)[0].strip()
-        shapes[name] = json.loads(block.split("```json\n", 1)[1].split("\n```", 1)[0])
-    return shapes

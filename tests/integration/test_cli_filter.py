@@ -4,14 +4,21 @@ release into the queue, delete), scoped by ``--account``."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_helpers import WIDE, Cli, as_json, error_line, run_directory
+from cli_helpers import (
+    WIDE,
+    Cli,
+    as_json,
+    documented_shapes,
+    error_line,
+    keys_of,
+    run_directory,
+)
 
 from mailward.cli.filter import DmarcAction, Field
 from mailward.config import Settings
@@ -301,34 +308,15 @@ def test_delete(acme: Cli, settings: Settings) -> None:
 
 # -- the documented JSON shapes ------------------------------------------------------------
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
 FILTER_SHAPES = "### Spam filter JSON shapes"
 SHAPE_NAMES = ["filter-policy", "learnt", "quarantine-detail", "quarantine-entry",
                "quarantine-page", "quarantine-released", "quarantine-saved", "sender-rule"]
 
 
-def documented_filter_shapes() -> dict[str, Any]:
-    """The ``#### name`` + JSON example blocks of docs/cli.md's "Spam filter JSON shapes"."""
-    section = DOCS.read_text().split(FILTER_SHAPES, 1)[1].split("\n## ", 1)[0]
-    shapes = {}
-    for block in section.split("\n#### ")[1:]:
-        name = block.split("\n", 1)[0].strip()
-        example = block.split("```json\n", 1)[1].split("\n```", 1)[0]
-        shapes[name] = json.loads(example)
-    return shapes
-
-
-def keys_of(value: Any) -> Any:
-    """The key structure of a JSON value (objects recursively; lists and scalars flat)."""
-    if isinstance(value, dict):
-        return {key: keys_of(item) for key, item in value.items()}
-    return "list" if isinstance(value, list) else "scalar"
-
-
 def check_filter_shapes(actual: dict[str, Any]) -> None:
     """``actual`` holds one real example of each documented shape (``quarantine-saved``
     may be left out: the API has no such answer)."""
-    documented = documented_filter_shapes()
+    documented = documented_shapes(FILTER_SHAPES)
     assert sorted(documented) == SHAPE_NAMES
     assert set(actual) <= set(documented) and len(actual) >= len(documented) - 1
     for name, value in actual.items():
@@ -366,4 +354,4 @@ def test_json_shapes_match_docs(acme: Cli, settings: Settings, tmp_path: Path) -
     assert keys_of(removed) == keys_of(rule)
     other = held(settings)
     deleted = as_json(cli("quarantine", "delete", str(other), "--yes", "--json"))
-    assert keys_of(deleted) == keys_of(documented_filter_shapes()["quarantine-entry"])
+    assert keys_of(deleted) == keys_of(documented_shapes(FILTER_SHAPES)["quarantine-entry"])

@@ -5,12 +5,19 @@ The seeding helpers and the docs parser here are shared with ``test_api_queue.py
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cli_helpers import WIDE, Cli, as_json, error_line, run_directory
+from cli_helpers import (
+    WIDE,
+    Cli,
+    as_json,
+    documented_shapes,
+    error_line,
+    keys_of,
+    run_directory,
+)
 from sqlalchemy import update
 
 from mailward.cli.queue import QueueState
@@ -100,31 +107,12 @@ def spool_file(settings: Settings, queue_id: str) -> Path | None:
 
 # -- the documented JSON shapes ----------------------------------------------------------
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
 QUEUE_SHAPES = "### Queue JSON shapes"
-
-
-def documented_queue_shapes() -> dict[str, Any]:
-    """The ``#### name`` + JSON example blocks of docs/cli.md's "Queue JSON shapes"."""
-    section = DOCS.read_text().split(QUEUE_SHAPES, 1)[1].split("\n## ", 1)[0]
-    shapes = {}
-    for block in section.split("\n#### ")[1:]:
-        name = block.split("\n", 1)[0].strip()
-        example = block.split("```json\n", 1)[1].split("\n```", 1)[0]
-        shapes[name] = json.loads(example)
-    return shapes
-
-
-def keys_of(value: Any) -> Any:
-    """The key structure of a JSON value (objects recursively; lists and scalars flat)."""
-    if isinstance(value, dict):
-        return {key: keys_of(item) for key, item in value.items()}
-    return "list" if isinstance(value, list) else "scalar"
 
 
 def check_shapes(actual: dict[str, Any]) -> None:
     """``actual`` holds one real ``queue-page``, ``queue-entry`` and ``queue-message``."""
-    documented = documented_queue_shapes()
+    documented = documented_shapes(QUEUE_SHAPES)
     assert sorted(documented) == sorted(actual) == ["queue-entry", "queue-message", "queue-page"]
     for name, example in documented.items():
         assert keys_of(actual[name]) == keys_of(example), name

@@ -5,23 +5,20 @@ changes, each domain claimed by one node per round, and the delivery role runnin
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 
 import httpx
 import pytest
 from api_server import API, Tenants, error, ok
 from cli_helpers import Cli, as_json
 from dns_world import OUR_MX, World, dns_world
-from mail_helpers import eventually, mail_roles
+from mail_helpers import eventually, mail_roles, queued_notices
 from sqlalchemy import select
 
 from mailward.config import Settings
 from mailward.db import Database
-from mailward.db.models import DomainDnsStatus, QueuedMessage, QueuedRecipient
+from mailward.db.models import DomainDnsStatus
 from mailward.directory import Actor, Directory
 from mailward.dns.recheck import DnsRechecker, stored_statuses
 
@@ -62,24 +59,6 @@ async def seeded(settings: Settings) -> AsyncIterator[Directory]:
         await db.dispose()
 
 
-async def notices(directory: Directory) -> list[tuple[list[str], EmailMessage]]:
-    """The notices queued so far: (envelope recipients, parsed message), oldest first."""
-    async with directory.db.session() as session:
-        messages = list(await session.scalars(
-            select(QueuedMessage).where(QueuedMessage.origin == "notice")
-            .order_by(QueuedMessage.id)))
-        found = []
-        for message in messages:
-            assert message.sender == ""  # null sender: no bounce loops
-            recipients = sorted(await session.scalars(
-                select(QueuedRecipient.recipient)
-                .where(QueuedRecipient.message_id == message.id)))
-            data = await directory.queue.spool.read(message)
-            parsed = email.message_from_bytes(data, policy=email.policy.default)
-            found.append((recipients, parsed))
-    return found  # type: ignore[return-value]
-
-
 async def test_baseline_then_a_notice_on_every_change(seeded: Directory, settings: Settings,
                                                       world: World) -> None:
     directory = seeded
@@ -91,7 +70,7 @@ async def test_baseline_then_a_notice_on_every_change(seeded: Directory, setting
         ("acme.example", None, "pass", ()),  # the first check is the baseline: no mail
         ("globex.example", None, "fail", ()),
     ]
-    assert await notices(directory) == []
+    assert await queued_notices(directory) == []
     assert await rechecker.run_once() == []  # nothing due until the next round
 
     world.publish(OLD_MX)  # the customer points the MX back at the old provider
@@ -101,7 +80,7 @@ async def test_baseline_then_a_notice_on_every_change(seeded: Directory, setting
         ("acme.example", "pass", "fail", ("alice@acme.example",)),  # "ops" is no address
         ("globex.example", "fail", "fail", ()),  # unchanged: no mail to Globex
     ]
-    [(recipients, notice)] = await notices(directory)
+    [(recipients, notice)] = await queued_notices(directory)
     assert recipients == ["alice@acme.example"]
     assert notice["To"] == "alice@acme.example"
     assert notice["Subject"] == "DNS of acme.example: has a problem (was pass, now fail)"
@@ -131,7 +110,7 @@ async def test_baseline_then_a_notice_on_every_change(seeded: Directory, setting
     third = await rechecker.run_once()
     assert next((r.domain, r.old, r.new, r.notified) for r in third) == (
         "acme.example", "fail", "warn", ("alice@acme.example",))
-    latest = (await notices(directory))[-1][1]
+    latest = (await queued_notices(directory))[-1][1]
     assert latest["Subject"] == "DNS of acme.example: needs attention (was fail, now warn)"
     assert "WARN  propagation: " in latest.get_content()
 
@@ -139,12 +118,12 @@ async def test_baseline_then_a_notice_on_every_change(seeded: Directory, setting
     fourth = await rechecker.run_once()
     assert next((r.domain, r.old, r.new, r.notified) for r in fourth) == (
         "acme.example", "warn", "pass", ("alice@acme.example",))
-    latest = (await notices(directory))[-1][1]
+    latest = (await queued_notices(directory))[-1][1]
     assert latest["Subject"] == "DNS of acme.example: all checks pass (was warn, now pass)"
     assert "Every check passes now" in latest.get_content()
     [stored] = await stored_statuses(directory, acme, "acme.example")
     assert (stored.status, stored.problems, stored.changed_at) == ("pass", [], START + 5 * HOUR)
-    assert len(await notices(directory)) == 3
+    assert len(await queued_notices(directory)) == 3
 
 
 async def account_id(directory: Directory, name: str) -> int:

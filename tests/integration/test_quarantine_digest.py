@@ -6,8 +6,6 @@ page over a real socket (GET shows a button and changes nothing; POST releases o
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
 import html
 import re
 from collections.abc import AsyncIterator
@@ -18,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from api_server import running_server
-from mail_helpers import eventually, mail_roles
+from mail_helpers import eventually, mail_roles, queued_notices
 from panel_client import Panel
 from sqlalchemy import select, update
 
@@ -63,23 +61,6 @@ async def hold(settings: Settings, directory: Directory, subject: str, *recipien
 async def entries(directory: Directory) -> list[QuarantineEntry]:
     async with directory.db.session() as session:
         return list(await session.scalars(select(QuarantineEntry).order_by(QuarantineEntry.id)))
-
-
-async def digests(directory: Directory) -> list[tuple[list[str], EmailMessage]]:
-    """The digests queued so far: (envelope recipients, parsed message), oldest first."""
-    async with directory.db.session() as session:
-        messages = list(await session.scalars(
-            select(QueuedMessage).where(QueuedMessage.origin == "notice")
-            .order_by(QueuedMessage.id)))
-        found = []
-        for message in messages:
-            assert message.sender == ""  # null sender: no bounce loops
-            recipients = sorted(await session.scalars(
-                select(QueuedRecipient.recipient)
-                .where(QueuedRecipient.message_id == message.id)))
-            data = await directory.queue.spool.read(message)
-            found.append((recipients, email.message_from_bytes(data, policy=email.policy.default)))
-    return found  # type: ignore[return-value]
 
 
 def text_of(message: EmailMessage) -> str:
@@ -149,7 +130,7 @@ async def test_one_digest_per_recipient_with_only_its_new_entries(
     now = datetime.now(UTC)
     digester = QuarantineDigester(directory, settings, clock=lambda: now)
     assert await digester.run_once() == [ANN, BOB]
-    found = await digests(directory)
+    found = await queued_notices(directory)
     assert sorted(r for r, _ in found) == [[ANN], [BOB]]
     by_recipient = {r[0]: m for r, m in found}
     ann = by_recipient[ANN]
@@ -178,8 +159,8 @@ async def test_one_digest_per_recipient_with_only_its_new_entries(
     await hold(settings, directory, "Third one", ANN)
     assert await digester.run_once(now + timedelta(hours=1)) == []
     assert await digester.run_once(later + timedelta(minutes=1)) == [ANN]
-    recipients, third = (await digests(directory))[-1]
-    assert recipients == [ANN] and len(await digests(directory)) == 3
+    recipients, third = (await queued_notices(directory))[-1]
+    assert recipients == [ANN] and len(await queued_notices(directory)) == 3
     assert "Third one" in text_of(third) and "Cheap watches" not in text_of(third)
     assert third["Subject"] == f"Quarantine: 1 new message held for {ANN}"
 
@@ -195,7 +176,7 @@ async def test_links_expire_with_their_message_or_after_a_week(
     await hold(settings, directory, "Kept long", ANN)
     now = datetime.now(UTC)
     await QuarantineDigester(directory, settings, clock=lambda: now).run_once()
-    [(_, message)] = await digests(directory)
+    [(_, message)] = await queued_notices(directory)
     secret = link_secret(settings)
     tokens = tokens_in(message)
     assert len(tokens) == 2
@@ -226,7 +207,7 @@ async def test_two_digesters_send_each_digest_once(seeded: Directory, settings: 
         assert await asyncio.gather(*(node.run_once() for node in nodes)) == [[], []]
     finally:
         await other.db.dispose()
-    found = await digests(directory)
+    found = await queued_notices(directory)
     assert sorted(r for r, _ in found) == [[ANN], [BOB]]
     assert all(len(tokens_in(message)) == 3 for _, message in found)
 
@@ -243,7 +224,7 @@ async def test_purge_deletes_expired_messages(seeded: Directory, settings: Setti
     now = datetime.now(UTC)
     # an expired message is neither listed in a digest ...
     assert await QuarantineDigester(directory, settings, clock=lambda: now).run_once() == [ANN]
-    [(_, message)] = await digests(directory)
+    [(_, message)] = await queued_notices(directory)
     assert "New" in text_of(message) and "Old" not in text_of(message)
     # ... nor kept
     assert await Quarantine(directory.db, settings).purge(now) == 1
@@ -287,7 +268,7 @@ async def test_release_page_releases_once(seeded: Directory, settings: Settings,
     await hold(settings, directory, "Invoice <urgent>", ANN, BOB)
     now = datetime.now(UTC)
     await QuarantineDigester(directory, settings, clock=lambda: now).run_once()
-    ann = next(m for r, m in await digests(directory) if r == [ANN])
+    ann = next(m for r, m in await queued_notices(directory) if r == [ANN])
     [token] = tokens_in(ann)
     [entry_id] = [e.id for e in await entries(directory) if e.recipient == ANN]
 
