@@ -15,7 +15,7 @@ from dns_world import World, dns_world
 
 from mailward.config import Settings, load_settings
 from mailward.dkim.keys import generate_keypair
-from mailward.filter.auth import Authenticator, AuthOutcome, findings
+from mailward.filter.auth import Authenticator, AuthOutcome, findings, vouches_for
 from mailward.filter.pipeline import FilterInput
 
 AUTHOR_KEY = generate_keypair(1024)  # small: fast, and dkimpy accepts 1024-bit keys
@@ -61,15 +61,18 @@ def authored() -> bytes:
     return signature + message
 
 
+ARRIVED_GENUINE = ("spf=pass smtp.mailfrom=anna@author.example; "
+                   "dkim=pass header.d=author.example; dmarc=pass header.from=author.example")
+
+
 def through_the_list(key: bytes = LIST_KEY.private_pem.encode(),
-                     selector: bytes = b"arc") -> bytes:
+                     selector: bytes = b"arc", arrival: str = ARRIVED_GENUINE) -> bytes:
     """What the list sends on: a footer added (the author's signature breaks), its own
-    Authentication-Results of what it saw on arrival, and its ARC set sealing that."""
+    Authentication-Results of what it saw on arrival (``arrival``), and its ARC set
+    sealing that."""
     headers, body = authored().split(b"\r\n\r\n", 1)
     footer = b"--\r\ndev mailing list: https://lists.example.org/dev\r\n"
-    received = (f"Authentication-Results: {LIST_HOST}; spf=pass "
-                f"smtp.mailfrom=anna@author.example; dkim=pass header.d=author.example; "
-                f"dmarc=pass header.from=author.example\r\n").encode()
+    received = f"Authentication-Results: {LIST_HOST}; {arrival}\r\n".encode()
     message = received + headers + b"\r\n\r\n" + body + footer
     arc_set = dkim.arc_sign(message, selector, LIST_HOST.encode(), key, LIST_HOST.encode())
     assert len(arc_set) == 3  # ARC-Seal, ARC-Message-Signature, ARC-Authentication-Results
@@ -108,6 +111,43 @@ async def test_a_trusted_sealer_overrides_the_dmarc_failure(world: World) -> Non
     # a listed parent domain trusts its subdomains' seals too
     parent = await check(configured(world, "Example.ORG."), through_the_list())
     assert (parent.dmarc_override, parent.dmarc_policy) == ("arc", "")
+
+
+async def test_a_trusted_sealer_excuses_only_what_it_saw_pass(world: World) -> None:
+    trusted = configured(world, LIST_HOST)
+    # an aligned DKIM pass (a subdomain of the author's domain) or SPF pass is enough
+    for arrival in ("dkim=pass header.d=mail.author.example; dmarc=none",
+                    "spf=pass smtp.mailfrom=bounces@author.example"):
+        outcome = await check(trusted, through_the_list(arrival=arrival))
+        assert (outcome.dmarc_override, outcome.dmarc_policy) == ("arc", ""), arrival
+    # the list itself received a forgery, or passes for some other domain only, or wrote
+    # nothing readable: its seal vouches for nothing, and p=reject stands
+    for arrival in ("spf=fail smtp.mailfrom=anna@author.example; dkim=none; "
+                    "dmarc=fail header.from=author.example",
+                    "dkim=pass header.d=elsewhere.example; "
+                    "spf=pass smtp.mailfrom=x@elsewhere.example; "
+                    "dmarc=pass header.from=elsewhere.example",
+                    "none"):
+        outcome = await check(trusted, through_the_list(arrival=arrival))
+        assert (outcome.arc, outcome.arc_trusted) == ("pass", True), arrival
+        assert (outcome.dmarc, outcome.dmarc_policy, outcome.dmarc_override) == (
+            "fail", "reject", ""), arrival
+        [dmarc_finding] = [f for f in findings(outcome) if f.check == "dmarc"]
+        assert dmarc_finding.score == 9.0
+        assert f"trusted ARC sealer {LIST_HOST} recorded no pass" in dmarc_finding.reason
+
+
+def test_vouches_for_reads_the_recorded_results() -> None:
+    recorded = ("i=2; lists.example.org; dkim=pass header.d=news.author.example "
+                "header.s=s1; dmarc=fail header.from=author.example")
+    assert vouches_for(recorded, "author.example")
+    assert vouches_for(recorded, "www.author.example")  # relaxed alignment, like DMARC's
+    assert not vouches_for(recorded, "other.example")
+    assert not vouches_for("i=1; lists.example.org; dmarc=pass header.from=author.example",
+                           "sub.author.example")  # DMARC's own pass names one domain
+    for broken in ("", "i=1;", "i=1; ;;; dkim", "dkim=pass header.d=author.example"):
+        assert not vouches_for(broken, "author.example"), broken
+    assert not vouches_for(recorded, "")
 
 
 async def test_an_untrusted_sealer_changes_nothing(world: World) -> None:

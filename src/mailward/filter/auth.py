@@ -5,8 +5,11 @@ authres) and scored as findings.
 
 A DMARC failure of a message whose ARC chain passes and whose newest ARC-Seal is by a
 trusted sealer (``filter_trusted_arc_sealers``: a mailing list or forwarder that breaks
-signatures but vouches for what it saw) is overridden: the result stays ``fail``, but
-the published policy is not applied and the failure scores nothing.
+signatures but vouches for what it saw) is overridden when that sealer's own
+ARC-Authentication-Results say the message passed on arrival (DMARC pass for the From
+domain, or an SPF or DKIM pass aligned with it): the result stays ``fail``, but the
+published policy is not applied and the failure scores nothing. A trusted sealer that
+recorded a failure (it relayed a forgery) excuses nothing.
 
 Every lookup goes to the configured resolvers (``dns_nameservers``) with the DNS tools'
 timeout, in a worker thread (both libraries ask DNS themselves, blocking). A DNS failure
@@ -48,6 +51,7 @@ SCORES = {  # (check, result) → points
 }
 _PSL = PublicSuffixList()
 _DMARC_TAG = re.compile(r"^\s*v\s*=\s*DMARC1\b", re.I)
+_INSTANCE_TAG = re.compile(r"^\s*i\s*=\s*\d+\s*;")
 
 
 class _Suffixes:
@@ -103,9 +107,10 @@ class Authenticator:
         spf_result = self._spf(message.peer, mail_from, message.helo)
         signatures = self._dkim(message.data)
         dmarc_result, policy = self._dmarc(from_domain, spf_result, spf_domain, signatures)
-        arc, sealer = self._arc(message.data)
+        arc, sealer, recorded = self._arc(message.data)
         trusted = arc == "pass" and self.trusts(sealer)
-        override = "arc" if trusted and dmarc_result == "fail" else ""
+        override = "arc" if (trusted and dmarc_result == "fail"
+                             and vouches_for(recorded, from_domain)) else ""
         outcome = AuthOutcome(spf_result, spf_domain, from_domain, signatures, dmarc_result,
                               "" if override else policy, arc, sealer, trusted, override)
         return replace(outcome, header=self._header(outcome, mail_from))
@@ -151,8 +156,9 @@ class Authenticator:
             found.append(DkimOutcome(result, domain, selector))
         return tuple(found)
 
-    def _arc(self, data: bytes) -> tuple[str, str]:
-        """The ARC chain's validation (RFC 8617 5.2) and the newest seal's d= if it passes."""
+    def _arc(self, data: bytes) -> tuple[str, str, str]:
+        """The ARC chain's validation (RFC 8617 5.2) and, if it passes, the newest seal's d=
+        and that instance's ARC-Authentication-Results value."""
         txt, timeouts = self._recording_txt()
         try:
             cv, sets, _reason = dkim.ARC(data, timeout=int(self.timeout) or 1).verify(
@@ -160,11 +166,13 @@ class Authenticator:
         except Exception:  # dkimpy's errors, and what malformed ARC sets make of its parser
             cv, sets = dkim.CV_Fail, []
         if cv == dkim.CV_Pass and sets:  # sets: newest instance first
-            return "pass", sets[0]["as-domain"].decode("ascii", "replace").lower()
+            newest = sets[0]
+            return ("pass", newest["as-domain"].decode("ascii", "replace").lower(),
+                    newest.get("aar-value", b"").decode("utf-8", "replace"))
         if timeouts:  # dkimpy reports a key lookup that timed out as an invalid seal
-            return "temperror", ""
+            return "temperror", "", ""
         # None: an earlier sealer already said cv=fail, so the chain is over (a failure)
-        return ("none" if cv == dkim.CV_None else "fail"), ""
+        return ("none" if cv == dkim.CV_None else "fail"), "", ""
 
     def _dmarc(self, from_domain: str, spf_result: str, spf_domain: str,
                signatures: Sequence[DkimOutcome]) -> tuple[str, str]:
@@ -268,6 +276,35 @@ class Authenticator:
         return str(header).split(":", 1)[1].strip()
 
 
+def vouches_for(recorded: str, from_domain: str) -> bool:
+    """Whether an ARC-Authentication-Results value (``i=N; authserv-id; results``) records
+    that the message passed authentication for ``from_domain`` when the sealer received it:
+    DMARC pass for that domain, or an SPF or DKIM pass aligned with it (same organisational
+    domain). An unreadable record vouches for nothing."""
+    if not from_domain:
+        return False
+    value = _INSTANCE_TAG.sub("", recorded, count=1)
+    try:
+        parsed = authres.AuthenticationResultsHeader.parse_value(value)
+    except Exception:  # authres raises its own SyntaxError and more on malformed input
+        return False
+    org = _Suffixes().get_public_suffix(from_domain)
+    for result in parsed.results:
+        if str(result.result).lower() != "pass":
+            continue
+        method = str(result.method).lower()
+        wanted = {"dmarc": ("header", "from"), "dkim": ("header", "d"),
+                  "spf": ("smtp", "mailfrom")}.get(method)
+        for prop in result.properties if wanted else ():
+            if (str(prop.type).lower(), str(prop.name).lower()) != wanted:
+                continue
+            domain = str(prop.value).rsplit("@", 1)[-1].strip().lower().rstrip(".")
+            if domain and (domain == from_domain if method == "dmarc"
+                           else _Suffixes().get_public_suffix(domain) == org):
+                return True
+    return False
+
+
 def _spf_code(result: str) -> object:
     return {"pass": dmarc.SPF_PASS, "fail": dmarc.SPF_FAIL, "softfail": dmarc.SPF_SOFTFAIL,
             "neutral": dmarc.SPF_NEUTRAL, "temperror": dmarc.SPF_TEMPFAIL,
@@ -302,8 +339,11 @@ def findings(outcome: AuthOutcome) -> list[Finding]:
                                            f"by trusted ARC sealer {outcome.arc_sealer}"))
     elif outcome.dmarc == "fail":
         points = SCORES[("dmarc", outcome.dmarc_policy or "none")]
+        unvouched = (f"; trusted ARC sealer {outcome.arc_sealer} recorded no pass"
+                     if outcome.arc_trusted else "")
         found.append(Finding("dmarc", points, f"DMARC fail for {outcome.from_domain} "
-                                              f"(policy {outcome.dmarc_policy or 'none'})"))
+                                              f"(policy {outcome.dmarc_policy or 'none'}"
+                                              f"{unvouched})"))
     if outcome.arc == "pass" and outcome.arc_trusted:
         found.append(Finding("arc", SCORES[("arc", "trusted")],
                              f"ARC pass, sealed by trusted {outcome.arc_sealer}"))
