@@ -284,7 +284,10 @@ async def test_release_page_releases_once(seeded: Directory, settings: Settings,
             ANN: "held", BOB: "held"}
         # a POST without the CSRF token (a scanner that "submits" forms) is refused
         forged = await http.post("/quarantine/release", data={"t": token})
-        assert forged.status_code == 403
+        assert forged.status_code == 403  # a page for the person, not the API's JSON
+        assert forged.headers["content-type"].startswith("text/html")
+        assert "This link does not work" in forged.text
+        assert "open the link from the digest again" in forged.text
 
         done = await panel.post("/quarantine/release", {"t": token})
         assert "Released" in done and f"on its way to {ANN}" in done
@@ -327,7 +330,10 @@ async def test_release_page_releases_once(seeded: Directory, settings: Settings,
 
 async def test_release_page_is_rate_limited(url: str) -> None:
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-        answers = [(await http.get("/quarantine/release", params={"t": "x"})).status_code
+        answers = [await http.get("/quarantine/release", params={"t": "x"})
                    for _ in range(31)]
-        assert answers == [400] * 30 + [429]
+        assert [a.status_code for a in answers] == [400] * 30 + [429]
+        refused = answers[-1]  # a page saying when to come back
+        assert refused.headers["content-type"].startswith("text/html")
+        assert "try again in a minute" in refused.text and "ratelimit-reset" in refused.headers
         assert (await http.get("/tools/dns")).status_code == 200  # its own counter

@@ -4,7 +4,9 @@ No login: the link's signed token is the authority (:mod:`mailward.filter.digest
 ``GET`` only shows the message and a Release button; the ``POST`` of that button (with the
 token and the CSRF token) releases it. Never a release on GET: the link scanners of mail
 security gateways fetch every link in a mail, and would release the spam themselves.
-A link works once; an expired, altered or malformed one is a 400 page saying why.
+A link works once; an expired, altered or malformed one is a 400 page saying why, and so
+is every other refusal here (a POST failing the CSRF check, too many requests): a page for
+the person who clicked, never the API's JSON.
 Rate-limited per client address, like the public DNS tools.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Request, Router, get, post
+from litestar.exceptions import HTTPException
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.params import FromQuery
 from litestar.response import Template
@@ -41,6 +44,22 @@ def _refused(exc: DirectoryError) -> Template:
     if isinstance(exc, AlreadyReleased):
         return _page("already", reason=str(exc))
     return _page("error", status=exc.status, reason=str(exc))
+
+
+# what a refusal means to the person who clicked (Litestar's own details are terse)
+REFUSALS = {
+    403: "this page was not sent from the release link (or it was open too long): "
+         "open the link from the digest again",
+    429: "too many requests from your address: try again in a minute",
+}
+
+
+def _http_refusal(_request: Request[Any, Any, Any], exc: HTTPException) -> Template:
+    """Litestar's own refusals (CSRF 403, rate limit 429, bad form 400) as the page."""
+    page = _page("error", status=exc.status_code,
+                 reason=REFUSALS.get(exc.status_code, exc.detail))
+    page.headers.update(exc.headers or {})  # a 429 keeps its RateLimit-* fields
+    return page
 
 
 @get("/release", include_in_schema=False, name="quarantine-release-form")
@@ -74,4 +93,5 @@ def quarantine_router() -> Router:
     counter, not shared with the DNS tools)."""
     limit = RateLimitConfig(rate_limit=RATE_LIMIT, store="quarantine_rate_limit")  # type: ignore[arg-type]
     return Router(path="/quarantine", route_handlers=[release_form, release],
-                  middleware=[limit.middleware])
+                  middleware=[limit.middleware],
+                  exception_handlers={HTTPException: _http_refusal})
