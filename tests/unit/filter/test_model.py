@@ -108,6 +108,31 @@ def test_compact_prunes_and_rounds() -> None:
     assert all(w == float(f"{w:.3g}") for w in model.weights.values())
 
 
+def test_average_scores_as_the_mean_of_the_models_log_odds() -> None:
+    examples = toy_examples()
+    models = []
+    for seed in range(3):
+        model = LogisticModel(Params(l1=0.1))
+        order = list(range(len(examples)))
+        random.Random(seed).shuffle(order)
+        for i in order:
+            model.learn(*examples[i])
+        models.append(model)
+    mean = LogisticModel.average(models)
+    assert mean.params == models[0].params
+    assert set(mean.weights) == set().union(*(m.weights for m in models))
+    for features, _ in examples[:20]:
+        assert mean.margin(features) == pytest.approx(
+            sum(m.margin(features) for m in models) / 3, rel=1e-9)
+    # it keeps learning like any model: its learning state matches its weights
+    features, _ = examples[0]
+    before = mean.predict(features)
+    mean.learn(features, is_spam=False)
+    assert mean.predict(features) < before
+    with pytest.raises(ValueError):
+        LogisticModel.average([])
+
+
 def test_load_rejects_other_formats(tmp_path: Path) -> None:
     path = tmp_path / "bad.json.gz"
     path.write_bytes(gzip.compress(json.dumps({"format": "other", "version": 1}).encode()))
