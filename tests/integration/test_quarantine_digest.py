@@ -286,7 +286,7 @@ async def test_release_page_releases_once(seeded: Directory, settings: Settings,
         forged = await http.post("/quarantine/release", data={"t": token})
         assert forged.status_code == 403  # a page for the person, not the API's JSON
         assert forged.headers["content-type"].startswith("text/html")
-        assert "This link does not work" in forged.text
+        assert "This page has expired" in forged.text
         assert "open the link from the digest again" in forged.text
 
         done = await panel.post("/quarantine/release", {"t": token})
@@ -335,5 +335,6 @@ async def test_release_page_is_rate_limited(url: str) -> None:
         assert [a.status_code for a in answers] == [400] * 30 + [429]
         refused = answers[-1]  # a page saying when to come back
         assert refused.headers["content-type"].startswith("text/html")
+        assert "Too many requests" in refused.text
         assert "try again in a minute" in refused.text and "ratelimit-reset" in refused.headers
         assert (await http.get("/tools/dns")).status_code == 200  # its own counter

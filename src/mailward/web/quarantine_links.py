@@ -46,18 +46,19 @@ def _refused(exc: DirectoryError) -> Template:
     return _page("error", status=exc.status, reason=str(exc))
 
 
-# what a refusal means to the person who clicked (Litestar's own details are terse)
+# what a refusal means to the person who clicked (Litestar's own details are terse):
+# the page's heading and its reason
 REFUSALS = {
-    403: "this page was not sent from the release link (or it was open too long): "
-         "open the link from the digest again",
-    429: "too many requests from your address: try again in a minute",
+    403: ("This page has expired", "this page was not sent from the release link (or it "
+          "was open too long): open the link from the digest again"),
+    429: ("Too many requests", "too many requests from your address: try again in a minute"),
 }
 
 
 def _http_refusal(_request: Request[Any, Any, Any], exc: HTTPException) -> Template:
     """Litestar's own refusals (CSRF 403, rate limit 429, bad form 400) as the page."""
-    page = _page("error", status=exc.status_code,
-                 reason=REFUSALS.get(exc.status_code, exc.detail))
+    title, reason = REFUSALS.get(exc.status_code, ("", exc.detail))
+    page = _page("error", status=exc.status_code, title=title, reason=reason)
     page.headers.update(exc.headers or {})  # a 429 keeps its RateLimit-* fields
     return page
 
