@@ -82,8 +82,11 @@ def documented_shapes(heading: str) -> dict[str, Any]:
     return shapes
 
 
-def keys_of(value: Any) -> Any:
-    """The key structure of a JSON value (objects recursively; lists and scalars flat)."""
+def keys_of(value: Any, items: bool = False) -> Any:
+    """The key structure of a JSON value: objects recursively, scalars flat, lists flat or,
+    with ``items``, with their first item's structure."""
     if isinstance(value, dict):
-        return {key: keys_of(item) for key, item in value.items()}
-    return "list" if isinstance(value, list) else "scalar"
+        return {key: keys_of(item, items) for key, item in value.items()}
+    if isinstance(value, list):
+        return ["list", keys_of(value[0], items)] if items and value else "list"
+    return "scalar"

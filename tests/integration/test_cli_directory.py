@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
-from cli_helpers import WIDE, Cli, as_json, error_line, run_directory
+from cli_helpers import WIDE, Cli, as_json, documented_shapes, error_line, keys_of, run_directory
 
 from mailward.config import Settings
 
@@ -124,27 +120,6 @@ def test_domain_commands(tenants: Cli) -> None:
 
 # -- the documented --json shapes -------------------------------------------------------
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
-
-
-def documented_shapes() -> dict[str, Any]:
-    """The ``#### name`` + JSON example blocks of docs/cli.md's "JSON shapes" section."""
-    section = DOCS.read_text().split("## JSON shapes", 1)[1]
-    shapes = {}
-    for block in section.split("\n#### ")[1:]:
-        name = block.split("\n", 1)[0].strip()
-        example = block.split("```json\n", 1)[1].split("\n```", 1)[0]
-        shapes[name] = json.loads(example)
-    return shapes
-
-
-def keys_of(value: Any) -> Any:
-    """The key structure of a JSON value (objects recursively; lists and scalars flat)."""
-    if isinstance(value, dict):
-        return {key: keys_of(item) for key, item in value.items()}
-    return "list" if isinstance(value, list) else "scalar"
-
-
 def test_json_shapes_match_docs(tenants: Cli) -> None:
     cli = tenants
     actual = {
@@ -168,7 +143,7 @@ def test_json_shapes_match_docs(tenants: Cli) -> None:
         "init": as_json(cli("init", "--json")),
         "check": as_json(cli("init", "--check", "--json")),
     }
-    documented = documented_shapes()
+    documented = documented_shapes("\n## JSON shapes")
     assert sorted(documented) == sorted(actual)
     for name, example in documented.items():
         assert keys_of(actual[name]) == keys_of(example), name

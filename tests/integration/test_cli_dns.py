@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import socket
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
-from cli_helpers import WIDE, Cli, as_json, error_line
+from cli_helpers import WIDE, Cli, as_json, documented_shapes, error_line, keys_of
 from dns_server import dns_server
 from dnslib import RCODE, DNSRecord
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
@@ -249,28 +246,6 @@ def test_accounts_only_see_their_own_domains(tenants: Cli) -> None:
 
 # -- the documented JSON shapes ----------------------------------------------------------------
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
-
-
-def documented_dns_shapes() -> dict[str, Any]:
-    """The ``#### name`` + JSON example blocks of docs/cli.md's "DNS JSON shapes"."""
-    section = DOCS.read_text().split("### DNS JSON shapes", 1)[1].split("\n## ", 1)[0]
-    shapes = {}
-    for block in section.split("\n#### ")[1:]:
-        name = block.split("\n", 1)[0].strip()
-        shapes[name] = json.loads(block.split("```json\n", 1)[1].split("\n```", 1)[0])
-    return shapes
-
-
-def keys_of(value: Any) -> Any:
-    """The key structure of a JSON value (objects, and the first item of lists, recursively)."""
-    if isinstance(value, dict):
-        return {key: keys_of(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return ["list", keys_of(value[0])] if value else ["list"]
-    return "scalar"
-
-
 def test_json_shapes_match_docs(tenants: Cli, nameserver: str) -> None:
     actual = {
         "lookup": as_json(using(tenants, nameserver)("dns", "mx", "acme.example", "--json")),
@@ -279,7 +254,7 @@ def test_json_shapes_match_docs(tenants: Cli, nameserver: str) -> None:
         "dns-status": as_json(tenants("dns", "status", "--json", code=1)),  # both fail
     }
     actual["dns-recheck"][0]["notified"] = ["admin@acme.example"]  # a list of addresses
-    documented = documented_dns_shapes()
+    documented = documented_shapes("### DNS JSON shapes")
     assert sorted(documented) == sorted(actual)
     for name, example in documented.items():
-        assert keys_of(actual[name]) == keys_of(example), name
+        assert keys_of(actual[name], items=True) == keys_of(example, items=True), name

@@ -292,3 +292,17 @@ async def test_cookies_are_secure_behind_tls(settings: Settings) -> None:
     session = next(v for k, v in response.headers.multi_items()
                    if k == "set-cookie" and v.startswith("mailward_session="))
     assert "Secure" in session and "HttpOnly" in session
+
+
+async def test_address_list_pages(alice: Panel) -> None:
+    base = "/panel/accounts/Acme/"
+    lines = "".join(f"user{n:02d}@acme.example\n" for n in range(55))  # PER_PAGE is 50
+    assert "55 added" in await alice.post(f"{base}addresses/add",
+                                          {"lines": lines, "list": "filter"})
+    first = await alice.get(f"{base}addresses")
+    assert len(rows(first, "addresses")) == 50 and "page 1 of 2" in first
+    assert re.search(r'<a href="\?[^"]*&page=2">next</a>', first) and ">previous<" not in first
+    second = await alice.get(f"{base}addresses", page=2)
+    assert [r[1] for r in rows(second, "addresses")] == [
+        f"user{n:02d}@acme.example" for n in range(50, 55)]
+    assert re.search(r'<a href="\?[^"]*&page=1">previous</a>', second) and ">next<" not in second
