@@ -46,7 +46,7 @@ async def test_repeated_failures_lock_the_address_and_the_client(
         assert not result.ok and result.retry_after == 0
     locked = await login.authenticate("box@acme.example", PASSWORD, "192.0.2.9")
     assert not locked.ok and locked.retry_after > 0  # even the right password waits
-    assert login.locked("box@acme.example") > 0
+    assert await login.locked("box@acme.example") > 0
     # The address is locked from another client as well (per-mailbox limit).
     assert (await login.authenticate("box@acme.example", PASSWORD, "192.0.2.10")).retry_after
     # A client guessing across addresses is locked by the per-IP limit.

@@ -1,13 +1,16 @@
-"""Several nodes on one PostgreSQL: workers never share a claimed row, and a worker on one
-node wakes (LISTEN/NOTIFY) for mail another node accepted, without waiting to poll."""
+"""Several nodes on one PostgreSQL: workers never share a claimed row, a worker on one
+node wakes (LISTEN/NOTIFY) for mail another node accepted, without waiting to poll, and a
+login lock earned on one node's POP3 holds on the other's (and is lifted on both)."""
 
 from __future__ import annotations
 
 import asyncio
+import poplib
 from collections.abc import AsyncIterator
 
 import pytest
-from mail_helpers import eventually, mail_settings, sink_server
+from hosting_helpers import client_tls, ports
+from mail_helpers import eventually, mail_roles, mail_settings, sink_server
 from sqlalchemy import text
 
 from mailward.config import Settings
@@ -84,3 +87,44 @@ async def _listening(db: Database) -> bool:
         found = await session.scalar(text(
             "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%mailward_queue%'"))
     return bool(found)
+
+
+async def test_a_login_lock_holds_on_every_node(settings: Settings, directory: Directory
+                                                ) -> None:
+    await directory.accounts.create(OP, "Acme")
+    await directory.domains.create(OP, "acme.example", account="Acme", hosting=True)
+    await directory.bulk.add_lines(OP, ["bob@acme.example|Mailbox-pass-77"],
+                                   AddressList.NO_FILTER)
+    configured = mail_settings(settings)
+    tries = configured.auth_failures_per_window
+
+    def logins(port: int, passwords: list[str]) -> list[str]:
+        with_tls = poplib.POP3("127.0.0.1", port, timeout=30)
+        with_tls.stls(context=client_tls())
+        answers = []
+        for password in passwords:
+            with_tls.user("bob@acme.example")
+            try:
+                answers.append(with_tls.pass_(password).decode())
+                break
+            except poplib.error_proto as exc:
+                answers.append(exc.args[0].decode())
+        with_tls.quit()
+        return answers
+
+    async with mail_roles(configured, frozenset({"pop3"})) as first, \
+            mail_roles(configured, frozenset({"pop3"})) as second:
+        one, two = ports(first["pop3"])[0], ports(second["pop3"])[0]
+        guesses = await asyncio.to_thread(logins, one, ["guess"] * tries)
+        assert all(a.startswith("-ERR [AUTH]") for a in guesses)
+        [refused] = await asyncio.to_thread(logins, two, ["Mailbox-pass-77"])
+        assert refused.startswith("-ERR [SYS/TEMP] Too many failed logins")
+        other = Database(settings.db_url)  # the admin's unlock, through a third node
+        try:
+            view = await Directory(other, configured).mail_login.unlock(
+                OP, directory.addresses, "bob@acme.example")
+        finally:
+            await other.dispose()
+        assert view.locked_seconds == 0
+        [welcome] = await asyncio.to_thread(logins, one, ["Mailbox-pass-77"])
+        assert welcome.startswith("+OK")

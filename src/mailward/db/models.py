@@ -435,6 +435,19 @@ class WebSession(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
 
 
+class LoginFailure(Base):
+    """One failed (or still unproven) login against a limiter key such as ``ip:…`` or
+    ``mailbox:…``; shared by every node, so a lock holds cluster-wide."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(400))
+    at: Mapped[float] = mapped_column(Float)  # Unix time: comparable across nodes
+    expires: Mapped[float] = mapped_column(Float, index=True)  # at + the limiter's window
+
+
 class AuditEntry(Base):
     """One change made through the panel, the API or the CLI: who, what, when, from where.
 

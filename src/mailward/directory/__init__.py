@@ -43,10 +43,11 @@ class Directory:
         self.two_factor = TwoFactorService(db)
         self.mailbox_self = MailboxSelfService(db, self.passwords)
         self.resellers = ResellerService(db)
-        # One brute-force limiter per process: web, POP3, IMAP and submission logins.
-        self.limiter = AuthLimiter(settings.auth_failures_per_window,
+        # One brute-force limit for web, POP3, IMAP and submission logins, counted in the
+        # database so that every node of a cluster enforces it.
+        self.limiter = AuthLimiter(db, settings.auth_failures_per_window,
                                    settings.auth_window_seconds)
-        mail_ips = AuthLimiter(settings.auth_ip_failures_per_window,
+        mail_ips = AuthLimiter(db, settings.auth_ip_failures_per_window,
                                settings.auth_window_seconds)
         self.mail_login = MailLogin(db, self.passwords, self.limiter, mail_ips)
         # Mail server settings, the queue and the filter live in ``routing``/``queue``/

@@ -1,101 +1,138 @@
-"""Brute-force limit for password logins: failures per client IP and per login, in memory.
+"""Brute-force limit for password logins: failures per client IP and per login, in the
+database, so every node of a cluster sees the same count and an admin's unlock holds
+everywhere.
 
 A sliding window per key: once ``max_failures`` failures fall inside the last
-``window_seconds``, the key is locked until enough of them age out. An attempt counts
-as a failure from the moment it starts (so concurrent guesses cannot overtake the
-limit) and is forgiven when the password turns out to be right.
+``window_seconds``, the key is locked until enough of them age out. Two ways to count:
+
+- :meth:`AuthLimiter.attempt` records the attempt as a failure before the password is
+  checked (so concurrent guesses cannot overtake the limit, even on different nodes) and
+  :meth:`AuthLimiter.forgive` takes it back when the password was right;
+- :meth:`AuthLimiter.retry_after` + :meth:`AuthLimiter.fail` count real failures only
+  (mail clients open several connections at once; right logins must never queue).
+
+Stamps are Unix time, so nodes need synchronised clocks (NTP) as they do for TLS and DKIM.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
-MAX_KEYS = 100_000
+from sqlalchemy import delete, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailward.db import Database
+from mailward.db.models import LoginFailure
+
+__all__ = ["Attempt", "AuthLimiter"]
+
+PRUNE_EVERY = 60.0  # seconds between sweeps of expired rows (per process)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """A login attempt counted in advance: ``retry_after`` > 0 means it was refused (and
+    not counted); otherwise ``ids`` are its provisional failures, for ``forgive``."""
+
+    retry_after: int
+    ids: tuple[int, ...] = ()
 
 
 class AuthLimiter:
     """Counts failed logins per key (e.g. ``"ip:…"``, ``"login:…"``) over a sliding window."""
 
-    def __init__(
-        self,
-        max_failures: int,
-        window_seconds: float,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        max_keys: int = MAX_KEYS,
-    ) -> None:
+    def __init__(self, db: Database, max_failures: int, window_seconds: float, *,
+                 clock: Callable[[], float] = time.time) -> None:
         if max_failures < 1 or window_seconds <= 0:
             raise ValueError("max_failures must be >= 1 and window_seconds > 0")
+        self.db = db
         self.max_failures = max_failures
         self.window = float(window_seconds)
         self.clock = clock
-        self.max_keys = max_keys
-        self._failures: dict[str, deque[float]] = {}
+        self._pruned = -math.inf  # clock time of the last sweep
 
-    def retry_after(self, *keys: str) -> int:
+    async def retry_after(self, *keys: str) -> int:
         """Whole seconds until every key is unlocked; 0 when an attempt may go ahead."""
         now = self.clock()
+        async with self.db.session() as session:
+            return await self._wait(session, keys, now, ())
+
+    async def attempt(self, *keys: str) -> Attempt:
+        """Count an attempt against every key before it is checked; refused (and not
+        counted) when a key is already at its limit."""
+        now = self.clock()
+        async with self.db.session() as session:
+            # One attempt per key at a time, cluster-wide: PostgreSQL takes an advisory
+            # lock per key; SQLite holds its one write lock from our insert to the commit.
+            if not self.db.is_sqlite:
+                for key in sorted(set(keys)):
+                    await session.execute(
+                        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                        {"key": key})
+            ids = await self._insert(session, keys, now)
+            wait = await self._wait(session, keys, now, ids, limit=self.max_failures + 1)
+            if wait:
+                await session.rollback()
+                return Attempt(wait)
+            await session.commit()
+        return Attempt(0, ids)
+
+    async def fail(self, *keys: str) -> None:
+        """Record one failure for every key."""
+        async with self.db.session() as session:
+            await self._insert(session, keys, self.clock())
+            await session.commit()
+
+    async def forgive(self, attempt: Attempt) -> None:
+        """Take back an attempt's provisional failures (the password was right)."""
+        if attempt.ids:
+            async with self.db.session() as session:
+                await session.execute(
+                    delete(LoginFailure).where(LoginFailure.id.in_(attempt.ids)))
+                await session.commit()
+
+    async def clear(self, key: str) -> None:
+        """Forget every failure recorded for ``key``."""
+        async with self.db.session() as session:
+            await session.execute(delete(LoginFailure).where(LoginFailure.key == key))
+            await session.commit()
+
+    async def _insert(self, session: AsyncSession, keys: Iterable[str],
+                      now: float) -> tuple[int, ...]:
+        if now - self._pruned >= PRUNE_EVERY:
+            self._pruned = now
+            await session.execute(delete(LoginFailure).where(LoginFailure.expires <= now))
+        rows = [{"key": key, "at": now, "expires": now + self.window} for key in keys]
+        ids = []
+        for row in rows:  # one by one: RETURNING over executemany is not on every driver
+            ids.append((await session.execute(
+                insert(LoginFailure).values(row).returning(LoginFailure.id))).scalar_one())
+        return tuple(ids)
+
+    async def _wait(self, session: AsyncSession, keys: Iterable[str], now: float,
+                    own: tuple[int, ...], *, limit: int | None = None) -> int:
+        """Seconds until each key has fewer than ``limit`` (default ``max_failures``)
+        failures in the window; ``own`` rows count toward the limit but do not lengthen
+        the wait."""
+        limit = limit or self.max_failures
+        rows = (await session.execute(
+            select(LoginFailure.key, LoginFailure.at, LoginFailure.id)
+            .where(LoginFailure.key.in_(list(keys)), LoginFailure.at > now - self.window)
+            .order_by(LoginFailure.at, LoginFailure.id))).all()
+        stamps: dict[str, list[float]] = {}
+        mine: dict[str, int] = {}
+        for key, at, row_id in rows:
+            if row_id in own:
+                mine[key] = mine.get(key, 0) + 1
+            else:
+                stamps.setdefault(key, []).append(at)
         wait = 0.0
-        for key in keys:
-            stamps = self._current(key, now)
-            if stamps is not None and len(stamps) >= self.max_failures:
-                unlock = stamps[len(stamps) - self.max_failures] + self.window
+        for key, ats in stamps.items():
+            if len(ats) + mine.get(key, 0) >= limit:
+                # locked until enough of the others age out to leave room for one more
+                unlock = ats[len(ats) - self.max_failures] + self.window
                 wait = max(wait, unlock - now)
         return max(1, math.ceil(wait)) if wait > 0 else 0
-
-    def fail(self, *keys: str) -> float:
-        """Record a failure (or an attempt still in progress) for every key; returns its stamp."""
-        now = self.clock()
-        for key in keys:
-            stamps = self._current(key, now)
-            if stamps is None:
-                self._make_room(now)
-                stamps = self._failures[key] = deque()
-            stamps.append(now)
-        return now
-
-    def forgive(self, stamp: float, *keys: str) -> None:
-        """Take back one failure recorded by ``fail`` (the attempt succeeded)."""
-        for key in keys:
-            stamps = self._failures.get(key)
-            if stamps is None:
-                continue
-            try:
-                stamps.remove(stamp)
-            except ValueError:
-                continue
-            if not stamps:
-                del self._failures[key]
-
-    def clear(self, key: str) -> None:
-        """Forget every failure recorded for ``key``."""
-        self._failures.pop(key, None)
-
-    def __len__(self) -> int:
-        """Number of keys currently tracked."""
-        return len(self._failures)
-
-    def _current(self, key: str, now: float) -> deque[float] | None:
-        """The key's failures inside the window (expired ones dropped), or ``None``."""
-        stamps = self._failures.get(key)
-        if stamps is None:
-            return None
-        horizon = now - self.window
-        while stamps and stamps[0] <= horizon:
-            stamps.popleft()
-        if not stamps:
-            del self._failures[key]
-            return None
-        return stamps
-
-    def _make_room(self, now: float) -> None:
-        """Keep memory bounded: drop expired keys, then the oldest ones if still full."""
-        if len(self._failures) < self.max_keys:
-            return
-        for key in list(self._failures):
-            self._current(key, now)
-        while len(self._failures) >= self.max_keys:
-            del self._failures[next(iter(self._failures))]

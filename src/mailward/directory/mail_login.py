@@ -55,15 +55,16 @@ class MailLogin:
         except InvalidInput:
             address = login.strip().lower()[:320]
         mailbox_key, ip_key = f"mailbox:{address}", f"mail-ip:{peer}"
-        wait = max(self.limiter.retry_after(mailbox_key), self.ip_limiter.retry_after(ip_key))
+        wait = max(await self.limiter.retry_after(mailbox_key),
+                   await self.ip_limiter.retry_after(ip_key))
         if wait:
             log.warning("%s login for %s from %s refused: locked for %d s", protocol,
                         address, peer, wait)
             return LoginResult(retry_after=wait)
         if await self._verify(address, password):
             return LoginResult(mailbox=address)
-        self.limiter.fail(mailbox_key)
-        self.ip_limiter.fail(ip_key)
+        await self.limiter.fail(mailbox_key)
+        await self.ip_limiter.fail(ip_key)
         log.info("%s login failed for %s from %s", protocol, address, peer)
         return LoginResult()
 
@@ -102,34 +103,35 @@ class MailLogin:
                 select(Address.quota_bytes).where(Address.email == mailbox)
             )).scalar_one_or_none()
 
-    def locked(self, address: str) -> int:
+    async def locked(self, address: str) -> int:
         """Seconds the address stays locked after failed logins (0 = not locked)."""
-        return self.limiter.retry_after(f"mailbox:{address.strip().lower()}")
+        return await self.limiter.retry_after(f"mailbox:{address.strip().lower()}")
 
     async def lock_state(self, actor: Actor, addresses: AddressService,
                          email: str) -> LoginLockView:
         """An address's lock, for its account admin (tenant-checked via ``get``)."""
         view = await addresses.get(actor, email)
-        return LoginLockView(view.email, self.locked(view.email))
+        return LoginLockView(view.email, await self.locked(view.email))
 
     async def unlock(self, actor: Actor, addresses: AddressService,
                      email: str) -> LoginLockView:
         """Forget an address's failed logins (its admin vouches for the user)."""
         view = await addresses.get(actor, email)
+        was = await self.locked(view.email)
         async with self.db.session() as session:
             account_id = await session.scalar(
                 select(Address.account_id).where(Address.email == view.email))
             record(session, actor, "address.unlock-login", view.email, account_id=account_id,
-                   detail=f"was locked for {self.locked(view.email)} s")
+                   detail=f"was locked for {was} s")
             await session.commit()
-        self.limiter.clear(f"mailbox:{view.email}")
+        await self.limiter.clear(f"mailbox:{view.email}")
         log.info("%s cleared the login lock of %s", actor.name or "an admin", view.email)
-        return LoginLockView(view.email, self.locked(view.email))
+        return LoginLockView(view.email, await self.locked(view.email))
 
 
 @dataclass(frozen=True, slots=True)
 class LoginLockView:
-    """Failed mailbox logins (POP3/IMAP/submission) seen by this node's limiter."""
+    """Whether failed mailbox logins (POP3/IMAP/submission) lock an address, cluster-wide."""
 
     email: str
     locked_seconds: int

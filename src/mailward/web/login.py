@@ -54,11 +54,10 @@ async def panel_login(web: WebContext, login: str, password: str,
 
 async def _login(web: WebContext, login: str, password: str, client: str, *,
                  mailboxes: bool) -> Actor | str:
-    keys = _keys(login, client)
-    wait = web.limiter.retry_after(*keys)
-    if wait:
-        raise LoginThrottled(wait)
-    attempt = web.limiter.fail(*keys)  # counts until proven right: no racing past the limit
+    # counts until proven right: no racing past the limit, on any node
+    attempt = await web.limiter.attempt(*_keys(login, client))
+    if attempt.retry_after:
+        raise LoginThrottled(attempt.retry_after)
     found: Actor | str | None = await web.directory.accounts.authenticate(login, password)
     if found is None and mailboxes:
         mailbox = await web.directory.mail_login.authenticate(login, password, client, "web")
@@ -67,7 +66,7 @@ async def _login(web: WebContext, login: str, password: str, client: str, *,
         found = mailbox.mailbox
     if found is None:
         raise LoginFailed("wrong login or password")
-    web.limiter.forgive(attempt, *keys)
+    await web.limiter.forgive(attempt)
     return found
 
 
@@ -78,12 +77,10 @@ async def needs_code(web: WebContext, actor: Actor) -> bool:
 async def code_login(web: WebContext, actor: Actor, code: str, client: str) -> None:
     """Check the two-factor code of ``actor`` (who gave the right password); wrong codes
     count against the same limit as wrong passwords."""
-    keys = _keys(actor.name, client)
-    wait = web.limiter.retry_after(*keys)
-    if wait:
-        raise LoginThrottled(wait)
-    attempt = web.limiter.fail(*keys)
+    attempt = await web.limiter.attempt(*_keys(actor.name, client))
+    if attempt.retry_after:
+        raise LoginThrottled(attempt.retry_after)
     assert actor.user_id is not None
     if not await web.directory.two_factor.verify(actor.user_id, code):
         raise LoginFailed("wrong or used two-factor code")
-    web.limiter.forgive(attempt, *keys)
+    await web.limiter.forgive(attempt)
