@@ -18,12 +18,12 @@ from mail_helpers import Sink, mail_settings, message, sink_server
 from sqlalchemy import select, update
 
 from mailward.config import Settings
-from mailward.db import AddressList, QueuedMessage, QueuedRecipient
+from mailward.db import AddressList, QueuedMessage, QueuedRecipient, QueueStatus
 from mailward.db.models import utcnow
 from mailward.directory import Actor, Directory
 from mailward.queue.local import LocalDelivery
 from mailward.queue.spool import NewRecipient
-from mailward.queue.worker import DeliveryWorker
+from mailward.queue.worker import HELD_ELSEWHERE_SECONDS, DeliveryWorker
 from mailward.store import open_store
 
 OP = Actor.operator()
@@ -334,6 +334,27 @@ async def test_an_idle_worker_wakes_when_a_retry_falls_due(env: Env) -> None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert got.recipients == ["ann@filtered.example"]
+
+
+async def test_an_idle_worker_waits_for_the_next_retry_or_lease_end(env: Env) -> None:
+    """Idle, the worker sleeps until the earliest retry or lease end (capped by the poll
+    interval); a row due already is being claimed elsewhere: look again shortly, no spin."""
+    lazy = env.worker.settings.model_copy(update={"queue_poll_seconds": 600})
+    worker = DeliveryWorker(env.directory.db, lazy, env.worker.spool, env.worker.local)
+    assert await worker._idle_seconds() == 600  # an empty queue: the poll interval
+    await env.queue(to=["ann@filtered.example"])
+    assert await worker._idle_seconds() == HELD_ELSEWHERE_SECONDS
+    [job] = await worker.claim(10)
+    async with env.directory.db.session() as session, session.begin():
+        await session.execute(update(QueuedRecipient).values(lease_until=utcnow()
+                                                             + timedelta(seconds=40)))
+    assert 30 < await worker._idle_seconds() <= 40  # a crashed node's lease runs out
+    async with env.directory.db.session() as session, session.begin():
+        await session.execute(update(QueuedRecipient).values(
+            status=QueueStatus.DEFERRED, lease_until=None,
+            next_attempt_at=utcnow() + timedelta(seconds=20)))
+    assert 10 < await worker._idle_seconds() <= 20  # the retry time
+    assert job.recipient_ids
 
 
 async def test_mail_deleted_by_an_admin_mid_delivery_sends_no_bounce(env: Env) -> None:

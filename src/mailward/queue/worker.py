@@ -30,6 +30,7 @@ from mailward.routing.routes import Router
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=15)
+HELD_ELSEWHERE_SECONDS = 0.25  # idle wait when due rows are being claimed by another worker
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,16 +81,27 @@ class DeliveryWorker:
                     await asyncio.shield(asyncio.gather(*self._tasks, return_exceptions=True))
 
     async def _idle_seconds(self) -> float:
-        """Until the next retry falls due, at most the poll interval."""
+        """Until the next retry falls due or a lease runs out, at most the poll interval.
+
+        Called when a claim found nothing: a row that is due already is being claimed by
+        another worker (PostgreSQL skips its locked rows), so look again shortly rather
+        than spin until that worker commits.
+        """
         poll = self.settings.queue_poll_seconds
         async with self.db.session() as session:
-            due = await session.scalar(
+            retry = await session.scalar(
                 select(func.min(QueuedRecipient.next_attempt_at))
                 .where(QueuedRecipient.status.in_([QueueStatus.QUEUED, QueueStatus.DEFERRED]))
             )
-        if due is None:
+            lease = await session.scalar(
+                select(func.min(QueuedRecipient.lease_until))
+                .where(QueuedRecipient.status == QueueStatus.ACTIVE)
+            )
+        times = [t for t in (retry, lease) if t is not None]
+        if not times:
             return poll
-        return min(poll, max((due - utcnow()).total_seconds(), 0.01))
+        wait = (min(times) - utcnow()).total_seconds()
+        return min(poll, wait if wait > 0 else HELD_ELSEWHERE_SECONDS)
 
     async def _run_job(self, job: Job) -> None:
         try:
