@@ -98,3 +98,17 @@ async def test_lookups_are_rate_limited_per_client(client: httpx.AsyncClient) ->
     answers = [(await client.get("/tools/dns")).status_code for _ in range(limit + 1)]
     assert answers == [200] * limit + [429]
     assert (await client.get("/")).status_code == 200  # the rest of the site is not limited
+
+
+async def test_the_limit_holds_across_web_nodes(settings: Settings) -> None:
+    """Two web nodes on one database count a client's lookups together."""
+    from api_server import running_server
+
+    limit = RATE_LIMIT[1]
+    async with running_server(settings) as one, running_server(settings) as two, \
+            httpx.AsyncClient(base_url=one) as first, httpx.AsyncClient(base_url=two) as second:
+        answers = [(await (first if i % 2 else second).get("/tools/dns")).status_code
+                   for i in range(limit)]
+        assert answers == [200] * limit
+        assert (await first.get("/tools/dns")).status_code == 429
+        assert (await second.get("/tools/dns")).status_code == 429

@@ -37,3 +37,18 @@ async def test_store_expires_renews_and_purges(directory: Directory) -> None:
     assert keys == ["a"]
     await store.delete_all()
     assert not await store.exists("a")
+
+
+async def test_namespaces_keep_stores_on_one_table_apart(directory: Directory) -> None:
+    sessions, limits = DatabaseStore(directory.db), DatabaseStore(directory.db, "limits:")
+    odd = DatabaseStore(directory.db, "a_%:")  # LIKE wildcards in a namespace are literal
+    await sessions.set("k", b"session", expires_in=60)
+    await limits.set("k", b"counter", expires_in=60)
+    await odd.set("k", b"odd", expires_in=60)
+    assert (await sessions.get("k"), await limits.get("k")) == (b"session", b"counter")
+    assert await limits.expires_in("k") is not None
+    await limits.delete_all()
+    assert not await limits.exists("k")
+    assert await sessions.get("k") == b"session" and await odd.get("k") == b"odd"
+    await DatabaseStore(directory.db, "%").delete_all()  # not a LIKE pattern: deletes none
+    assert await sessions.get("k") == b"session" and await odd.get("k") == b"odd"

@@ -17,6 +17,7 @@ from litestar.template import TemplateConfig
 
 from mailward.config import Settings
 from mailward.directory import Directory
+from mailward.web import dnstools, quarantine_links
 from mailward.web.api import API_PATH, BEARER, api_routers
 from mailward.web.autoconfig import autoconfig_handlers
 from mailward.web.context import DEPENDENCIES, STATE_KEY, WebContext
@@ -92,7 +93,10 @@ def create_app(directory: Directory, settings: Settings) -> Litestar:
         template_config=templates,
         middleware=[session_config(settings).middleware],
         csrf_config=csrf_config(settings),
-        stores={SESSION_STORE: DatabaseStore(directory.db)},
+        # in the database, so every web node shares sessions and the public pages' limits
+        stores={SESSION_STORE: DatabaseStore(directory.db),
+                **{name: DatabaseStore(directory.db, f"{name}:") for name in (
+                    dnstools.RATE_LIMIT_STORE, quarantine_links.RATE_LIMIT_STORE)}},
         plugins=[FlashPlugin(FlashConfig(template_config=templates))],
         state=State({STATE_KEY: WebContext(directory, settings, limiter)}),
         response_headers=[ResponseHeader(name=k, value=v) for k, v in SECURITY_HEADERS.items()],

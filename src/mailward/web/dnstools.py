@@ -20,10 +20,11 @@ from mailward.dns.lookup import DnsTools
 from mailward.dns.model import Lookup, Outcome, outcome_message
 from mailward.web.context import WebDep
 
-__all__ = ["LOOKUP_TYPES", "RATE_LIMIT", "tools_router"]
+__all__ = ["LOOKUP_TYPES", "RATE_LIMIT", "RATE_LIMIT_STORE", "tools_router"]
 
 LOOKUP_TYPES = ("MX", "A", "AAAA", "CNAME", "TXT", "NS", "SOA")
 RATE_LIMIT = ("minute", 30)  # lookups per client address
+RATE_LIMIT_STORE = "tools_rate_limit"  # the app's store of the counters (shared by nodes)
 _FAILED = (Outcome.TIMEOUT, Outcome.SERVFAIL)
 
 
@@ -58,5 +59,5 @@ async def dns_lookup(
 
 def tools_router() -> Router:
     """``/tools``: the public pages, behind a per-address rate limit."""
-    limit = RateLimitConfig(rate_limit=RATE_LIMIT)  # type: ignore[arg-type]
+    limit = RateLimitConfig(rate_limit=RATE_LIMIT, store=RATE_LIMIT_STORE)  # type: ignore[arg-type]
     return Router(path="/tools", route_handlers=[dns_lookup], middleware=[limit.middleware])

@@ -25,9 +25,10 @@ from mailward.filter.digest import AlreadyReleased, ReleaseLinks
 from mailward.web.context import WebDep
 from mailward.web.panel.common import Form, client_of
 
-__all__ = ["RATE_LIMIT", "quarantine_router"]
+__all__ = ["RATE_LIMIT", "RATE_LIMIT_STORE", "quarantine_router"]
 
 RATE_LIMIT = ("minute", 30)  # requests per client address
+RATE_LIMIT_STORE = "quarantine_rate_limit"  # its own counters, not the DNS tools'
 MAX_FORM = 4 * 1024
 TEMPLATE = "quarantine_release.html"
 NO_STORE = {"Cache-Control": "no-store"}  # the pages name a message and hold a token
@@ -92,7 +93,7 @@ async def release(request: Request[Any, Any, Any], web: WebDep,
 def quarantine_router() -> Router:
     """``/quarantine``: the release page, behind a per-address rate limit (its own
     counter, not shared with the DNS tools)."""
-    limit = RateLimitConfig(rate_limit=RATE_LIMIT, store="quarantine_rate_limit")  # type: ignore[arg-type]
+    limit = RateLimitConfig(rate_limit=RATE_LIMIT, store=RATE_LIMIT_STORE)  # type: ignore[arg-type]
     return Router(path="/quarantine", route_handlers=[release_form, release],
                   middleware=[limit.middleware],
                   exception_handlers={HTTPException: _http_refusal})

@@ -50,14 +50,18 @@ def _expiry(expires_in: int | timedelta | None) -> datetime | None:
 
 
 class DatabaseStore(Store):
-    """Litestar's key-value store on the ``web_sessions`` table."""
+    """Litestar's key-value store on the ``web_sessions`` table, so that every web node
+    shares it (sessions, and the public pages' rate-limit counters); ``namespace`` keeps
+    the stores sharing the table apart."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, namespace: str = "") -> None:
         self.db = db
+        self.namespace = namespace
 
     async def set(self, key: str, value: str | bytes,
                   expires_in: int | timedelta | None = None) -> None:
         data = value.encode() if isinstance(value, str) else value
+        key = self.namespace + key
         async with self.db.session() as session, session.begin():
             row = await session.get(WebSession, key)
             if row is None:
@@ -66,6 +70,7 @@ class DatabaseStore(Store):
                 row.value, row.expires_at = data, _expiry(expires_in)
 
     async def get(self, key: str, renew_for: int | timedelta | None = None) -> bytes | None:
+        key = self.namespace + key
         async with self.db.session() as session, session.begin():
             row = await session.get(WebSession, key)
             if row is None:
@@ -79,11 +84,14 @@ class DatabaseStore(Store):
 
     async def delete(self, key: str) -> None:
         async with self.db.session() as session, session.begin():
-            await session.execute(delete(WebSession).where(WebSession.key == key))
+            await session.execute(
+                delete(WebSession).where(WebSession.key == self.namespace + key))
 
     async def delete_all(self) -> None:
+        """Every key of this store's namespace (all keys for the unnamed one)."""
         async with self.db.session() as session, session.begin():
-            await session.execute(delete(WebSession))
+            await session.execute(delete(WebSession).where(
+                WebSession.key.startswith(self.namespace, autoescape=True)))
 
     async def delete_expired(self) -> None:
         async with self.db.session() as session, session.begin():
@@ -95,7 +103,7 @@ class DatabaseStore(Store):
     async def expires_in(self, key: str) -> int | None:
         async with self.db.session() as session:
             expires_at = await session.scalar(
-                select(WebSession.expires_at).where(WebSession.key == key))
+                select(WebSession.expires_at).where(WebSession.key == self.namespace + key))
         if expires_at is None:
             return None
         return max(int((expires_at - utcnow()).total_seconds()), 0)
