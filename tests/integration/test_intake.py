@@ -4,7 +4,7 @@ acknowledged before the spool has it (real database, real spool)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -57,18 +57,26 @@ async def setup(directory: Directory) -> None:
     await directory.bulk.add_lines(OP, ["open@acme.example"], AddressList.NO_FILTER)
 
 
-async def test_clean_mail_is_spooled_once_for_everyone(directory: Directory) -> None:
+async def test_clean_mail_carries_the_verdict_for_filter_recipients_only(
+        directory: Directory) -> None:
+    """Filter recipients' copy says "not spam" with the score and findings (clients' rules
+    and customers' own servers act on it; a sender's own X-Spam-* fields are dropped);
+    Do Not Filter recipients get the message as it came."""
     await setup(directory)
-    check = Fixed(0.0)
+    check = Fixed(0.5)
     intake = MxIntake(directory.recipients, directory.queue.spool, FilterPipeline([check]))
-    reply = await intake.accept(envelope("Filtered@acme.example", "open@acme.example"))
+    came = b"X-Spam-Flag: YES\r\nSubject: offer\r\n\r\nbuy now\r\n"
+    reply = await intake.accept(replace(envelope("Filtered@acme.example", "open@acme.example"),
+                                        data=came))
     assert reply.code == 250 and reply.text.startswith("Ok: queued as ")
     assert check.seen == ("filtered@acme.example",)  # only Filter-list recipients
     copies = await spooled(directory)
-    assert set(copies) == {"filtered@acme.example", "open@acme.example"}
-    assert copies["open@acme.example"] == copies["filtered@acme.example"]
-    [entry, _] = (await directory.queue.list(OP)).items
-    assert entry.queue_id in reply.text
+    assert copies["open@acme.example"] == came
+    assert copies["filtered@acme.example"] == (
+        b"X-Spam-Flag: NO\r\nX-Spam-Score: 0.5\r\nX-Spam-Status: No, score=0.5 "
+        b"tests=fixed=0.5\r\nSubject: offer\r\n\r\nbuy now\r\n")
+    entries = (await directory.queue.list(OP)).items
+    assert {entry.queue_id for entry in entries} == set(reply.text.split(" as ")[1].split())
 
 
 async def test_spam_is_tagged_for_filter_recipients_only(directory: Directory) -> None:

@@ -84,10 +84,14 @@ async def test_own_verdicts_quarantine_release_and_allow(world: tuple[int, Sink]
     with pytest.raises(Conflict, match="already released"):
         await directory.quarantine.release(OP, held.id)
 
-    # the sender is now on ann's allow list: the same mail reaches her untouched
+    # the sender is now on ann's allow list: the same mail reaches her, marked not spam
+    # (the allow list named among the tests), subject untouched
     await asyncio.to_thread(smtp_send, mx, "sales@shop.example", [ANN], spam)
     copies = await customer.wait_for(3)
-    assert copies[2].recipients == [ANN] and copies[2].message["X-Spam-Flag"] is None
+    allowed = copies[2].message
+    assert copies[2].recipients == [ANN] and allowed["X-Spam-Flag"] == "NO"
+    assert allowed["X-Spam-Status"].startswith("No, score=") and "allow-list=0" in allowed[
+        "X-Spam-Status"] and allowed["Subject"] == "Your documents"
     assert (await directory.quarantine.list(OP, address=ANN, status=None)).total == 1
 
 

@@ -67,7 +67,8 @@ async def test_authentication_results_and_a_clean_message(world: tuple[int, Sink
     results = got.message.get_all("Authentication-Results")
     assert results == [f"{AUTHSERV}; spf=pass smtp.mailfrom=anna@good.example; dkim=none; "
                        "dmarc=pass header.from=good.example; arc=none"]  # the forged one is gone
-    assert got.message["X-Spam-Flag"] is None
+    assert got.message["X-Spam-Flag"] == "NO"  # the verdict, with its score and tests
+    assert got.message["X-Spam-Status"].startswith(f"No, score={got.message['X-Spam-Score']} ")
 
 
 async def test_spam_is_refused_at_data_time(world: tuple[int, Sink],

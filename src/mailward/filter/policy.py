@@ -119,11 +119,12 @@ def decide(policy: RecipientPolicy, score: float, findings: Sequence[Finding], *
         spf_failed=spf in ("fail", "softfail"), dmarc_failed=dmarc == "fail")
     if rule is not None:
         where = f"{policy.recipient}'s" if rule.level == "address" else f"{policy.domain}'s"
+        reason = f"sender {rule.sender} is on {where} {rule.action} list"
+        # a 0-point finding names the list in the X-Spam-Status tests and the quarantine
+        findings = (*findings, Finding(f"{rule.action}-list", 0.0, reason))
         if rule.action == "block":
-            return Decision(Action.REJECT, score, f"sender {rule.sender} is on {where} block "
-                                                  f"list", findings, policy.subject_tag)
-        return Decision(Action.ACCEPT, score, f"sender {rule.sender} is on {where} allow list",
-                        findings)
+            return Decision(Action.REJECT, score, reason, findings, policy.subject_tag)
+        return Decision(Action.ACCEPT, score, reason, findings)
     limits = policy.thresholds
     action = Action.ACCEPT
     reason = f"score {score:g}"

@@ -143,9 +143,12 @@ class MxIntake:
             if decision.action in (Action.QUARANTINE, Action.REJECT) and self.quarantine:
                 held.append(Hold(rcpt.address, decision.reason))
                 continue
-            if decision.action is Action.ACCEPT:
-                unfiltered.append(rcpt)  # clean mail: one copy with the unfiltered ones
+            if decision.action is Action.ACCEPT and not self.pipeline.checks:
+                unfiltered.append(rcpt)  # no checks ran (filter off): nothing to say
                 continue
+            # filtered copies carry the verdict (X-Spam-Flag: NO on clean mail, as clients'
+            # rules, customers' own servers and admins asking "why did this get through"
+            # expect)
             copies.setdefault(self._treatment(decision), []).append(rcpt)
         ids = []
         if held:
@@ -174,9 +177,12 @@ class MxIntake:
 
     @staticmethod
     def _treatment(decision: Decision) -> tuple[str, ...]:
-        """What makes two tagged copies differ: the subject tag and the header values."""
-        return (decision.subject_tag or "", f"{decision.score:g}",
-                ",".join(f"{f.check}={f.score:g}" for f in decision.findings))
+        """What makes two filtered copies differ: the subject tag (spam only), the verdict
+        and the header values."""
+        spam = decision.action is not Action.ACCEPT
+        return ((decision.subject_tag or "") if spam else "", "spam" if spam else "clean",
+                f"{decision.score:g}", ",".join(f"{f.check}={f.score:g}"
+                                                for f in decision.findings))
 
     @staticmethod
     def _copy(data: bytes, decisions: dict[str, Decision], treatment: tuple[str, ...],
