@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from cli_helpers import WIDE, Cli, as_json, error_line
 
 # -- bulk add ---------------------------------------------------------------------------
@@ -421,3 +422,17 @@ def test_delete_one_several_and_all_matching(tenants: Cli) -> None:
     cli("address", "delete", "--search", "a", "--yes", code=2)
     cli("address", "delete", "a@acme.example", "--domain", "acme.example", code=2)
     cli("address", "delete", "--all", "--json", code=2)
+
+
+def test_piped_tables_keep_every_cell_whole(tenants: Cli,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Output to a pipe (no terminal, no COLUMNS) is not folded at 80 columns: each address
+    stays on one line, whole, for grep."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    destinations = "bob.with.a.long.name@acme.example,ceo.with.a.longer.name@acme.example"
+    tenants("address", "add", "--account", "Acme", "--list", "filter",
+            input=f"sales.department@acme.example|{destinations}|relay\n")
+    [row] = [line for line in tenants("address", "list", "--account", "Acme").stdout
+             .splitlines() if "sales.department@acme.example" in line]
+    assert all(address in row for address in destinations.split(","))
+    assert len(row) > 80

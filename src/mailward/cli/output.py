@@ -7,6 +7,7 @@ Usage errors (bad options, missing arguments) stay Click's: exit code 2.
 from __future__ import annotations
 
 import json
+import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,15 +36,21 @@ __all__ = [
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+PIPED_WIDTH = 1000  # columns when stdout is not a terminal: tables take what they need
 
 
 def out() -> Console:
     """A console on stdout, made per call so test runners' swapped streams are used.
 
     ``soft_wrap`` keeps long lines whole (grep-able when piped); markup is only ours:
-    every piece of user data goes through :func:`esc`.
+    every piece of user data goes through :func:`esc`. Piped (not a terminal), tables are
+    as wide as their content instead of folding cells at 80 columns, so an address is
+    never cut in two for ``grep``.
     """
-    return Console(highlight=False, soft_wrap=True)
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = PIPED_WIDTH
+    return console
 
 
 def err() -> Console:
