@@ -71,6 +71,23 @@ async def test_authentication_results_and_a_clean_message(world: tuple[int, Sink
     assert got.message["X-Spam-Status"].startswith(f"No, score={got.message['X-Spam-Score']} ")
 
 
+async def test_the_gtube_test_string_is_refused_even_from_a_good_sender(
+        world: tuple[int, Sink]) -> None:
+    """What an operator sends to see the filter act: GTUBE from a sender passing SPF and
+    DMARC is still refused for a Filter recipient, and reaches a Do Not Filter one."""
+    mx, customer = world
+    test = mail("anna@good.example", "Filter test").replace(
+        b"the documents you asked for", b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-"
+        b"TEST-EMAIL*C.34X")
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        await asyncio.to_thread(smtp_send, mx, "anna@good.example", ["ann@filtered.example"],
+                                test)
+    assert refused.value.smtp_code == 550 and b"5.7.1" in refused.value.smtp_error
+    await asyncio.to_thread(smtp_send, mx, "anna@good.example", ["bob@filtered.example"], test)
+    [got] = await customer.wait_for(1)
+    assert got.recipients == ["bob@filtered.example"]
+
+
 async def test_spam_is_refused_at_data_time(world: tuple[int, Sink],
                                             directory: Directory) -> None:
     mx, customer = world

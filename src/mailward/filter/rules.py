@@ -1,7 +1,8 @@
 """Heuristic rules for what the content model misses: dangerous attachments (executables,
 also inside zip archives or behind a double extension; macro-enabled Office documents),
-missing or malformed Date / Message-ID, dates far from the time of receipt, and a From
-display name that shows another domain's address.
+missing or malformed Date / Message-ID, dates far from the time of receipt, a From
+display name that shows another domain's address, and GTUBE, the standard test string that
+any spam filter treats as certain spam (operators send it to see the filter act).
 
 Each rule is a finding with a fixed score and a reason; ``RulesCheck`` is the pipeline
 check. Parsing is lenient: a message that cannot be parsed yields no findings here (the
@@ -35,7 +36,9 @@ SCORES = {
     "date-in-future": 2.0,
     "date-long-ago": 1.0,
     "from-name-foreign-address": 2.5,
+    "gtube": 1000.0,  # as SpamAssassin: above any threshold
 }
+GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 MACRO_EXTENSIONS = frozenset(("docm", "dotm", "xlsm", "xltm", "xlam", "pptm", "potm", "ppam",
                               "sldm"))
 OFFICE_ZIPS = frozenset(("docx", "xlsx", "pptx", "docm", "xlsm", "pptm"))
@@ -44,6 +47,7 @@ FUTURE = timedelta(days=1)
 LONG_AGO = timedelta(days=30)
 _MESSAGE_ID = re.compile(r"^\s*<[^<>@\s]+@[^<>@\s]+>\s*$")
 _ADDRESS = re.compile(r"[\w.+-]+@([\w-]+(?:\.[\w-]+)+)")
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")  # the end of the header
 
 
 def _extension(name: str) -> str:
@@ -122,13 +126,23 @@ def _header_findings(msg: Message, received: datetime) -> Iterator[tuple[str, st
                    f"From shows {shown.group(0)!r} but is {address!r}")
 
 
+def _gtube_findings(data: bytes, msg: Message) -> Iterator[tuple[str, str]]:
+    """GTUBE in the body: as written, or in a text part's decoded content."""
+    blank = _BLANK_LINE.search(data)
+    if (blank is not None and data.find(GTUBE, blank.end()) >= 0) or any(
+            GTUBE in (part.get_payload(decode=True) or b"") for part in msg.walk()
+            if part.get_content_maintype() == "text"):
+        yield "gtube", "the GTUBE test string: a test of the spam filter"
+
+
 def findings_of(data: bytes, received: datetime | None = None) -> list[Finding]:
     """Every rule that fires for ``data`` (received at ``received``, default now)."""
     msg = parse_message(data)
     if msg is None:
         return []
     when = received or datetime.now(UTC)
-    fired = [*_attachment_findings(msg), *_header_findings(msg, when)]
+    fired = [*_gtube_findings(data, msg), *_attachment_findings(msg),
+             *_header_findings(msg, when)]
     seen: set[str] = set()
     found = []
     for rule, reason in fired:

@@ -9,7 +9,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from mailward.filter.pipeline import FilterInput
-from mailward.filter.rules import SCORES, RulesCheck, findings_of
+from mailward.filter.rules import GTUBE, SCORES, RulesCheck, findings_of
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 
@@ -79,6 +79,19 @@ def test_a_from_name_showing_another_domain() -> None:
     forged = message(sender='"support@yourbank.example" <x@cheap-host.example>')
     assert set(rules(forged)) == {"from-name-foreign-address"}
     assert rules(message(sender='"anna@example.com" <anna@example.com>')) == {}
+
+
+def test_gtube_in_the_body_as_written_or_encoded() -> None:
+    plain = message().replace(b"the minutes are attached.", b"test " + GTUBE)
+    assert rules(plain) == {"gtube": 1000.0}
+    encoded = EmailMessage()
+    encoded["From"], encoded["Message-ID"] = "a@example.com", "<g@example.com>"
+    encoded["Date"] = format_datetime(NOW)
+    encoded.set_content("spam test\n" + GTUBE.decode() + "\n", cte="base64")
+    assert GTUBE not in encoded.as_bytes() and rules(encoded.as_bytes()) == {"gtube": 1000.0}
+    in_a_header = message().replace(b"Subject: Minutes of Tuesday",
+                                    b"Subject: " + GTUBE)
+    assert rules(in_a_header) == {}  # only the body counts
 
 
 def test_unparseable_and_8bit_input_never_raises() -> None:
