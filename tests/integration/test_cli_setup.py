@@ -146,7 +146,10 @@ def test_real_serve_answers_and_stops_cleanly_on_sigterm(
     mailward_env: dict[str, str], tmp_path: Path
 ) -> None:
     assert exe(sys.executable, "-m", "mailward", "init", cwd=tmp_path).returncode == 0
-    env = {**os.environ, **WIDE, "MAILWARD_PORT_WEB": "0"}
+    # every listener on a port of its own choosing: a developer's `make run` may hold the
+    # default ones
+    ports = ("web", "mx", "submission", "submissions", "imap", "imaps", "pop3", "pop3s")
+    env = {**os.environ, **WIDE, **{f"MAILWARD_PORT_{name.upper()}": "0" for name in ports}}
     with subprocess.Popen(
         [str(Path(sys.executable).with_name("mailward")), "serve"], cwd=tmp_path, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -158,7 +161,10 @@ def test_real_serve_answers_and_stops_cleanly_on_sigterm(
                 if line.startswith("web "):
                     url = line.split()[1]
                     break
-            assert url is not None and url.startswith("http://127.0.0.1:"), server.stderr
+            if url is None:  # it died: say why
+                server.kill()
+                pytest.fail(f"serve did not start: {server.communicate(timeout=10)[1]}")
+            assert url.startswith("http://127.0.0.1:")
             page = httpx.get(f"{url}/", timeout=10)
             assert page.status_code == 200 and "mailfilter1.example.net" in page.text
             spec = httpx.get(f"{url}/api/v1/openapi.json", timeout=10).json()
