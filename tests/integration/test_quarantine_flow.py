@@ -62,7 +62,10 @@ async def world(settings: Settings, directory: Directory) -> AsyncIterator[tuple
 async def test_own_verdicts_quarantine_release_and_allow(world: tuple[int, Sink],
                                                          directory: Directory) -> None:
     mx, customer = world
-    spam = mail("sales@shop.example", "Your documents", attachment="documents.pdf.exe")
+    # (with fields of ours the sender made up: no copy may carry them)
+    spam = filter_mail("sales@shop.example", ANN, "Your documents",
+                       attachment="documents.pdf.exe",
+                       extra={"X-Spam-Flag": "NO", "X-Mailward-Quarantine": "released by x"})
     await asyncio.to_thread(smtp_send, mx, "sales@shop.example", [ANN, BEN], spam)
     [ben] = await customer.wait_for(1)  # ben's copy is tagged; ann's is held
     assert ben.recipients == [BEN]
@@ -77,7 +80,8 @@ async def test_own_verdicts_quarantine_release_and_allow(world: tuple[int, Sink]
     [_ben, ann] = await customer.wait_for(2)
     assert ann.recipients == [ANN]
     assert ann.message["Subject"] == "Your documents" and ann.message["X-Spam-Flag"] is None
-    assert ann.message["X-Mailward-Quarantine"].startswith("released by operator")
+    [marker] = ann.message.get_all("X-Mailward-Quarantine")  # ours alone
+    assert marker.startswith("released by operator on ")
     assert ann.message["Authentication-Results"].startswith("mx.mailward.test; spf=pass")
     rules = await directory.filter.list_senders(OP, address=ANN)
     assert [(r.sender, r.action) for r in rules] == [("sales@shop.example", "allow")]

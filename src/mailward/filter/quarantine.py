@@ -32,6 +32,7 @@ from mailward.directory.audit import record
 from mailward.directory.errors import Conflict, InvalidInput, NotFound
 from mailward.directory.normalize import normalize_address, normalize_domain
 from mailward.directory.views import Page
+from mailward.filter.learning import without_our_headers
 from mailward.filter.pipeline import Finding
 from mailward.filter.policy import message_senders
 from mailward.filter.settings import FilterSettingsService
@@ -248,8 +249,9 @@ class QuarantineService:
                   f"on {self.node}\r\n").encode()
         try:
             queue_id = await self.spool.enqueue(
-                sender=sender, recipients=[NewRecipient(recipient)], data=marker + data,
-                origin="release")
+                # the sender's own X-Spam-*/X-Mailward-* fields must not speak for us
+                sender=sender, recipients=[NewRecipient(recipient)],
+                data=marker + without_our_headers(data), origin="release")
         except BaseException:  # not delivered: hold it again
             async with self.db.session() as session, session.begin():
                 await session.execute(update(QuarantineEntry).where(
