@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cli_helpers import WIDE, Cli, as_json, error_line
+from cli_helpers import WIDE, Cli, as_json, error_line, run_directory
+
+from mailward.config import Settings
+from mailward.directory import Directory
 
 # -- bulk add ---------------------------------------------------------------------------
 
@@ -436,3 +439,26 @@ def test_piped_tables_keep_every_cell_whole(tenants: Cli,
              .splitlines() if "sales.department@acme.example" in line]
     assert all(address in row for address in destinations.split(","))
     assert len(row) > 80
+
+
+def test_a_locked_mailbox_is_shown_and_unlocked(tenants: Cli, settings: Settings) -> None:
+    tenants("address", "add", "-a", "Acme", "-l", "filter", input="box@acme.example|Secret-pass1\n")
+
+    async def guess(d: Directory) -> None:
+        for _ in range(settings.auth_failures_per_window):
+            await d.mail_login.authenticate("box@acme.example", "guess", "192.0.2.7")
+
+    assert "logins" not in tenants("address", "show", "box@acme.example").stdout
+    run_directory(settings, guess)
+    shown = tenants("address", "show", "box@acme.example", "-a", "Acme").stdout
+    assert "logins        locked for 15 min after failed attempts" in shown
+    assert "box@acme.example" in error_line(tenants(
+        "address", "unlock", "box@acme.example", "-a", "Globex", code=1))  # not theirs
+    done = tenants("address", "unlock", "box@acme.example", "-a", "Acme").stdout
+    assert done == "logins of box@acme.example unlocked (locked for another 15 min)\n"
+    assert as_json(tenants("address", "unlock", "box@acme.example", "--json")) == {
+        "email": "box@acme.example", "locked_seconds": 0}
+    assert tenants("address", "unlock", "box@acme.example").stdout == (
+        "logins of box@acme.example were not locked\n")
+    assert run_directory(settings, lambda d: d.mail_login.authenticate(
+        "box@acme.example", "Secret-pass1", "192.0.2.7")).ok

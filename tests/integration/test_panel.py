@@ -306,3 +306,23 @@ async def test_address_list_pages(alice: Panel) -> None:
     assert [r[1] for r in rows(second, "addresses")] == [
         f"user{n:02d}@acme.example" for n in range(50, 55)]
     assert re.search(r'<a href="\?[^"]*&page=1">previous</a>', second) and ">next<" not in second
+
+
+async def test_a_locked_mailbox_shows_and_is_unlocked(alice: Panel, directory: Directory,
+                                                      settings: Settings) -> None:
+    """Wrong passwords over the mail protocols lock a mailbox; its admin sees the lock on
+    the address page and lifts it there (for every node: the count is in the database)."""
+    base = "/panel/accounts/Acme/addresses/box@acme.example"
+    await alice.post("/panel/accounts/Acme/addresses/add",
+                     {"lines": "box@acme.example|Secret-pass1", "list": "filter"})
+    assert "Logins are locked" not in await alice.get(base)
+    for _ in range(settings.auth_failures_per_window):
+        await directory.mail_login.authenticate("box@acme.example", "guess", "192.0.2.7")
+    locked = await alice.get(base)
+    assert any(m.startswith("Logins are locked for about 15 more minutes")
+               for m in messages(locked))
+    unlocked = await alice.post(f"{base}/unlock")
+    assert "logins of box@acme.example unlocked" in messages(unlocked)
+    assert "Logins are locked" not in unlocked
+    assert (await directory.mail_login.authenticate("box@acme.example", "Secret-pass1",
+                                                    "192.0.2.7")).ok

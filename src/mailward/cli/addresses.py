@@ -12,7 +12,8 @@ import typer
 from rich.table import Table
 
 from mailward.db.models import AddressKind, AddressList
-from mailward.directory import AddressFilter, InvalidInput
+from mailward.directory import Actor, AddressFilter, Directory, InvalidInput
+from mailward.directory.mail_login import LoginLockView
 from mailward.directory.normalize import normalize_domain
 from mailward.directory.views import AddressView, Page
 
@@ -148,10 +149,14 @@ def address_show(address: AddressArg, account: AccountOption = None,
     if json_:
         print_json(view)
         return
-    _print_details(view)
+    locked = 0
+    if view.kind in (AddressKind.MAILBOX, AddressKind.AUTOCC):
+        locked = run(lambda d, a: d.mail_login.lock_state(a, d.addresses, address),
+                     account=account).locked_seconds
+    _print_details(view, locked)
 
 
-def _print_details(view: AddressView) -> None:
+def _print_details(view: AddressView, locked: int = 0) -> None:
     console = out()
     rows = [
         ("address", esc(view.email)),
@@ -164,9 +169,32 @@ def _print_details(view: AddressView) -> None:
     if view.needs_setup:
         rows.append(("setup", "[yellow]needs setup[/] (address setup ADDRESS --mailbox | "
                               "--forward DESTS)"))
+    if locked:
+        rows.append(("logins", f"[red]locked[/] for {_duration(locked)} after failed "
+                               "attempts (address unlock ADDRESS)"))
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         console.print(f"{label:<{width}}  {value}")
+
+
+def _duration(seconds: int) -> str:
+    return f"{seconds} s" if seconds < 120 else f"{round(seconds / 60)} min"
+
+
+@address_app.command("unlock")
+def address_unlock(address: AddressArg, account: AccountOption = None,
+                   json_: JsonOption = False) -> None:
+    """Lift the lock that failed logins put on a mailbox (POP3, IMAP, submission, web),
+    on every node; the user's next login is checked as usual."""
+    async def unlock(d: Directory, a: Actor) -> tuple[LoginLockView, LoginLockView]:
+        was = await d.mail_login.lock_state(a, d.addresses, address)
+        return was, await d.mail_login.unlock(a, d.addresses, address)
+
+    was, view = run(unlock, account=account)
+    message = (f"logins of [bold]{esc(view.email)}[/] unlocked (locked for another "
+               f"{_duration(was.locked_seconds)})" if was.locked_seconds else
+               f"logins of [bold]{esc(view.email)}[/] were not locked")
+    report(view, message, json_)
 
 
 # -- setting up and editing ------------------------------------------------------------

@@ -170,7 +170,11 @@ async def _edit_page(
     form: str = "",
 ) -> Template:
     view, actor = await scoped(request, account)
-    address = await web_of(request).directory.addresses.get(actor, email)
+    directory = web_of(request).directory
+    address = await directory.addresses.get(actor, email)
+    locked = 0  # seconds the mailbox's logins stay locked after failed attempts
+    if address.kind in (AddressKind.MAILBOX, AddressKind.AUTOCC):
+        locked = await directory.mail_login.locked(address.email)
     return page(
         request,
         "address.html",
@@ -178,6 +182,7 @@ async def _edit_page(
         account=view,
         account_base=account_url(view.name),
         address=address,
+        locked_minutes=-(-locked // 60),
         error=error,
         form=form,
     )
@@ -241,6 +246,9 @@ async def change(
             quota = int(megabytes) * 1024 * 1024 if megabytes else None
             await service.set_quota(user_of(request).actor, email, quota)
             done = f"quota of {current.email}: " + (f"{megabytes} MB" if quota else "no limit")
+        elif action == "unlock":
+            await web_of(request).directory.mail_login.unlock(actor, service, email)
+            done = f"logins of {current.email} unlocked"
         elif action == "list":
             target = LISTS.get(one(data, "list"))
             if target is None:
