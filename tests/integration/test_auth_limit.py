@@ -142,3 +142,21 @@ async def test_expired_failures_are_swept(db: Database, clock: FakeClock,
     clock.advance(20)
     await limiter.fail("k5")
     assert await rows(db) == 1  # k1-k4 had expired and are swept; k5 is fresh
+
+
+async def test_clearing_a_key_takes_its_attempts_off_the_other_keys(db: Database,
+                                                                    clock: FakeClock) -> None:
+    """An unlocked login is let in from the address it failed from; that address stays
+    counted for its failures against other logins."""
+    limiter = AuthLimiter(db, 3, 900, clock=clock)
+    for _ in range(2):
+        await limiter.attempt("ip:a", "login:carol")
+    await limiter.fail("ip:a", "login:mallory")
+    assert await limiter.retry_after("ip:a") > 0
+    await limiter.clear("login:carol")
+    assert await limiter.retry_after("ip:a", "login:carol") == 0
+    assert await rows(db) == 2  # mallory's failure, on both keys
+    attempt = await limiter.fail("mailbox:x")
+    await AuthLimiter(db, 100, 900, clock=clock).fail("mail-ip:b", attempt=attempt)
+    await limiter.clear("mailbox:x")  # another limiter's key of the same attempt goes too
+    assert await rows(db) == 2

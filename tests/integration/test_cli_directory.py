@@ -5,6 +5,8 @@ from __future__ import annotations
 from cli_helpers import WIDE, Cli, as_json, documented_shapes, error_line, keys_of, run_directory
 
 from mailward.config import Settings
+from mailward.directory import Directory
+from mailward.directory.users import login_key
 
 # -- accounts, users, tokens ------------------------------------------------------------
 
@@ -69,6 +71,41 @@ def test_users_and_tokens(cli: Cli, settings: Settings) -> None:
 
 
 # -- domains ----------------------------------------------------------------------------
+
+
+def test_user_list_password_unlock_delete(cli: Cli, settings: Settings) -> None:
+    cli("account", "add", "Acme")
+    cli("user", "add", "ops", "--password-stdin", input="Secret-pass1\n")
+    cli("user", "add", "alice", "--account", "Acme", "--password-stdin",
+        input="Rabbit-hole9\n")
+    assert [{k: v for k, v in user.items() if k != "id"}
+            for user in as_json(cli("user", "list", "--json"))] == [
+        {"login": "alice", "role": "account-admin", "account": "Acme"},
+        {"login": "ops", "role": "operator", "account": None}]
+    table = cli("user", "list", "--account", "Acme").stdout
+    assert "alice" in table and "ops" not in table
+
+    changed = cli("user", "password", "alice", input="Looking-glass7\nLooking-glass7\n")
+    assert changed.stdout.endswith("password changed for alice\n")
+    assert run_directory(settings, lambda d: d.accounts.authenticate("alice", "Looking-glass7"))
+    assert error_line(cli("user", "password", "nobody", code=1)) == "error: no user 'nobody'"
+
+    async def lock(d: Directory) -> None:
+        for _ in range(settings.auth_failures_per_window):
+            await d.users.limiter.attempt("ip:192.0.2.9", login_key("alice"))
+
+    run_directory(settings, lock)
+    assert cli("user", "unlock", "alice").stdout == "logins of alice unlocked\n"
+    assert as_json(cli("user", "unlock", "alice", "--json")) == {"login": "alice",
+                                                                 "locked_seconds": 0}
+    assert cli("user", "unlock", "alice").stdout == "logins of alice were not locked\n"
+
+    assert error_line(cli("user", "delete", "ops", "--yes", code=1)) == (
+        "error: the last operator cannot be deleted")
+    assert "--json needs --yes" in cli("user", "delete", "alice", "--json", code=2).stderr
+    cli("user", "delete", "alice", input="n\n", code=1)  # asked, and not confirmed
+    assert as_json(cli("user", "delete", "alice", "--yes", "--json"))["login"] == "alice"
+    assert [u["login"] for u in as_json(cli("user", "list", "--json"))] == ["ops"]
 
 
 def test_domain_commands(tenants: Cli) -> None:

@@ -326,3 +326,19 @@ async def test_a_locked_mailbox_shows_and_is_unlocked(alice: Panel, directory: D
     assert "Logins are locked" not in unlocked
     assert (await directory.mail_login.authenticate("box@acme.example", "Secret-pass1",
                                                     "192.0.2.7")).ok
+
+
+async def test_a_user_changes_their_own_password(alice: Panel, url: str) -> None:
+    new = {"password": "Looking-glass-77", "repeat": "Looking-glass-77"}
+    assert "change your password" in await alice.get("/panel/security")
+    wrong = await alice.post("/panel/security/password", {**new, "current": "guess"},
+                             status=400)
+    assert "the current password is wrong" in messages(wrong)
+    done = await alice.post("/panel/security/password", {**new, "current": ALICE_PASSWORD})
+    assert "password changed" in messages(done)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        fresh = Panel(http)
+        await fresh.get("/login")
+        await fresh.post("/login", {"login": "alice@acme.example", "password": ALICE_PASSWORD},
+                         status=401)
+        assert "Log out" in await fresh.login("alice@acme.example", "Looking-glass-77")

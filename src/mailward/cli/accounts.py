@@ -8,10 +8,11 @@ import typer
 from rich.table import Table
 
 from mailward.directory import Actor, Directory
+from mailward.directory.users import UserLockView
 from mailward.directory.views import UserView
 
-from .context import JsonOption, run
-from .output import esc, out, print_json, report
+from .context import JsonOption, YesOption, run
+from .output import esc, out, print_json, report, usage_error
 from .prompt import PasswordStdinOption, new_password
 
 account_app = typer.Typer(help="Customer accounts (operator only).", no_args_is_help=True)
@@ -120,6 +121,58 @@ def user_add(
         out().print(
             f"added user [bold]{esc(view.login)}[/], admin of account [bold]{esc(view.account)}[/]"
         )
+
+
+LoginArg = Annotated[str, typer.Argument(metavar="LOGIN", help="The user's login.")]
+
+
+@user_app.command("list")
+def user_list(account: Annotated[
+        str | None, typer.Option("--account", "-a", metavar="NAME", show_default=False,
+                                 help="Only this account's admins.")] = None,
+              json_: JsonOption = False) -> None:
+    """List the users: operators, resellers' users and account admins."""
+    users = run(lambda d, a: d.users.list(a, account))
+    if json_:
+        print_json(users)
+        return
+    table = Table("Login", "Role", "Account")
+    for user in users:
+        table.add_row(esc(user.login), user.role, esc(user.account or "-"))
+    out().print(table)
+
+
+@user_app.command("password")
+def user_password(login: LoginArg, password_stdin: PasswordStdinOption = False,
+                  json_: JsonOption = False) -> None:
+    """Set a new password for a user (typed twice), e.g. one who forgot theirs."""
+    run(lambda d, a: d.users.lock_state(a, login))  # not found: before the prompt
+    password, repeat = new_password(password_stdin, label="New password")
+    view = run(lambda d, a: d.users.set_password(a, login, password, repeat=repeat))
+    report(view, f"password changed for [bold]{esc(view.login)}[/]", json_)
+
+
+@user_app.command("unlock")
+def user_unlock(login: LoginArg, json_: JsonOption = False) -> None:
+    """Lift the lock that failed panel/API logins put on a user (on every node)."""
+
+    async def unlock(d: Directory, a: Actor) -> tuple[UserLockView, UserLockView]:
+        return await d.users.lock_state(a, login), await d.users.unlock(a, login)
+
+    was, view = run(unlock)
+    report(view, f"logins of [bold]{esc(view.login)}[/] unlocked" if was.locked_seconds
+           else f"logins of [bold]{esc(view.login)}[/] were not locked", json_)
+
+
+@user_app.command("delete")
+def user_delete(login: LoginArg, yes: YesOption = False, json_: JsonOption = False) -> None:
+    """Delete a user; their API tokens go with them and their panel sessions end."""
+    if json_ and not yes:
+        usage_error("--json needs --yes (there is no one to answer the question)")
+    if not yes:
+        typer.confirm(f"Delete user {login.strip()}?", abort=True, err=True)
+    view = run(lambda d, a: d.users.delete(a, login))
+    report(view, f"deleted user [bold]{esc(view.login)}[/]", json_)
 
 
 @token_app.command("create")

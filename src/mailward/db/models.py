@@ -444,6 +444,9 @@ class LoginFailure(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(String(400))
+    # the keys one attempt counted against share it: forgetting a login's failures also
+    # takes them off the client address's count (an unlock must let the user in)
+    attempt: Mapped[str] = mapped_column(String(16), index=True)
     at: Mapped[float] = mapped_column(Float)  # Unix time: comparable across nodes
     expires: Mapped[float] = mapped_column(Float, index=True)  # at + the limiter's window
 

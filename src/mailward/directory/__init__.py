@@ -23,6 +23,7 @@ from mailward.directory.passwords import Passwords
 from mailward.directory.resellers import ResellerService
 from mailward.directory.tokens import TokenService
 from mailward.directory.two_factor import TwoFactorService
+from mailward.directory.users import UserService
 
 
 class Directory:
@@ -50,6 +51,7 @@ class Directory:
         mail_ips = AuthLimiter(db, settings.auth_ip_failures_per_window,
                                settings.auth_window_seconds)
         self.mail_login = MailLogin(db, self.passwords, self.limiter, mail_ips)
+        self.users = UserService(db, self.passwords, self.limiter)
         # Mail server settings, the queue and the filter live in ``routing``/``queue``/
         # ``filter`` (which import this package, hence the late imports); bundled here so
         # the panel, API and CLI reach every service alike.

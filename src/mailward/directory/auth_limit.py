@@ -17,6 +17,7 @@ Stamps are Unix time, so nodes need synchronised clocks (NTP) as they do for TLS
 from __future__ import annotations
 
 import math
+import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -80,11 +81,14 @@ class AuthLimiter:
             await session.commit()
         return Attempt(0, ids)
 
-    async def fail(self, *keys: str) -> None:
-        """Record one failure for every key."""
+    async def fail(self, *keys: str, attempt: str | None = None) -> str:
+        """Record one failure for every key, as one attempt (``attempt``: join the one a
+        previous call returned, e.g. another limiter's)."""
+        attempt = attempt or secrets.token_hex(8)
         async with self.db.session() as session:
-            await self._insert(session, keys, self.clock())
+            await self._insert(session, keys, self.clock(), attempt)
             await session.commit()
+        return attempt
 
     async def forgive(self, attempt: Attempt) -> None:
         """Take back an attempt's provisional failures (the password was right)."""
@@ -95,17 +99,23 @@ class AuthLimiter:
                 await session.commit()
 
     async def clear(self, key: str) -> None:
-        """Forget every failure recorded for ``key``."""
+        """Forget every failure recorded for ``key``, and what the same attempts counted
+        against other keys (the client address): an unlocked user is let in again, while
+        an address that also failed for other logins stays counted for those."""
+        attempts = select(LoginFailure.attempt).where(LoginFailure.key == key)
         async with self.db.session() as session:
-            await session.execute(delete(LoginFailure).where(LoginFailure.key == key))
+            await session.execute(delete(LoginFailure).where(
+                LoginFailure.attempt.in_(attempts)))
             await session.commit()
 
-    async def _insert(self, session: AsyncSession, keys: Iterable[str],
-                      now: float) -> tuple[int, ...]:
+    async def _insert(self, session: AsyncSession, keys: Iterable[str], now: float,
+                      attempt: str | None = None) -> tuple[int, ...]:
         if now - self._pruned >= PRUNE_EVERY:
             self._pruned = now
             await session.execute(delete(LoginFailure).where(LoginFailure.expires <= now))
-        rows = [{"key": key, "at": now, "expires": now + self.window} for key in keys]
+        attempt = attempt or secrets.token_hex(8)
+        rows = [{"key": key, "attempt": attempt, "at": now, "expires": now + self.window}
+                for key in keys]
         ids = []
         for row in rows:  # one by one: RETURNING over executemany is not on every driver
             ids.append((await session.execute(

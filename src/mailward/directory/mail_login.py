@@ -63,8 +63,8 @@ class MailLogin:
             return LoginResult(retry_after=wait)
         if await self._verify(address, password):
             return LoginResult(mailbox=address)
-        await self.limiter.fail(mailbox_key)
-        await self.ip_limiter.fail(ip_key)
+        attempt = await self.limiter.fail(mailbox_key)
+        await self.ip_limiter.fail(ip_key, attempt=attempt)  # an unlock takes both back
         log.info("%s login failed for %s from %s", protocol, address, peer)
         return LoginResult()
 

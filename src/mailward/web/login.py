@@ -4,6 +4,7 @@ address and per login, the directory's limiter), the same answer for every failu
 from __future__ import annotations
 
 from mailward.directory import Actor
+from mailward.directory.users import login_key
 from mailward.web.context import WebContext
 
 __all__ = [
@@ -15,7 +16,6 @@ __all__ = [
     "password_login",
 ]
 
-MAX_LOGIN_KEY = 254  # the longest login there can be; keeps limiter keys small
 
 
 class LoginFailed(Exception):
@@ -31,7 +31,7 @@ class LoginThrottled(Exception):
 
 
 def _keys(login: str, client: str) -> tuple[str, str]:
-    return f"ip:{client}", f"login:{login.strip().lower()[:MAX_LOGIN_KEY]}"
+    return f"ip:{client}", login_key(login)
 
 
 async def password_login(web: WebContext, login: str, password: str, client: str) -> Actor:

@@ -16,6 +16,7 @@ from mailward.web.api.quarantine import QuarantineController
 from mailward.web.api.queue import QueueController
 from mailward.web.api.servers import ServerController
 from mailward.web.api.tokens import TokenController
+from mailward.web.api.users import UserController
 from mailward.web.context import require_token
 
 API_PATH = "/api/v1"
@@ -31,6 +32,7 @@ def api_routers() -> list[Router]:
             me,
             TokenController,
             AccountController,
+            UserController,
             DomainController,
             ServerController,
             AddressController,

@@ -82,6 +82,14 @@ class PasswordChange(Request):
     password_repeat: str
 
 
+class UserPasswordChange(Request):
+    """A user's new password; ``current`` is required for one's own."""
+
+    password: str
+    password_repeat: str
+    current: str | None = None
+
+
 class DestinationsChange(Request):
     destinations: Destinations
 

@@ -1,5 +1,6 @@
-"""``/panel/security``: the user's own two-factor login (on with a code from the phone that
-scanned the QR code, off with a current code)."""
+"""``/panel/security``: the user's own password (changed with the current one) and
+two-factor login (on with a code from the phone that scanned the QR code, off with a
+current code)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,12 @@ ENROL_KEY = "two_factor_secret"  # the secret being enrolled, until a code prove
 
 
 async def _page(request: Request[Any, Any, Any], *, status: int = 200,
-                error: str | None = None) -> Template:
+                error: str | None = None, form: str = "two-factor") -> Template:
     user = user_of(request)
     if user.mailbox is not None or user.actor.user_id is None:
         raise NotFoundException("no such page")  # two-factor login is for panel users
     enabled = await web_of(request).directory.two_factor.enabled(user.actor.user_id)
-    context: dict[str, Any] = {"enabled": enabled, "error": error}
+    context: dict[str, Any] = {"enabled": enabled, "error": error, "form": form}
     if not enabled:
         secret = request.session.get(ENROL_KEY)
         if not isinstance(secret, str):
@@ -64,4 +65,19 @@ async def two_factor(request: Request[Any, Any, Any],
         return await _page(request, status=exc.status, error=str(exc))
 
 
-HANDLERS = [security, two_factor]
+@post("/security/password", include_in_schema=False, request_max_body_size=MAX_FORM)
+async def password(request: Request[Any, Any, Any],
+                   data: Annotated[dict[str, str], Form]) -> Template | Redirect:
+    user = user_of(request)
+    if user.mailbox is not None or user.actor.user_id is None:
+        raise NotFoundException("no such page")  # mailbox users have /panel/me
+    try:
+        await web_of(request).directory.users.set_password(
+            user.actor, user.login, data.get("password", ""), repeat=data.get("repeat", ""),
+            current=data.get("current", ""))
+    except DirectoryError as exc:
+        return await _page(request, status=exc.status, error=str(exc), form="password")
+    return redirect(request, "/panel/security", "password changed")
+
+
+HANDLERS = [security, two_factor, password]

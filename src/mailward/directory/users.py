@@ -1,0 +1,128 @@
+"""Panel/API users after they were created: list them, change or reset a password, lift a
+login lock, delete one.
+
+Who may do what: every user changes their own password (giving the current one); an
+operator manages every user; a reseller the admins of its accounts; an account admin the
+admins of its own account. Operator and reseller users are managed by operators only. Every
+change is in the audit log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailward.db import Database
+from mailward.db.models import Account, Role, User
+from mailward.directory.actor import Actor
+from mailward.directory.audit import record
+from mailward.directory.auth_limit import AuthLimiter
+from mailward.directory.errors import Conflict, InvalidInput, NotFound
+from mailward.directory.passwords import Passwords
+from mailward.directory.views import UserView
+
+__all__ = ["UserLockView", "UserService", "login_key"]
+
+
+def login_key(login: str) -> str:
+    """The limiter key that failed panel/API logins of ``login`` count against."""
+    return f"login:{login.strip().lower()[:254]}"
+
+
+@dataclass(frozen=True, slots=True)
+class UserLockView:
+    """Whether failed panel/API logins lock a user (seconds left; 0: not locked)."""
+
+    login: str
+    locked_seconds: int
+
+
+def _view(user: User, account: str | None) -> UserView:
+    return UserView(user.id, user.login, user.role.value, account)
+
+
+_WITH_ACCOUNT = select(User, Account.name).outerjoin(Account, User.account_id == Account.id)
+
+
+class UserService:
+    def __init__(self, db: Database, passwords: Passwords, limiter: AuthLimiter) -> None:
+        self.db = db
+        self.passwords = passwords
+        self.limiter = limiter
+
+    async def list(self, actor: Actor, account: str | None = None) -> list[UserView]:
+        """The users the actor manages (``account``: only that account's admins)."""
+        query = _WITH_ACCOUNT.order_by(User.login)
+        if not actor.is_operator:
+            query = actor.scope(query.where(User.account_id.is_not(None)), User.account_id)
+        if account is not None:
+            query = query.where(Account.name == " ".join(account.split()))
+        async with self.db.session() as session:
+            return [_view(user, name) for user, name in await session.execute(query)]
+
+    async def set_password(self, actor: Actor, login: str, password: str, *,
+                           repeat: str | None = None, current: str | None = None) -> UserView:
+        """A new password: one's own (``current`` must be right), or a managed user's."""
+        async with self.db.session() as session:
+            user, account = await self._find(session, actor, login, own_ok=True)
+            if user.id == actor.user_id and (
+                    current is None
+                    or not await self.passwords.verify_async(user.password_hash, current)):
+                raise InvalidInput("the current password is wrong")
+            self.passwords.check_new(password, repeat, address=user.login)
+            user.password_hash = await self.passwords.hash_async(password)
+            record(session, actor, "user.set-password", user.login,
+                   account_id=user.account_id)
+            await session.commit()
+            return _view(user, account)
+
+    async def lock_state(self, actor: Actor, login: str) -> UserLockView:
+        async with self.db.session() as session:
+            user, _ = await self._find(session, actor, login)
+        return UserLockView(user.login, await self.limiter.retry_after(login_key(user.login)))
+
+    async def unlock(self, actor: Actor, login: str) -> UserLockView:
+        """Forget the user's failed logins (on every node); the client address's own
+        count stays."""
+        was = await self.lock_state(actor, login)
+        async with self.db.session() as session:
+            user, _ = await self._find(session, actor, login)
+            record(session, actor, "user.unlock-login", user.login, account_id=user.account_id,
+                   detail=f"was locked for {was.locked_seconds} s")
+            await session.commit()
+        await self.limiter.clear(login_key(was.login))
+        return UserLockView(was.login, 0)
+
+    async def delete(self, actor: Actor, login: str) -> UserView:
+        """Delete a user (their API tokens go with them; their panel sessions end)."""
+        async with self.db.session() as session:
+            user, account = await self._find(session, actor, login)
+            if user.id == actor.user_id:
+                raise Conflict("you cannot delete your own login")
+            if user.role is Role.OPERATOR and await session.scalar(
+                    select(func.count()).select_from(User).where(
+                        User.role == Role.OPERATOR)) == 1:
+                raise Conflict("the last operator cannot be deleted")
+            view = _view(user, account)
+            record(session, actor, "user.delete", user.login, account_id=user.account_id,
+                   detail=user.role.value)
+            await session.delete(user)
+            await session.commit()
+            return view
+
+    async def _find(self, session: AsyncSession, actor: Actor, login: str, *,
+                    own_ok: bool = False) -> tuple[User, str | None]:
+        """The user ``login`` (and their account's name) if the actor manages them (or it
+        is the actor, ``own_ok``); a user of someone else's account is not found."""
+        row = (await session.execute(_WITH_ACCOUNT.where(
+            User.login == login.strip().lower()))).first()
+        if row is None:
+            raise NotFound(f"no user {login!r}")
+        user, account = row
+        if (own_ok and user.id == actor.user_id) or actor.is_operator:
+            return user, account
+        if user.account_id is None or not actor.owns(user.account_id):
+            raise NotFound(f"no user {login!r}")  # operators' and resellers' logins too
+        return user, account
