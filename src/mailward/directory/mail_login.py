@@ -21,6 +21,7 @@ from mailward.directory.auth_limit import AuthLimiter
 from mailward.directory.errors import InvalidInput
 from mailward.directory.normalize import normalize_address
 from mailward.directory.passwords import Passwords
+from mailward.directory.users import login_key
 
 log = logging.getLogger(__name__)
 CAN_LOG_IN = (AddressKind.MAILBOX, AddressKind.AUTOCC)
@@ -104,8 +105,10 @@ class MailLogin:
             )).scalar_one_or_none()
 
     async def locked(self, address: str) -> int:
-        """Seconds the address stays locked after failed logins (0 = not locked)."""
-        return await self.limiter.retry_after(f"mailbox:{address.strip().lower()}")
+        """Seconds the address stays locked after failed logins (0 = not locked): mail
+        protocols' or the panel's (a mailbox user logs in there too)."""
+        address = address.strip().lower()
+        return await self.limiter.retry_after(f"mailbox:{address}", login_key(address))
 
     async def lock_state(self, actor: Actor, addresses: AddressService,
                          email: str) -> LoginLockView:
@@ -125,6 +128,7 @@ class MailLogin:
                    detail=f"was locked for {was} s")
             await session.commit()
         await self.limiter.clear(f"mailbox:{view.email}")
+        await self.limiter.clear(login_key(view.email))
         log.info("%s cleared the login lock of %s", actor.name or "an admin", view.email)
         return LoginLockView(view.email, await self.locked(view.email))
 
