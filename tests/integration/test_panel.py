@@ -349,3 +349,44 @@ async def test_a_user_changes_their_own_password(alice: Panel, url: str) -> None
         await fresh.post("/login", {"login": "alice@acme.example", "password": ALICE_PASSWORD},
                          status=401)
         assert "Log out" in await fresh.login("alice@acme.example", "Looking-glass-77")
+
+
+async def test_account_users_page(alice: Panel, url: str, settings: Settings) -> None:
+    """Add an admin, reset their forgotten password, lift their lock, delete them (after a
+    confirmation page); another customer cannot reach any of it."""
+    base = "/panel/accounts/Acme/users"
+    listed = await alice.get(base)
+    assert [r[0] for r in rows(listed, "users")] == ["alice@acme.example"]
+    assert "change yours on the Security page" in listed
+    mismatch = await alice.post(f"{base}/add", {"login": "carol@acme.example",
+                                                "password": "Stoat-pass-2468",
+                                                "repeat": "Stoat-pass-2469"}, status=400)
+    assert "passwords do not match" in messages(mismatch)
+    added = await alice.post(f"{base}/add", {"login": "carol@acme.example",
+                                             "password": "Stoat-pass-2468",
+                                             "repeat": "Stoat-pass-2468"})
+    assert "added carol@acme.example" in messages(added)[0]
+    reset = await alice.post(f"{base}/carol@acme.example/password",
+                             {"password": "Otter-pass-1357", "repeat": "Otter-pass-1357"})
+    assert messages(reset)[0].startswith("password of carol@acme.example changed")
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        for _ in range(settings.auth_failures_per_window):
+            await http.post("/api/v1/auth/token", json={"login": "carol@acme.example",
+                                                        "password": "Stoat-pass-2468"})
+        locked = await alice.get(base)
+        assert [r[2] for r in rows(locked, "users")] == ["ok", "locked for 15 min Unlock"]
+        await alice.post(f"{base}/carol@acme.example/unlock")
+        token = await http.post("/api/v1/auth/token", json={"login": "carol@acme.example",
+                                                            "password": "Otter-pass-1357"})
+        assert token.status_code == 201
+        async with httpx.AsyncClient(base_url=url, timeout=30) as other:
+            bob = Panel(other)
+            await bob.login("bob@globex.example", BOB_PASSWORD)
+            await bob.get(base, status=404)
+            await bob.post("/panel/accounts/Globex/users/carol@acme.example/delete",
+                           {"confirm": "yes"}, status=404)
+    confirm = await alice.post(f"{base}/carol@acme.example/delete")
+    assert "Delete carol@acme.example?" in confirm
+    gone = await alice.post(f"{base}/carol@acme.example/delete", {"confirm": "yes"})
+    assert "deleted carol@acme.example" in messages(gone)
+    assert [r[0] for r in rows(gone, "users")] == ["alice@acme.example"]

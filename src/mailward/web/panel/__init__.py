@@ -20,6 +20,7 @@ from mailward.web.panel import (
     me,
     quarantine,
     security,
+    users,
 )
 from mailward.web.panel.common import LoginRequired, error_page, require_login
 
@@ -38,6 +39,7 @@ def panel_handlers() -> list[Any]:
             *dashboard.HANDLERS,
             *addresses.HANDLERS,
             *hosting.HANDLERS,
+            *users.HANDLERS,
             *security.HANDLERS,
             *audit.HANDLERS,
             *quarantine.HANDLERS,
