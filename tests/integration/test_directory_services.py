@@ -200,7 +200,7 @@ async def test_account_names_stay_addressable(directory: Directory, operator: Ac
 async def test_recipient_lookup_decides_acceptance(
     directory: Directory, acme: Actor, operator: Actor
 ) -> None:
-    from mailward.directory import Verdict
+    from mailward.directory import RecipientLookup, Verdict
 
     await directory.bulk.add_lines(acme, "info@acme.example\nbox@acme.example|Box-pass-77",
                                    AddressList.FILTER)
@@ -216,6 +216,18 @@ async def test_recipient_lookup_decides_acceptance(
     assert (await lookup("nobody@acme.example")).verdict is Verdict.UNLISTED
     assert (await lookup("info@elsewhere.example")).verdict is Verdict.NOT_OURS
     assert (await lookup("not an address")).verdict is Verdict.MALFORMED
+    # sub-addressing: an unlisted bob+tag@ is bob@ (listed ones stand for themselves)
+    tagged = await lookup("Box+Newsletters@acme.example")
+    assert (tagged.address, tagged.verdict, tagged.kind) == (
+        "box@acme.example", Verdict.ACCEPTED, AddressKind.MAILBOX)
+    await directory.bulk.add_lines(acme, "box+own@acme.example|raw@acme.example|relay",
+                                   AddressList.NO_FILTER)
+    own = await lookup("box+own@acme.example")
+    assert (own.address, own.kind) == ("box+own@acme.example", AddressKind.FORWARDER)
+    assert (await lookup("+tag@acme.example")).verdict is Verdict.UNLISTED
+    assert (await lookup("nobody+tag@acme.example")).verdict is Verdict.UNLISTED
+    off = RecipientLookup(directory.db, delimiter="")
+    assert (await off.lookup("box+newsletters@acme.example")).verdict is Verdict.UNLISTED
 
 
 async def test_timestamps_come_back_as_aware_utc(directory: Directory, acme: Actor) -> None:

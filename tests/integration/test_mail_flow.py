@@ -108,6 +108,26 @@ async def test_hosted_mailbox_gets_the_message_in_its_inbox(world: World) -> Non
     assert view.used_bytes == len(data)
 
 
+async def test_sub_addresses_reach_the_base_mailbox_once(world: World) -> None:
+    """bob+news@ is bob@ (RFC 5233 style, "+" by default): delivered into bob's INBOX, once
+    when the transaction also names bob@ itself."""
+    await add(world, "carol@hosted.example|Secret-pass-9", AddressList.NO_FILTER)
+    refused = await world.send(OUTSIDER, ["Carol+News@hosted.example", "carol@hosted.example"],
+                               message(OUTSIDER, "carol+news@hosted.example", "Tagged"))
+    assert refused == {}
+    store = world.mailbox("carol@hosted.example")
+    await _wait_for_messages(store, "carol@hosted.example", 1)
+    await eventually(lambda: _queue_empty(world))  # every copy there was is delivered
+    [got] = await store.messages("carol@hosted.example", "INBOX")
+    data = await store.fetch("carol@hosted.example", "INBOX", got.uid)
+    assert b"Subject: Tagged" in data and data.startswith(b"Delivered-To: carol@hosted.example")
+    assert world.relay.received == []  # nothing bounced
+
+
+async def _queue_empty(world: World) -> bool:
+    return not await world.queue()
+
+
 async def _wait_for_messages(store, mailbox: str, count: int) -> list:  # type: ignore[no-untyped-def]
     """Until ``count`` messages are in the INBOX (delivery is asynchronous)."""
 

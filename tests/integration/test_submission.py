@@ -221,3 +221,15 @@ async def test_pop3_says_a_locked_login_is_temporary(hosting: Hosting) -> None:
     answers = await asyncio.to_thread(attempts)
     assert all(a.startswith("-ERR [AUTH]") for a in answers[:-1])
     assert answers[-1].startswith("-ERR [SYS/TEMP] Too many failed logins")
+
+
+async def test_a_local_sub_address_is_delivered_to_its_mailbox(hosting: Hosting) -> None:
+    def send() -> None:
+        with hosting.smtp() as client:
+            client.login("ann@acme.example", PASSWORD)
+            client.sendmail("ann@acme.example", ["bob+project@acme.example"],
+                            message("ann@acme.example", "bob+project@acme.example", "Tagged"))
+
+    await asyncio.to_thread(send)
+    [_tagged] = await eventually(lambda: hosting.inbox("bob@acme.example"))
+    assert hosting.remote.received == []  # no bounce went out

@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     """Signs the panel's CSRF tokens and the quarantine digests' release links; unset →
     generated once into the data dir. Several web and delivery nodes must share one."""
 
+    recipient_delimiter: str = Field("+", max_length=1, pattern=r"^[+\-_.=]?$")
+    """Sub-addressing: mail to ``bob+news@`` goes to ``bob@`` unless ``bob+news@`` is an
+    address of its own (empty: off)."""
     default_quota_mb: int = Field(2048, ge=0)
     password_min_length: int = Field(8, ge=6, le=128)
     argon2_time_cost: int = Field(2, ge=1)

@@ -39,7 +39,7 @@ class Directory:
         self.domains = DomainService(db)
         self.addresses = AddressService(db, self.passwords)
         self.bulk = BulkAddService(db, self.passwords, quota)
-        self.recipients = RecipientLookup(db)
+        self.recipients = RecipientLookup(db, settings.recipient_delimiter)
         self.audit = AuditService(db)
         self.two_factor = TwoFactorService(db)
         self.mailbox_self = MailboxSelfService(db, self.passwords)

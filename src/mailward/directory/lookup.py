@@ -15,7 +15,7 @@ from sqlalchemy import and_, select
 from mailward.db import Database
 from mailward.db.models import Address, AddressKind, AddressList, Domain
 from mailward.directory.errors import InvalidInput
-from mailward.directory.normalize import domain_of, normalize_address
+from mailward.directory.normalize import domain_of, normalize_address, subaddress_base
 
 
 class Verdict(enum.StrEnum):
@@ -55,15 +55,27 @@ class Recipient:
 
 
 class RecipientLookup:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, delimiter: str = "+") -> None:
         self.db = db
+        self.delimiter = delimiter  # sub-addressing: "bob+tag@" is "bob@" unless listed
 
     async def lookup(self, address: str) -> Recipient:
-        """Classify ``address``; one indexed query, no tenant scope (the MX serves all)."""
+        """Classify ``address``; one indexed query (two for an unlisted ``bob+tag@``), no
+        tenant scope (the MX serves all). A sub-address is answered as its base address:
+        everything downstream (filter policy, spool, delivery) sees ``bob@``."""
         try:
             normalized = normalize_address(address)
         except InvalidInput:
             return Recipient(address.strip(), Verdict.MALFORMED)
+        found = await self._lookup(normalized)
+        base = subaddress_base(normalized, self.delimiter)
+        if found.verdict is Verdict.UNLISTED and base is not None:
+            via_base = await self._lookup(base)
+            if via_base.verdict is Verdict.ACCEPTED:
+                return via_base
+        return found
+
+    async def _lookup(self, normalized: str) -> Recipient:
         query = (
             select(Domain.account_id, Domain.hosting, Address.list, Address.kind,
                    Address.quota_bytes, Address.used_bytes)

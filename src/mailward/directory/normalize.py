@@ -82,3 +82,13 @@ def parse_destinations(text: str, *, owner: str | None = None) -> str:
             "including commas"
         )
     return joined
+
+
+def subaddress_base(address: str, delimiter: str) -> str | None:
+    """``bob@d`` for a normalised ``bob+tag@d`` (``delimiter`` "+"); ``None`` when the
+    address has no tag, the delimiter is off (empty), or nothing is left before it."""
+    local, _, domain = address.rpartition("@")
+    if not delimiter or delimiter not in local:
+        return None
+    base = local.split(delimiter, 1)[0]
+    return f"{base}@{domain}" if base else None

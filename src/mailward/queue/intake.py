@@ -111,10 +111,17 @@ class MxIntake:
     async def accept(self, envelope: Envelope) -> Reply:
         filtered: list[RecipientParams] = []
         unfiltered: list[RecipientParams] = []
+        seen: set[str] = set()
         for rcpt in envelope.recipients:
             found = await self._lookup(rcpt.address, reuse=True)
+            if found.address in seen:  # bob@ and bob+tag@ in one transaction: one copy
+                continue
+            seen.add(found.address)
             target = filtered if found.filtered else unfiltered
-            target.append(RecipientParams(found.address, rcpt.notify, rcpt.orcpt))
+            # a sub-address answered as its base keeps what the client wrote for DSNs
+            orcpt = rcpt.orcpt or (f"rfc822;{rcpt.address}"
+                                   if found.address != rcpt.address.strip().lower() else None)
+            target.append(RecipientParams(found.address, rcpt.notify, orcpt))
         data, auth = envelope.data, None
         if self.authenticator is not None:  # every recipient gets the results
             auth = await self.authenticator.check(FilterInput(

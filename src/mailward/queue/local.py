@@ -8,10 +8,12 @@ Loops (our own Delivered-To seen again, or too many hops) are bounced, never del
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy import select, update
 
 from mailward.db import Address, AddressKind, Database
+from mailward.directory.normalize import subaddress_base
 from mailward.queue.loops import add_delivered_to, is_loop
 from mailward.queue.outcome import Outcome
 from mailward.queue.spool import NewRecipient, Spool
@@ -21,18 +23,19 @@ log = logging.getLogger(__name__)
 
 
 class LocalDelivery:
-    def __init__(self, db: Database, store: MailStore, spool: Spool) -> None:
+    def __init__(self, db: Database, store: MailStore, spool: Spool,
+                 delimiter: str = "+") -> None:
         self.db = db
         self.store = store
         self.spool = spool
+        self.delimiter = delimiter  # sub-addressing, as the MX's recipient lookup
 
     async def deliver(self, recipient: str, *, sender: str, data: bytes,
                       smtputf8: bool = False) -> Outcome:
-        async with self.db.session() as session:
-            row = (await session.execute(
-                select(Address.id, Address.kind, Address.quota_bytes, Address.destinations)
-                .where(Address.email == recipient)
-            )).first()
+        row = await self._address(recipient)
+        base = subaddress_base(recipient, self.delimiter)
+        if row is None and base is not None:  # e.g. submitted to a local bob+tag@
+            recipient, row = base, await self._address(base)
         if row is None:
             return Outcome.failed("5.1.1", f"{recipient}: no such address here")
         address_id, kind, quota, destinations = row
@@ -59,6 +62,13 @@ class LocalDelivery:
             )
             return Outcome.delivered(f"forwarded to {', '.join(targets)}")
         return Outcome.delivered(f"delivered to mailbox {recipient}")
+
+    async def _address(self, email: str) -> Any:
+        async with self.db.session() as session:
+            return (await session.execute(
+                select(Address.id, Address.kind, Address.quota_bytes, Address.destinations)
+                .where(Address.email == email)
+            )).first()
 
     async def _record_usage(self, address_id: int, mailbox: str) -> None:
         """Keep the directory's usage figure (panel, RCPT-time quota check) current."""

@@ -269,7 +269,8 @@ class ImapRole(ListenerRole):
 class DeliveryRole(_Role):
     def __init__(self, directory: Directory, settings: Settings, mail: MailSystem) -> None:
         super().__init__()
-        local = LocalDelivery(directory.db, mail.store, mail.spool)
+        local = LocalDelivery(directory.db, mail.store, mail.spool,
+                              settings.recipient_delimiter)
         self.worker = DeliveryWorker(directory.db, settings, mail.spool, local)
         # the background jobs of the platform run with the delivery workers
         self.rechecker = (DnsRechecker(directory, settings)
