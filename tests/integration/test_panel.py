@@ -231,7 +231,11 @@ async def test_mailbox_user_sees_only_their_own_page(url: str, directory: Direct
             "current": "Blue-sky-7788", "password": "Green-sea-4455",
             "repeat": "Green-sea-4455"})
         assert messages(done) == ["password changed: use the new one in your mail programs too"]
-    login = await directory.mail_login.authenticate("carol@acme.example", "Green-sea-4455",
+        await carol.get("/panel/me")  # her own change keeps her session...
+        await directory.addresses.set_password(op, "carol@acme.example", "Red-moon-6622",
+                                               "Red-moon-6622")
+        assert (await http.get("/panel/me")).status_code == 303  # ...an admin's reset ends it
+    login = await directory.mail_login.authenticate("carol@acme.example", "Red-moon-6622",
                                                     "127.0.0.1", "imap")
     assert login.mailbox == "carol@acme.example"
     [entry] = (await directory.audit.search(op, who="carol")).items
@@ -336,13 +340,20 @@ async def test_a_locked_mailbox_shows_and_is_unlocked(alice: Panel, directory: D
 
 
 async def test_a_user_changes_their_own_password(alice: Panel, url: str) -> None:
+    """With the current password; this session goes on, the user's other sessions end."""
     new = {"password": "Looking-glass-77", "repeat": "Looking-glass-77"}
     assert "change your password" in await alice.get("/panel/security")
     wrong = await alice.post("/panel/security/password", {**new, "current": "guess"},
                              status=400)
     assert "the current password is wrong" in messages(wrong)
-    done = await alice.post("/panel/security/password", {**new, "current": ALICE_PASSWORD})
-    assert "password changed" in messages(done)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as laptop:
+        elsewhere = Panel(laptop)
+        await elsewhere.login("alice@acme.example", ALICE_PASSWORD)
+        await elsewhere.get("/panel/security")
+        done = await alice.post("/panel/security/password", {**new, "current": ALICE_PASSWORD})
+        assert messages(done) == ["password changed: your other sessions are logged out"]
+        assert (await laptop.get("/panel/security")).status_code == 303  # to the login
+    assert "change your password" in await alice.get("/panel/security")
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
         fresh = Panel(http)
         await fresh.get("/login")
@@ -366,9 +377,14 @@ async def test_account_users_page(alice: Panel, url: str, settings: Settings) ->
                                              "password": "Stoat-pass-2468",
                                              "repeat": "Stoat-pass-2468"})
     assert "added carol@acme.example" in messages(added)[0]
-    reset = await alice.post(f"{base}/carol@acme.example/password",
-                             {"password": "Otter-pass-1357", "repeat": "Otter-pass-1357"})
-    assert messages(reset)[0].startswith("password of carol@acme.example changed")
+    async with httpx.AsyncClient(base_url=url, timeout=30) as carols:
+        carol = Panel(carols)
+        await carol.login("carol@acme.example", "Stoat-pass-2468")
+        await carol.get("/panel/accounts/Acme/")
+        reset = await alice.post(f"{base}/carol@acme.example/password",
+                                 {"password": "Otter-pass-1357", "repeat": "Otter-pass-1357"})
+        assert messages(reset)[0].startswith("password of carol@acme.example changed")
+        assert (await carols.get("/panel/accounts/Acme/")).status_code == 303  # logged out
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
         for _ in range(settings.auth_failures_per_window):
             await http.post("/api/v1/auth/token", json={"login": "carol@acme.example",

@@ -13,7 +13,7 @@ from mailward.db.models import Account, Domain, Reseller, Role, User
 from mailward.directory.actor import Actor
 from mailward.directory.audit import record
 from mailward.directory.errors import Conflict, InvalidInput, NotFound
-from mailward.directory.passwords import Passwords
+from mailward.directory.passwords import Passwords, fingerprint
 from mailward.directory.views import AccountView, UserView
 
 
@@ -149,11 +149,21 @@ class AccountService:
                 raise Conflict(f"user {login!r} already exists") from None
             return UserView(user.id, user.login, user.role.value, account)
 
-    async def actor_by_id(self, user_id: int) -> Actor | None:
-        """The actor of user ``user_id`` (a panel session's user), if it still exists."""
+    async def actor_by_id(self, user_id: int, credential: str | None = None) -> Actor | None:
+        """The actor of user ``user_id`` (a panel session's user), if it still exists and,
+        given the session's ``credential``, its password has not changed since."""
         async with self.db.session() as session:
             user = await session.get(User, user_id)
-            return None if user is None else await actor_of(session, user)
+            if user is None or (credential is not None
+                                and credential != fingerprint(user.password_hash)):
+                return None
+            return await actor_of(session, user)
+
+    async def credential_of(self, user_id: int) -> str:
+        """The fingerprint of the user's current password, for a new panel session."""
+        async with self.db.session() as session:
+            return fingerprint(await session.scalar(
+                select(User.password_hash).where(User.id == user_id)))
 
     async def count_operators(self) -> int:
         async with self.db.session() as session:

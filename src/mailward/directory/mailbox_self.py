@@ -12,7 +12,7 @@ from mailward.directory.actor import Actor
 from mailward.directory.audit import record
 from mailward.directory.errors import InvalidInput, NotFound
 from mailward.directory.mail_login import CAN_LOG_IN
-from mailward.directory.passwords import Passwords
+from mailward.directory.passwords import Passwords, fingerprint
 from mailward.directory.views import AddressView
 
 __all__ = ["MailboxSelfService"]
@@ -23,9 +23,19 @@ class MailboxSelfService:
         self.db = db
         self.passwords = passwords
 
-    async def view(self, mailbox: str) -> AddressView:
+    async def view(self, mailbox: str, credential: str | None = None) -> AddressView:
+        """The mailbox; ``NotFound`` also when its password changed since the session's
+        ``credential`` was taken."""
         async with self.db.session() as session:
-            return AddressView.of(await self._mailbox(session, mailbox))
+            address = await self._mailbox(session, mailbox)
+            if credential is not None and credential != fingerprint(address.password_hash):
+                raise NotFound("the password of this mailbox has changed")
+            return AddressView.of(address)
+
+    async def credential_of(self, mailbox: str) -> str:
+        """The fingerprint of the mailbox's current password, for a new panel session."""
+        async with self.db.session() as session:
+            return fingerprint((await self._mailbox(session, mailbox)).password_hash)
 
     async def actor(self, mailbox: str, source: str) -> Actor:
         """An actor inside the mailbox's account, for the services a mailbox user may use

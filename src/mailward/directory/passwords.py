@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
@@ -12,6 +13,12 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from mailward.config import Settings
 from mailward.directory.errors import InvalidInput
+
+
+def fingerprint(password_hash: str | None) -> str:
+    """A short digest of a stored password hash: a panel session keeps the one it was
+    opened with and ends when the password changes (whoever changed it)."""
+    return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
 
 
 class Passwords:

@@ -19,6 +19,7 @@ from mailward.web.login import (
     panel_login,
 )
 from mailward.web.panel.common import (
+    CREDENTIAL_KEY,
     MAILBOX_KEY,
     USER_KEY,
     Form,
@@ -68,14 +69,18 @@ async def login(
         )
     new_session_id(request)  # a fresh session for the new login (no fixation)
     await DatabaseStore(context_of(request).directory.db).delete_expired()  # housekeeping
+    directory = context_of(request).directory
     if isinstance(actor, str):  # a mailbox user: their own page only
-        request.set_session({MAILBOX_KEY: actor})
+        request.set_session({MAILBOX_KEY: actor,
+                             CREDENTIAL_KEY: await directory.mailbox_self.credential_of(actor)})
         return Redirect("/panel/me", status_code=HTTP_303_SEE_OTHER)
     if await needs_code(context_of(request), actor):
         request.set_session({PENDING_KEY: actor.user_id})
         return Redirect(f"/login/code?next={quote(target, safe='')}",
                         status_code=HTTP_303_SEE_OTHER)
-    request.set_session({USER_KEY: actor.user_id})
+    assert actor.user_id is not None
+    request.set_session({USER_KEY: actor.user_id,
+                         CREDENTIAL_KEY: await directory.accounts.credential_of(actor.user_id)})
     return Redirect(target, status_code=HTTP_303_SEE_OTHER)
 
 
@@ -104,7 +109,10 @@ async def code(request: Request[Any, Any, Any],
         status = 429 if isinstance(exc, LoginThrottled) else 401
         return page(request, "login_code.html", status=status, next=target, error=str(exc))
     new_session_id(request)
-    request.set_session({USER_KEY: actor.user_id})
+    assert actor.user_id is not None
+    request.set_session({USER_KEY: actor.user_id,
+                         CREDENTIAL_KEY: await web.directory.accounts.credential_of(
+                             actor.user_id)})
     return Redirect(target, status_code=HTTP_303_SEE_OTHER)
 
 

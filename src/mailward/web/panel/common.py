@@ -43,6 +43,7 @@ Category = str  # "success" | "error" | "info"
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 USER_KEY = "user_id"
 MAILBOX_KEY = "mailbox"
+CREDENTIAL_KEY = "credential"  # the password's fingerprint at login: a change ends the session
 
 
 class LoginRequired(HTTPException):
@@ -81,8 +82,9 @@ async def require_login(
     mailbox = session.get(MAILBOX_KEY)
     if isinstance(mailbox, str):
         try:
-            view = await context_of(connection).directory.mailbox_self.view(mailbox)
-        except NotFound:  # deleted, or no longer a mailbox: logged out
+            view = await context_of(connection).directory.mailbox_self.view(
+                mailbox, _credential(session))
+        except NotFound:  # deleted, no longer a mailbox, or a new password: logged out
             raise LoginRequired("log in first") from None
         # an actor that can see nothing: mailbox users only reach their own page
         nobody = Actor.for_account(-1, view.email).via(source)
@@ -91,10 +93,22 @@ async def require_login(
     user_id = session.get(USER_KEY)
     actor = None
     if isinstance(user_id, int):
-        actor = await context_of(connection).directory.accounts.actor_by_id(user_id)
+        actor = await context_of(connection).directory.accounts.actor_by_id(
+            user_id, _credential(session))
     if actor is None:
         raise LoginRequired("log in first")
     connection.state.panel_user = PanelUser(actor.via(source), actor.name)
+
+
+def _credential(session: dict[str, Any]) -> str:
+    value = session.get(CREDENTIAL_KEY)
+    return value if isinstance(value, str) else ""  # none: a session from before it counted
+
+
+def keep_session_after_password_change(request: Request[Any, Any, Any],
+                                       credential: str) -> None:
+    """The user changed their own password here: this session goes on (others end)."""
+    request.set_session({**request.session, CREDENTIAL_KEY: credential})
 
 
 def user_of(request: Request[Any, Any, Any]) -> PanelUser:

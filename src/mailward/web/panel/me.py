@@ -11,7 +11,15 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from mailward.directory import DirectoryError
-from mailward.web.panel.common import Form, PanelUser, page, redirect, user_of, web_of
+from mailward.web.panel.common import (
+    Form,
+    PanelUser,
+    keep_session_after_password_change,
+    page,
+    redirect,
+    user_of,
+    web_of,
+)
 
 MAX_FORM = 16 * 1024
 
@@ -44,12 +52,14 @@ async def password(request: Request[Any, Any, Any],
                    data: Annotated[dict[str, str], Form]) -> Template | Redirect:
     user = _mailbox_user(request)
     assert user.mailbox is not None
+    mailboxes = web_of(request).directory.mailbox_self
     try:
-        await web_of(request).directory.mailbox_self.change_password(
+        await mailboxes.change_password(
             user.mailbox, data.get("current", ""), data.get("password", ""),
             data.get("repeat", ""), source=user.actor.source)
     except DirectoryError as exc:
         return await _page(request, status=exc.status, error=str(exc))
+    keep_session_after_password_change(request, await mailboxes.credential_of(user.mailbox))
     return redirect(request, "/panel/me",
                     "password changed: use the new one in your mail programs too")
 

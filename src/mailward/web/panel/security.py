@@ -12,7 +12,14 @@ from litestar.exceptions import NotFoundException
 from litestar.response import Redirect, Template
 
 from mailward.directory import DirectoryError, TwoFactorService
-from mailward.web.panel.common import Form, page, redirect, user_of, web_of
+from mailward.web.panel.common import (
+    Form,
+    keep_session_after_password_change,
+    page,
+    redirect,
+    user_of,
+    web_of,
+)
 
 MAX_FORM = 16 * 1024
 ENROL_KEY = "two_factor_secret"  # the secret being enrolled, until a code proves it
@@ -71,13 +78,17 @@ async def password(request: Request[Any, Any, Any],
     user = user_of(request)
     if user.mailbox is not None or user.actor.user_id is None:
         raise NotFoundException("no such page")  # mailbox users have /panel/me
+    directory = web_of(request).directory
     try:
-        await web_of(request).directory.users.set_password(
+        await directory.users.set_password(
             user.actor, user.login, data.get("password", ""), repeat=data.get("repeat", ""),
             current=data.get("current", ""))
     except DirectoryError as exc:
         return await _page(request, status=exc.status, error=str(exc), form="password")
-    return redirect(request, "/panel/security", "password changed")
+    keep_session_after_password_change(
+        request, await directory.accounts.credential_of(user.actor.user_id))
+    return redirect(request, "/panel/security",
+                    "password changed: your other sessions are logged out")
 
 
 HANDLERS = [security, two_factor, password]
