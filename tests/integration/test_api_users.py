@@ -57,7 +57,7 @@ async def test_each_sees_only_the_users_they_manage(client: httpx.AsyncClient, o
 
 
 async def test_passwords_reset_and_own_change(client: httpx.AsyncClient, op: Headers,
-                                              customers: Tenants) -> None:
+                                              customers: Tenants, settings: Settings) -> None:
     alice = customers.alice
     await add_carol(client, alice)
     change = {"password": NEW_PASSWORD, "password_repeat": NEW_PASSWORD}
@@ -73,6 +73,15 @@ async def test_passwords_reset_and_own_change(client: httpx.AsyncClient, op: Hea
                                  "current": ALICE_PASSWORD}, headers=alice), 400)
     await ok(client.put(f"{API}/users/alice@acme.example/password",
                         json={**change, "current": ALICE_PASSWORD}, headers=alice))
+    # wrong current passwords count against the login's limit: a stolen token cannot
+    # guess it at leisure (two failures above; the limit is auth_failures_per_window)
+    for _ in range(settings.auth_failures_per_window - 2):
+        await error(client.put(f"{API}/users/alice@acme.example/password",
+                               json={**change, "current": "guess"}, headers=alice), 400)
+    await error(client.put(f"{API}/users/alice@acme.example/password",
+                           json={**change, "current": NEW_PASSWORD}, headers=alice), 429,
+                "too many wrong passwords")
+    await ok(client.delete(f"{API}/users/alice@acme.example/login-lock", headers=op))
     refused = await client.post(f"{API}/auth/token", json={"login": "alice@acme.example",
                                                             "password": ALICE_PASSWORD})
     assert refused.status_code == 401

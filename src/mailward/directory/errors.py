@@ -31,3 +31,9 @@ class Conflict(DirectoryError):
     """The change clashes with existing data (duplicate name, wrong state)."""
 
     status = 409
+
+
+class TooManyAttempts(DirectoryError):
+    """Too many wrong passwords lately; try again later."""
+
+    status = 429

@@ -19,7 +19,7 @@ from mailward.db.models import Account, Role, User
 from mailward.directory.actor import Actor
 from mailward.directory.audit import record
 from mailward.directory.auth_limit import AuthLimiter
-from mailward.directory.errors import Conflict, InvalidInput, NotFound
+from mailward.directory.errors import Conflict, InvalidInput, NotFound, TooManyAttempts
 from mailward.directory.passwords import Passwords
 from mailward.directory.views import UserView
 
@@ -67,16 +67,26 @@ class UserService:
         """A new password: one's own (``current`` must be right), or a managed user's."""
         async with self.db.session() as session:
             user, account = await self._find(session, actor, login, own_ok=True)
-            if user.id == actor.user_id and (
-                    current is None
-                    or not await self.passwords.verify_async(user.password_hash, current)):
-                raise InvalidInput("the current password is wrong")
+            if user.id == actor.user_id:
+                await self._check_current(user, current)
             self.passwords.check_new(password, repeat, address=user.login)
             user.password_hash = await self.passwords.hash_async(password)
             record(session, actor, "user.set-password", user.login,
                    account_id=user.account_id)
             await session.commit()
             return _view(user, account)
+
+    async def _check_current(self, user: User, current: str | None) -> None:
+        """One's own current password; wrong ones count against the login's limit (a
+        stolen session or token cannot guess it at leisure)."""
+        key = login_key(user.login)
+        wait = await self.limiter.retry_after(key)
+        if wait:
+            raise TooManyAttempts(f"too many wrong passwords; try again in {wait} s")
+        if current is None or not await self.passwords.verify_async(user.password_hash,
+                                                                    current):
+            await self.limiter.fail(key)
+            raise InvalidInput("the current password is wrong")
 
     async def lock_state(self, actor: Actor, login: str) -> UserLockView:
         async with self.db.session() as session:
