@@ -406,3 +406,20 @@ async def test_account_users_page(alice: Panel, url: str, settings: Settings) ->
     gone = await alice.post(f"{base}/carol@acme.example/delete", {"confirm": "yes"})
     assert "deleted carol@acme.example" in messages(gone)
     assert [r[0] for r in rows(gone, "users")] == ["alice@acme.example"]
+
+
+async def test_guessing_the_current_mailbox_password_locks(url: str, directory: Directory,
+                                                           settings: Settings) -> None:
+    """A stolen mailbox session cannot guess the current password at leisure."""
+    await directory.bulk.add_lines(Actor.operator(), ["dave@acme.example|Blue-sky-7788"],
+                                   AddressList.FILTER)
+    change = {"password": "Green-sea-4455", "repeat": "Green-sea-4455"}
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        dave = Panel(http)
+        await dave.login("dave@acme.example", "Blue-sky-7788")
+        for _ in range(settings.auth_failures_per_window):
+            await dave.post("/panel/me/password", {**change, "current": "guess"}, status=400)
+        locked = await dave.post("/panel/me/password", {**change, "current": "Blue-sky-7788"},
+                                 status=429)
+        assert messages(locked)[0].startswith("too many wrong passwords; try again in ")
+    assert await directory.mail_login.locked("dave@acme.example") > 0  # IMAP/POP too

@@ -42,7 +42,6 @@ class Directory:
         self.recipients = RecipientLookup(db, settings.recipient_delimiter)
         self.audit = AuditService(db)
         self.two_factor = TwoFactorService(db)
-        self.mailbox_self = MailboxSelfService(db, self.passwords)
         self.resellers = ResellerService(db)
         # One brute-force limit for web, POP3, IMAP and submission logins, counted in the
         # database so that every node of a cluster enforces it.
@@ -52,6 +51,7 @@ class Directory:
                                settings.auth_window_seconds)
         self.mail_login = MailLogin(db, self.passwords, self.limiter, mail_ips)
         self.users = UserService(db, self.passwords, self.limiter)
+        self.mailbox_self = MailboxSelfService(db, self.passwords, self.limiter)
         # Mail server settings, the queue and the filter live in ``routing``/``queue``/
         # ``filter`` (which import this package, hence the late imports); bundled here so
         # the panel, API and CLI reach every service alike.

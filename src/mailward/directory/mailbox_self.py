@@ -10,7 +10,8 @@ from mailward.db import Database
 from mailward.db.models import Address
 from mailward.directory.actor import Actor
 from mailward.directory.audit import record
-from mailward.directory.errors import InvalidInput, NotFound
+from mailward.directory.auth_limit import AuthLimiter
+from mailward.directory.errors import InvalidInput, NotFound, TooManyAttempts
 from mailward.directory.mail_login import CAN_LOG_IN
 from mailward.directory.passwords import Passwords, fingerprint
 from mailward.directory.views import AddressView
@@ -19,9 +20,10 @@ __all__ = ["MailboxSelfService"]
 
 
 class MailboxSelfService:
-    def __init__(self, db: Database, passwords: Passwords) -> None:
+    def __init__(self, db: Database, passwords: Passwords, limiter: AuthLimiter) -> None:
         self.db = db
         self.passwords = passwords
+        self.limiter = limiter  # wrong current passwords count as failed logins
 
     async def view(self, mailbox: str, credential: str | None = None) -> AddressView:
         """The mailbox; ``NotFound`` also when its password changed since the session's
@@ -49,10 +51,15 @@ class MailboxSelfService:
                               *, source: str) -> None:
         """Set a new password after checking the current one (a stolen session alone
         cannot take the mailbox over)."""
+        key = f"mailbox:{mailbox}"
+        wait = await self.limiter.retry_after(key)
+        if wait:
+            raise TooManyAttempts(f"too many wrong passwords; try again in {wait} s")
         async with self.db.session() as session:
             address = await self._mailbox(session, mailbox)
             if not address.password_hash or not await self.passwords.verify_async(
                     address.password_hash, current):
+                await self.limiter.fail(key)  # a stolen session cannot guess at leisure
                 raise InvalidInput("the current password is not right")
             self.passwords.check_new(password, repeat, address=address.email)
             address.password_hash = await self.passwords.hash_async(password)
