@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -124,10 +125,15 @@ async def test_tokens_and_401s(client: httpx.AsyncClient, op: Headers) -> None:
     response = await client.post(f"{API}/auth/token", json=body)
     assert response.status_code == 201
     token = response.json()
-    assert set(token) == {"id", "name", "login", "token"}
-    assert (token["name"], token["login"]) == ("ci", "root")
+    assert set(token) == {"id", "name", "login", "token", "expires_at"}
+    assert (token["name"], token["login"], token["expires_at"]) == ("ci", "root", None)
     assert OPERATOR_PASSWORD not in response.text
     assert (await ok(client.get(f"{API}/me", headers=bearer(token["token"]))))["login"] == "root"
+    brief = await ok(client.post(f"{API}/auth/token", json={**body, "expires_days": 7}), 201)
+    six_days = (datetime.now(UTC) + timedelta(days=6)).isoformat()
+    assert brief["expires_at"] > six_days  # seven days ahead (ISO strings, both UTC)
+    await error(client.post(f"{API}/auth/token", json={**body, "expires_days": 0}), 400,
+                "1 to 3650 days")
 
 
 async def test_failed_logins_are_rate_limited(settings: Settings, directory: Directory) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from cli_helpers import WIDE, Cli, as_json, documented_shapes, error_line, keys_of, run_directory
+from sqlalchemy import func, update
 
 from mailward.config import Settings
+from mailward.db.models import ApiToken
 from mailward.directory import Directory
 from mailward.directory.users import login_key
 
@@ -55,19 +57,40 @@ def test_users_and_tokens(cli: Cli, settings: Settings) -> None:
     assert "shown only now" in plain.stderr
     assert run_directory(settings, lambda d: d.tokens.actor_for(token)).is_operator
     named = as_json(cli("token", "create", "alice", "--name", "backup", "--json"))
-    assert set(named) == {"id", "name", "login", "token"}
+    assert set(named) == {"id", "name", "login", "token", "expires_at"}
+    assert named["expires_at"] is None
     assert (named["name"], named["login"]) == ("backup", "alice")
     assert cli("token", "create", "nobody", code=1).stderr == "error: no user 'nobody'\n"
 
     listed = as_json(cli("token", "list", "--json"))
     assert [(t["login"], t["name"]) for t in listed] == [("ops", "api"), ("alice", "backup")]
-    assert all(set(t) == {"id", "name", "login", "created_at", "last_used_at"} for t in listed)
+    assert all(set(t) == {"id", "name", "login", "created_at", "last_used_at", "expires_at"}
+               for t in listed)
     assert "backup" in cli("token", "list", "--login", "alice").stdout
     assert cli("token", "revoke", str(named["id"])).stdout == f"revoked token {named['id']}\n"
     assert run_directory(settings, lambda d: d.tokens.actor_for(named["token"])) is None
     assert run_directory(settings, lambda d: d.tokens.actor_for(token)) is not None
     gone = cli("token", "revoke", str(named["id"]), code=1)
     assert gone.stderr == f"error: no token {named['id']}\n"
+
+    # a token may be given a lifetime; once it is over the token is refused like a revoked one
+    brief = cli("token", "create", "alice", "--expires-days", "30")
+    assert ", valid until " in brief.stderr
+    short = brief.stdout.strip()
+    assert run_directory(settings, lambda d: d.tokens.actor_for(short)) is not None
+    expires = [t["expires_at"] for t in as_json(cli("token", "list", "--json"))
+               if t["login"] == "alice"]
+    assert len(expires) == 1 and expires[0] is not None
+    assert "never" in cli("token", "list", "--login", "ops", env=WIDE).stdout
+
+    async def expire(d: Directory) -> None:
+        async with d.db.session() as session, session.begin():
+            await session.execute(update(ApiToken).values(expires_at=func.now()))
+
+    run_directory(settings, expire)
+    assert run_directory(settings, lambda d: d.tokens.actor_for(short)) is None
+    assert error_line(cli("token", "create", "alice", "--expires-days", "0", code=1)) == (
+        "error: a token can live 1 to 3650 days")
 
 
 # -- domains ----------------------------------------------------------------------------

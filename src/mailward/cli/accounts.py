@@ -179,15 +179,20 @@ def user_delete(login: LoginArg, yes: YesOption = False, json_: JsonOption = Fal
 def token_create(
     login: Annotated[str, typer.Argument(help="The user the token acts as.")],
     name: Annotated[str, typer.Option("--name", help="A label to recognise the token by.")] = "api",
+    expires_days: Annotated[
+        int | None, typer.Option("--expires-days", metavar="N", show_default=False,
+                                 help="The token stops working N days from now.")] = None,
     json_: JsonOption = False,
 ) -> None:
     """Create an API token; it is printed once and only its hash is stored."""
-    view = run(lambda d, a: d.tokens.create(a, login, name))
+    view = run(lambda d, a: d.tokens.create(a, login, name, expires_days))
     if json_:
         print_json(view)
         return
+    until = f", valid until {view.expires_at:%Y-%m-%d %H:%M} UTC" if view.expires_at else ""
     typer.echo(
-        f"API token {view.name!r} for {view.login} (shown only now; store it safely):", err=True
+        f"API token {view.name!r} for {view.login}{until} (shown only now; store it safely):",
+        err=True,
     )
     typer.echo(view.token)
 
@@ -207,11 +212,12 @@ def token_list(
     if not views:
         out().print("no tokens")
         return
-    table = Table("Id", "Name", "User", "Created", "Last used")
+    table = Table("Id", "Name", "User", "Created", "Last used", "Expires")
     for view in views:
         used = view.last_used_at.strftime("%Y-%m-%d %H:%M") if view.last_used_at else "never"
+        expires = view.expires_at.strftime("%Y-%m-%d %H:%M") if view.expires_at else "never"
         table.add_row(str(view.id), esc(view.name), esc(view.login),
-                      view.created_at.strftime("%Y-%m-%d %H:%M"), used)
+                      view.created_at.strftime("%Y-%m-%d %H:%M"), used, expires)
     out().print(table)
 
 

@@ -50,7 +50,8 @@ async def issue_token(
             str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
     except LoginFailed as exc:
         raise NotAuthorizedException(str(exc)) from None
-    token = await web.directory.tokens.create(actor.via(f"api {client}"), data.login, data.name)
+    token = await web.directory.tokens.create(actor.via(f"api {client}"), data.login, data.name,
+                                              data.expires_days)
     return token
 
 

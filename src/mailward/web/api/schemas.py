@@ -37,6 +37,7 @@ class TokenRequest(Request):
     password: str
     name: str = "api"
     code: str | None = None  # the current two-factor code, for users who turned it on
+    expires_days: int | None = None  # the token stops working after this many days
 
 
 class AccountCreate(Request):
