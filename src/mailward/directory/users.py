@@ -94,16 +94,16 @@ class UserService:
         return UserLockView(user.login, await self.limiter.retry_after(login_key(user.login)))
 
     async def unlock(self, actor: Actor, login: str) -> UserLockView:
-        """Forget the user's failed logins (on every node); the client address's own
-        count stays."""
-        was = await self.lock_state(actor, login)
+        """Forget the user's failed logins (on every node), and what those attempts
+        counted against the client address."""
         async with self.db.session() as session:
             user, _ = await self._find(session, actor, login)
+            key = login_key(user.login)
             record(session, actor, "user.unlock-login", user.login, account_id=user.account_id,
-                   detail=f"was locked for {was.locked_seconds} s")
+                   detail=f"was locked for {await self.limiter.retry_after(key)} s")
             await session.commit()
-        await self.limiter.clear(login_key(was.login))
-        return UserLockView(was.login, 0)
+        await self.limiter.clear(key)
+        return UserLockView(user.login, 0)
 
     async def delete(self, actor: Actor, login: str) -> UserView:
         """Delete a user (their API tokens go with them; their panel sessions end)."""

@@ -11,6 +11,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from mailward.directory import DirectoryError
+from mailward.directory.users import login_key
 from mailward.web.panel.common import Form, account_url, page, redirect, scoped, user_of, web_of
 
 MAX_FORM = 16 * 1024
@@ -21,7 +22,8 @@ async def _page(request: Request[Any, Any, Any], account: str, *, status: int = 
                 error: str | None = None, form: str = "", login: str = "") -> Template:
     view, actor = await scoped(request, account)
     users = web_of(request).directory.users
-    admins = [(user, (await users.lock_state(actor, user.login)).locked_seconds)
+    # the list is scoped to the actor already: the lock is one lookup per row
+    admins = [(user, await users.limiter.retry_after(login_key(user.login)))
               for user in await users.list(actor, view.name)]
     return page(request, "users.html", status=status, account=view,
                 account_base=account_url(view.name), admins=admins,
