@@ -121,6 +121,23 @@ class Settings(BaseSettings):
     """IMAP autologout after this much client silence (RFC 3501: at least 30 minutes)."""
     imap_max_literal: int | None = Field(None, ge=1024)
     """Largest IMAP literal (APPEND) accepted; unset → ``max_message_size``."""
+    preauth_max_literal: int = Field(8192, ge=1024)
+    """Largest IMAP literal a client may send before it has logged in."""
+    preauth_timeout_seconds: int = Field(60, ge=5)
+    """IMAP, POP3 and submission sessions that have not logged in are closed after this
+    much client silence."""
+
+    # Connection caps per role and process: ``[max_connections] mx = 1000`` in TOML,
+    # ``MAILWARD_MAX_CONNECTIONS_MX`` in the environment. Beyond them: 421 / BYE / -ERR.
+    max_connections_mx: int = Field(1000, ge=1)
+    max_connections_submission: int = Field(500, ge=1)
+    max_connections_imap: int = Field(2000, ge=1)
+    max_connections_pop3: int = Field(1000, ge=1)
+    max_connections_per_ip_mx: int = Field(20, ge=1)
+    max_connections_per_ip_submission: int = Field(20, ge=1)
+    max_connections_per_ip_imap: int = Field(50, ge=1)
+    """IMAP clients keep several connections each, and offices share one address."""
+    max_connections_per_ip_pop3: int = Field(20, ge=1)
 
     # Mail flow
     store_backend: Literal["maildir", "postgresql"] = "maildir"
@@ -132,6 +149,27 @@ class Settings(BaseSettings):
     """PEM files for STARTTLS; unset → a self-signed pair generated under ``data_dir/tls``."""
     max_message_size: int = Field(50 * 1024 * 1024, ge=1024)
     max_recipients: int = Field(100, ge=1, le=10000)
+    smtp_data_memory_bytes: int = Field(1024 * 1024, ge=0)
+    """A message being received over SMTP is kept in memory up to this size, then
+    spooled to a temporary file in the data dir (memory per session stays bounded)."""
+    postmaster_address: str | None = None
+    """Where mail to ``postmaster@`` a served domain (and to ``<postmaster>``) goes when
+    the domain does not list a postmaster address itself (RFC 5321 §4.5.1); unset →
+    ``postmaster@`` the node name."""
+    forward_max_copies: int = Field(50, ge=1, le=10000)
+    """Most copies forwarders and auto-cc may make of one message, all levels together."""
+    forward_max_depth: int = Field(5, ge=1, le=50)
+    """Most forwarders one message may pass through in a chain."""
+    allow_private_mail_servers: bool = False
+    """Let mail server settings and the DNS tools' ``--server`` name loopback, private or
+    link-local addresses (a private network install, tests)."""
+    filter_max_parts: int = Field(1000, ge=10)
+    filter_max_depth: int = Field(20, ge=2)
+    """The spam filter reads at most this many MIME parts, this deep; beyond that the
+    message gets a scored finding instead of a full reading."""
+    filter_time_budget_seconds: float = Field(10.0, gt=0)
+    """CPU-heavy filter checks run off the event loop; one that takes longer gives a
+    neutral finding (logged)."""
     smtp_timeout_seconds: int = Field(300, ge=5)
     relay_host: str | None = None
     """Smarthost (HOST[:PORT]) for mail to domains we do not serve; unset → their MX."""
@@ -262,6 +300,16 @@ class Settings(BaseSettings):
     def node_name(self) -> str:
         """The name this node uses in SMTP (greeting, Received:, Reporting-MTA)."""
         return self.smtp_hostname or self.mx_hosts[0].host
+
+    @property
+    def postmaster(self) -> str:
+        """Where ``postmaster@`` mail of domains without their own postmaster goes."""
+        return self.postmaster_address or f"postmaster@{self.node_name}"
+
+    def connection_caps(self, role: str) -> tuple[int, int]:
+        """``(total, per client address)`` connection caps of a listening role."""
+        return (getattr(self, f"max_connections_{role}"),
+                getattr(self, f"max_connections_per_ip_{role}"))
 
     @property
     def notice_sender(self) -> str:

@@ -1,0 +1,1 @@
+"""Network basics shared by every listener (connection limits)."""
