@@ -39,7 +39,8 @@ class Directory:
         self.domains = DomainService(db)
         self.addresses = AddressService(db, self.passwords)
         self.bulk = BulkAddService(db, self.passwords, quota)
-        self.recipients = RecipientLookup(db, settings.recipient_delimiter)
+        self.recipients = RecipientLookup(db, settings.recipient_delimiter,
+                                          postmaster=settings.postmaster)
         self.audit = AuditService(db)
         self.two_factor = TwoFactorService(db)
         self.resellers = ResellerService(db)

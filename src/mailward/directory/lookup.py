@@ -3,12 +3,18 @@
 An address on a domain we do not serve is never relayed; an address on one of our domains
 is accepted only if it is listed (on either list), whatever its kind. Protocol code asks
 here and maps the answer to its reply codes.
+
+Postmaster (RFC 5321 §4.5.1): ``postmaster@`` every served domain, and the bare
+``postmaster``, are always accepted. A domain that lists its own ``postmaster@`` address
+gets it as usual; otherwise the answer is the configured postmaster address (the caller
+delivers there, keeping the written address as ORCPT), on the Do Not Filter list: mail
+to the postmaster must reach someone, so the spam filter never refuses it.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import and_, select
 
@@ -54,15 +60,23 @@ class Recipient:
         )
 
 
+POSTMASTER = "postmaster"
+
+
 class RecipientLookup:
-    def __init__(self, db: Database, delimiter: str = "+") -> None:
+    def __init__(self, db: Database, delimiter: str = "+", postmaster: str | None = None
+                 ) -> None:
         self.db = db
         self.delimiter = delimiter  # sub-addressing: "bob+tag@" is "bob@" unless listed
+        self.postmaster = postmaster  # None: postmaster@ only if listed, like any address
 
     async def lookup(self, address: str) -> Recipient:
         """Classify ``address``; one indexed query (two for an unlisted ``bob+tag@``), no
         tenant scope (the MX serves all). A sub-address is answered as its base address:
-        everything downstream (filter policy, spool, delivery) sees ``bob@``."""
+        everything downstream (filter policy, spool, delivery) sees ``bob@``. Unlisted
+        postmaster addresses are answered as the configured postmaster (module doc)."""
+        if self.postmaster is not None and address.strip().lower() == POSTMASTER:
+            return await self._postmaster()
         try:
             normalized = normalize_address(address)
         except InvalidInput:
@@ -73,7 +87,23 @@ class RecipientLookup:
             via_base = await self._lookup(base)
             if via_base.verdict is Verdict.ACCEPTED:
                 return via_base
+        if (found.verdict is Verdict.UNLISTED and self.postmaster is not None
+                and normalized.partition("@")[0] == POSTMASTER):
+            return await self._postmaster()
         return found
+
+    async def _postmaster(self) -> Recipient:
+        """The configured postmaster: accepted unfiltered even if it is not one of ours."""
+        assert self.postmaster is not None
+        try:
+            target = normalize_address(self.postmaster)
+        except InvalidInput:
+            target = self.postmaster.strip().lower()
+        found = await self._lookup(target)
+        if found.verdict is Verdict.ACCEPTED:
+            return replace(found, list=AddressList.NO_FILTER)
+        return Recipient(target, Verdict.ACCEPTED, AddressList.NO_FILTER,
+                         account_id=found.account_id, domain_hosting=found.domain_hosting)
 
     async def _lookup(self, normalized: str) -> Recipient:
         query = (

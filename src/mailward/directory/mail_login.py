@@ -1,7 +1,9 @@
 """Mailbox logins for POP3, IMAP and SMTP submission: full address + the mailbox password.
 
-Only mailboxes (and auto-cc addresses, which have one) can log in; forwarders and pending
-addresses cannot. Failures are rate-limited per client IP and per address with the same
+Only mailboxes (and auto-cc addresses, which have one) can log in, and only while their
+domain's hosting is on; forwarders and pending addresses cannot. A refusal for hosting
+looks like a wrong password to the client (no oracle) and counts as a failure; the log
+says why. Failures are rate-limited per client IP and per address with the same
 limiter as the web login; a locked client gets ``retry_after`` and no password check.
 """
 
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from mailward.db import Address, AddressKind, Database
+from mailward.db import Address, AddressKind, Database, Domain
 from mailward.directory.accounts import DUMMY_HASH
 from mailward.directory.actor import Actor
 from mailward.directory.addresses import AddressService
@@ -62,26 +64,34 @@ class MailLogin:
             log.warning("%s login for %s from %s refused: locked for %d s", protocol,
                         address, peer, wait)
             return LoginResult(retry_after=wait)
-        if await self._verify(address, password):
+        if await self._verify(address, password, protocol, peer):
             return LoginResult(mailbox=address)
         attempt = await self.limiter.fail(mailbox_key)
         await self.ip_limiter.fail(ip_key, attempt=attempt)  # an unlock takes both back
         log.info("%s login failed for %s from %s", protocol, address, peer)
         return LoginResult()
 
-    async def _verify(self, address: str, password: str) -> bool:
+    async def _verify(self, address: str, password: str, protocol: str, peer: str) -> bool:
         async with self.db.session() as session:
             row = (await session.execute(
-                select(Address.password_hash, Address.kind).where(Address.email == address)
+                select(Address.password_hash, Address.kind, Domain.hosting)
+                .join(Domain, Domain.id == Address.domain_id).where(Address.email == address)
             )).first()
         if row is None or row.kind not in CAN_LOG_IN or not row.password_hash:
             await self.passwords.verify_async(DUMMY_HASH.get(self.passwords), password)
             return False
-        return await self.passwords.verify_async(row.password_hash, password)
+        right = await self.passwords.verify_async(row.password_hash, password)
+        if not row.hosting:  # the same answer as a wrong password, with the same cost
+            log.warning("%s login for %s from %s refused: hosting is off for its domain "
+                        "(password %s)", protocol, address, peer,
+                        "right" if right else "wrong")
+            return False
+        return right
 
     async def may_send_as(self, login: str, address: str) -> bool:
-        """A logged-in mailbox may send as itself, or as an alias/forwarder (or auto-cc)
-        address whose destinations include it."""
+        """A logged-in mailbox may send as itself, or as a forwarder (alias) whose
+        destinations include it. An auto-cc address is someone's mailbox: getting a copy
+        of its mail does not make its destinations its senders."""
         try:
             wanted = normalize_address(address)
         except InvalidInput:
@@ -92,7 +102,7 @@ class MailLogin:
             row = (await session.execute(
                 select(Address.kind, Address.destinations).where(Address.email == wanted)
             )).first()
-        if row is None or row.kind not in (AddressKind.FORWARDER, AddressKind.AUTOCC):
+        if row is None or row.kind is not AddressKind.FORWARDER:
             return False
         targets = {d.strip().lower() for d in (row.destinations or "").split(",")}
         return login in targets

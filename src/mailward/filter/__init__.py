@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mailward.config import Settings
+from mailward.filter.parsed import Limits
 from mailward.filter.pipeline import (
     Action,
     Check,
@@ -19,7 +20,9 @@ __all__ = [
     "FilterPipeline",
     "FilterVerdict",
     "Finding",
+    "Limits",
     "filter_pipeline",
+    "limits_of",
 ]
 
 
@@ -33,4 +36,10 @@ def filter_pipeline(settings: Settings) -> FilterPipeline:
     from mailward.filter.rules import RulesCheck
 
     return FilterPipeline([AuthCheck(settings), ReputationCheck(settings), RulesCheck(),
-                           ContentCheck()])
+                           ContentCheck()], limits=limits_of(settings),
+                          time_budget=settings.filter_time_budget_seconds)
+
+
+def limits_of(settings: Settings) -> Limits:
+    """How much of a message the filter reads (``filter_max_parts``, ``filter_max_depth``)."""
+    return Limits(max_parts=settings.filter_max_parts, max_depth=settings.filter_max_depth)

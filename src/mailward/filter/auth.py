@@ -37,7 +37,8 @@ from publicsuffixlist import PublicSuffixList
 
 from mailward.config import Settings
 from mailward.dns.resolver import make_sync_resolver
-from mailward.filter.features import header_text, parse_message
+from mailward.filter.features import header_text
+from mailward.filter.parsed import parse_headers
 from mailward.filter.pipeline import FilterInput, Finding
 
 __all__ = ["AuthCheck", "AuthOutcome", "Authenticator"]
@@ -101,7 +102,7 @@ class Authenticator:
         return await asyncio.to_thread(self.check_blocking, message)
 
     def check_blocking(self, message: FilterInput) -> AuthOutcome:
-        from_domain = _from_domain(message.data)
+        from_domain = _from_domain(message)
         mail_from = message.sender or f"postmaster@{message.helo}"
         spf_domain = mail_from.rsplit("@", 1)[-1].lower()
         spf_result = self._spf(message.peer, mail_from, message.helo)
@@ -311,8 +312,12 @@ def _spf_code(result: str) -> object:
             "permerror": dmarc.SPF_PERMFAIL}.get(result, dmarc.SPF_NEUTRAL)
 
 
-def _from_domain(data: bytes) -> str:
-    msg = parse_message(data)
+def _from_domain(message: FilterInput) -> str:
+    """The one From: domain ("" for none or several); only the header block is read (the
+    pipeline's parse when there is one)."""
+    parsed = message.parsed
+    msg = parsed.root if parsed is not None and parsed.root is not None else \
+        parse_headers(message.data)
     if msg is None:
         return ""
     addresses = getaddresses([header_text(str(v)) for v in msg.get_all("From", [])])

@@ -22,12 +22,14 @@ import math
 import re
 import zlib
 from collections.abc import Callable
-from email import policy
 from email.header import decode_header, make_header
 from email.message import Message
-from email.parser import BytesParser
 from email.utils import parseaddr
 from html.parser import HTMLParser
+
+from mailward.filter.parsed import ParsedMessage, parse, parse_message
+
+__all__ = ["extract", "features_of", "header_text", "parse_message", "tokens"]
 
 BITS = 20
 N_BUCKETS = 1 << BITS
@@ -41,9 +43,6 @@ WORD_NORM = 100.0  # body n-grams weigh min(1, sqrt(WORD_NORM / n)) (0: all weig
 Features = dict[int, float]
 MAX_STRUCTURE = 8  # content types in the MIME structure feature
 
-# compat32, not policy.default: parsing alone runs ~8,700 vs ~1,400 messages/s here (the
-# default policy builds header objects on every access); headers are decoded by hand below.
-_PARSER = BytesParser(policy=policy.compat32)
 _TOKEN = re.compile(r"[\w$€£#][\w$€£#'-]{0,23}")
 _DIGIT_RUN = re.compile(r"\d+")
 # Lower-case text. "w(?<=\bw)ww" is "\bwww" with every branch opening on a literal, so re
@@ -197,13 +196,10 @@ def _html_to_text(html: str) -> _HtmlText:
     return parser
 
 
-def _decode(part: Message) -> str:
+def _decode(parsed: ParsedMessage, part: Message) -> str:
     """A text part's content; undecodable bytes become replacement characters."""
-    try:
-        payload = part.get_payload(decode=True)
-    except Exception:
-        payload = None
-    if not isinstance(payload, bytes):
+    payload = parsed.decoded(part)
+    if payload is None:
         raw = part.get_payload()
         return raw if isinstance(raw, str) else ""
     try:
@@ -241,42 +237,6 @@ def header_text(value: str) -> str:
         return str(make_header(decode_header(value)))
     except Exception:
         return value
-
-
-def parse_message(data: bytes) -> Message | None:
-    """The message (compat32: fast, lenient), or None when it cannot be parsed at all.
-
-    Not cached across checks: decoding a part records defects on the Message, so a shared
-    one would change what the next reader sees.
-
-    Most mail is a single part, whose body the parser would only copy line by line into the
-    payload: the header block is parsed alone and the rest of the text becomes the payload
-    (the same Message, without the parser's per-line work). Multipart and message/* types,
-    and whatever header block the parser would end anywhere else, are parsed whole.
-    """
-    if data.startswith(b"From "):  # mbox separator line
-        data = data.split(b"\n", 1)[1] if b"\n" in data else b""
-    try:
-        text = data.decode("ascii", "surrogateescape")  # as BytesParser does
-        end = _header_end(text)
-        if end > 0:
-            msg = _PARSER.parser.parsestr(text[:end])
-            if msg.get_payload() == "" and msg.get_content_maintype() not in (
-                    "multipart", "message"):
-                msg.set_payload(text[end:])
-                return msg
-        return _PARSER.parser.parsestr(text)
-    except Exception:
-        return None
-
-
-def _header_end(text: str) -> int:
-    """Index just past the first blank line ending the header block (0 if none is found)."""
-    lf = text.find("\n\n")
-    crlf = text.find("\r\n\r\n")
-    if crlf >= 0 and (lf < 0 or crlf < lf):
-        return crlf + 4
-    return lf + 2 if lf >= 0 else 0
 
 
 class _Builder:
@@ -339,19 +299,27 @@ def _lower_tokens(text: str, limit: int) -> list[str]:
 
 def extract(data: bytes) -> Features:
     """Sparse hashed features (bucket -> 1.0) of one raw message; never raises."""
-    out = _Builder()
-    try:
-        _extract(data, out)
-    except Exception:  # last resort: the raw bytes as text
-        text = data[:MAX_TEXT].decode("latin-1").lower()
-        out.add("h:unparsable")
-        out.words("b:", tokens(text, MAX_TOKENS))
-    return out.features
+    return features_of(parse(data))
 
 
-def _extract(data: bytes, out: _Builder) -> None:
+def features_of(parsed: ParsedMessage) -> Features:
+    """The features of a parsed message (computed once, then kept with it); never raises."""
+    found = parsed.memo.get("features")
+    if found is None:
+        out = _Builder()
+        try:
+            _extract(parsed, out)
+        except Exception:  # last resort: the raw bytes as text
+            text = parsed.data[:MAX_TEXT].decode("latin-1").lower()
+            out.add("h:unparsable")
+            out.words("b:", tokens(text, MAX_TOKENS))
+        found = parsed.memo["features"] = out.features
+    return found
+
+
+def _extract(parsed: ParsedMessage, out: _Builder) -> None:
     add = out.add
-    msg = parse_message(data)
+    msg, data = parsed.root, parsed.data
     if msg is None:
         add("h:unparsable")
         text = data[:MAX_TEXT].decode("latin-1")
@@ -380,7 +348,7 @@ def _extract(data: bytes, out: _Builder) -> None:
         add("h:list-unsubscribe")
     recipients = headers.get("to", "").count("@") + headers.get("cc", "").count("@")
     add(f"h:rcpts:{_level(recipients, (1, 2, 4, 10, 30))}")
-    if msg.defects:
+    if parsed.defects:
         add("h:defects")
     _header_shape(headers, received, from_domain, add)
 
@@ -449,7 +417,7 @@ def _extract(data: bytes, out: _Builder) -> None:
         encoding = str(part.get("content-transfer-encoding", "")).strip().lower()
         if encoding in ("base64", "quoted-printable"):
             add(f"m:{ctype[5:]}-{encoding}")
-        text = _decode(part)[:MAX_TEXT]
+        text = _decode(parsed, part)[:MAX_TEXT]
         if not text.isascii():
             nonascii += len(text) - len(text.encode("ascii", "ignore"))
             if charset in ("us-ascii", "none"):

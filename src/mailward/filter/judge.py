@@ -29,9 +29,11 @@ class Judge:
                      sender: str, auth: object = None) -> dict[str, Decision]:
         policies = await self.policies.policies(recipients)
         domains = {p.domain_id: p.domain for p in policies.values() if p.domain_id is not None}
-        learnt = await self.learning.findings(domains, data)
-        # the From: addresses matter only to allow/block lists (parsing costs per message)
-        senders = message_senders(data) if any(p.rules for p in policies.values()) else ()
+        # the pipeline's one parse of the message (features, From:) when it ran
+        learnt = await self.learning.findings(domains, data, parsed=verdict.parsed)
+        # the From: addresses matter only to allow/block lists
+        senders = message_senders(data, verdict.parsed) if any(
+            p.rules for p in policies.values()) else ()
         decisions = {}
         for recipient in recipients:
             policy = policies[recipient]

@@ -24,8 +24,9 @@ from sqlalchemy import select
 from mailward.db import Database
 from mailward.db.models import FilterDomainModel, utcnow
 from mailward.filter.content import score_of
-from mailward.filter.features import Features, extract
+from mailward.filter.features import Features, extract, features_of
 from mailward.filter.model import ContentModel, LogisticModel, Params, sigmoid
+from mailward.filter.parsed import ParsedMessage
 from mailward.filter.pipeline import Finding
 
 __all__ = ["DomainLearning", "Learnt", "without_our_headers"]
@@ -70,13 +71,18 @@ class DomainLearning:
             self._base = ContentModel.base()
         return self._base
 
-    async def findings(self, domains: dict[int, str], data: bytes) -> dict[int, Finding]:
+    async def findings(self, domains: dict[int, str], data: bytes,
+                       parsed: ParsedMessage | None = None) -> dict[int, Finding]:
         """For each domain (id → name) with a model of its own, the points its corrections
-        add to (or take from) the base content score of this message."""
+        add to (or take from) the base content score of this message (``parsed``: the
+        pipeline's parse of ``data``, whose features the content check already made)."""
         models = await self._current(domains)
         if not models:
             return {}
-        features = await _features(data)
+        if parsed is None:
+            features = await _features(data)
+        else:
+            features = await asyncio.to_thread(features_of, parsed)
         base = self.base.model.margin(features)
         found = {}
         for domain_id, model in models.items():
@@ -140,6 +146,4 @@ def _agrees(p: float, spam: bool) -> bool:
 
 
 async def _features(data: bytes) -> Features:
-    if len(data) > 256 * 1024:  # big messages are parsed off the event loop
-        return await asyncio.to_thread(extract, data)
-    return extract(data)
+    return await asyncio.to_thread(extract, data)  # parsing never runs on the event loop

@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
-from mailward.filter.features import BITS, Features, extract
+from mailward.filter.features import BITS, Features, extract, features_of
+from mailward.filter.parsed import ParsedMessage
 
 FORMAT = "mailward-content-model"
 VERSION = 1
@@ -181,6 +182,10 @@ class ContentModel:
 
     def probability(self, data: bytes) -> float:
         return self.model.predict(extract(data))
+
+    def probability_of(self, parsed: ParsedMessage) -> float:
+        """``probability`` of an already parsed message (its features are kept with it)."""
+        return self.model.predict(features_of(parsed))
 
     def learn(self, data: bytes, is_spam: bool) -> None:
         """Learn from one corrected message (e.g. a user's "this is spam")."""

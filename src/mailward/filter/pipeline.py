@@ -4,17 +4,33 @@ A check looks at the message and returns findings (a name, a score, a reason). T
 pipeline adds the scores up and maps the total to an action with the thresholds. With no
 checks configured every message is accepted (pass-through); the spam engine adds checks.
 Only recipients on the Filter list are subject to the verdict; the caller applies it.
+
+The message is parsed once (``parsed.parse``, bounded by ``limits``) and every check reads
+that one parse. The CPU work — the parse and every check with a ``blocking`` method (rules,
+content model) — runs in worker threads, never on the event loop, within ``time_budget``
+seconds for the message: past the budget what is left is skipped and a neutral
+``FILTER_TIMEOUT`` finding (logged) says so; the other checks still give their findings. A
+thread cannot be stopped, but the caps bound what a late one still does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol, TypeVar
+
+from mailward.filter.parsed import Limits, ParsedMessage, parse
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+TOO_MANY_PARTS = "MIME_TOO_MANY_PARTS"
+TOO_DEEP = "MIME_TOO_DEEP"
+TIMEOUT = "FILTER_TIMEOUT"
+CAP_SCORE = 3.0  # a message built past the caps: a few points, as odd structure is
 
 
 class Action(enum.StrEnum):
@@ -42,6 +58,12 @@ class FilterInput:
     helo: str
     tls: bool = False
     auth: Any = None  # the AuthOutcome, when intake already authenticated the message
+    parsed: ParsedMessage | None = field(default=None, compare=False, repr=False)
+
+
+def parsed_of(message: FilterInput) -> ParsedMessage:
+    """The message's one parse (the pipeline's, or made now with the default limits)."""
+    return message.parsed if message.parsed is not None else parse(message.data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +72,7 @@ class FilterVerdict:
     score: float
     findings: tuple[Finding, ...] = ()
     reason: str = ""
+    parsed: ParsedMessage | None = field(default=None, compare=False, repr=False)
 
     def header(self) -> str:
         """Value for an ``X-Mailward-Filter`` trace header."""
@@ -63,6 +86,12 @@ class Check(Protocol):
     async def __call__(self, message: FilterInput) -> Sequence[Finding]: ...
 
 
+class BlockingCheck(Check, Protocol):
+    """A check whose work is CPU: the pipeline calls ``blocking`` in a worker thread."""
+
+    def blocking(self, message: FilterInput) -> Sequence[Finding]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Thresholds:
     tag: float = 5.0
@@ -74,17 +103,49 @@ class Thresholds:
 class FilterPipeline:
     checks: Sequence[Check] = ()
     thresholds: Thresholds = field(default_factory=Thresholds)
+    limits: Limits = field(default_factory=Limits)
+    time_budget: float = 10.0  # seconds of CPU work (parse, blocking checks) per message
 
     async def run(self, message: FilterInput) -> FilterVerdict:
         """Run every check; a check that fails is logged and contributes nothing."""
         findings: list[Finding] = []
-        for check in self.checks:
+        if not self.checks:  # pass-through: nothing reads the message
+            return FilterVerdict(Action.ACCEPT, 0.0)
+        deadline = asyncio.get_running_loop().time() + self.time_budget
+        late: list[str] = []  # what the budget left undone
+        parsed = message.parsed
+        if parsed is None:
             try:
-                findings.extend(await check(message))
+                parsed = await _within(deadline, parse, message.data, self.limits)
+            except TimeoutError:
+                late.append("parsing")
+                parsed = ParsedMessage.unparsed(message.data, self.limits)
+        findings += cap_findings(parsed)
+        message = replace(message, parsed=parsed)
+        for check in self.checks:
+            name = getattr(check, "name", str(check))
+            blocking: Callable[[FilterInput], Sequence[Finding]] | None = getattr(
+                check, "blocking", None)
+            try:
+                if blocking is None:
+                    findings.extend(await check(message))
+                elif late:  # the budget is spent
+                    late.append(name)
+                else:
+                    try:
+                        findings.extend(await _within(deadline, blocking, message))
+                    except TimeoutError:
+                        late.append(name)
             except Exception:  # one broken check must not lose or block mail
-                log.exception("filter check %s failed", getattr(check, "name", check))
+                log.exception("filter check %s failed", name)
+        if late:
+            log.warning("filter: time budget of %gs spent, not scored: %s (message from %s, "
+                        "%d bytes)", self.time_budget, ", ".join(late),
+                        message.sender or "<>", len(message.data))
+            findings.append(Finding(TIMEOUT, 0.0, f"time budget of {self.time_budget:g}s "
+                                                  f"spent; not scored: {', '.join(late)}"))
         score = sum(f.score for f in findings)
-        return FilterVerdict(self._action(score), score, tuple(findings))
+        return FilterVerdict(self._action(score), score, tuple(findings), parsed=parsed)
 
     def _action(self, score: float) -> Action:
         if score >= self.thresholds.reject:
@@ -94,3 +155,21 @@ class FilterPipeline:
         if score >= self.thresholds.tag:
             return Action.TAG
         return Action.ACCEPT
+
+
+def cap_findings(parsed: ParsedMessage) -> list[Finding]:
+    """The finding of a message read only up to a cap (none for one read whole)."""
+    if parsed.capped == "parts":
+        return [Finding(TOO_MANY_PARTS, CAP_SCORE, f"more than {parsed.limits.max_parts} MIME "
+                                                   "parts: only the first were read")]
+    if parsed.capped == "depth":
+        return [Finding(TOO_DEEP, CAP_SCORE, f"MIME parts nested more than "
+                                             f"{parsed.limits.max_depth} deep: not read")]
+    return []
+
+
+async def _within(deadline: float, work: Callable[..., T], *args: Any) -> T:
+    """``work(*args)`` in a worker thread; TimeoutError once ``deadline`` (loop time) passes
+    (the thread runs on, unseen: its work is bounded by the caps)."""
+    left = deadline - asyncio.get_running_loop().time()
+    return await asyncio.wait_for(asyncio.to_thread(work, *args), max(left, 0.0))

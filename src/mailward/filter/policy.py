@@ -22,7 +22,8 @@ from sqlalchemy import or_, select
 from mailward.config import Settings
 from mailward.db import Database
 from mailward.db.models import Address, Domain, FilterPolicy, FilterSenderRule
-from mailward.filter.features import header_text, parse_message
+from mailward.filter.features import header_text
+from mailward.filter.parsed import ParsedMessage, parse_headers
 from mailward.filter.pipeline import Action, Finding, Thresholds
 
 __all__ = ["Decision", "PolicyStore", "RecipientPolicy", "SenderRule", "decide",
@@ -74,9 +75,11 @@ def sender_matches(rule_sender: str, sender: str) -> bool:
     return domain == rule_sender or domain.endswith("." + rule_sender)
 
 
-def message_senders(data: bytes) -> tuple[str, ...]:
-    """The From: addresses of a message, lower-case (what allow/block lists also match)."""
-    msg = parse_message(data)
+def message_senders(data: bytes, parsed: ParsedMessage | None = None) -> tuple[str, ...]:
+    """The From: addresses of a message, lower-case (what allow/block lists also match):
+    from its parse when given, else from its header block alone."""
+    msg = parsed.root if parsed is not None and parsed.root is not None else \
+        parse_headers(data)
     if msg is None:
         return ()
     pairs = getaddresses([header_text(str(v)) for v in msg.get_all("From", [])])

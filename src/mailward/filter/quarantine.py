@@ -120,27 +120,35 @@ class Quarantine:
                    findings: tuple[Finding, ...], holds: list[Hold]) -> int:
         """Store the message for ``holds`` durably (committed); the message's id (each
         recipient's entry has its own id, which the services take)."""
+        async with self.db.session() as session, session.begin():
+            return await self.add_hold(session, sender=sender, peer=peer, data=data,
+                                       score=score, findings=findings, holds=holds)
+
+    async def add_hold(self, session: AsyncSession, *, sender: str, peer: str | None,
+                       data: bytes, score: float, findings: tuple[Finding, ...],
+                       holds: list[Hold]) -> int:
+        """Add the message for ``holds`` to ``session``'s transaction (the caller commits,
+        e.g. together with the queued copies of the same message); the message's id."""
         now = utcnow()
         domains = {h.recipient.rsplit("@", 1)[-1] for h in holds}
-        async with self.db.session() as session, session.begin():
-            owners = {name: (did, acc) for did, name, acc in await session.execute(
-                select(Domain.id, Domain.name, Domain.account_id)
-                .where(Domain.name.in_(sorted(domains))))}
-            message = QuarantinedMessage(
-                sender=sender[:320], from_header=_header_of(data, "From")[:320],
-                subject=(subject_of(data) or "")[:200], size=len(data), score=score,
-                findings=json.dumps([{"check": f.check, "score": f.score, "reason": f.reason}
-                                     for f in findings]),
-                peer=peer, received_at=now, expires_at=now + self.retention, content=data)
-            session.add(message)
-            await session.flush()
-            for hold in holds:
-                domain_id, account_id = owners[hold.recipient.rsplit("@", 1)[-1]]
-                session.add(QuarantineEntry(
-                    message_id=message.id, account_id=account_id, domain_id=domain_id,
-                    recipient=hold.recipient, reason=hold.reason[:200], status=HELD,
-                    created_at=now))
-            return message.id
+        owners = {name: (did, acc) for did, name, acc in await session.execute(
+            select(Domain.id, Domain.name, Domain.account_id)
+            .where(Domain.name.in_(sorted(domains))))}
+        message = QuarantinedMessage(
+            sender=sender[:320], from_header=_header_of(data, "From")[:320],
+            subject=(subject_of(data) or "")[:200], size=len(data), score=score,
+            findings=json.dumps([{"check": f.check, "score": f.score, "reason": f.reason}
+                                 for f in findings]),
+            peer=peer, received_at=now, expires_at=now + self.retention, content=data)
+        session.add(message)
+        await session.flush()
+        for hold in holds:
+            domain_id, account_id = owners[hold.recipient.rsplit("@", 1)[-1]]
+            session.add(QuarantineEntry(
+                message_id=message.id, account_id=account_id, domain_id=domain_id,
+                recipient=hold.recipient, reason=hold.reason[:200], status=HELD,
+                created_at=now))
+        return message.id
 
     async def purge(self, now: datetime | None = None) -> int:
         """Delete expired messages (with their entries) and messages no entry refers to."""

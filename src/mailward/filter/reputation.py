@@ -27,7 +27,8 @@ from publicsuffixlist import PublicSuffixList
 
 from mailward.config import Settings
 from mailward.dns.resolver import make_resolver
-from mailward.filter.features import header_text, parse_message
+from mailward.filter.features import header_text
+from mailward.filter.parsed import ParsedMessage, parse
 from mailward.filter.pipeline import FilterInput, Finding
 
 __all__ = ["ReputationCheck"]
@@ -73,8 +74,11 @@ class ReputationCheck:
             OrderedDict()
 
     async def __call__(self, message: FilterInput) -> Sequence[Finding]:
-        jobs = [self._ip_checks(message.peer), self._domain_checks(message),
-                self._link_checks(message.data)]
+        parsed = message.parsed  # the pipeline's one parse; else one now, off the loop
+        if parsed is None:
+            parsed = await asyncio.to_thread(parse, message.data)
+        jobs = [self._ip_checks(message.peer), self._domain_checks(message, parsed),
+                self._link_checks(parsed)]
         found: list[Finding] = []
         for part in await asyncio.gather(*jobs):
             found += part
@@ -102,11 +106,12 @@ class ReputationCheck:
                     found.append(Finding(f"dnsbl:{zone}", points, f"{peer} is listed on {zone}"))
         return found
 
-    async def _domain_checks(self, message: FilterInput) -> list[Finding]:
+    async def _domain_checks(self, message: FilterInput,
+                             parsed: ParsedMessage) -> list[Finding]:
         domains = {_org(message.helo)} if "." in message.helo else set()
         if "@" in message.sender:
             domains.add(_org(message.sender.rsplit("@", 1)[1]))
-        msg = parse_message(message.data)
+        msg = parsed.root
         if msg is not None:
             for _name, address in getaddresses([header_text(str(v))
                                                 for v in msg.get_all("From", [])]):
@@ -114,17 +119,15 @@ class ReputationCheck:
                     domains.add(_org(address.rsplit("@", 1)[1]))
         return await self._domain_lists(sorted(d for d in domains if d), self.rhsbl, "rhsbl")
 
-    async def _link_checks(self, data: bytes) -> list[Finding]:
+    async def _link_checks(self, parsed: ParsedMessage) -> list[Finding]:
         if not self.uribl:
             return []
-        msg = parse_message(data)
-        texts = []
-        if msg is not None:
-            for part in msg.walk():
-                if part.get_content_maintype() == "text":
-                    payload = part.get_payload(decode=True)
-                    if isinstance(payload, bytes):
-                        texts.append(payload)
+        texts = []  # (decoded text is capped: the regex below reads a bounded amount)
+        for part in parsed.walk():
+            if part.get_content_maintype() == "text" and not part.is_multipart():
+                payload = parsed.decoded(part)
+                if payload:
+                    texts.append(payload)
         domains: list[str] = []
         for text in texts:
             for match in _URL.finditer(text):

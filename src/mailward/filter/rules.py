@@ -20,10 +20,11 @@ from datetime import UTC, datetime, timedelta
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 
-from mailward.filter.features import EXECUTABLE, header_text, parse_message
-from mailward.filter.pipeline import FilterInput, Finding
+from mailward.filter.features import EXECUTABLE, header_text
+from mailward.filter.parsed import ParsedMessage, parse
+from mailward.filter.pipeline import FilterInput, Finding, parsed_of
 
-__all__ = ["SCORES", "RulesCheck", "findings_of"]
+__all__ = ["SCORES", "RulesCheck", "findings_in", "findings_of"]
 
 SCORES = {
     "executable-attachment": 9.0,  # with the content model's doubt: quarantine
@@ -54,8 +55,8 @@ def _extension(name: str) -> str:
     return name.rsplit(".", 1)[1].lower() if "." in name else ""
 
 
-def _attachments(msg: Message) -> Iterator[tuple[str, Message]]:
-    for part in msg.walk():
+def _attachments(parsed: ParsedMessage) -> Iterator[tuple[str, Message]]:
+    for part in parsed.walk():
         if part.is_multipart():
             continue
         name = part.get_filename()
@@ -63,8 +64,8 @@ def _attachments(msg: Message) -> Iterator[tuple[str, Message]]:
             yield header_text(str(name)).strip().strip('"'), part
 
 
-def _archive_names(part: Message) -> list[str]:
-    payload = part.get_payload(decode=True)
+def _archive_names(parsed: ParsedMessage, part: Message) -> list[str]:
+    payload = parsed.decoded(part)
     if not isinstance(payload, bytes) or len(payload) > MAX_ARCHIVE:
         return []
     try:
@@ -74,8 +75,8 @@ def _archive_names(part: Message) -> list[str]:
         return []
 
 
-def _attachment_findings(msg: Message) -> Iterator[tuple[str, str]]:
-    for name, part in _attachments(msg):
+def _attachment_findings(parsed: ParsedMessage) -> Iterator[tuple[str, str]]:
+    for name, part in _attachments(parsed):
         extension = _extension(name)
         if extension in EXECUTABLE:
             yield "executable-attachment", f"executable attachment {name!r}"
@@ -85,7 +86,7 @@ def _attachment_findings(msg: Message) -> Iterator[tuple[str, str]]:
         elif extension in MACRO_EXTENSIONS:
             yield "macro-document", f"macro-enabled document {name!r}"
         elif extension == "zip" or extension in OFFICE_ZIPS:
-            names = _archive_names(part)
+            names = _archive_names(parsed, part)
             if extension in OFFICE_ZIPS:
                 if any(n.lower().endswith("vbaproject.bin") for n in names):
                     yield "macro-document", f"{name!r} contains macros"
@@ -126,22 +127,28 @@ def _header_findings(msg: Message, received: datetime) -> Iterator[tuple[str, st
                    f"From shows {shown.group(0)!r} but is {address!r}")
 
 
-def _gtube_findings(data: bytes, msg: Message) -> Iterator[tuple[str, str]]:
+def _gtube_findings(parsed: ParsedMessage) -> Iterator[tuple[str, str]]:
     """GTUBE in the body: as written, or in a text part's decoded content."""
+    data = parsed.data
     blank = _BLANK_LINE.search(data)
     if (blank is not None and data.find(GTUBE, blank.end()) >= 0) or any(
-            GTUBE in (part.get_payload(decode=True) or b"") for part in msg.walk()
-            if part.get_content_maintype() == "text"):
+            GTUBE in (parsed.decoded(part) or b"") for part in parsed.walk()
+            if part.get_content_maintype() == "text" and not part.is_multipart()):
         yield "gtube", "the GTUBE test string: a test of the spam filter"
 
 
 def findings_of(data: bytes, received: datetime | None = None) -> list[Finding]:
     """Every rule that fires for ``data`` (received at ``received``, default now)."""
-    msg = parse_message(data)
+    return findings_in(parse(data), received)
+
+
+def findings_in(parsed: ParsedMessage, received: datetime | None = None) -> list[Finding]:
+    """Every rule that fires for a parsed message (received at ``received``, default now)."""
+    msg = parsed.root
     if msg is None:
         return []
     when = received or datetime.now(UTC)
-    fired = [*_gtube_findings(data, msg), *_attachment_findings(msg),
+    fired = [*_gtube_findings(parsed), *_attachment_findings(parsed),
              *_header_findings(msg, when)]
     seen: set[str] = set()
     found = []
@@ -153,12 +160,13 @@ def findings_of(data: bytes, received: datetime | None = None) -> list[Finding]:
 
 
 class RulesCheck:
-    """Pipeline check running the heuristic rules (in a thread for big messages)."""
+    """Pipeline check running the heuristic rules (CPU work: the pipeline runs ``blocking``
+    in a worker thread within its time budget)."""
 
     name = "rules"
-    inline_limit = 256 * 1024
+
+    def blocking(self, message: FilterInput) -> Sequence[Finding]:
+        return findings_in(parsed_of(message))
 
     async def __call__(self, message: FilterInput) -> Sequence[Finding]:
-        if len(message.data) > self.inline_limit:
-            return await asyncio.to_thread(findings_of, message.data)
-        return findings_of(message.data)
+        return await asyncio.to_thread(self.blocking, message)

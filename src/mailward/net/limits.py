@@ -24,7 +24,7 @@ def client_key(peer: object) -> str:
         return str(host)
     if ip.version == 6 and ip.ipv4_mapped is None:
         return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return str(ip.ipv4_mapped or ip)
+    return str(getattr(ip, "ipv4_mapped", None) or ip)
 
 
 @dataclass

@@ -3,7 +3,12 @@
 This is the service behind the ``mx`` listener (``InboundSink``): the directory decides
 whether a recipient is accepted, the filter whether the message is spam (for recipients
 on the Filter list only), the spool makes it durable. Nothing is acknowledged before the
-spool has committed it.
+spool has committed it, and all copies of one message (Do Not Filter, each filtered
+treatment) are committed in one transaction, so a failure midway leaves none and a
+client's retry duplicates nothing; quarantine holds of the same message commit with them.
+
+Postmaster mail is accepted as the directory answers it (``RecipientLookup``): delivered
+to the configured postmaster, the address as written kept as ORCPT, never refused as spam.
 """
 
 from __future__ import annotations
@@ -11,6 +16,9 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailward.directory.lookup import Recipient, RecipientLookup, Verdict
 from mailward.filter import Action, FilterInput, FilterPipeline, FilterVerdict
@@ -19,7 +27,7 @@ from mailward.filter.judge import Judge, spam_headers, with_subject_tag
 from mailward.filter.learning import without_our_headers
 from mailward.filter.policy import Decision
 from mailward.filter.quarantine import Hold, Quarantine
-from mailward.queue.spool import NewRecipient, Spool
+from mailward.queue.spool import NewCopy, NewRecipient, Spool
 from mailward.smtp.types import Envelope, RecipientParams, Reply
 
 log = logging.getLogger(__name__)
@@ -129,7 +137,7 @@ class MxIntake:
                 helo=envelope.helo, tls=envelope.tls))
             data = _authenticated(data, auth.header, self.authenticator.authserv_id)
         if not filtered:
-            return _queued([await self._spool(envelope, unfiltered, data)])
+            return _queued(await self._spool(envelope, [(unfiltered, data)]))
         verdict = await self.pipeline.run(FilterInput(
             sender=envelope.sender, recipients=tuple(r.address for r in filtered),
             data=envelope.data, peer=envelope.peer, helo=envelope.helo, tls=envelope.tls,
@@ -157,21 +165,29 @@ class MxIntake:
             # rules, customers' own servers and admins asking "why did this get through"
             # expect)
             copies.setdefault(self._treatment(decision), []).append(rcpt)
-        ids = []
-        if held:
+        spooled = [(unfiltered, data)] if unfiltered else []
+        spooled += [(recipients, self._copy(data, decisions, treatment, recipients))
+                    for treatment, recipients in copies.items()]
+        held_ids: list[int] = []
+
+        async def hold(session: AsyncSession) -> None:
             assert self.quarantine is not None
-            held_id = await self.quarantine.hold(
+            held_ids.append(await self.quarantine.add_hold(
+                session, sender=envelope.sender, peer=envelope.peer, data=data,
+                score=verdict.score, findings=verdict.findings, holds=held))
+
+        ids: list[str] = []
+        if spooled:  # the holds commit with the copies: one DATA, one transaction
+            ids = await self._spool(envelope, spooled, also=hold if held else None)
+        elif held:
+            assert self.quarantine is not None
+            held_ids.append(await self.quarantine.hold(
                 sender=envelope.sender, peer=envelope.peer, data=data, score=verdict.score,
-                findings=verdict.findings, holds=held)
+                findings=verdict.findings, holds=held))
+        for held_id in held_ids:
             log.info("quarantined mail from %s for %s (#%d): %s", envelope.sender or "<>",
                      ", ".join(h.recipient for h in held), held_id, held[0].reason)
-            ids.append(f"quarantine#{held_id}")
-        if unfiltered:
-            ids.append(await self._spool(envelope, unfiltered, data))
-        for treatment, recipients in copies.items():
-            ids.append(await self._spool(envelope, recipients,
-                                         self._copy(data, decisions, treatment, recipients)))
-        return _queued(ids)
+        return _queued([f"quarantine#{held_id}" for held_id in held_ids] + ids)
 
     async def _decide(self, filtered: list[RecipientParams], verdict: FilterVerdict,
                       envelope: Envelope, auth: object) -> dict[str, Decision]:
@@ -199,15 +215,20 @@ class MxIntake:
             data = with_subject_tag(data, treatment[0])
         return spam_headers(decisions[recipients[0].address]) + data
 
-    async def _spool(self, envelope: Envelope, recipients: list[RecipientParams],
-                     data: bytes) -> str:
-        return await self.spool.enqueue(
+    async def _spool(self, envelope: Envelope,
+                     copies: list[tuple[list[RecipientParams], bytes]],
+                     also: Callable[[AsyncSession], Awaitable[None]] | None = None,
+                     ) -> list[str]:
+        """Queue the copies of one message (and ``also`` what it adds, e.g. quarantine
+        holds) in one transaction; their queue ids."""
+        return await self.spool.enqueue_many(
+            [NewCopy([NewRecipient(r.address, r.orcpt, r.notify) for r in recipients], data)
+             for recipients, data in copies],
             sender=envelope.sender,
-            recipients=[NewRecipient(r.address, r.orcpt, r.notify) for r in recipients],
-            data=data,
             origin="mx",
             peer=envelope.peer,
             envid=envelope.envid,
             ret=envelope.ret,
             smtputf8=envelope.smtputf8,
+            also=also,
         )

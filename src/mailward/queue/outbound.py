@@ -1,14 +1,20 @@
 """Submission intake: what an authenticated user may send, DKIM signing, then the spool.
 
-The envelope sender and every From: address must be the user's own address or an alias
-that forwards to it (553 5.7.1 otherwise). Any recipient is accepted: the user is
-authenticated, and routing delivers local recipients into their mailboxes and the rest
-to their domains' MX hosts (or the smarthost), with the queue's retries and bounces.
+The envelope sender, every From: address and the Sender: address must be the user's own
+address or a forwarder (alias) that forwards to it (553 5.7.1 otherwise). The header must
+be well formed where that check depends on it (550 5.6.0 otherwise): exactly one From:,
+at most one Sender:, every field name printable ASCII right before its colon (``From :``
+or a line without a colon would let other readers see other senders). Any recipient is
+accepted: the user is authenticated, and routing delivers local recipients into their
+mailboxes and the rest to their domains' MX hosts (or the smarthost), with the queue's
+retries and bounces.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from email.headerregistry import Address as HeaderAddress
 from email.parser import BytesHeaderParser
@@ -29,13 +35,43 @@ SENDER_OK = Reply(250, "2.1.0", "Sender OK")
 NOT_YOURS = Reply(553, "5.7.1", "Sender address not owned by the authenticated user")
 FROM_NOT_YOURS = Reply(553, "5.7.1", "From: header address not owned by the "
                                      "authenticated user")
+SENDER_NOT_YOURS = Reply(553, "5.7.1", "Sender: header address not owned by the "
+                                       "authenticated user")
+_FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+")  # RFC 5322 §3.6.8 ftext
 
 
-def from_addresses(data: bytes) -> list[str] | None:
-    """The addresses of the From: header, or None if it is missing or unreadable."""
+def _shown(name: bytes) -> str:
+    return "".join(c if c.isprintable() else "?" for c in name[:40].decode("latin-1"))
+
+
+def header_problem(data: bytes) -> str | None:
+    """Why the header of a submitted message is refused (None: it is fine)."""
+    head = data.split(b"\r\n\r\n", 1)[0]
+    counts: Counter[bytes] = Counter()
+    for number, line in enumerate(head.split(b"\r\n")):
+        if line[:1] in (b" ", b"\t") and number:  # continuation of the field before
+            continue
+        name, colon, _ = line.partition(b":")
+        if not colon:
+            return f"Malformed header line (no field name and colon): {_shown(line)!r}"
+        if not _FIELD_NAME.fullmatch(name):
+            if name.rstrip(b" \t") != name:
+                return f"Whitespace before the colon in header field {_shown(name)!r}"
+            return f"Malformed header field name {_shown(name)!r}"
+        counts[name.lower()] += 1
+    if counts[b"from"] != 1:
+        return f"Message must have exactly one From: header field (it has {counts[b'from']})"
+    if counts[b"sender"] > 1:
+        return "Message must have at most one Sender: header field"
+    return None
+
+
+def from_addresses(data: bytes, field: str = "from") -> list[str] | None:
+    """The addresses of the From: (or ``field``) header, or None if it is missing or
+    unreadable."""
     head = data.split(b"\r\n\r\n", 1)[0]
     try:
-        header = BytesHeaderParser(policy=default_policy).parsebytes(head).get("from")
+        header = BytesHeaderParser(policy=default_policy).parsebytes(head).get(field)
         addresses: tuple[HeaderAddress, ...] = header.addresses if header is not None else ()
     except Exception:  # malformed header: treat as unreadable
         return None
@@ -66,6 +102,10 @@ class SubmissionIntake:
         login = envelope.authenticated_as
         if login is None:  # the listener never lets this happen
             return Reply(530, "5.7.0", "Authentication required")
+        problem = header_problem(envelope.data)
+        if problem is not None:
+            log.info("submission: refused a message of %s: %s", login, problem)
+            return Reply(550, "5.6.0", problem)
         senders = from_addresses(envelope.data)
         if senders is None:
             return Reply(550, "5.6.0", "Message needs a readable From: header")
@@ -73,6 +113,12 @@ class SubmissionIntake:
             if not await self.login.may_send_as(login, address):
                 log.warning("submission: %s tried From: %s", login, address)
                 return FROM_NOT_YOURS
+        head = envelope.data.split(b"\r\n\r\n", 1)[0].lower()
+        if b"\r\nsender:" in head or head.startswith(b"sender:"):  # names checked above
+            for address in from_addresses(envelope.data, "sender") or ["<unreadable>"]:
+                if not await self.login.may_send_as(login, address):
+                    log.warning("submission: %s tried Sender: %s", login, address)
+                    return SENDER_NOT_YOURS
         data = envelope.data
         if self.signer is not None:
             data = await self.signer(data, domain_of(normalize_address(senders[0])))

@@ -4,7 +4,8 @@ Embedded (SQLite): the bytes go to an fsync'd file under ``data_dir/queue`` and 
 rows are committed (SQLite runs with ``synchronous=FULL``). PostgreSQL: the bytes go into
 the row itself, so a delivery worker on any node can deliver what another node accepted.
 A file left behind by a crash between the two steps was never acknowledged; ``sweep``
-removes such orphans.
+removes such orphans. Several copies of one message (``enqueue_many``) are queued in one
+transaction: all or none, so a client's retry after a failure duplicates nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import os
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from email.parser import BytesHeaderParser
@@ -21,6 +22,7 @@ from email.policy import default as default_policy
 from pathlib import Path
 
 from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailward.db import Database, Domain, QueuedMessage, QueuedRecipient, QueueStatus
 from mailward.db.models import utcnow
@@ -37,6 +39,14 @@ class NewRecipient:
     address: str
     orcpt: str | None = None
     notify: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NewCopy:
+    """One copy of a message to queue: its bytes and who gets them."""
+
+    recipients: Sequence[NewRecipient]
+    data: bytes
 
 
 def new_queue_id() -> str:
@@ -105,34 +115,60 @@ class Spool:
 
         Only once this returns may the message be acknowledged.
         """
-        if not recipients:
+        [queue_id] = await self.enqueue_many(
+            [NewCopy(recipients, data)], sender=sender, origin=origin, peer=peer,
+            envid=envid, ret=ret, smtputf8=smtputf8)
+        return queue_id
+
+    async def enqueue_many(
+        self,
+        copies: Sequence[NewCopy],
+        *,
+        sender: str,
+        origin: str,
+        peer: str | None = None,
+        envid: str | None = None,
+        ret: str | None = None,
+        smtputf8: bool = False,
+        also: Callable[[AsyncSession], Awaitable[object]] | None = None,
+    ) -> list[str]:
+        """Queue several copies of one message atomically; their queue ids, in order.
+
+        Every copy's bytes are made durable first, then all rows are committed in one
+        transaction, with whatever ``also`` adds to it (e.g. quarantine rows of the same
+        message). If anything fails, nothing is queued and the files are removed.
+        """
+        if not copies or any(not copy.recipients for copy in copies):
             raise ValueError("a message needs at least one recipient")
-        queue_id = new_queue_id()
-        if not self.in_database:
-            await asyncio.to_thread(_write_durably, self.path_of(queue_id), data)
+        ids = [new_queue_id() for _ in copies]
         try:
-            await self._insert(queue_id, sender, recipients, data, origin, peer, envid, ret,
-                               smtputf8)
-        except BaseException:
             if not self.in_database:
-                self.path_of(queue_id).unlink(missing_ok=True)
+                await asyncio.to_thread(self._write_files, ids, copies)
+            await self._insert(list(zip(ids, copies, strict=True)), sender, origin, peer,
+                               envid, ret, smtputf8, also)
+        except BaseException:
+            for queue_id in ids:
+                self.discard_file(queue_id)
             raise
         self.wakeup.local()
-        return queue_id
+        return ids
+
+    def _write_files(self, ids: list[str], copies: Sequence[NewCopy]) -> None:
+        for queue_id, copy in zip(ids, copies, strict=True):
+            _write_durably(self.path_of(queue_id), copy.data)
 
     async def _insert(
         self,
-        queue_id: str,
+        copies: list[tuple[str, NewCopy]],
         sender: str,
-        recipients: Sequence[NewRecipient],
-        data: bytes,
         origin: str,
         peer: str | None,
         envid: str | None,
         ret: str | None,
         smtputf8: bool,
+        also: Callable[[AsyncSession], Awaitable[object]] | None = None,
     ) -> None:
-        domains = {domain_of(r.address) for r in recipients}
+        domains = {domain_of(r.address) for _, copy in copies for r in copy.recipients}
         now = utcnow()
         async with self.db.session() as session, session.begin():
             owners = dict(
@@ -140,34 +176,37 @@ class Spool:
                     select(Domain.name, Domain.account_id).where(Domain.name.in_(domains))
                 )).all()
             )
-            message = QueuedMessage(
-                queue_id=queue_id,
-                sender=sender,
-                size=len(data),
-                origin=origin,
-                peer=peer,
-                envid=envid,
-                ret=ret,
-                smtputf8=smtputf8,
-                subject=subject_of(data),
-                received_at=now,
-                body=data if self.in_database else None,
-            )
-            message.recipients = [
-                QueuedRecipient(
-                    recipient=r.address,
-                    domain=domain_of(r.address),
-                    account_id=owners.get(domain_of(r.address)),
-                    orcpt=r.orcpt,
-                    notify=",".join(r.notify) or None,
-                    status=QueueStatus.QUEUED,
-                    attempts=0,
-                    next_attempt_at=now,
-                    delay_warned=False,
+            for queue_id, copy in copies:
+                message = QueuedMessage(
+                    queue_id=queue_id,
+                    sender=sender,
+                    size=len(copy.data),
+                    origin=origin,
+                    peer=peer,
+                    envid=envid,
+                    ret=ret,
+                    smtputf8=smtputf8,
+                    subject=subject_of(copy.data),
+                    received_at=now,
+                    body=copy.data if self.in_database else None,
                 )
-                for r in recipients
-            ]
-            session.add(message)
+                message.recipients = [
+                    QueuedRecipient(
+                        recipient=r.address,
+                        domain=domain_of(r.address),
+                        account_id=owners.get(domain_of(r.address)),
+                        orcpt=r.orcpt,
+                        notify=",".join(r.notify) or None,
+                        status=QueueStatus.QUEUED,
+                        attempts=0,
+                        next_attempt_at=now,
+                        delay_warned=False,
+                    )
+                    for r in copy.recipients
+                ]
+                session.add(message)
+            if also is not None:
+                await also(session)
             await self.wakeup.announce(session)
 
     async def read(self, message: QueuedMessage) -> bytes:

@@ -8,6 +8,11 @@ Protocol events in, one sink call out (``InboundSink.check_recipient`` at RCPT,
 * MAIL/RCPT parameters of DSN, SIZE, BODY, SMTPUTF8 and AUTH (``mailward.smtp.params``);
 * DATA ends only at ``<CRLF>.<CRLF>`` and a message with a bare CR or LF is refused
   (SMTP smuggling, CVE-2023-51766; RFC 5321 §2.3.8);
+* DATA past ``data_memory_bytes`` goes to a temporary file (``mailward.smtp.data``), and
+  a message over the size limit is read to its end and dropped, never buffered whole; the
+  whole message is loaded once, for the sink, when it has been received (at most
+  ``LARGE_ACCEPTS`` spilled messages per listener at a time);
+* connection caps (``ConnectionLimiter``): beyond them ``421 4.7.0`` and close (§3.8);
 * our ``Received:`` header prepended to the bytes handed to the sink.
 """
 
@@ -18,11 +23,15 @@ import logging
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import AnyStr
 
 from aiosmtpd.smtp import SMTP, TLSSetupException
 
+from mailward.net.limits import ConnectionLimiter
+from mailward.smtp.data import R_LINE_TOO_LONG, DataBuffer, read_data
 from mailward.smtp.params import (
     MailParams,
     ParamError,
@@ -50,12 +59,11 @@ IDENT = "mailward ESMTP"
 DEFAULT_TIMEOUT = 300.0
 RDNS_WAIT = 10.0  # at most this long at end of DATA for a reverse lookup still running
 MAX_COMMAND_LINE = 512  # RFC 5321 §4.5.3.1.4, including CRLF
-MAX_DATA_LINE = 1000  # RFC 5321 §4.5.3.1.6, including CRLF (+1 for a stuffed dot)
+LARGE_ACCEPTS = 4  # spilled messages loaded whole for the sink at once, per listener
 
 R_OK = "250 2.0.0 OK"
 R_BAD_SYNTAX = "500 5.5.2 Error: bad syntax"
 R_UNRECOGNIZED = "500 5.5.2 Error: command not recognized"
-R_LINE_TOO_LONG = "500 5.5.2 Line too long"
 R_HELO_FIRST = "503 5.5.1 Error: send HELO/EHLO first"
 R_NESTED_MAIL = "503 5.5.1 Error: nested MAIL command"
 R_NEED_MAIL = "503 5.5.1 Error: need MAIL command"
@@ -67,8 +75,6 @@ R_BAD_SENDER = "501 5.1.7 Bad sender address syntax"
 R_BAD_RCPT = "501 5.1.3 Bad recipient address syntax"
 R_NEED_SMTPUTF8 = "553 5.6.7 Non-ASCII address requires SMTPUTF8"
 R_TOO_MANY_RCPT = "452 4.5.3 Error: too many recipients"
-R_TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"
-R_BARE_NEWLINE = "550 5.6.0 Message refused: bare CR or LF in message (RFC 5321 2.3.8)"
 R_TEMPFAIL = "451 4.3.0 Error: temporary failure, try again later"
 R_TLS_READY = "220 2.0.0 Ready to start TLS"
 
@@ -120,6 +126,10 @@ class MxSMTP(SMTP):
         timeout: float = DEFAULT_TIMEOUT,
         reverse_dns: ReverseResolver | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
+        data_memory_bytes: int | None = None,
+        spill_dir: Path | None = None,
+        limiter: ConnectionLimiter | None = None,
+        large_accepts: asyncio.Semaphore | None = None,
     ) -> None:
         super().__init__(
             object(),  # no aiosmtpd handler hooks: the sink is called directly
@@ -140,6 +150,11 @@ class MxSMTP(SMTP):
         self._bad_commands = 0
         self._rcpt_errors = 0
         self._closing = False
+        self.data_memory_bytes, self.spill_dir = data_memory_bytes, spill_dir
+        self.limiter = limiter
+        self._large_accepts = large_accepts
+        self._refused: str | None = None  # why a connection cap refused this one
+        self._counted: object = None  # the peer admitted by the limiter, until released
         self._commands: dict[str, Callable[[str], Awaitable[None]]] = {
             "EHLO": self.smtp_EHLO, "HELO": self.smtp_HELO, "MAIL": self.smtp_MAIL,
             "RCPT": self.smtp_RCPT, "DATA": self.smtp_DATA, "RSET": self.smtp_RSET,
@@ -153,7 +168,17 @@ class MxSMTP(SMTP):
         super()._set_post_data_state()
         self.txn = _Transaction()
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.limiter is not None and self.session is None:  # not again at STARTTLS
+            peer = transport.get_extra_info("peername")
+            self._refused = self.limiter.admit(peer)
+            self._counted = peer if self._refused is None else None
+        super().connection_made(transport)
+
     def connection_lost(self, error: Exception | None) -> None:
+        if self.limiter is not None and self._counted is not None:
+            self.limiter.release(self._counted)
+            self._counted = None
         super().connection_lost(error)
         if self._rdns_task is not None:
             self._rdns_task.cancel()
@@ -171,6 +196,11 @@ class MxSMTP(SMTP):
     async def _handle_client(self) -> None:
         assert self.session is not None
         ip = peer_ip(self.session.peer)
+        if self._refused:  # over a connection cap (RFC 5321 §3.8)
+            log.warning("%s refused: %s", ip, self._refused)
+            await self.push(f"421 4.7.0 {self.hostname} {self._refused}")
+            self._close()
+            return
         if self._reverse_dns is not None and ip:
             self._rdns_task = self.loop.create_task(self._reverse_dns(ip))
             self._rdns_task.add_done_callback(_consume_result)
@@ -432,69 +462,35 @@ class MxSMTP(SMTP):
             await self.push("501 5.5.4 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
-        error, content = await self._read_data()
-        self._set_post_data_state()
-        if error is not None:
-            await self.push(error)
-            return
-        envelope = self._envelope(txn, content, await self._client_name())
+        buffer = DataBuffer(self.data_memory_bytes, self.spill_dir)
         try:
-            reply = await self.sink.accept(envelope)
-        except Exception:
-            log.exception("accept() failed for message %s", envelope.extra.get("smtp_id"))
-            await self.push(R_TEMPFAIL)
-            return
+            error = await read_data(self._reader, buffer, limit=self.data_size_limit or 0,
+                                    keepalive=self._reset_timeout)
+            self._set_post_data_state()
+            if error is not None:
+                await self.push(error)
+                return
+            gate: AbstractAsyncContextManager[object] = (
+                self._large_accepts if buffer.spilled and self._large_accepts is not None
+                else nullcontext())
+            async with gate:
+                content = await buffer.value()
+                buffer.close()
+                envelope = self._envelope(txn, content, await self._client_name())
+                del content
+                try:
+                    reply = await self.sink.accept(envelope)
+                except Exception:
+                    log.exception("accept() failed for message %s",
+                                  envelope.extra.get("smtp_id"))
+                    await self.push(R_TEMPFAIL)
+                    return
+        finally:
+            buffer.close()
         log.info("%s message %s: %s", envelope.peer, envelope.extra["smtp_id"], reply)
         await self.push(format_reply(reply))
 
-    # -- DATA ------------------------------------------------------------------------------
-
-    async def _read_data(self) -> tuple[str | None, bytes]:
-        """Read up to ``<CRLF>.<CRLF>``; return (error reply or None, unstuffed content).
-
-        Only CRLF ends a line, so ``<LF>.<LF>`` or ``<CRLF>.<LF>`` never ends the data;
-        any CR or LF not part of a CRLF refuses the whole message. After the first error
-        the rest is read and discarded, so the session stays in sync.
-        """
-        chunks: list[bytes] = []
-        size = 0
-        limit = self.data_size_limit or 0
-        error: str | None = None
-        in_long_line = False
-        last_reset = self.loop.time()
-        while True:
-            try:
-                line = await self._reader.readuntil(b"\r\n")
-            except asyncio.LimitOverrunError as exc:
-                await self._reader.read(exc.consumed)
-                in_long_line = True
-                error = error or R_LINE_TOO_LONG
-                chunks.clear()
-                continue
-            now = self.loop.time()
-            if now - last_reset > 1.0:  # a slow but live sender keeps the session
-                self._reset_timeout()
-                last_reset = now
-            if in_long_line:  # the tail of an over-long line
-                in_long_line = False
-                continue
-            if line == b".\r\n":
-                return error, b"".join(chunks)
-            if error is not None:
-                continue
-            stuffed = line.startswith(b".")
-            if len(line) > MAX_DATA_LINE + stuffed:
-                error = R_LINE_TOO_LONG
-            elif b"\r" in line[:-2] or b"\n" in line[:-2]:
-                error = R_BARE_NEWLINE
-            else:
-                size += len(line) - stuffed
-                if limit and size > limit:
-                    error = R_TOO_BIG
-            if error is not None:
-                chunks.clear()
-            else:
-                chunks.append(line[1:] if stuffed else line)
+    # -- the envelope handed to the sink --------------------------------------------------
 
     async def _client_name(self) -> str | None:
         task = self._rdns_task
@@ -570,26 +566,29 @@ async def start_mx(
     max_recipients: int = 100,
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - per-session idle timeout
     reverse_dns: ReverseResolver | None = system_reverse_dns,
+    data_memory_bytes: int | None = None,
+    spill_dir: Path | None = None,
+    limiter: ConnectionLimiter | None = None,
 ) -> asyncio.AbstractServer:
     """Serve inbound SMTP on ``sock`` (bound; listened on here) in the running loop.
 
     ``timeout`` is each session's idle timeout in seconds (reset by every valid command
-    and while DATA flows), not a limit on this call.
+    and while DATA flows), not a limit on this call. DATA past ``data_memory_bytes`` goes
+    to a temporary file in ``spill_dir``; ``limiter`` caps connections (share one among
+    a role's listeners).
 
     Close with ``server.close(); await server.wait_closed()``.
     """
     loop = asyncio.get_running_loop()
+    large_accepts = asyncio.Semaphore(LARGE_ACCEPTS)
 
     def factory() -> MxSMTP:
         return MxSMTP(
-            sink,
-            hostname=hostname,
-            tls_context=tls_context,
-            data_size_limit=data_size_limit,
-            max_recipients=max_recipients,
-            timeout=timeout,
-            reverse_dns=reverse_dns,
-            loop=loop,
+            sink, hostname=hostname, tls_context=tls_context,
+            data_size_limit=data_size_limit, max_recipients=max_recipients,
+            timeout=timeout, reverse_dns=reverse_dns, loop=loop,
+            data_memory_bytes=data_memory_bytes, spill_dir=spill_dir, limiter=limiter,
+            large_accepts=large_accepts,
         )
 
     return await loop.create_server(factory, sock=sock)

@@ -2,7 +2,9 @@
 
 No MAIL before AUTH (530 5.7.0); AUTH PLAIN/LOGIN only over TLS unless plaintext is
 allowed (tests on loopback). The login is the full address; what a logged-in user may
-send as is the sink's decision (``check_sender``), as is everything after DATA.
+send as is the sink's decision (``check_sender``), as is everything after DATA. Until
+AUTH succeeds a session is closed after ``preauth_timeout`` seconds of silence; after it,
+the normal ``timeout`` applies.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import dataclasses
 import logging
 import socket
 import ssl
+from pathlib import Path
 from typing import Protocol
 
-from mailward.smtp.mx import DEFAULT_TIMEOUT, MxSMTP, format_reply
+from mailward.net.limits import ConnectionLimiter
+from mailward.smtp.mx import DEFAULT_TIMEOUT, LARGE_ACCEPTS, MxSMTP, format_reply
 from mailward.smtp.received import peer_ip
 from mailward.smtp.types import Envelope, InboundSink, Reply
 
@@ -51,8 +55,12 @@ class SubmissionSink(InboundSink, Protocol):
 
 class SubmissionSMTP(MxSMTP):
     def __init__(self, sink: SubmissionSink, *, authenticator: Authenticator,
-                 allow_plaintext_auth: bool = False, **kwargs: object) -> None:
+                 allow_plaintext_auth: bool = False, preauth_timeout: float | None = None,
+                 **kwargs: object) -> None:
         super().__init__(sink, **kwargs)  # type: ignore[arg-type]
+        self.auth_timeout = float(self._timeout_duration)
+        self.preauth_timeout = min(preauth_timeout or self.auth_timeout, self.auth_timeout)
+        self._timeout_duration = self.preauth_timeout
         self.submission_sink = sink
         self.authenticator = authenticator
         self.allow_plaintext_auth = allow_plaintext_auth
@@ -96,6 +104,8 @@ class SubmissionSMTP(MxSMTP):
         answer = await self.authenticator.authenticate(login, password, peer, "submission")
         if answer.mailbox is not None:
             self.login = answer.mailbox
+            self._timeout_duration = self.auth_timeout
+            self._reset_timeout()
             log.info("%s authenticated as %s", peer, answer.mailbox)
             await self.push(R_AUTH_OK)
         elif answer.retry_after:
@@ -173,6 +183,7 @@ class SubmissionSMTP(MxSMTP):
         return dataclasses.replace(envelope, authenticated_as=self.login)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._timeout_duration = self.preauth_timeout
         super().connection_made(transport)
         self.login = None  # STARTTLS starts a new session (RFC 3207 §4.2): log in again
 
@@ -189,18 +200,29 @@ async def start_submission(
     data_size_limit: int,
     max_recipients: int = 100,
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - per-session idle timeout
+    preauth_timeout: float | None = None,
+    data_memory_bytes: int | None = None,
+    spill_dir: Path | None = None,
+    limiter: ConnectionLimiter | None = None,
 ) -> asyncio.AbstractServer:
-    """Serve submission on ``sock``: STARTTLS (587) or, with ``implicit_tls``, 465."""
+    """Serve submission on ``sock``: STARTTLS (587) or, with ``implicit_tls``, 465.
+
+    ``preauth_timeout`` is the idle timeout before AUTH (default: ``timeout``); the
+    other arguments are as for ``start_mx``.
+    """
     if implicit_tls and tls_context is None:
         raise ValueError("implicit TLS needs a TLS context")
     loop = asyncio.get_running_loop()
+    large_accepts = asyncio.Semaphore(LARGE_ACCEPTS)
 
     def factory() -> SubmissionSMTP:
         return SubmissionSMTP(
             sink, authenticator=authenticator, allow_plaintext_auth=allow_plaintext_auth,
             hostname=hostname, tls_context=None if implicit_tls else tls_context,
             data_size_limit=data_size_limit, max_recipients=max_recipients,
-            timeout=timeout, reverse_dns=None, loop=loop,
+            timeout=timeout, reverse_dns=None, loop=loop, preauth_timeout=preauth_timeout,
+            data_memory_bytes=data_memory_bytes, spill_dir=spill_dir, limiter=limiter,
+            large_accepts=large_accepts,
         )
 
     return await loop.create_server(factory, sock=sock,

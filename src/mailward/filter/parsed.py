@@ -1,0 +1,220 @@
+"""One bounded parse of a message, shared by every check of the filter.
+
+The pipeline parses each message once (``parse``, off the event loop) and hands the result
+to every check: features, rules, reputation, the judge's lists and learning. The parse is
+the stdlib's (compat32: fast, lenient), fed in chunks and stopped early once it would read
+more than ``Limits.max_parts`` MIME entities or nest deeper than ``Limits.max_depth``: the
+parser attaches every new entity to its parent, and our message class refuses the attach
+beyond the caps. What was read up to there stays the message; ``capped`` says which cap
+stopped it (the pipeline turns that into a scored finding). Decoded text is capped too
+(``Limits.max_text`` bytes over all text parts, in walk order), so no reader of the text
+does more work than that, however the message is built.
+
+Messages under the caps parse exactly as ``BytesParser(policy=compat32)`` parses them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import policy
+from email.feedparser import FeedParser
+from email.message import Message
+from email.parser import Parser
+from typing import Any
+
+__all__ = ["Limits", "ParsedMessage", "parse", "parse_headers", "parse_message"]
+
+CHUNK = 64 * 1024  # characters fed to the parser at a time (work stops within one chunk)
+_HEADERS = Parser(policy=policy.compat32)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How much of a message the filter reads."""
+
+    max_parts: int = 1000  # MIME entities, the message itself included
+    max_depth: int = 20  # nesting levels (the message itself is level 1)
+    max_text: int = 2 * 1024 * 1024  # decoded bytes of all text parts together
+
+
+class _Capped(Exception):
+    pass
+
+
+class _Tracker:
+    """Counts what one parse has read and builds its message objects."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.parts = 0
+        self.capped = ""
+        self.root: _Part | None = None
+        self.armed = False  # FeedParser calls the factory once to probe its signature
+
+    def new(self, policy: Any = policy.compat32) -> _Part:
+        part = _Part(policy)
+        part._tracker = self
+        if self.armed and self.root is None:
+            self.root, self.parts = part, 1
+        return part
+
+
+class _Part(Message):
+    """A compat32 message whose parser cannot attach parts beyond the caps."""
+
+    _tracker: _Tracker
+    _depth = 1
+
+    def attach(self, payload: Message) -> None:
+        tracker = self._tracker
+        if self._depth >= tracker.limits.max_depth:
+            tracker.capped = "depth"
+            raise _Capped
+        if tracker.parts >= tracker.limits.max_parts:
+            tracker.capped = "parts"
+            raise _Capped
+        tracker.parts += 1
+        payload._depth = self._depth + 1  # type: ignore[attr-defined]
+        super().attach(payload)
+
+
+@dataclass(eq=False)
+class ParsedMessage:
+    """A message as the filter reads it: its parsed form (``root``, None when it could not
+    be parsed at all), how many MIME entities were read, and which cap (if any) stopped the
+    reading. Decoded text and derived values (features) are computed once and kept."""
+
+    data: bytes
+    root: Message | None
+    parts: int = 0
+    capped: str = ""  # "", "parts" or "depth"
+    defects: bool = False  # the top-level entity's defects, as parsed (before decoding)
+    limits: Limits = field(default_factory=Limits)
+    memo: dict[str, Any] = field(default_factory=dict, repr=False)
+    _texts: dict[int, bytes | None] | None = field(default=None, repr=False)
+
+    @classmethod
+    def unparsed(cls, data: bytes, limits: Limits | None = None) -> ParsedMessage:
+        """A message that was not read (the time budget ran out first)."""
+        return cls(data, None, limits=limits or Limits())
+
+    def walk(self) -> Iterator[Message]:
+        """Every entity read, depth first (nothing when the message was not parsed)."""
+        if self.root is not None:
+            yield from self.root.walk()
+
+    def decoded(self, part: Message) -> bytes | None:
+        """The decoded content of a text part (cut where the text cap is reached, empty
+        past it), or of any other leaf part (not cached). None when it cannot be decoded."""
+        if part.get_content_maintype() != "text":
+            return _payload(part)
+        texts = self._texts
+        if texts is None:
+            texts = self._texts = self._decode_texts()
+        return texts.get(id(part))
+
+    def _decode_texts(self) -> dict[int, bytes | None]:
+        """Each text leaf's decoded bytes, in walk order, until ``max_text`` is used up."""
+        texts: dict[int, bytes | None] = {}
+        left = self.limits.max_text
+        for part in self.walk():
+            if part.is_multipart() or part.get_content_maintype() != "text":
+                continue
+            payload = _payload(part) if left > 0 else b""
+            if payload is not None:
+                payload = payload[:left]
+                left -= len(payload)
+            texts[id(part)] = payload
+        return texts
+
+
+def _payload(part: Message) -> bytes | None:
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:
+        return None
+    return payload if isinstance(payload, bytes) else None
+
+
+def parse(data: bytes, limits: Limits | None = None) -> ParsedMessage:
+    """The message read within ``limits``; never raises (``root`` None: unparsable)."""
+    limits = limits or Limits()
+    if data.startswith(b"From "):  # mbox separator line
+        data = data.split(b"\n", 1)[1] if b"\n" in data else b""
+    try:
+        text = data.decode("ascii", "surrogateescape")  # as BytesParser does
+        single = _single_part(text)
+        if single is not None:
+            return ParsedMessage(data, single, 1, "", bool(single.defects), limits)
+        return _bounded(data, text, limits)
+    except Exception:
+        return ParsedMessage(data, None, limits=limits)
+
+
+def _single_part(text: str) -> Message | None:
+    """The message, when it is a single part (the usual case): the header block is parsed
+    alone and the rest becomes the payload, without the parser's per-line work. None for
+    multipart and message/* types, and for a header block the parser would end elsewhere."""
+    end = _header_end(text)
+    if end > 0:
+        msg = _HEADERS.parsestr(text[:end])
+        if msg.get_payload() == "" and msg.get_content_maintype() not in (
+                "multipart", "message"):
+            msg.set_payload(text[end:])
+            return msg
+    return None
+
+
+def _bounded(data: bytes, text: str, limits: Limits) -> ParsedMessage:
+    tracker = _Tracker(limits)
+    parser = FeedParser(tracker.new, policy=policy.compat32)
+    tracker.armed = True
+    try:
+        for start in range(0, len(text), CHUNK):
+            parser.feed(text[start:start + CHUNK])
+        root: Message = parser.close()
+    except _Capped:  # the parser is done for; what it attached so far is the message
+        assert tracker.root is not None
+        root = tracker.root
+        _settle(root)
+    return ParsedMessage(data, root, tracker.parts, tracker.capped, bool(root.defects), limits)
+
+
+def _settle(root: Message) -> None:
+    """Give every entity the parse left without a payload (it stopped inside) an empty one."""
+    stack = [root]
+    while stack:
+        part = stack.pop()
+        payload = part._payload  # type: ignore[attr-defined]
+        if payload is None:
+            part.set_payload("")
+        elif isinstance(payload, list):
+            stack.extend(payload)
+
+
+def _header_end(text: str) -> int:
+    """Index just past the first blank line ending the header block (0 if none is found)."""
+    lf = text.find("\n\n")
+    crlf = text.find("\r\n\r\n")
+    if crlf >= 0 and (lf < 0 or crlf < lf):
+        return crlf + 4
+    return lf + 2 if lf >= 0 else 0
+
+
+def parse_message(data: bytes) -> Message | None:
+    """The message (compat32: fast, lenient; default limits), or None when it cannot be
+    parsed at all."""
+    return parse(data).root
+
+
+def parse_headers(data: bytes) -> Message | None:
+    """The header block alone (the body is not read): for what only needs headers."""
+    if data.startswith(b"From "):
+        data = data.split(b"\n", 1)[1] if b"\n" in data else b""
+    try:
+        text = data.decode("ascii", "surrogateescape")
+        end = _header_end(text)
+        return _HEADERS.parsestr(text[:end] if end else text, headersonly=True)
+    except Exception:
+        return None
