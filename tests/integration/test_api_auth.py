@@ -153,9 +153,10 @@ async def test_failed_logins_are_rate_limited(settings: Settings, directory: Dir
         assert response.status_code == 429
         assert "too many" in response.json()["error"]
         assert 0 < int(response.headers["retry-after"]) <= 600
-        # The client's address is locked too, whichever login it tries next.
+        # Only that login is locked: the client's address has its own, much higher limit
+        # (an office behind one NAT address), so another login is still checked.
         other = await http.post(f"{API}/auth/token", json={"login": "x", "password": "y"})
-        assert other.status_code == 429
+        assert other.status_code == 401
 
 
 # -- server roles and lifecycle ------------------------------------------------------------

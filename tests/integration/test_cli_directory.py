@@ -109,7 +109,7 @@ def test_user_list_password_unlock_delete(cli: Cli, settings: Settings) -> None:
     assert "alice" in table and "ops" not in table
 
     changed = cli("user", "password", "alice", input="Looking-glass7\nLooking-glass7\n")
-    assert changed.stdout.endswith("password changed for alice\n")
+    assert changed.stdout.endswith("password changed for alice; 0 API token(s) revoked\n")
     assert run_directory(settings, lambda d: d.accounts.authenticate("alice", "Looking-glass7"))
     assert error_line(cli("user", "password", "nobody", code=1)) == "error: no user 'nobody'"
 

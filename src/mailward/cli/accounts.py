@@ -142,14 +142,25 @@ def user_list(account: Annotated[
     out().print(table)
 
 
+RevokeTokensOption = Annotated[
+    bool | None,
+    typer.Option("--revoke-tokens/--keep-tokens",
+                 help="Revoke the user's API tokens (default: revoke on a reset of another "
+                      "user's password, keep when it is your own).", show_default=False),
+]
+
+
 @user_app.command("password")
 def user_password(login: LoginArg, password_stdin: PasswordStdinOption = False,
-                  json_: JsonOption = False) -> None:
-    """Set a new password for a user (typed twice), e.g. one who forgot theirs."""
+                  revoke_tokens: RevokeTokensOption = None, json_: JsonOption = False) -> None:
+    """Set a new password for a user (typed twice), e.g. one who forgot theirs; a reset
+    revokes their API tokens unless --keep-tokens."""
     run(lambda d, a: d.users.lock_state(a, login))  # not found: before the prompt
     password, repeat = new_password(password_stdin, label="New password")
-    view = run(lambda d, a: d.users.set_password(a, login, password, repeat=repeat))
-    report(view, f"password changed for [bold]{esc(view.login)}[/]", json_)
+    view = run(lambda d, a: d.users.set_password(a, login, password, repeat=repeat,
+                                                 revoke_tokens=revoke_tokens))
+    report(view, f"password changed for [bold]{esc(view.login)}[/]; "
+           f"{view.tokens_revoked} API token(s) revoked", json_)
 
 
 @user_app.command("unlock")

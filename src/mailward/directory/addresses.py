@@ -13,6 +13,7 @@ from mailward.db.models import Address, AddressKind, AddressList, Domain
 from mailward.directory.actor import Actor
 from mailward.directory.audit import record
 from mailward.directory.errors import Conflict, InvalidInput, NotFound
+from mailward.directory.forwarding import ForwardLimits, check_forwarding
 from mailward.directory.normalize import (
     normalize_address,
     normalize_domain,
@@ -79,9 +80,11 @@ def _require_pending(address: Address) -> None:
 
 
 class AddressService:
-    def __init__(self, db: Database, passwords: Passwords) -> None:
+    def __init__(self, db: Database, passwords: Passwords,
+                 limits: ForwardLimits | None = None) -> None:
         self.db = db
         self.passwords = passwords
+        self.limits = limits or ForwardLimits.of(passwords.settings)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -131,7 +134,8 @@ class AddressService:
             address.destinations = parse_destinations(destinations, owner=address.email)
             address.kind = AddressKind.FORWARDER
 
-        return await self._edit(actor, email, change, "address.setup-forwarder", _dests)
+        return await self._edit(actor, email, change, "address.setup-forwarder", _dests,
+                                forwards=True)
 
     async def set_password(
         self, actor: Actor, email: str, password: str, repeat: str
@@ -154,7 +158,8 @@ class AddressService:
                 raise Conflict(f"{address.email} is {address.kind.value}: it has no destinations")
             address.destinations = parse_destinations(destinations, owner=address.email)
 
-        return await self._edit(actor, email, change, "address.set-destinations", _dests)
+        return await self._edit(actor, email, change, "address.set-destinations", _dests,
+                                forwards=True)
 
     async def set_autocc(self, actor: Actor, email: str, destinations: str) -> AddressView:
         """Give a mailbox auto-cc destinations (or change an auto-cc's destinations)."""
@@ -168,7 +173,7 @@ class AddressService:
             address.destinations = parse_destinations(destinations, owner=address.email)
             address.kind = AddressKind.AUTOCC
 
-        return await self._edit(actor, email, change, "address.set-autocc", _dests)
+        return await self._edit(actor, email, change, "address.set-autocc", _dests, forwards=True)
 
     async def remove_autocc(self, actor: Actor, email: str) -> AddressView:
         """Drop an auto-cc's destinations: it becomes a plain mailbox."""
@@ -256,12 +261,16 @@ class AddressService:
 
     async def _edit(
         self, actor: Actor, email: str, change: Callable[[Address], Awaitable[None]],
-        action: str, detail: Callable[[Address], str] | None = None,
+        action: str, detail: Callable[[Address], str] | None = None, *,
+        forwards: bool = False,
     ) -> AddressView:
-        """Find the caller's address, apply ``change`` (which may refuse), audit, commit."""
+        """Find the caller's address, apply ``change`` (which may refuse), audit, commit;
+        ``forwards``: the change touches forwarding, so check the fan-out caps."""
         async with self.db.session() as session:
             address = await self._find(session, actor, email)
             await change(address)
+            if forwards:
+                await check_forwarding(session, [address.email], self.limits)
             record(session, actor, action, address.email, account_id=address.account_id,
                    detail=detail(address) if detail is not None else "")
             await session.commit()

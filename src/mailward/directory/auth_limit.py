@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import delete, insert, select, text
@@ -43,14 +43,23 @@ class Attempt:
 
 
 class AuthLimiter:
-    """Counts failed logins per key (e.g. ``"ip:…"``, ``"login:…"``) over a sliding window."""
+    """Counts failed logins per key (e.g. ``"ip:…"``, ``"login:…"``) over a sliding window.
+
+    ``prefix_limits`` gives keys starting with a prefix their own limit, e.g. a much
+    higher one for client addresses (``{"ip:": 100}``): many users may share one (NAT),
+    and a few guesses against one of them must not lock out the rest.
+    """
 
     def __init__(self, db: Database, max_failures: int, window_seconds: float, *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 prefix_limits: Mapping[str, int] | None = None) -> None:
         if max_failures < 1 or window_seconds <= 0:
             raise ValueError("max_failures must be >= 1 and window_seconds > 0")
+        if any(limit < 1 for limit in (prefix_limits or {}).values()):
+            raise ValueError("every prefix limit must be >= 1")
         self.db = db
         self.max_failures = max_failures
+        self.prefix_limits = dict(prefix_limits or {})
         self.window = float(window_seconds)
         self.clock = clock
         self._pruned = -math.inf  # clock time of the last sweep
@@ -74,7 +83,7 @@ class AuthLimiter:
                         text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
                         {"key": key})
             ids = await self._insert(session, keys, now)
-            wait = await self._wait(session, keys, now, ids, limit=self.max_failures + 1)
+            wait = await self._wait(session, keys, now, ids, extra=1)
             if wait:
                 await session.rollback()
                 return Attempt(wait)
@@ -122,12 +131,17 @@ class AuthLimiter:
                 insert(LoginFailure).values(row).returning(LoginFailure.id))).scalar_one())
         return tuple(ids)
 
+    def limit_of(self, key: str) -> int:
+        """The failures ``key`` may have in the window (its prefix's, else the default)."""
+        for prefix, limit in self.prefix_limits.items():
+            if key.startswith(prefix):
+                return limit
+        return self.max_failures
+
     async def _wait(self, session: AsyncSession, keys: Iterable[str], now: float,
-                    own: tuple[int, ...], *, limit: int | None = None) -> int:
-        """Seconds until each key has fewer than ``limit`` (default ``max_failures``)
-        failures in the window; ``own`` rows count toward the limit but do not lengthen
-        the wait."""
-        limit = limit or self.max_failures
+                    own: tuple[int, ...], *, extra: int = 0) -> int:
+        """Seconds until each key has fewer than its limit (+ ``extra``) failures in the
+        window; ``own`` rows count toward the limit but do not lengthen the wait."""
         rows = (await session.execute(
             select(LoginFailure.key, LoginFailure.at, LoginFailure.id)
             .where(LoginFailure.key.in_(list(keys)), LoginFailure.at > now - self.window)
@@ -141,8 +155,9 @@ class AuthLimiter:
                 stamps.setdefault(key, []).append(at)
         wait = 0.0
         for key, ats in stamps.items():
-            if len(ats) + mine.get(key, 0) >= limit:
+            limit = self.limit_of(key)
+            if len(ats) + mine.get(key, 0) >= limit + extra:
                 # locked until enough of the others age out to leave room for one more
-                unlock = ats[len(ats) - self.max_failures] + self.window
+                unlock = ats[max(len(ats) - limit, 0)] + self.window
                 wait = max(wait, unlock - now)
         return max(1, math.ceil(wait)) if wait > 0 else 0

@@ -29,6 +29,7 @@ from mailward.directory.actor import Actor
 from mailward.directory.audit import record
 from mailward.directory.bulk import BulkLine, parse_bulk, single_line
 from mailward.directory.errors import InvalidInput
+from mailward.directory.forwarding import ForwardLimits, check_forwarding
 from mailward.directory.normalize import domain_of
 from mailward.directory.passwords import Passwords
 
@@ -90,10 +91,12 @@ class _Screened:
 
 
 class BulkAddService:
-    def __init__(self, db: Database, passwords: Passwords, default_quota_bytes: int | None):
+    def __init__(self, db: Database, passwords: Passwords, default_quota_bytes: int | None,
+                 limits: ForwardLimits | None = None):
         self.db = db
         self.passwords = passwords
         self.default_quota_bytes = default_quota_bytes
+        self.limits = limits or ForwardLimits.of(passwords.settings)
 
     async def add_lines(
         self,
@@ -154,6 +157,19 @@ class BulkAddService:
                     if pending is not None:
                         pending.hashes.cancel()
                 raise
+            forwarding = sorted({r.address for r in result.results if r.address and r.kind in (
+                AddressKind.FORWARDER, AddressKind.AUTOCC)})
+            if forwarding:
+                try:
+                    await check_forwarding(session, forwarding, self.limits)
+                except InvalidInput as exc:
+                    await session.rollback()
+                    if single:
+                        line = result.results[0]
+                        return BulkResult(list_, [LineResult(
+                            line.line, line.input, LineStatus.INVALID, line.address,
+                            line.kind, reason=str(exc))])
+                    raise InvalidInput(f"nothing was added: {exc}") from None
             _audit(session, actor, result, domains, single=single)
             await session.commit()
         return result

@@ -1,9 +1,10 @@
 """Mailbox logins for POP3, IMAP and SMTP submission: full address + the mailbox password.
 
-Only mailboxes (and auto-cc addresses, which have one) can log in, and only while their
-domain's hosting is on; forwarders and pending addresses cannot. A refusal for hosting
-looks like a wrong password to the client (no oracle) and counts as a failure; the log
-says why. Failures are rate-limited per client IP and per address with the same
+Only mailboxes (and auto-cc addresses, which have one) can log in, and to POP3, IMAP and
+submission only while their domain's hosting is on (the panel's self-service pages, e.g.
+their quarantine, belong to filtering and stay open); forwarders and pending addresses
+cannot. A refusal for hosting looks like a wrong password to the client (no oracle) and
+counts as a failure; the log says why. Failures are rate-limited per client IP and per address with the same
 limiter as the web login; a locked client gets ``retry_after`` and no password check.
 """
 
@@ -26,6 +27,7 @@ from mailward.directory.passwords import Passwords
 from mailward.directory.users import login_key
 
 log = logging.getLogger(__name__)
+WEB = "web"  # the panel's mailbox login (``protocol``), which needs no hosting
 CAN_LOG_IN = (AddressKind.MAILBOX, AddressKind.AUTOCC)
 
 
@@ -81,7 +83,7 @@ class MailLogin:
             await self.passwords.verify_async(DUMMY_HASH.get(self.passwords), password)
             return False
         right = await self.passwords.verify_async(row.password_hash, password)
-        if not row.hosting:  # the same answer as a wrong password, with the same cost
+        if not row.hosting and protocol != WEB:  # as a wrong password, at the same cost
             log.warning("%s login for %s from %s refused: hosting is off for its domain "
                         "(password %s)", protocol, address, peer,
                         "right" if right else "wrong")

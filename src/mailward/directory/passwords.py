@@ -29,6 +29,7 @@ class Passwords:
     """
 
     def __init__(self, settings: Settings) -> None:
+        self.settings = settings  # services built over this one read their settings here
         self.min_length = settings.password_min_length
         self.hasher = PasswordHasher(
             time_cost=settings.argon2_time_cost,

@@ -11,19 +11,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailward.db import Database
-from mailward.db.models import Account, Role, User
+from mailward.db.models import Account, ApiToken, Domain, Role, User
 from mailward.directory.actor import Actor
 from mailward.directory.audit import record
 from mailward.directory.auth_limit import AuthLimiter
-from mailward.directory.errors import Conflict, InvalidInput, NotFound, TooManyAttempts
+from mailward.directory.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TooManyAttempts,
+)
 from mailward.directory.passwords import Passwords
 from mailward.directory.views import UserView
 
-__all__ = ["UserLockView", "UserService", "login_key"]
+__all__ = ["PasswordChanged", "UserLockView", "UserService", "check_login_domain",
+           "login_key"]
 
 
 def login_key(login: str) -> str:
@@ -37,6 +44,33 @@ class UserLockView:
 
     login: str
     locked_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordChanged:
+    """A user after a password change, and how many of their API tokens it revoked."""
+
+    id: int
+    login: str
+    role: str
+    account: str | None
+    tokens_revoked: int = 0
+
+
+async def check_login_domain(session: AsyncSession, actor: Actor, login: str,
+                             account_id: int | None) -> None:
+    """A login that is an address in a domain we serve must be in a domain of the user's
+    own account (``account_id``): an admin cannot pass off a user as another tenant's
+    address. Operators may give any login; logins outside our domains are anyone's."""
+    if actor.is_operator:
+        return
+    _, at, domain = login.strip().lower().rpartition("@")
+    if not at or not domain:
+        return
+    owner = await session.scalar(select(Domain.account_id).where(Domain.name == domain))
+    if owner is not None and owner != account_id:
+        raise Forbidden(f"{domain} belongs to another account: a login in it must be one "
+                        "of that account's users")
 
 
 def _view(user: User, account: str | None) -> UserView:
@@ -63,18 +97,27 @@ class UserService:
             return [_view(user, name) for user, name in await session.execute(query)]
 
     async def set_password(self, actor: Actor, login: str, password: str, *,
-                           repeat: str | None = None, current: str | None = None) -> UserView:
-        """A new password: one's own (``current`` must be right), or a managed user's."""
+                           repeat: str | None = None, current: str | None = None,
+                           revoke_tokens: bool | None = None) -> PasswordChanged:
+        """A new password: one's own (``current`` must be right), or a managed user's (a
+        reset). A reset revokes the user's API tokens unless ``revoke_tokens`` is false
+        (whoever knew the old password may have minted some); one's own change keeps
+        them unless it is true."""
         async with self.db.session() as session:
             user, account = await self._find(session, actor, login, own_ok=True)
-            if user.id == actor.user_id:
+            own = user.id == actor.user_id
+            if own:
                 await self._check_current(user, current)
             self.passwords.check_new(password, repeat, address=user.login)
             user.password_hash = await self.passwords.hash_async(password)
+            revoked = 0
+            if revoke_tokens if revoke_tokens is not None else not own:
+                revoked = int((await session.execute(
+                    delete(ApiToken).where(ApiToken.user_id == user.id))).rowcount or 0)
             record(session, actor, "user.set-password", user.login,
-                   account_id=user.account_id)
+                   account_id=user.account_id, detail=f"{revoked} API token(s) revoked")
             await session.commit()
-            return _view(user, account)
+            return PasswordChanged(user.id, user.login, user.role.value, account, revoked)
 
     async def _check_current(self, user: User, current: str | None) -> None:
         """One's own current password; wrong ones count against the login's limit (a

@@ -3,6 +3,14 @@
 A mailbox gets the message in its INBOX; a forwarder's copy is queued again to its
 destinations (so each destination has its own retries and bounces); an auto-cc does both.
 Loops (our own Delivered-To seen again, or too many hops) are bounced, never delivered.
+
+Forwarding is bounded (``forward_max_depth``, ``forward_max_copies``) for graphs the
+directory never checked (legacy data, changes since): each forwarder a message passes
+leaves a ``Delivered-To`` (its depth), and each forwarded copy carries how many further
+copies it may still become (``X-Mailward-Forward-Copies``, never more than the cap). A
+forwarder hands its destinations shares of that allowance as large as the directory says
+their own forwarding needs; a copy whose share does not cover its destinations fails with
+a DSN instead of multiplying. A domain whose hosting is off gets nothing into mailboxes.
 """
 
 from __future__ import annotations
@@ -13,22 +21,43 @@ from typing import Any
 from sqlalchemy import select, update
 
 from mailward.db import Address, AddressKind, Database
+from mailward.db.models import Domain
+from mailward.directory.forwarding import ForwardLimits, expand, load_graph
 from mailward.directory.normalize import subaddress_base
-from mailward.queue.loops import add_delivered_to, is_loop
+from mailward.queue.loops import (
+    add_delivered_to,
+    add_field,
+    count_delivered_to,
+    delivered_to,
+    field_value,
+    is_loop,
+    without_field,
+)
 from mailward.queue.outcome import Outcome
 from mailward.queue.spool import NewRecipient, Spool
 from mailward.store import MailStore, QuotaExceeded
 
 log = logging.getLogger(__name__)
 
+COPIES_FIELD = "X-Mailward-Forward-Copies"
+"""How many more copies forwarding may make of this one (written when forwarding)."""
+
+
+def _allowance(data: bytes, cap: int) -> int:
+    """The copies a message may still become: its ``COPIES_FIELD``, at most ``cap``
+    (a sender cannot raise it), ``cap`` when it has none."""
+    value = (field_value(data, COPIES_FIELD) or "").strip()
+    return min(int(value), cap) if value.isascii() and value.isdigit() else cap
+
 
 class LocalDelivery:
     def __init__(self, db: Database, store: MailStore, spool: Spool,
-                 delimiter: str = "+") -> None:
+                 delimiter: str = "+", limits: ForwardLimits | None = None) -> None:
         self.db = db
         self.store = store
         self.spool = spool
         self.delimiter = delimiter  # sub-addressing, as the MX's recipient lookup
+        self.limits = limits or ForwardLimits()
 
     async def deliver(self, recipient: str, *, sender: str, data: bytes,
                       smtputf8: bool = False) -> Outcome:
@@ -38,35 +67,73 @@ class LocalDelivery:
             recipient, row = base, await self._address(base)
         if row is None:
             return Outcome.failed("5.1.1", f"{recipient}: no such address here")
-        address_id, kind, quota, destinations = row
+        address_id, kind, quota, destinations, domain, hosting = row
         loop = is_loop(data, recipient)
         if loop:
             return Outcome.failed("5.4.6", loop)
+        if not hosting:
+            return Outcome.deferred("4.3.5", f"hosting is off for {domain}: nothing is "
+                                    f"delivered to {recipient} until it is switched on")
         if kind is AddressKind.PENDING:
             return Outcome.deferred("4.2.1", f"{recipient} is not set up yet (pending setup)")
-        copy = add_delivered_to(data, recipient)
+        copy = add_delivered_to(without_field(data, COPIES_FIELD), recipient)
+        stored = ""
         if kind in (AddressKind.MAILBOX, AddressKind.AUTOCC):
             try:
                 await self.store.deliver(recipient, copy, quota_bytes=quota)
             except QuotaExceeded:
                 return Outcome.deferred("4.2.2", f"mailbox {recipient} is full (over quota)")
             await self._record_usage(address_id, recipient)
+            stored = f"delivered to mailbox {recipient}; "
         if kind in (AddressKind.FORWARDER, AddressKind.AUTOCC) and destinations:
             targets = [d.strip() for d in destinations.split(",") if d.strip()]
+            refused = await self._forward(recipient, targets, data, copy, sender=sender,
+                                          smtputf8=smtputf8)
+            if refused:
+                return Outcome.failed("5.4.6", stored + refused)
+            return Outcome.delivered(f"{stored}forwarded to {', '.join(targets)}")
+        return Outcome.delivered(f"delivered to mailbox {recipient}")
+
+    async def _forward(self, recipient: str, targets: list[str], data: bytes, copy: bytes,
+                       *, sender: str, smtputf8: bool) -> str | None:
+        """Queue a copy to each target within the caps; else why not (nothing queued)."""
+        limits = self.limits
+        hops = count_delivered_to(data)  # forwarders this message has passed already
+        if hops + 1 > limits.max_depth:
+            return (f"not forwarded by {recipient}: it would be forwarder {hops + 1} in a "
+                    f"chain, beyond the forwarding depth {limits.max_depth}")
+        allowance = _allowance(data, limits.max_copies)
+        if len(targets) > allowance:
+            return (f"not forwarded by {recipient}: {len(targets)} copies, but this message "
+                    f"may become only {allowance} more (limit {limits.max_copies} copies)")
+        left = limits.max_depth - hops - 1  # forwarders still allowed below this one
+        seen = delivered_to(data) | {recipient.lower()}
+        async with self.db.session() as session:
+            graph = await load_graph(session, targets, levels=left)
+        spare = allowance - len(targets)
+        shares: dict[int, list[str]] = {}
+        for target in targets:  # each gets what its own forwarding needs, while it lasts
+            need = expand(graph, target.lower(), stop_after=spare, max_depth=left,
+                          exclude=seen).copies
+            share = min(need, spare)
+            spare -= share
+            shares.setdefault(share, []).append(target)
+        for share, group in shares.items():
             await self.spool.enqueue(
                 sender=sender,
-                recipients=[NewRecipient(t) for t in targets],
-                data=copy,
+                recipients=[NewRecipient(t) for t in group],
+                data=add_field(copy, COPIES_FIELD, str(share)),
                 origin="forward",
                 smtputf8=smtputf8,
             )
-            return Outcome.delivered(f"forwarded to {', '.join(targets)}")
-        return Outcome.delivered(f"delivered to mailbox {recipient}")
+        return None
 
     async def _address(self, email: str) -> Any:
         async with self.db.session() as session:
             return (await session.execute(
-                select(Address.id, Address.kind, Address.quota_bytes, Address.destinations)
+                select(Address.id, Address.kind, Address.quota_bytes, Address.destinations,
+                       Domain.name, Domain.hosting)
+                .join(Domain, Domain.id == Address.domain_id)
                 .where(Address.email == email)
             )).first()
 

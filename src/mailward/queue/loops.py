@@ -56,14 +56,14 @@ def _address(value: bytes) -> str:
     return text.lower()
 
 
-def _scan(data: bytes) -> tuple[int, set[str]]:
+def _scan(data: bytes) -> tuple[int, list[str]]:
     received = 0
-    delivered: set[str] = set()
+    delivered: list[str] = []
     for name, value in _fields(data):
         if name == b"received":
             received += 1
         elif name == b"delivered-to" and (address := _address(value)):
-            delivered.add(address)
+            delivered.append(address)
     return received, delivered
 
 
@@ -74,7 +74,48 @@ def count_received(data: bytes) -> int:
 
 def delivered_to(data: bytes) -> set[str]:
     """The lower-cased addresses of the header block's ``Delivered-To:`` fields."""
-    return _scan(data)[1]
+    return set(_scan(data)[1])
+
+
+def count_delivered_to(data: bytes) -> int:
+    """How many ``Delivered-To:`` fields the header block has: the forwarding hops the
+    message has made (each local delivery adds one)."""
+    return len(_scan(data)[1])
+
+
+def field_value(data: bytes, name: str) -> str | None:
+    """The first header field ``name``'s unfolded value (case-insensitive name), or ``None``."""
+    wanted = name.lower().encode()
+    for field, value in _fields(data):
+        if field == wanted:
+            return value.decode("utf-8", "replace")
+    return None
+
+
+def without_field(data: bytes, name: str) -> bytes:
+    """``data`` without any header field ``name`` (continuation lines included); the
+    rest, the body above all, byte for byte."""
+    wanted = name.lower().encode()
+    out: list[bytes] = []
+    pos, size, dropping = 0, len(data), False
+    while pos < size:
+        end = data.find(b"\n", pos)
+        nxt = size if end < 0 else end + 1
+        line = data[pos:nxt]
+        bare = line.rstrip(b"\r\n")
+        if not bare:  # the end of the header block: the rest as it is
+            out.append(data[pos:])
+            return b"".join(out)
+        if bare[:1] in (b" ", b"\t"):
+            if not dropping:
+                out.append(line)
+        else:
+            field = bare.partition(b":")[0].rstrip(b" \t").lower()
+            dropping = field == wanted
+            if not dropping:
+                out.append(line)
+        pos = nxt
+    return b"".join(out)
 
 
 def is_loop(data: bytes, recipient: str, *, max_hops: int = MAX_HOPS) -> str | None:
@@ -92,14 +133,21 @@ def is_loop(data: bytes, recipient: str, *, max_hops: int = MAX_HOPS) -> str | N
     return None
 
 
-def add_delivered_to(data: bytes, recipient: str) -> bytes:
-    """``data`` with ``Delivered-To: recipient`` prepended.
+def add_field(data: bytes, name: str, value: str) -> bytes:
+    """``data`` with ``name: value`` prepended.
 
     The new line ends in CRLF, or in a bare LF when the message's first line does.
-    Raises ``ValueError`` if ``recipient`` is empty or contains a line break.
+    Raises ``ValueError`` if ``value`` is empty or contains a line break.
     """
-    if not recipient or any(c in recipient for c in "\r\n\0"):
-        raise ValueError(f"invalid recipient for Delivered-To: {recipient!r}")
+    if not value or any(c in value for c in "\r\n\0"):
+        raise ValueError(f"invalid value for {name}: {value!r}")
     first = data.find(b"\n")
     newline = b"\n" if first >= 0 and data[first - 1 : first] != b"\r" else b"\r\n"
-    return b"Delivered-To: " + recipient.encode("utf-8") + newline + data
+    return name.encode() + b": " + value.encode("utf-8") + newline + data
+
+
+def add_delivered_to(data: bytes, recipient: str) -> bytes:
+    """``data`` with ``Delivered-To: recipient`` prepended (see :func:`add_field`)."""
+    if not recipient or any(c in recipient for c in "\r\n\0"):
+        raise ValueError(f"invalid recipient for Delivered-To: {recipient!r}")
+    return add_field(data, "Delivered-To", recipient)

@@ -4,25 +4,52 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import uvicorn
 
 from mailward.config import Settings
 from mailward.directory import Directory
 from mailward.web import create_app
+from mailward.web.sessions import PURGE_EVERY_SECONDS, purge_expired_sessions
 
 DESCRIPTION = "panel /panel, API /api/v1, OpenAPI /api/v1/openapi.json"
 GRACEFUL_SHUTDOWN_SECONDS = 30
 
+log = logging.getLogger(__name__)
+
+
+Job = Callable[[], Awaitable[object]]
+
+
+async def run_once(name: str, job: Job) -> None:
+    """Run ``job``; a failure is logged (the next run goes ahead as planned)."""
+    try:
+        await job()
+    except Exception:
+        log.exception("web: %s failed", name)
+
+
+async def every(seconds: float, name: str, job: Job) -> None:
+    """Run ``job`` every ``seconds`` (the first time after one interval), until cancelled."""
+    while True:
+        await asyncio.sleep(seconds)
+        await run_once(name, job)
+
 
 class RoleServer(uvicorn.Server):
-    """A uvicorn server that leaves signals to ``mailward.server`` and says when it listens."""
+    """A uvicorn server that leaves signals to ``mailward.server`` and says when it listens;
+    while it serves, its ``background`` jobs (name → (interval, job)) run once as it
+    starts, then every interval beside it (e.g. the session purge)."""
 
-    def __init__(self, config: uvicorn.Config) -> None:
+    def __init__(self, config: uvicorn.Config,
+                 background: dict[str, tuple[float, Job]] | None = None) -> None:
         super().__init__(config)
         self.listening = asyncio.Event()
+        self.background = dict(background or {})
+        self.tasks: dict[str, asyncio.Task[None]] = {}
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -30,10 +57,19 @@ class RoleServer(uvicorn.Server):
         yield
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        for name, (_, job) in self.background.items():
+            await run_once(name, job)
+        self.tasks = {name: asyncio.create_task(every(seconds, name, job),
+                                                name=f"mailward-web-{name}")
+                      for name, (seconds, job) in self.background.items()}
         try:
             await super().serve(sockets=sockets)
         except SystemExit as exc:  # uvicorn exits the process when start-up fails
             raise RuntimeError(f"web: start-up failed (exit status {exc.code})") from None
+        finally:
+            for task in self.tasks.values():
+                task.cancel()
+            await asyncio.gather(*self.tasks.values(), return_exceptions=True)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
@@ -69,7 +105,10 @@ def web_server(directory: Directory, settings: Settings) -> RoleServer:
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
-    return RoleServer(config)
+    async def purge_sessions() -> int:  # expired panel sessions
+        return await purge_expired_sessions(directory.db)
+
+    return RoleServer(config, {"session-purge": (PURGE_EVERY_SECONDS, purge_sessions)})
 
 
 WILDCARDS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}

@@ -17,6 +17,7 @@ from litestar.template import TemplateConfig
 
 from mailward.config import Settings
 from mailward.directory import Directory
+from mailward.directory.auth_limit import AuthLimiter
 from mailward.web import dnstools, quarantine_links
 from mailward.web.api import API_PATH, BEARER, api_routers
 from mailward.web.autoconfig import autoconfig_handlers
@@ -24,6 +25,7 @@ from mailward.web.context import DEPENDENCIES, STATE_KEY, WebContext
 from mailward.web.dnstools import tools_router
 from mailward.web.errors import EXCEPTION_HANDLERS
 from mailward.web.home import index
+from mailward.web.login import IP_PREFIX
 from mailward.web.panel import panel_handlers
 from mailward.web.quarantine_links import quarantine_router
 from mailward.web.sessions import SESSION_STORE, DatabaseStore, csrf_config, session_config
@@ -73,8 +75,14 @@ def openapi_config() -> OpenAPIConfig:
 
 
 def create_app(directory: Directory, settings: Settings) -> Litestar:
-    """Build the web app over ``directory``; logins share the directory's limiter."""
-    limiter = directory.limiter
+    """Build the web app over ``directory``. Panel and API logins count failures per
+    login (``auth_failures_per_window``, the directory's limit, which an admin's unlock
+    clears) and per client address with its own, much higher limit
+    (``auth_ip_failures_per_window``): an office behind one NAT is not locked out by a
+    few bad guesses against one of its users."""
+    limiter = AuthLimiter(directory.db, settings.auth_failures_per_window,
+                          settings.auth_window_seconds,
+                          prefix_limits={IP_PREFIX: settings.auth_ip_failures_per_window})
     templates = TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine)
     return Litestar(
         route_handlers=[

@@ -8,6 +8,7 @@ from mailward.directory.users import login_key
 from mailward.web.context import WebContext
 
 __all__ = [
+    "IP_PREFIX",
     "LoginFailed",
     "LoginThrottled",
     "code_login",
@@ -15,7 +16,6 @@ __all__ = [
     "panel_login",
     "password_login",
 ]
-
 
 
 class LoginFailed(Exception):
@@ -30,8 +30,12 @@ class LoginThrottled(Exception):
         self.retry_after = retry_after
 
 
+IP_PREFIX = "ip:"
+"""Limiter keys of client addresses (their own, higher limit: see ``create_app``)."""
+
+
 def _keys(login: str, client: str) -> tuple[str, str]:
-    return f"ip:{client}", login_key(login)
+    return f"{IP_PREFIX}{client}", login_key(login)
 
 
 async def password_login(web: WebContext, login: str, password: str, client: str) -> Actor:

@@ -18,6 +18,7 @@ from litestar.middleware.session.server_side import (
     ServerSideSessionConfig,
 )
 from litestar.stores.base import Store
+from litestar.types import Empty
 from sqlalchemy import delete, select
 
 from mailward.config import Settings
@@ -25,16 +26,19 @@ from mailward.db import Database
 from mailward.db.models import WebSession, utcnow
 
 __all__ = [
+    "PURGE_EVERY_SECONDS",
     "SESSION_STORE",
     "DatabaseStore",
     "csrf_config",
     "new_session_id",
+    "purge_expired_sessions",
     "session_config",
     "web_secret",
 ]
 
 SESSION_STORE = "sessions"
 SESSION_SECONDS = 8 * 3600  # idle lifetime of a panel login; every request renews it
+PURGE_EVERY_SECONDS = 3600  # the web role deletes expired sessions this often
 SECRET_FILE = "web-secret"
 # not panel pages: the API authenticates with bearer tokens (no ambient credential to
 # forge), the public tools and client set-up documents need no session
@@ -109,6 +113,16 @@ class DatabaseStore(Store):
         return max(int((expires_at - utcnow()).total_seconds()), 0)
 
 
+async def purge_expired_sessions(db: Database) -> int:
+    """Delete every expired row of the ``web_sessions`` table (sessions, and the public
+    pages' rate-limit counters); how many went. The web role runs it every
+    ``PURGE_EVERY_SECONDS``."""
+    async with db.session() as session, session.begin():
+        result = await session.execute(
+            delete(WebSession).where(WebSession.expires_at <= utcnow()))
+    return int(result.rowcount or 0)
+
+
 def web_secret(settings: Settings) -> str:
     """``web_secret`` from the settings, else one generated once into the data dir (0600).
 
@@ -146,7 +160,18 @@ def new_session_id(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
 
 class _Backend(ServerSideSessionBackend):
     """Litestar's backend, but a session ID is only ever one we issued: a cookie naming no
-    stored session, or a request that asked for :func:`new_session_id`, gets a new ID."""
+    stored session, or a request that asked for :func:`new_session_id`, gets a new ID; and
+    a request whose session is empty (anonymous: the login page, public pages) stores
+    nothing, so that no client can fill the table without logging in. (The login form's
+    CSRF token is Litestar's signed double-submit cookie, no session needed.)"""
+
+    async def store_in_message(self, scope_session: Any, message: Any,
+                               connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+        if not scope_session:  # empty, or cleared (logout)
+            if self.config.key in connection.cookies:  # forget it: row and cookie
+                await super().store_in_message(Empty, message, connection)
+            return
+        await super().store_in_message(scope_session, message, connection)
 
     async def load_from_connection(self, connection: ASGIConnection[Any, Any, Any, Any]
                                    ) -> dict[str, Any]:

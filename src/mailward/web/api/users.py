@@ -6,10 +6,20 @@ from litestar import Controller, delete, get, put
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK
 
-from mailward.directory.users import UserLockView
+from mailward.directory.users import PasswordChanged, UserLockView
 from mailward.directory.views import UserView
-from mailward.web.api.schemas import UserPasswordChange, errors
+from mailward.web.api.schemas import Request, errors
 from mailward.web.context import ActorDep, DirectoryDep
+
+
+class UserPasswordChange(Request):
+    """A user's new password; ``current`` is required for one's own. ``revoke_tokens``:
+    delete the user's API tokens (default: yes for a reset, no for one's own change)."""
+
+    password: str
+    password_repeat: str
+    current: str | None = None
+    revoke_tokens: bool | None = None
 
 
 class UserController(Controller):
@@ -23,12 +33,15 @@ class UserController(Controller):
         return await directory.users.list(actor, account)
 
     @put("/{login:str}/password", summary="Set a user's password",
-         description="One's own needs `current`; a managed user's does not.",
+         description="One's own needs `current`; a managed user's does not. Resetting a "
+         "managed user's password revokes their API tokens unless `revoke_tokens` is "
+         "false; `tokens_revoked` says how many went.",
          responses=errors(400, 404))
     async def set_password(self, login: FromPath[str], data: JSONBody[UserPasswordChange],
-                           actor: ActorDep, directory: DirectoryDep) -> UserView:
+                           actor: ActorDep, directory: DirectoryDep) -> PasswordChanged:
         return await directory.users.set_password(
-            actor, login, data.password, repeat=data.password_repeat, current=data.current)
+            actor, login, data.password, repeat=data.password_repeat, current=data.current,
+            revoke_tokens=data.revoke_tokens)
 
     @get("/{login:str}/login-lock", summary="Is the user's login locked after failed "
          "attempts?", responses=errors(404))

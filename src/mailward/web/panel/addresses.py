@@ -142,9 +142,13 @@ async def add(request: Request[Any, Any, Any], account: FromPath[str], data: For
             chosen=chosen,
             error=error,
         )
-    result = await web_of(request).directory.bulk.add_lines(
-        actor, lines.splitlines(), LISTS[chosen]
-    )
+    try:
+        result = await web_of(request).directory.bulk.add_lines(
+            actor, lines.splitlines(), LISTS[chosen]
+        )
+    except InvalidInput as exc:  # the whole input refused (e.g. forwarding over the caps)
+        return page(request, "add_addresses.html", status=400, account=view,
+                    account_base=base, lines=lines, chosen=chosen, error=str(exc))
     groups = {status.value: result.of(status) for status in LineStatus}
     return page(
         request,

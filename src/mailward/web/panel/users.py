@@ -62,7 +62,8 @@ async def change(request: Request[Any, Any, Any], account: FromPath[str], login:
         if action == "password":
             done = await service.set_password(actor, login, data.get("password", ""),
                                               repeat=data.get("repeat", ""))
-            message = f"password of {done.login} changed: tell them the new one safely"
+            message = (f"password of {done.login} changed: tell them the new one safely; "
+                       f"{done.tokens_revoked} API token(s) revoked")
         elif action == "unlock":
             message = f"logins of {(await service.unlock(actor, login)).login} unlocked"
         elif action == "delete" and data.get("confirm") != "yes":
