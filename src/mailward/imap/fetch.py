@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from mailward.imap.grammar.fetch import FetchAtt
-from mailward.imap.mime import bodystructure, envelope, section
+from mailward.imap.mime import Message
 from mailward.imap.selected import flag_list
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -17,6 +18,10 @@ _METADATA = frozenset({"FLAGS", "INTERNALDATE", "RFC822.SIZE", "UID"})
 _SETS_SEEN = frozenset({"RFC822", "RFC822.TEXT"})
 #: Attributes computed from the bytes once and cached (see :class:`ParsedCache`).
 _PARSED_ITEMS = frozenset({"ENVELOPE", "BODYSTRUCTURE", "BODY"})
+#: A message larger than this, or with more lines that may be MIME delimiters, is parsed in
+#: a worker thread; smaller ones on the loop, which is then yielded to other sessions.
+PARSE_INLINE_BYTES = 64 * 1024
+PARSE_INLINE_DELIMITERS = 200
 
 
 def needs_body(items: tuple[FetchAtt, ...]) -> bool:
@@ -78,15 +83,19 @@ def _literal(data: bytes) -> bytes:
 async def fetch_data(items: tuple[FetchAtt, ...], *, uid: int, size: int, flags: frozenset[str],
                      date: datetime, load: Callable[[], Awaitable[bytes]],
                      with_uid: bool, cache: ParsedCache | None = None,
-                     key: tuple[object, ...] = ()) -> bytes:
+                     key: tuple[object, ...] = (),
+                     before_offload: Callable[[], Awaitable[None]] | None = None) -> bytes:
     """The parenthesised ``msg-att`` list answering ``items`` for one message.
 
     ``with_uid`` adds ``UID`` (required in UID FETCH responses) when not asked for.
     ``load`` is called at most once, and only if ``cache`` (looked up and filled under
     ``key``) cannot answer every item that needs the message bytes.
+    A message that is big or has many parts is parsed in a worker thread, after
+    ``before_offload`` (e.g. sending the answers so far); a small one on the loop, which
+    is then yielded once: a FETCH of many messages never holds up other sessions.
     """
-    raw: bytes | None = None
-    parts: list[bytes] = []
+    parts: list[bytes | None] = []
+    wanted: list[tuple[int, FetchAtt]] = []  # (index in parts, item) answered from the bytes
     if with_uid and not any(item.name == "UID" for item in items):
         parts.append(b"UID %d" % uid)
     for item in items:
@@ -99,40 +108,58 @@ async def fetch_data(items: tuple[FetchAtt, ...], *, uid: int, size: int, flags:
             parts.append(b"INTERNALDATE " + internal_date(date))
         elif name == "RFC822.SIZE":
             parts.append(b"RFC822.SIZE %d" % size)
-        elif cache is not None and _cacheable(item):
-            value = cache.get((*key, name))
-            if value is None:
-                if raw is None:
-                    raw = await load()
-                value = _content(item, raw)
-                cache.put((*key, name), value)
-            parts.append(value)
+        elif name == "MODSEQ":
+            parts.append(b"MODSEQ (1)")
         else:
-            if raw is None:
-                raw = await load()
-            parts.append(_content(item, raw))
-    return b"(" + b" ".join(parts) + b")"
+            cached = cache.get((*key, name)) if cache is not None and _cacheable(item) else None
+            if cached is None:
+                wanted.append((len(parts), item))
+            parts.append(cached)
+    if wanted:
+        raw = await load()
+        if len(raw) > PARSE_INLINE_BYTES or raw.count(b"\n--") > PARSE_INLINE_DELIMITERS:
+            if before_offload is not None:
+                await before_offload()
+            values = await asyncio.to_thread(_contents, [item for _, item in wanted], raw)
+        else:
+            values = _contents([item for _, item in wanted], raw)
+            await asyncio.sleep(0)  # let other sessions in between messages
+        for (index, item), value in zip(wanted, values, strict=True):
+            parts[index] = value
+            if cache is not None and _cacheable(item):
+                cache.put((*key, item.name), value)
+    return b"(" + b" ".join(part for part in parts if part is not None) + b")"
 
 
-def _content(item: FetchAtt, raw: bytes) -> bytes:
+def _contents(items: list[FetchAtt], raw: bytes) -> list[bytes]:
+    """The answers to ``items`` from the message bytes, parsed at most once."""
+    parsed: Message | None = None
+    out = []
+    for item in items:
+        if item.name == "RFC822":
+            out.append(b"RFC822 " + _literal(raw))
+            continue
+        if parsed is None:
+            parsed = Message(raw)
+        out.append(_content(item, parsed))
+    return out
+
+
+def _content(item: FetchAtt, msg: Message) -> bytes:
     name = item.name
     if name == "ENVELOPE":
-        return b"ENVELOPE " + envelope(raw)
+        return b"ENVELOPE " + msg.envelope()
     if name == "BODYSTRUCTURE":
-        return b"BODYSTRUCTURE " + bodystructure(raw)
-    if name == "RFC822":
-        return b"RFC822 " + _literal(raw)
+        return b"BODYSTRUCTURE " + msg.bodystructure()
     if name == "RFC822.HEADER":
-        return b"RFC822.HEADER " + _literal(section(raw, "HEADER"))
+        return b"RFC822.HEADER " + _literal(msg.section("HEADER"))
     if name == "RFC822.TEXT":
-        return b"RFC822.TEXT " + _literal(section(raw, "TEXT"))
+        return b"RFC822.TEXT " + _literal(msg.section("TEXT"))
     if name == "BODY" and item.section is None:
-        return b"BODY " + bodystructure(raw, extensible=False)
-    if name == "MODSEQ":
-        return b"MODSEQ (1)"
+        return b"BODY " + msg.bodystructure(extensible=False)
     assert item.section is not None
     spec = str(item.section)
-    data = section(raw, spec)
+    data = msg.section(spec)
     key = b"BODY[" + _echo(item).encode("utf-8") + b"]"
     if item.partial is not None:
         start, count = item.partial

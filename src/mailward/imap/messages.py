@@ -160,7 +160,8 @@ async def _fetch_one(s: ImapSession, sel: SelectedFolder, items: tuple[FetchAtt,
     try:
         return await fetch_data(items, uid=uid, size=info.size, flags=sel.flags(uid),
                                 date=info.internal_date, load=load, with_uid=with_uid,
-                                cache=s.services.parsed, key=_cache_key(sel, uid))
+                                cache=s.services.parsed, key=_cache_key(sel, uid),
+                                before_offload=s.flush)
     except NoSuchMessage:
         sel.vanished.add(uid)
         return None

@@ -6,12 +6,13 @@ Broken input never raises; it degrades the way Dovecot does where known.
 
 from __future__ import annotations
 
+import bisect
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from mailward.imap.respond import NIL, human_string, imap_list, nstring
 
-_MAX_DEPTH = 50
 _TSPECIALS = set('()<>@,;:\\"/[]?= \t')
 _ADDR_SPECIALS = set('()<>@,;:\\"[] \t')
 
@@ -29,25 +30,6 @@ class _Field:
     raw: bytes  # the whole field, folding and line ending included
     value: str  # unfolded (line breaks removed), blanks after the colon removed
     folded: str  # the same with its line breaks kept
-
-
-def _split_header(data: bytes) -> tuple[bytes, bytes]:
-    """Split at the first empty line; the header keeps the blank line."""
-    if data.startswith(b"\r\n"):
-        return data[:2], data[2:]
-    if data.startswith(b"\n"):
-        return data[:1], data[1:]
-    pos = 0
-    while True:
-        nl = data.find(b"\n", pos)
-        if nl < 0:
-            return data, b""
-        nxt = nl + 1
-        if data.startswith(b"\r\n", nxt):
-            return data[: nxt + 2], data[nxt + 2 :]
-        if data.startswith(b"\n", nxt):
-            return data[: nxt + 1], data[nxt + 1 :]
-        pos = nxt
 
 
 def _parse_fields(header: bytes) -> list[_Field]:
@@ -174,11 +156,24 @@ def _parse_params(toks: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 # ---------------------------------------------------------------- MIME tree
 
+#: Deepest nesting of multiparts and message/rfc822 parts parsed (Dovecot: 100); a part
+#: this deep is served as a leaf, whatever its Content-Type.
+MAX_DEPTH = 50
+#: Most parts parsed in one message (as Dovecot); the rest of the multipart being split
+#: when the cap is reached is served as one leaf part, and so is any part begun later.
+MAX_PARTS = 10_000
+_BLANK_LINE = re.compile(rb"\n\r?\n")
 
-@dataclass
+
+@dataclass(slots=True)
 class _Part:
-    header: bytes
-    body: bytes
+    """A part as offsets into the message: header ``buf[start:body_start]``, body
+    ``buf[body_start:end]`` (no copies; parsing is linear in the message size)."""
+
+    buf: bytes
+    start: int
+    body_start: int
+    end: int
     fields: list[_Field]
     ctype: str
     csub: str
@@ -188,6 +183,21 @@ class _Part:
     multipart: bool = False
     message: _Part | None = None
 
+    @property
+    def header(self) -> bytes:
+        return self.buf[self.start:self.body_start]
+
+    @property
+    def body(self) -> bytes:
+        return self.buf[self.body_start:self.end]
+
+    @property
+    def body_size(self) -> int:
+        return self.end - self.body_start
+
+    def body_lines(self) -> int:
+        return self.buf.count(b"\n", self.body_start, self.end)
+
 
 def _param(part: _Part, name: str) -> str | None:
     for k, v in part.params:
@@ -196,12 +206,20 @@ def _param(part: _Part, name: str) -> str | None:
     return None
 
 
-def _parse(data: bytes, default: tuple[str, str] = ("text", "plain"), depth: int = 0) -> _Part:
-    header, body = _split_header(data)
-    fields = _parse_fields(header)
+def _header_end(buf: bytes, start: int, end: int) -> int:
+    """Where the header of ``buf[start:end]`` ends: after its first empty line (which it
+    keeps), at ``end`` if there is none."""
+    if buf.startswith(b"\r\n", start, end):
+        return start + 2
+    if buf.startswith(b"\n", start, end):
+        return start + 1
+    m = _BLANK_LINE.search(buf, start, end)
+    return end if m is None else m.end()
+
+
+def _content_type(fields: list[_Field], default: tuple[str, str]
+                  ) -> tuple[str, str, list[tuple[str, str]], bool]:
     ctype, csub = default
-    params: list[tuple[str, str]] = []
-    explicit_subtype = True
     ct = _get(fields, "Content-Type")
     if ct is not None:
         toks = [t for t in _tokens(ct, _TSPECIALS) if t[0] != "comment"]
@@ -211,77 +229,131 @@ def _parse(data: bytes, default: tuple[str, str] = ("text", "plain"), depth: int
             and toks[1] == ("sp", "/")
             and toks[2][0] == "atom"
         ):
-            ctype, csub = toks[0][1], toks[2][1]
-            params = _parse_params(toks[3:])
-        elif toks and toks[0][0] == "atom" and (len(toks) == 1 or toks[1] == ("sp", ";")):
-            ctype, csub, explicit_subtype = toks[0][1], "", False
-            params = _parse_params(toks[1:])
-    part = _Part(header, body, fields, ctype, csub, params, explicit_subtype)
-    if depth >= _MAX_DEPTH:
-        return part
-    lt = ctype.lower()
-    if lt == "multipart":
-        boundary = _param(part, "boundary")
-        if boundary:
-            part.multipart = True
-            child_default = ("message", "rfc822") if csub.lower() == "digest" else ("text", "plain")
-            for chunk, eol in _split(body, boundary):
-                child = _parse(chunk, child_default, depth + 1)
-                if eol and _ends_in_close_delimiter(child, chunk):
-                    child = _parse(chunk + eol, child_default, depth + 1)
-                part.children.append(child)
-    elif lt == "message" and csub.lower() == "rfc822":
-        part.message = _parse(body, ("text", "plain"), depth + 1)
-    return part
+            return toks[0][1], toks[2][1], _parse_params(toks[3:]), True
+        if toks and toks[0][0] == "atom" and (len(toks) == 1 or toks[1] == ("sp", ";")):
+            return toks[0][1], "", _parse_params(toks[1:]), False
+    return ctype, csub, [], True
 
 
-def _split(body: bytes, boundary: str) -> list[tuple[bytes, bytes]]:
-    """The body parts between the delimiters: ``(content, line end before the next
-    delimiter)``; that line end belongs to the delimiter (RFC 2046 §5.1.1)."""
-    delim = b"--" + boundary.encode("utf-8", "surrogateescape")
-    parts: list[tuple[bytes, bytes]] = []
-    start: int | None = None  # start of current part's content
-    pos = 0
-    n = len(body)
-    while pos < n:
-        nl = body.find(b"\n", pos)
-        end = n if nl < 0 else nl + 1
-        if body.startswith(delim, pos):
-            if start is not None:
-                chunk = body[start:pos]
-                eol = b"\r\n" if chunk.endswith(b"\r\n") else chunk[-1:] if chunk.endswith(
-                    b"\n") else b""
-                parts.append((chunk[: len(chunk) - len(eol)], eol))
-            if body.startswith(b"--", pos + len(delim)):
-                return parts
-            start = end
-        pos = end
-    if start is not None:
-        parts.append((body[start:], b""))
-    return parts
+class _Parser:
+    """One pass over a message: every part parsed once, bytes never copied but for headers.
 
-
-def _boundaries(part: _Part) -> set[bytes]:
-    """Boundaries of every multipart inside ``part`` (itself included)."""
-    found: set[bytes] = set()
-    if part.multipart:
-        found.add((_param(part, "boundary") or "").encode("utf-8", "surrogateescape"))
-    for child in part.children:
-        found |= _boundaries(child)
-    if part.message is not None:
-        found |= _boundaries(part.message)
-    return found
-
-
-def _ends_in_close_delimiter(part: _Part, content: bytes) -> bool:
-    """Whether ``content`` ends with the close delimiter of a multipart nested in it.
-
-    Dovecot consumes that delimiter line with its line end, so the line end before the
-    next outer delimiter stays in the part (sizes and BODY[n] bytes include it).
+    ``steps`` counts the parser's units of work (parts, delimiter matches, close-delimiter
+    checks) so that tests can assert the work grows linearly with the message.
     """
-    last = content.rsplit(b"\n", 1)[-1].rstrip(b" \t\r")
-    return (len(last) > 4 and last.startswith(b"--") and last.endswith(b"--")
-            and last[2:-2] in _boundaries(part))
+
+    def __init__(self, buf: bytes) -> None:
+        self.buf = buf
+        self.parts = 0  # parts begun so far = pre-order index of the last one
+        self.steps = 0
+        # boundary -> pre-order indices of the multiparts using it (ascending)
+        self.multiparts: dict[bytes, list[int]] = {}
+
+    def parse(self, start: int, end: int, default: tuple[str, str] = ("text", "plain"),
+              depth: int = 0) -> _Part:
+        part = self._leaf(start, end, default)
+        index = self.parts
+        if depth >= MAX_DEPTH or self.parts >= MAX_PARTS:
+            return part
+        lt, lsub = part.ctype.lower(), part.csub.lower()
+        if lt == "multipart":
+            boundary = _param(part, "boundary")
+            if boundary:
+                part.multipart = True
+                raw_boundary = boundary.encode("utf-8", "surrogateescape")
+                self.multiparts.setdefault(raw_boundary, []).append(index)
+                child_default = ("message", "rfc822") if lsub == "digest" else ("text", "plain")
+                for cstart, cend, eol in self._split(part.body_start, end, raw_boundary):
+                    if self.parts >= MAX_PARTS:  # the rest as one leaf
+                        part.children.append(self._leaf(cstart, end, child_default))
+                        break
+                    first = self.parts + 1
+                    child = self.parse(cstart, cend, child_default, depth + 1)
+                    if eol and self._ends_in_close_delimiter(first, cstart, cend):
+                        self._extend(child, cend, cend + eol)
+                    part.children.append(child)
+        elif lt == "message" and lsub == "rfc822":
+            part.message = self.parse(part.body_start, end, ("text", "plain"), depth + 1)
+        return part
+
+    def _leaf(self, start: int, end: int, default: tuple[str, str]) -> _Part:
+        """The part at ``buf[start:end]`` with its header read, its body not (yet)."""
+        self.parts += 1
+        self.steps += 1
+        body_start = _header_end(self.buf, start, end)
+        fields = _parse_fields(self.buf[start:body_start])
+        ctype, csub, params, explicit = _content_type(fields, default)
+        return _Part(self.buf, start, body_start, end, fields, ctype, csub, params, explicit)
+
+    def _split(self, start: int, end: int, boundary: bytes) -> Iterator[tuple[int, int, int]]:
+        """The body parts of ``buf[start:end]``: ``(start, end, length of the line end
+        before the next delimiter)``; that line end belongs to the delimiter (RFC 2046
+        §5.1.1). A delimiter is a line that begins with ``--boundary``."""
+        buf = self.buf
+        delim = b"--" + boundary
+        part_start: int | None = None
+        pos = start
+        while True:
+            at = buf.find(delim, pos, end)
+            if at < 0:
+                break
+            self.steps += 1
+            if at != start and buf[at - 1] != 0x0A:  # not at a line start
+                pos = at + 1
+                continue
+            if part_start is not None:
+                eol = (2 if at - part_start >= 2 and buf.startswith(b"\r\n", at - 2)
+                       else 1 if at > part_start and buf[at - 1] == 0x0A else 0)
+                yield part_start, at - eol, eol
+            if buf.startswith(b"--", at + len(delim), end):
+                return
+            nl = buf.find(b"\n", at, end)
+            pos = part_start = end if nl < 0 else nl + 1
+        if part_start is not None:
+            yield part_start, end, 0
+
+    def _ends_in_close_delimiter(self, first: int, start: int, end: int) -> bool:
+        """Whether ``buf[start:end]`` ends with the close delimiter of a multipart among
+        the parts numbered ``first`` to ``self.parts`` (the part just parsed and its parts).
+
+        Dovecot consumes that delimiter line with its line end, so the line end before the
+        next outer delimiter stays in the part (sizes and BODY[n] bytes include it).
+        """
+        self.steps += 1
+        line = self.buf.rfind(b"\n", start, end) + 1 or start
+        if not self.buf.startswith(b"--", line, end):
+            return False
+        last = self.buf[line:end].rstrip(b" \t\r")
+        if not (len(last) > 4 and last.endswith(b"--")):
+            return False
+        owners = self.multiparts.get(last[2:-2], ())
+        i = bisect.bisect_left(owners, first)
+        return i < len(owners) and owners[i] <= self.parts
+
+    def _extend(self, part: _Part, old: int, new: int) -> None:
+        """Move the end of ``part`` from ``old`` to ``new``, and with it every offset at
+        ``old`` in the parts that end there too (its last, unclosed, parts)."""
+        node: _Part | None = part
+        while node is not None:
+            self.steps += 1
+            if node.start == old:
+                node.start = new
+            if node.body_start == old:
+                node.body_start = new
+                if node.start != new:  # a header without an empty line grew
+                    node.fields = _parse_fields(node.header)
+            node.end = new
+            if node.multipart and node.children and node.children[-1].end == old:
+                node = node.children[-1]
+            elif node.message is not None and node.message.end == old:
+                node = node.message
+            else:
+                node = None
+
+
+def parse(data: bytes) -> _Part:
+    """The MIME tree of a message (bounded by ``MAX_DEPTH`` and ``MAX_PARTS``)."""
+    return _Parser(data).parse(0, len(data))
 
 
 # ---------------------------------------------------------------- ENVELOPE
@@ -382,7 +454,7 @@ def _envelope(fields: list[_Field]) -> bytes:
 
 def envelope(data: bytes) -> bytes:
     """The serialized ENVELOPE of a message (RFC 3501 §7.4.2)."""
-    return _envelope(_parse_fields(_split_header(data)[0]))
+    return _envelope(_parse_fields(data[:_header_end(data, 0, len(data))]))
 
 
 # ---------------------------------------------------------------- BODYSTRUCTURE
@@ -435,12 +507,12 @@ def _body(part: _Part, ext: bool) -> bytes:
         nstring(_get(part.fields, "Content-ID")),
         nstring(_get(part.fields, "Content-Description")),
         nstring(cte_tok),
-        b"%d" % len(part.body),
+        b"%d" % part.body_size,
     ]
     if part.message is not None:
         items += [_envelope(part.message.fields), _body(part.message, ext)]
     if is_text or part.message is not None:
-        items.append(b"%d" % part.body.count(b"\n"))
+        items.append(b"%d" % part.body_lines())
     if ext:
         items += [nstring(_get(part.fields, "Content-MD5")), *_ext(part)]
     return b"(" + b" ".join(items) + b")"
@@ -448,7 +520,7 @@ def _body(part: _Part, ext: bool) -> bytes:
 
 def bodystructure(data: bytes, *, extensible: bool = True) -> bytes:
     """BODYSTRUCTURE (``extensible=True``) or BODY (``False``) of a message."""
-    return _body(_parse(data), extensible)
+    return _body(parse(data), extensible)
 
 
 # ---------------------------------------------------------------- BODY[section]
@@ -484,8 +556,11 @@ def _header_fields(msg: _Part, names: list[str], negate: bool) -> bytes:
     return b"".join(out) + b"\r\n"
 
 
-def section(data: bytes, spec: str) -> bytes:
-    """Bytes of ``BODY[spec]`` (RFC 3501 §6.4.5); unknown/missing parts give b''."""
+def section(data: bytes, spec: str, root: _Part | None = None) -> bytes:
+    """Bytes of ``BODY[spec]`` (RFC 3501 §6.4.5); unknown/missing parts give b''.
+
+    ``root`` is ``parse(data)`` when the caller has it already.
+    """
     m = _SECTION.match(spec.strip())
     if m is None:
         return b""
@@ -497,7 +572,8 @@ def section(data: bytes, spec: str) -> bytes:
         return b""
     if (names_s is not None) != kind.startswith("HEADER.FIELDS"):
         return b""
-    root = _parse(data)
+    if root is None:
+        root = parse(data)
     if not nums_s:
         if not kind:
             return data
@@ -523,3 +599,20 @@ def section(data: bytes, spec: str) -> bytes:
         return msg.body
     names = [v for k, v in _tokens(names_s or "", set()) if k in ("atom", "qs")]
     return _header_fields(msg, names, kind.endswith(".NOT"))
+
+
+class Message:
+    """A message parsed once, for any number of FETCH items."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.root = parse(data)
+
+    def envelope(self) -> bytes:
+        return _envelope(self.root.fields)
+
+    def bodystructure(self, *, extensible: bool = True) -> bytes:
+        return _body(self.root, extensible)
+
+    def section(self, spec: str) -> bytes:
+        return section(self.data, spec, self.root)

@@ -15,6 +15,8 @@ async def start_imap(services: ImapServices, *, sock: socket.socket,
     With ``implicit_tls`` the TLS handshake starts the connection
     (``services.tls_context`` is required); otherwise the context, if any, is offered
     through STARTTLS, and logins wait for TLS unless ``allow_plaintext_auth``.
+    A connection beyond the caps of ``services.limiter`` gets ``* BYE [UNAVAILABLE]``
+    instead of the greeting and is closed.
     Close with ``server.close(); await server.wait_closed()``.
     """
     if implicit_tls and services.tls_context is None:

@@ -33,6 +33,7 @@ from mailward.imap.reports import Lesson, SpamReporter
 from mailward.imap.respond import imap_string
 from mailward.imap.selected import RecentClaims, SelectedFolder
 from mailward.lines import OVERLONG, read_line
+from mailward.net.limits import ConnectionLimiter
 from mailward.pop3.commands import decode_sasl_plain
 from mailward.store import (
     FolderExists,
@@ -50,8 +51,11 @@ log = logging.getLogger(__name__)
 
 LINE_LIMIT = 65536  # longest command line outside literals
 MAX_BAD = 50  # malformed commands before the session is closed
-IDLE_TIMEOUT = 1800.0  # RFC 3501 §5.4: at least 30 minutes
+IDLE_TIMEOUT = 1800.0  # RFC 3501 §5.4: at least 30 minutes (once logged in)
+PREAUTH_TIMEOUT = 60.0  # client silence allowed before login
+PREAUTH_MAX_LITERAL = 8192  # largest literal accepted before login
 SEND_TIMEOUT = 300.0
+REFUSE_TIMEOUT = 10.0  # seconds to send the refusal to a client over the connection caps
 IDLE_POLL = 30.0  # re-check the store while idling even without a change notice
 _TAG = re.compile(rb"^([\x21-\x7e]+?) ")
 
@@ -85,6 +89,9 @@ class ImapServices:
     allow_plaintext_auth: bool = False
     max_literal: int = 50 * 1024 * 1024
     idle_timeout: float = IDLE_TIMEOUT
+    preauth_max_literal: int = PREAUTH_MAX_LITERAL
+    preauth_timeout: float = PREAUTH_TIMEOUT
+    limiter: ConnectionLimiter | None = None  # shared by the listeners of the role
     parsed: ParsedCache = field(default_factory=ParsedCache)
     stopping: bool = False
     sessions: set[ImapSession] = field(default_factory=set)
@@ -144,9 +151,26 @@ class ImapSession:
         """The next line incl. CRLF (``OVERLONG`` if too long), ``None`` at EOF."""
         return await read_line(self.reader)
 
+    @property
+    def timeout(self) -> float:
+        """Client silence allowed now: short until the client has logged in."""
+        return self.services.idle_timeout if self.user else self.services.preauth_timeout
+
+    @property
+    def max_literal(self) -> int:
+        """Largest literal accepted now: small until the client has logged in."""
+        return self.services.max_literal if self.user else self.services.preauth_max_literal
+
     async def read_command(self) -> bytes | None:
-        """A whole command with its literals; ``b""`` when it was refused and answered."""
-        async with asyncio.timeout(self.services.idle_timeout):
+        """A whole command with its literals; ``b""`` when it was refused and answered.
+
+        A literal over :attr:`max_literal` is refused before any of it is read: a
+        synchronizing one with a tagged ``NO [TOOBIG]`` instead of the continuation (the
+        client then sends nothing more of that command), a non-synchronizing one (whose
+        octets are already on their way) with ``BAD [TOOBIG]`` and ``BYE`` (RFC 7888 §4).
+        """
+        timeout = self.timeout
+        async with asyncio.timeout(timeout):
             data = await self._line()
         self.waiting = False  # a command has begun: shutdown lets it finish
         if data is None:
@@ -158,19 +182,20 @@ class ImapSession:
         while (lit := literal_needed(data)) is not None:
             size, non_sync = lit
             total += size
-            if size > self.services.max_literal or total > self.services.max_literal + LINE_LIMIT:
+            limit = self.max_literal
+            if size > limit or total > limit + LINE_LIMIT:
                 tag = _tag_of(data)
                 if non_sync:  # the octets are on their way: we cannot stay in sync
                     self.tagged(tag, "BAD", "Literal too big", "TOOBIG")
                     self.untagged("BYE Literal too big, closing connection")
                     raise Close
-                self.tagged(tag, "NO", f"Literal too big (at most "
-                            f"{self.services.max_literal} octets)", "TOOBIG")
+                self.tagged(tag, "NO", f"Literal too big (at most {limit} octets"
+                            f"{'' if self.user else ' before login'})", "TOOBIG")
                 return b""
             if not non_sync:
                 self.out.append(b"+ Ready for literal data")
                 await self.flush()
-            async with asyncio.timeout(self.services.idle_timeout):
+            async with asyncio.timeout(timeout):
                 chunk = await self.reader.readexactly(size)
                 rest = await self._line()
             if rest is None:
@@ -185,6 +210,12 @@ class ImapSession:
     # -- loop ------------------------------------------------------------------------
 
     async def run(self) -> None:
+        limiter = self.services.limiter
+        peer = self.writer.get_extra_info("peername")
+        refused = limiter.admit(peer) if limiter is not None else None
+        if refused is not None:
+            await self._refuse(f"BYE [UNAVAILABLE] {refused.capitalize()}")
+            return
         self.services.sessions.add(self)
         try:
             caps = " ".join(self.capabilities())
@@ -209,9 +240,22 @@ class ImapSession:
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, TimeoutError):
             await self.report_pending()  # the command was carried out all the same
         finally:
+            if limiter is not None:  # before closing: the client may come back at once
+                limiter.release(peer)
             self.services.sessions.discard(self)
             self.writer.close()
             with contextlib.suppress(Exception):
+                await self.writer.wait_closed()
+
+    async def _refuse(self, text: str) -> None:
+        """Answer a connection over the caps with ``* <text>`` instead of the greeting."""
+        with contextlib.suppress(Exception):
+            self.untagged(text)
+            async with asyncio.timeout(REFUSE_TIMEOUT):
+                await self.flush()
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(REFUSE_TIMEOUT):
                 await self.writer.wait_closed()
 
     def bye_now(self) -> None:
@@ -489,7 +533,7 @@ async def _authenticate(s: ImapSession, cmd: Command) -> None:
     else:
         s.out.append(b"+ ")
         await s.flush()
-        async with asyncio.timeout(s.services.idle_timeout):
+        async with asyncio.timeout(s.timeout):
             line = await s._line()
         if line is None:
             raise Close

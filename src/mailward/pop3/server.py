@@ -6,6 +6,7 @@ import asyncio
 import socket
 import ssl
 
+from mailward.net.limits import ConnectionLimiter
 from mailward.pop3.maildrop import DEFAULT_LOCKS, MaildropLocks
 from mailward.pop3.session import READ_LIMIT, Pop3Authenticator, Pop3Session
 from mailward.store import MailStore
@@ -24,14 +25,19 @@ async def start_pop3(
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - per-session idle timeout
     allow_plaintext_auth: bool = False,
     locks: MaildropLocks = DEFAULT_LOCKS,
+    preauth_timeout: float | None = None,
+    limiter: ConnectionLimiter | None = None,
 ) -> asyncio.AbstractServer:
     """Serve POP3 on ``sock`` (bound; listened on here) in the running loop.
 
     With ``implicit_tls`` the TLS handshake starts the connection (``tls_context`` is
     required); otherwise ``tls_context``, if given, is offered through STLS.
     Authentication is refused until TLS is active unless ``allow_plaintext_auth``.
-    ``timeout`` is each session's idle timeout in seconds. ``locks`` is the in-process
+    ``timeout`` is each session's idle timeout in seconds, ``preauth_timeout`` (default:
+    ``timeout``) the one until the client has logged in. ``locks`` is the in-process
     maildrop lock registry, shared by default by every listener of this process.
+    A connection beyond the caps of ``limiter`` (share one among a role's listeners) gets
+    ``-ERR [SYS/TEMP]`` (RFC 3206) instead of the greeting and is closed.
 
     Close with ``server.close(); await server.wait_closed()``.
     """
@@ -50,6 +56,8 @@ async def start_pop3(
             tls_active=implicit_tls,
             allow_plaintext_auth=allow_plaintext_auth,
             timeout=timeout,
+            preauth_timeout=preauth_timeout,
+            limiter=limiter,
         )
         await session.run()
 

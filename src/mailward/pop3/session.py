@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from mailward.lines import OVERLONG, read_line
+from mailward.net.limits import ConnectionLimiter
 from mailward.pop3.commands import (
     Command,
     CommandError,
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 MAX_ERRORS = 20  # malformed/failed commands before the session is closed
 READ_LIMIT = 4096  # longest line buffered (SASL continuation lines may exceed 255)
+REFUSE_TIMEOUT = 10.0  # seconds to send the refusal to a client over the connection caps
 
 
 class Pop3Authenticator(Protocol):
@@ -68,6 +70,8 @@ class Pop3Session:
         tls_active: bool,
         allow_plaintext_auth: bool,
         timeout: float,
+        preauth_timeout: float | None = None,
+        limiter: ConnectionLimiter | None = None,
     ) -> None:
         self.reader = reader
         self.writer = writer
@@ -79,6 +83,8 @@ class Pop3Session:
         self.tls_active = tls_active
         self.allow_plaintext_auth = allow_plaintext_auth
         self.timeout = timeout
+        self.preauth_timeout = timeout if preauth_timeout is None else preauth_timeout
+        self.limiter = limiter
         peer = writer.get_extra_info("peername")
         self.peer = str(peer[0]) if isinstance(peer, tuple) else str(peer or "")
         self.user: str | None = None
@@ -93,11 +99,25 @@ class Pop3Session:
             await self.writer.drain()
 
     async def read_line(self) -> bytes | None:
-        """The next line (``OVERLONG`` if it exceeded the buffer), ``None`` at EOF."""
-        async with asyncio.timeout(self.timeout):
+        """The next line (``OVERLONG`` if it exceeded the buffer), ``None`` at EOF.
+
+        The client may be silent for ``preauth_timeout`` until it has logged in, then for
+        ``timeout``.
+        """
+        limit = self.timeout if self.maildrop is not None else self.preauth_timeout
+        async with asyncio.timeout(limit):
             return await read_line(self.reader)
 
     async def run(self) -> None:
+        peer = self.writer.get_extra_info("peername")
+        refused = self.limiter.admit(peer) if self.limiter is not None else None
+        if refused is not None:  # RFC 3206: a temporary condition
+            with contextlib.suppress(Exception):
+                self.writer.write(err(refused.capitalize(), "SYS/TEMP"))
+                async with asyncio.timeout(REFUSE_TIMEOUT):
+                    await self.writer.drain()
+            await self._close(REFUSE_TIMEOUT)
+            return
         try:
             await self.send(ok(f"{self.hostname} POP3 ready"))
             while True:
@@ -117,8 +137,14 @@ class Pop3Session:
             if self.maildrop is not None:
                 with contextlib.suppress(Exception):
                     await self.locks.release(self.maildrop.mailbox)
-            self.writer.close()
-            with contextlib.suppress(Exception):
+            if self.limiter is not None:  # before closing: the client may come back at once
+                self.limiter.release(peer)
+            await self._close(None)
+
+    async def _close(self, timeout: float | None) -> None:  # noqa: ASYNC109
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(timeout):
                 await self.writer.wait_closed()
 
     async def fail(self, text: str, code: str | None = None) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from mailward.config import Settings
 from mailward.directory import Directory
+from mailward.directory.forwarding import ForwardLimits
 from mailward.directory.mail_login import MailLogin
 from mailward.dkim import DkimService, sign
 from mailward.dns.recheck import DnsRechecker
@@ -27,6 +28,7 @@ from mailward.imap.fetch import ParsedCache
 from mailward.imap.server import start_imap
 from mailward.imap.session import ImapServices
 from mailward.imap.session import LoginDeferred as ImapLoginDeferred
+from mailward.net.limits import ConnectionLimiter
 from mailward.pop3 import LoginDeferred, start_pop3
 from mailward.pop3.maildrop import DEFAULT_LOCKS
 from mailward.pop3.shared_locks import PostgresMaildropLocks
@@ -163,6 +165,7 @@ class MxRole(ListenerRole):
     def __init__(self, directory: Directory, settings: Settings, mail: MailSystem) -> None:
         super().__init__(settings, mail)
         on = settings.spam_filter
+        self.limiter = ConnectionLimiter(*settings.connection_caps("mx"))  # both ports
         self.intake = MxIntake(
             directory.recipients, mail.spool, filter_pipeline(settings),
             Authenticator(settings) if on else None,
@@ -176,6 +179,8 @@ class MxRole(ListenerRole):
             data_size_limit=self.settings.max_message_size,
             max_recipients=self.settings.max_recipients,
             timeout=self.settings.smtp_timeout_seconds,
+            data_memory_bytes=self.settings.smtp_data_memory_bytes,
+            spill_dir=self.settings.data_dir / "tmp", limiter=self.limiter,
         )
 
 
@@ -184,6 +189,7 @@ class SubmissionRole(ListenerRole):
 
     def __init__(self, directory: Directory, settings: Settings, mail: MailSystem) -> None:
         super().__init__(settings, mail)
+        self.limiter = ConnectionLimiter(*settings.connection_caps("submission"))
         self.login = directory.mail_login
         self.intake = SubmissionIntake(directory.mail_login, mail.spool, mail.signer)
 
@@ -196,6 +202,9 @@ class SubmissionRole(ListenerRole):
             data_size_limit=self.settings.max_message_size,
             max_recipients=self.settings.max_recipients,
             timeout=self.settings.smtp_timeout_seconds,
+            preauth_timeout=self.settings.preauth_timeout_seconds,
+            data_memory_bytes=self.settings.smtp_data_memory_bytes,
+            spill_dir=self.settings.data_dir / "tmp", limiter=self.limiter,
         )
 
 
@@ -226,6 +235,7 @@ class Pop3Role(ListenerRole):
         # With the shared PostgreSQL store, several nodes may serve one mailbox.
         self.locks = (PostgresMaildropLocks(settings.db_url)
                       if settings.store_backend == "postgresql" else DEFAULT_LOCKS)
+        self.limiter = ConnectionLimiter(*settings.connection_caps("pop3"))  # both ports
 
     async def start(self, sock: socket.socket, index: int,
                     tls: ssl.SSLContext) -> asyncio.AbstractServer:
@@ -233,6 +243,8 @@ class Pop3Role(ListenerRole):
             authenticator=self.authenticator, store=self.store, sock=sock,
             hostname=self.settings.node_name, tls_context=tls, implicit_tls=index == 1,
             allow_plaintext_auth=self.settings.allow_plaintext_auth, locks=self.locks,
+            preauth_timeout=float(self.settings.preauth_timeout_seconds),
+            limiter=self.limiter,
         )
 
 
@@ -244,6 +256,7 @@ class ImapRole(ListenerRole):
         self.directory = directory
         self._services: list[ImapServices] = []
         self._parsed = ParsedCache()  # one for both ports
+        self.limiter = ConnectionLimiter(*settings.connection_caps("imap"))  # both ports too
 
     def closing(self) -> None:
         for services in self._services:  # IDLE sessions would otherwise last 30 minutes
@@ -260,6 +273,8 @@ class ImapRole(ListenerRole):
             allow_plaintext_auth=settings.allow_plaintext_auth,
             max_literal=settings.imap_max_literal or settings.max_message_size,
             idle_timeout=float(settings.imap_idle_timeout_seconds), parsed=self._parsed,
+            preauth_max_literal=settings.preauth_max_literal,
+            preauth_timeout=float(settings.preauth_timeout_seconds), limiter=self.limiter,
             spam_reporter=self.directory.filter,  # Junk moves teach the domain's filter
         )
         self._services.append(services)
@@ -270,7 +285,7 @@ class DeliveryRole(_Role):
     def __init__(self, directory: Directory, settings: Settings, mail: MailSystem) -> None:
         super().__init__()
         local = LocalDelivery(directory.db, mail.store, mail.spool,
-                              settings.recipient_delimiter)
+                              settings.recipient_delimiter, ForwardLimits.of(settings))
         self.worker = DeliveryWorker(directory.db, settings, mail.spool, local)
         # the background jobs of the platform run with the delivery workers
         self.rechecker = (DnsRechecker(directory, settings)

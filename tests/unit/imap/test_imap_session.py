@@ -436,6 +436,16 @@ def test_malformed_commands_get_bad_and_the_session_goes_on(imap: ImapTestServer
 def test_idle_timeout_logs_out(tmp_path: Path) -> None:
     with imap_server(lambda: MaildirStore(tmp_path), idle_timeout=1.0) as srv:
         raw = RawClient(srv.port)
+        assert raw.command(b"a", b'LOGIN ann@example.com "ann-secret"')[-1].startswith(b"a OK")
+        assert raw.line() == b"* BYE Autologout; idle for too long\r\n"
+        with pytest.raises(EOFError):
+            raw.line()
+        raw.close()
+
+
+def test_preauth_timeout_logs_out_before_login(tmp_path: Path) -> None:
+    with imap_server(lambda: MaildirStore(tmp_path), preauth_timeout=1.0) as srv:
+        raw = RawClient(srv.port)  # idle_timeout stays 30 minutes
         assert raw.line() == b"* BYE Autologout; idle for too long\r\n"
         with pytest.raises(EOFError):
             raw.line()
