@@ -4,8 +4,9 @@ Only mailboxes (and auto-cc addresses, which have one) can log in, and to POP3, 
 submission only while their domain's hosting is on (the panel's self-service pages, e.g.
 their quarantine, belong to filtering and stay open); forwarders and pending addresses
 cannot. A refusal for hosting looks like a wrong password to the client (no oracle) and
-counts as a failure; the log says why. Failures are rate-limited per client IP and per address with the same
-limiter as the web login; a locked client gets ``retry_after`` and no password check.
+counts as a failure; the log says why. Failures are rate-limited per client IP and per
+address with the same limiter as the web login; a locked client gets ``retry_after`` and
+no password check.
 """
 
 from __future__ import annotations
