@@ -137,6 +137,8 @@ def test_domain_commands(tenants: Cli) -> None:
     assert idn == {
         "name": "xn--bcher-kva.example", "display_name": "bücher.example", "account": "Globex",
         "hosting": False, "created_at": idn["created_at"],
+        "verified": True, "verified_by": "operator", "verified_at": idn["verified_at"],
+        "verification_txt": idn["verification_txt"],
     }
     taken = cli("domain", "add", "ACME.example.", "--account", "Globex", code=1)
     assert taken.stderr == "error: domain acme.example is already in use\n"

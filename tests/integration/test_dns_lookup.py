@@ -123,7 +123,7 @@ async def test_direct_lookup_at_one_server(tmp_path: Path, nameserver: str) -> N
     host, port = nameserver.split(":")
     with silent_udp_server() as silent:  # the recursive resolvers would time out
         tools = tools_for(tmp_path, [silent], dns_timeout_seconds=0.5,
-                          dns_authoritative_port=int(port))
+                          dns_authoritative_port=int(port), allow_private_mail_servers=True)
         by_default = await tools.mx("acme.example", server=host)
         explicit = await tools.mx("acme.example", server=nameserver)
     assert by_default.outcome is Outcome.ANSWER and by_default.server == nameserver

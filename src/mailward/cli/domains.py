@@ -10,10 +10,12 @@ from rich.table import Table
 
 from mailward.directory import Actor, AddressFilter, Directory
 from mailward.directory.normalize import normalize_domain
+from mailward.directory.views import DomainView
 from mailward.dkim import DkimRecordView, DkimService
+from mailward.dns.verify import UNVERIFIED_EFFECT, verify_domain, verify_record
 
-from .context import AccountOption, JsonOption, YesOption, run
-from .output import esc, out, print_json, report, usage_error
+from .context import AccountOption, JsonOption, YesOption, run, settings
+from .output import esc, fail, out, print_json, report, usage_error
 
 domain_app = typer.Typer(help="Customer domains.", no_args_is_help=True)
 
@@ -34,7 +36,7 @@ def domain_add(
     hosting: Annotated[bool, typer.Option("--hosting", help="Host its mailboxes here.")] = False,
     json_: JsonOption = False,
 ) -> None:
-    """Add a domain to an account (operator only)."""
+    """Add a domain to an account (operator only; it is verified at once)."""
     view = run(lambda d, a: d.domains.create(a, domain, account=account, hosting=hosting))
     if json_:
         print_json(view)
@@ -55,14 +57,69 @@ def domain_list(account: AccountOption = None, json_: JsonOption = False) -> Non
     if not views:
         out().print("no domains")
         return
-    table = Table("Domain", "Account", "Hosting", "Created")
+    table = Table("Domain", "Account", "Hosting", "Verified", "Created")
     for view in views:
         name = view.name if view.name == view.display_name else f"{view.display_name} ({view.name})"
         table.add_row(
             esc(name), esc(view.account), "on" if view.hosting else "off",
-            view.created_at.strftime("%Y-%m-%d %H:%M"),
+            _verified(view), view.created_at.strftime("%Y-%m-%d %H:%M"),
         )
     out().print(table)
+
+
+def _verified(view: DomainView) -> str:
+    return f"yes ({view.verified_by})" if view.verified else "no"
+
+
+def _print_domain(view: DomainView) -> None:
+    console = out()
+    name = view.name if view.name == view.display_name else f"{view.display_name} ({view.name})"
+    console.print(f"[bold]{esc(name)}[/]  account {esc(view.account)}, hosting "
+                  f"{'on' if view.hosting else 'off'}, added "
+                  f"{view.created_at.strftime('%Y-%m-%d %H:%M')}")
+    if view.verified and view.verified_at is not None:
+        console.print(f"verified by {esc(view.verified_by)} on "
+                      f"{view.verified_at.strftime('%Y-%m-%d %H:%M')}")
+        return
+    console.print(f"[bold]not verified[/]: {esc(UNVERIFIED_EFFECT)}")
+    console.print("to verify, publish this TXT record (or MX records naming our filtering "
+                  f"hosts), then run: mailward domain verify {esc(view.name)}")
+    console.print(esc(verify_record(view)))
+
+
+@domain_app.command("show")
+def domain_show(domain: DomainArg, account: AccountOption = None, json_: JsonOption = False
+                ) -> None:
+    """Show one domain: hosting, and whether it is verified (and how to verify it)."""
+    view = run(lambda d, a: d.domains.get(a, domain), account=account)
+    if json_:
+        print_json(view)
+        return
+    _print_domain(view)
+
+
+@domain_app.command("verify")
+def domain_verify(
+    domain: DomainArg,
+    operator: Annotated[bool, typer.Option(
+        "--operator", help="Mark it verified without DNS proof (operator only; audit-logged)."
+    )] = False,
+    account: AccountOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """Check DNS now for the domain's proof of control (its TXT token, or MX records naming
+    our filtering hosts); exit 1 when not verified."""
+    config = settings()
+    result = run(lambda d, a: verify_domain(d, config, a, domain, operator=operator),
+                 account=account)
+    if json_:
+        print_json(result.domain)
+    else:
+        _print_domain(result.domain)
+    if not result.verified:
+        fail(result.detail)
+    if not json_:
+        out().print(esc(result.detail))
 
 
 @domain_app.command("hosting")

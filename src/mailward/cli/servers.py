@@ -7,6 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from mailward.directory import Actor, Directory
+from mailward.dns.verify import UNVERIFIED_EFFECT
 from mailward.routing import MailServerView
 from mailward.routing.servers import HOSTING_SETUP_DONE
 
@@ -40,13 +42,21 @@ def _print_servers(views: list[MailServerView]) -> None:
 def servers_list(domain: DomainArg, account: AccountOption = None,
                  json_: JsonOption = False) -> None:
     """A domain's mail servers in delivery order (lowest preference first)."""
-    views = run(lambda d, a: d.servers.list(a, domain), account=account)
+
+    async def action(directory: Directory, actor: Actor) -> tuple[list[MailServerView], bool]:
+        views = await directory.servers.list(actor, domain)
+        return views, (await directory.domains.get(actor, domain)).verified
+
+    views, verified = run(action, account=account)
     if json_:
         print_json(views)
     elif views:
         _print_servers(views)
     else:
         err().print("warning: " + esc(HELD.format(domain=domain.strip().lower())))
+    if not verified:
+        err().print(f"note: {esc(domain.strip().lower())} is not verified: {UNVERIFIED_EFFECT} "
+                    "(see `mailward domain show`)")
 
 
 @servers_app.command("add")

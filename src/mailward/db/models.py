@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +38,11 @@ NAMING = {
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def new_verification_token() -> str:
+    """A domain's random verification token (published as a TXT record to prove control)."""
+    return secrets.token_hex(16)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -178,6 +184,13 @@ class Domain(Base):
     name: Mapped[str] = mapped_column(String(253), unique=True)
     hosting: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Proof of control (issue 16): until verified, the domain's mail server settings and
+    # hosting are not used for mail that starts inside mailward.
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    verified_by: Mapped[str | None] = mapped_column(String(16))  # txt, mx, operator
+    verification_token: Mapped[str] = mapped_column(
+        String(64), default=new_verification_token
+    )
 
     account: Mapped[Account] = relationship(back_populates="domains")
 
@@ -240,6 +253,12 @@ class QueueStatus(enum.StrEnum):
     QUEUED = "queued"  # waiting for its first attempt
     DEFERRED = "deferred"  # tried, failed temporarily; retried at ``next_attempt_at``
     ACTIVE = "active"  # claimed by a delivery worker until ``lease_until``
+
+
+# Queue origins of mail that arrived at our MX tier from outside ("release": quarantined
+# there, then released). Every other origin (submission, forward, dsn, notice, ...) is
+# mail that starts inside mailward.
+EXTERNAL_ORIGINS = frozenset({"mx", "release"})
 
 
 class QueuedMessage(Base):

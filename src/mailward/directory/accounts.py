@@ -132,6 +132,9 @@ class AccountService:
                 if found is None:
                     raise NotFound(f"no account {account!r}")
                 account_id, found_name, role = found.id, found.name, Role.ACCOUNT_ADMIN
+            from mailward.directory.users import check_login_domain  # issue 16 item 8
+
+            await check_login_domain(session, actor, login, account_id)
             self.passwords.check_new(password, repeat, address=login)
             user = User(
                 login=login,

@@ -1,18 +1,28 @@
-"""Customer domains: globally unique, owned by one account, hosting on or off."""
+"""Customer domains: globally unique, owned by one account, hosting on or off, verified
+(proof of control: a DNS TXT token, MX records naming our hosts, or an operator) or not."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mailward.db import Database
-from mailward.db.models import Account, Address, Domain
+from mailward.db.models import (
+    Account,
+    Address,
+    Domain,
+    QueuedRecipient,
+    QueueStatus,
+    utcnow,
+)
 from mailward.directory.actor import Actor
 from mailward.directory.audit import record
-from mailward.directory.errors import Conflict, NotFound
+from mailward.directory.errors import Conflict, InvalidInput, NotFound
 from mailward.directory.normalize import normalize_domain
 from mailward.directory.views import DomainView
 from mailward.dkim import keys as dkim_keys  # module import: dkim.keys imports directory
+
+VERIFY_METHODS = ("txt", "mx", "operator")
 
 
 class DomainService:
@@ -33,13 +43,16 @@ class DomainService:
             if owner is None:
                 raise NotFound(f"no account {account!r}")
             domain = Domain(name=domain_name, account_id=owner.id, hosting=hosting)
+            if actor.is_operator:  # an operator vouches for it; others prove it in DNS
+                domain.verified_at, domain.verified_by = utcnow(), "operator"
             session.add(domain)
             try:
                 await session.flush()
                 key = await dkim_keys.DkimService.add_key(session, domain, keypair=keypair)
                 record(session, actor, "domain.create", domain_name, account_id=owner.id,
                        detail=f"account {owner.name}, hosting {'on' if hosting else 'off'}, "
-                              f"DKIM selector {key.selector}")
+                              f"DKIM selector {key.selector}, "
+                              + ("verified (operator)" if actor.is_operator else "unverified"))
                 await session.commit()
             except IntegrityError:
                 raise Conflict(f"domain {domain_name} is already in use") from None
@@ -65,7 +78,27 @@ class DomainService:
             domain.hosting = hosting
             record(session, actor, "domain.hosting", domain.name, account_id=domain.account_id,
                    detail="on" if hosting else "off")
+            await _retry_now(session, domain.name)
             await session.commit()
+            return DomainView.of(domain, owner)
+
+    async def mark_verified(self, actor: Actor, name: str, method: str,
+                            detail: str = "") -> DomainView:
+        """Record proof of control: ``txt`` or ``mx`` (found in DNS, by the caller) or
+        ``operator`` (operators only). Audit-logged; a verified domain stays verified."""
+        if method not in VERIFY_METHODS:
+            raise InvalidInput(f"unknown verification method {method!r}")
+        if method == "operator":
+            actor.require_operator("mark a domain verified without DNS proof")
+        async with self.db.session() as session:
+            domain, owner = await self._find(session, actor, name)
+            if domain.verified_at is None:
+                domain.verified_at, domain.verified_by = utcnow(), method
+                record(session, actor, "domain.verify", domain.name,
+                       account_id=domain.account_id,
+                       detail=f"verified by {method}" + (f": {detail}" if detail else ""))
+                await _retry_now(session, domain.name)
+                await session.commit()
             return DomainView.of(domain, owner)
 
     async def delete(self, actor: Actor, name: str, *, force: bool = False) -> int:
@@ -97,3 +130,12 @@ class DomainService:
         if row is None:
             raise NotFound(f"no domain {domain_name}")
         return row[0], row[1]
+
+
+async def _retry_now(session, domain: str) -> None:  # type: ignore[no-untyped-def]
+    """The domain's route changed: its deferred mail is tried again now, not after backoff."""
+    await session.execute(
+        update(QueuedRecipient)
+        .where(QueuedRecipient.domain == domain, QueuedRecipient.status == QueueStatus.DEFERRED)
+        .values(next_attempt_at=utcnow())
+    )

@@ -55,13 +55,23 @@ class TokenInfo:
     expires_at: datetime | None = None
 
 
+VERIFICATION_PREFIX = "mailward-verification="
+
+
 @dataclass(frozen=True, slots=True)
 class DomainView:
+    """A domain; ``verification_txt`` is the TXT record to publish at its apex to verify it
+    (``verified_by``: ``txt``, ``mx`` or ``operator``; ``None`` while unverified)."""
+
     name: str
     display_name: str
     account: str
     hosting: bool
     created_at: datetime
+    verified: bool = False
+    verified_by: str | None = None
+    verified_at: datetime | None = None
+    verification_txt: str = ""
 
     @classmethod
     def of(cls, domain: Domain, account_name: str) -> DomainView:
@@ -71,6 +81,10 @@ class DomainView:
             account_name,
             domain.hosting,
             domain.created_at,
+            domain.verified_at is not None,
+            domain.verified_by,
+            domain.verified_at,
+            VERIFICATION_PREFIX + domain.verification_token,
         )
 
 

@@ -562,7 +562,8 @@ async def _ask_nameserver(tools: DnsTools, domain: str, host: str) -> list[NsAns
         return [NsAnswer(host, None, None, f"{host} has no address ({lookup_problem(four)})")]
     port = tools.settings.dns_authoritative_port
     servers = [server_text(address, port) for address in addresses]
-    lookups = await asyncio.gather(*(tools.mx(domain, server=s) for s in servers))
+    lookups = await asyncio.gather(*(tools.mx(domain, server=s, checked=False)
+                                     for s in servers))
     return [NsAnswer(host, s, lookup) for s, lookup in zip(servers, lookups, strict=True)]
 
 
@@ -584,7 +585,8 @@ async def gather(settings: Settings, domain: str, *, hosted: bool,
     resolver_servers = [server_text(*parse_nameserver(entry))
                         for entry in settings.dns_nameservers]
     mx, ns, *resolvers = await asyncio.gather(
-        tools.mx(apex), tools.ns(apex), *(tools.mx(apex, server=s) for s in resolver_servers))
+        tools.mx(apex), tools.ns(apex),
+        *(tools.mx(apex, server=s, checked=False) for s in resolver_servers))
     if not resolver_servers:  # the system's resolvers: the MX lookup above is theirs
         resolvers = [mx]
     hosts = sorted({r.answer.lower() for r in ns.records if r.rdtype == "NS"})

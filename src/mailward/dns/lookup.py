@@ -23,6 +23,7 @@ from mailward.dns.resolver import (
     direct_resolver,
     make_resolver,
     parse_nameserver,
+    private_address,
     server_text,
 )
 
@@ -39,10 +40,14 @@ class DnsTools:
         self.timeout = settings.dns_timeout_seconds
         self.resolver = make_resolver(settings.dns_nameservers, lifetime=self.timeout)
 
-    async def lookup(self, name: str, rdtype: str, *, server: str | None = None) -> Lookup:
+    async def lookup(self, name: str, rdtype: str, *, server: str | None = None,
+                     checked: bool = True) -> Lookup:
         """The ``rdtype`` records of ``name``; ``server`` (``IP`` or ``IP:PORT``) asks only it.
 
-        Without a port, ``server`` is asked at ``settings.dns_authoritative_port``.
+        Without a port, ``server`` is asked at ``settings.dns_authoritative_port``; a
+        loopback, private or link-local ``server`` is refused (ValueError) unless
+        ``settings.allow_private_mail_servers`` (``checked=False``: a server the domain
+        check found itself, a domain's nameserver or a configured resolver).
         """
         qname = absolute_name(name)
         qtype = rdtype.strip().upper()
@@ -51,6 +56,10 @@ class DnsTools:
         resolver, asked = self.resolver, None
         if server is not None:
             port_default = self.settings.dns_authoritative_port
+            why = self.refused_server(server) if checked else None
+            if why:
+                raise ValueError(f"DNS server {server.strip()!r} refused: {why} "
+                                 "(allow_private_mail_servers is off)")
             resolver = direct_resolver(server, port_default, lifetime=self.timeout)
             asked = server_text(*parse_nameserver(server, port_default))
 
@@ -71,8 +80,18 @@ class DnsTools:
             return outcome(Outcome.SERVFAIL, str(exc) or type(exc).__name__)
         return outcome(Outcome.ANSWER, "", _records(answer.response))
 
-    async def mx(self, domain: str, *, server: str | None = None) -> Lookup:
-        return await self.lookup(domain, "MX", server=server)
+    def refused_server(self, server: str) -> str | None:
+        """Why ``server`` may not be asked directly (a private address, unless allowed or
+        configured as one of ``dns_nameservers``); None when it may. ValueError if bad."""
+        asked = parse_nameserver(server, self.settings.dns_authoritative_port)
+        if self.settings.allow_private_mail_servers:
+            return None
+        configured = {parse_nameserver(entry) for entry in self.settings.dns_nameservers}
+        return None if asked in configured else private_address(asked[0])
+
+    async def mx(self, domain: str, *, server: str | None = None, checked: bool = True
+                 ) -> Lookup:
+        return await self.lookup(domain, "MX", server=server, checked=checked)
 
     async def a(self, name: str, *, server: str | None = None) -> tuple[Lookup, Lookup]:
         """Both address lookups, asked at once: ``(A lookup, AAAA lookup)``."""

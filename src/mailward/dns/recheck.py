@@ -1,6 +1,7 @@
 """Scheduled DNS re-checks (issue 6, point 6): every domain's check runs again every
 ``dns_recheck_interval_seconds``; the result is stored (``domain_dns_status``) and the
-account's admins are emailed when the status (pass / warn / fail) changes.
+account's admins are emailed when the status (pass / warn / fail) changes. Domains not
+verified yet are verified first when DNS now proves control (:mod:`mailward.dns.verify`).
 
 Several nodes may run this at once over a shared database: a node claims a due domain
 by moving its ``next_check_at`` forward in one conditional UPDATE, and only the node
@@ -28,6 +29,7 @@ from mailward.dns.check import DomainCheck
 from mailward.dns.items import CheckItem, Status
 from mailward.dns.notice import build_notice
 from mailward.dns.service import domain_check
+from mailward.dns.verify import verify_domain
 
 __all__ = ["DnsRechecker", "Recheck", "StoredStatus", "stored_statuses"]
 
@@ -148,7 +150,15 @@ class DnsRechecker:
             if domain is None:  # deleted meanwhile (its row went with it)
                 return None
             name, account_id = domain.name, domain.account_id
+            unverified = domain.verified_at is None
         actor = Actor.operator("dns-recheck")
+        if unverified:  # proof of control may have been published since (issue 16)
+            try:
+                await verify_domain(self.directory, self.settings, actor, name)
+            except NotFound:
+                return None
+            except Exception:
+                log.exception("verification of %s failed", name)
         try:
             result = await domain_check(self.directory, self.settings, actor, name, now=now)
         except NotFound:

@@ -16,7 +16,13 @@ import dns.nameserver
 import dns.resolver
 import idna
 
-__all__ = ["absolute_name", "direct_resolver", "make_resolver", "parse_nameserver"]
+__all__ = [
+    "absolute_name",
+    "direct_resolver",
+    "make_resolver",
+    "parse_nameserver",
+    "private_address",
+]
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 
@@ -41,6 +47,27 @@ def parse_nameserver(text: str, port_default: int = 53) -> tuple[str, int]:
     if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
         raise ValueError(f"{raw!r}: the port must be a number 1-65535")
     return address, int(port_text)
+
+
+def private_address(address: str) -> str | None:
+    """Why ``address`` (an IP) is not a public Internet address, or None when it is one.
+
+    Loopback, link-local, private (RFC 1918, unique local, shared, documentation),
+    unspecified, multicast and reserved addresses are refused as mail servers and as DNS
+    servers to ask unless the operator allows them (``allow_private_mail_servers``): they
+    would let a customer make us connect into the operator's own network.
+    """
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    for kind, test in (("a loopback", ip.is_loopback), ("a link-local", ip.is_link_local),
+                       ("an unspecified", ip.is_unspecified), ("a multicast", ip.is_multicast),
+                       ("a private", ip.is_private), ("a reserved", ip.is_reserved)):
+        if test:
+            return f"{ip} is {kind} address, not a public one"
+    if not ip.is_global:  # shared (100.64.0.0/10) and other special-purpose ranges
+        return f"{ip} is a special-purpose address, not a public one"
+    return None
 
 
 def _resolver(servers: list[tuple[str, int]], lifetime: float) -> dns.asyncresolver.Resolver:

@@ -3,16 +3,26 @@
 Hops are tried in order. A connection failure or a 4xx moves the recipients still open
 to the next hop; a 5xx is final for the recipients it concerns. STARTTLS is used whenever
 offered (opportunistic: customers' servers often have self-signed certificates).
+
+Unless ``allow_private`` (``allow_private_mail_servers``), a hop is never connected to at
+a loopback, private, link-local or other non-public address: a host name is resolved here
+(through the configured resolvers) and only its public addresses are tried; a hop with
+none is a deferral saying why (issue 16: a customer must not make us connect into the
+operator's own network). The operator's own smarthost (``relay_host``) is exempt.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aiosmtplib
+import dns.exception
+import dns.resolver
 
+from mailward.dns.resolver import make_resolver, private_address
 from mailward.queue.outcome import Outcome
 from mailward.routing.routes import Hop
 
@@ -50,21 +60,57 @@ def _xtext(value: str) -> str:
 
 
 class Relay:
-    def __init__(self, *, helo: str, timeout: float) -> None:
+    def __init__(self, *, helo: str, timeout: float, allow_private: bool = True,
+                 nameservers: Sequence[str] = ()) -> None:
         self.helo = helo
         self.timeout = timeout
+        self.allow_private = allow_private
+        self.resolver = None if allow_private else make_resolver(nameservers)
 
     async def send(self, hops: Sequence[Hop], envelope: Envelope) -> dict[str, Outcome]:
         """Deliver to the first hop that takes each recipient; one outcome per address."""
         outcomes: dict[str, Outcome] = {}
         open_ = list(envelope.recipients)
         for hop in hops:
-            if not open_:
-                break
-            results = await self._attempt(hop, envelope, open_)
-            outcomes.update(results)
-            open_ = [r for r in open_ if outcomes[r[0]].result == "deferred"]
+            for target in await self._targets(hop):
+                if not open_:
+                    break
+                if isinstance(target, Outcome):  # refused: not connected to
+                    outcomes.update({r[0]: target for r in open_})
+                    continue
+                results = await self._attempt(target, envelope, open_)
+                outcomes.update(results)
+                open_ = [r for r in open_ if outcomes[r[0]].result == "deferred"]
         return outcomes
+
+    async def _targets(self, hop: Hop) -> list[Hop | Outcome]:
+        """Where to connect for ``hop``: itself, or (private addresses refused) its public
+        addresses, or the refusal as a deferral."""
+        if self.allow_private or self.resolver is None or hop.trusted:
+            return [hop]
+        name = hop.name
+        try:
+            addresses = [str(ipaddress.ip_address(hop.host))]
+        except ValueError:
+            addresses, name = [], hop.name or hop.host
+            for rdtype in ("A", "AAAA"):
+                try:
+                    answer = await self.resolver.resolve(hop.host, rdtype)
+                except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN):
+                    continue
+                except (dns.exception.DNSException, OSError) as exc:
+                    return [Outcome.deferred("4.4.3", f"address lookup for {hop} failed: "
+                                                      f"{_reason(exc)}")]
+                addresses += [str(r.address) for r in answer]
+        public = [Hop(a, hop.port, name=name) for a in addresses if not private_address(a)]
+        if public:
+            return list(public)
+        if not addresses:
+            return [Outcome.deferred("4.4.4", f"{hop}: the host name has no address")]
+        why = "; ".join(filter(None, (private_address(a) for a in addresses)))
+        return [Outcome.deferred(
+            "4.7.0", f"not connecting to {hop}: {why} (allow_private_mail_servers is off)",
+            remote_mta=hop.name or hop.host)]
 
     async def _attempt(
         self, hop: Hop, envelope: Envelope, recipients: list[tuple[str, str | None, str | None]]

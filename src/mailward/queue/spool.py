@@ -25,7 +25,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailward.db import Database, Domain, QueuedMessage, QueuedRecipient, QueueStatus
-from mailward.db.models import utcnow
+from mailward.db.models import EXTERNAL_ORIGINS, utcnow
 from mailward.directory.normalize import domain_of
 from mailward.queue.wake import Wakeup
 
@@ -171,11 +171,18 @@ class Spool:
         domains = {domain_of(r.address) for _, copy in copies for r in copy.recipients}
         now = utcnow()
         async with self.db.session() as session, session.begin():
-            owners = dict(
-                (await session.execute(
-                    select(Domain.name, Domain.account_id).where(Domain.name.in_(domains))
+            # A row belongs to (is shown to) the account of its recipient's domain; mail
+            # from inside mailward to a domain nobody proved belongs to no account, or a
+            # tenant claiming someone else's domain would see other tenants' mail to it.
+            outside = origin in EXTERNAL_ORIGINS
+            owners = {
+                name: account_id
+                for name, account_id, verified_at in (await session.execute(
+                    select(Domain.name, Domain.account_id, Domain.verified_at)
+                    .where(Domain.name.in_(domains))
                 )).all()
-            )
+                if outside or verified_at is not None
+            }
             for queue_id, copy in copies:
                 message = QueuedMessage(
                     queue_id=queue_id,

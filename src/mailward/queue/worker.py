@@ -56,7 +56,9 @@ class DeliveryWorker:
         self.spool = spool
         self.local = local
         self.router = router or Router(db, settings)
-        self.relay = Relay(helo=settings.node_name, timeout=settings.smtp_timeout_seconds)
+        self.relay = Relay(helo=settings.node_name, timeout=settings.smtp_timeout_seconds,
+                           allow_private=settings.allow_private_mail_servers,
+                           nameservers=settings.dns_nameservers)
         self.slots = asyncio.Semaphore(settings.delivery_concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -188,7 +190,7 @@ class DeliveryWorker:
 
     async def _attempt(self, message: QueuedMessage, rows: list[QueuedRecipient],
                        data: bytes) -> dict[str, Outcome]:
-        route = await self.router.route(rows[0].domain)
+        route = await self.router.route(rows[0].domain, message.origin)
         if not route.hops:
             outcome = Outcome.from_reason(route.permanent or route.temporary or "4.3.0 no route")
             return {r.recipient: outcome for r in rows}

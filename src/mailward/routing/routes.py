@@ -1,15 +1,22 @@
 """Where a recipient's mail goes: the one place deciding the route (DESIGN: "routing").
 
 Our domains follow their mail server settings, lowest preference first, equal preferences
-in random order; a server that is the operator's hosting host means local delivery. Other
-domains (forwards leaving us, bounces) go to the configured smarthost or to their MX.
+in random order; a server that is the operator's hosting host means local delivery (only
+while the domain has hosting: otherwise the mail is held). Other domains (forwards leaving
+us, bounces) go to the configured smarthost or to their MX.
+
+A domain not verified yet (:mod:`mailward.dns.verify`) may have been added by someone who
+does not own it: its settings are used only for mail that reached our MX tier from outside
+(the sender's MTA chose us by the domain's MX). Mail that starts here (submission,
+forwards, auto-cc copies, DSNs, notices) goes by its public MX, like any outside domain,
+so no tenant can pull another tenant's mail to a domain it claims.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import groupby
 
 import dns.exception
@@ -18,9 +25,15 @@ from sqlalchemy import select
 
 from mailward.config import Settings
 from mailward.db import Database
-from mailward.db.models import Domain, MailServer
+from mailward.db.models import EXTERNAL_ORIGINS, Domain, MailServer
 from mailward.dns.resolver import make_resolver
 from mailward.routing.servers import DEFAULT_PORT, normalize_host, parse_server
+
+HOSTING_OFF = ("4.3.5 hosting is off for {domain}, but its mail server settings name the "
+               "hosting host: mail is held until hosting is switched on or the settings "
+               "name the customer's own server")
+UNVERIFIED = ("{domain} is not verified, so its mail server settings are not used for "
+              "mail from here")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +44,8 @@ class Hop:
     port: int = DEFAULT_PORT
     local: bool = False
     name: str | None = None  # the MX host name when ``host`` is one of its addresses
+    # the operator's own smarthost (``relay_host``): may be a private address
+    trusted: bool = field(default=False, compare=False)
 
     def __str__(self) -> str:
         if self.local:
@@ -46,6 +61,14 @@ class Route:
     hops: tuple[Hop, ...] = ()
     temporary: str | None = None  # no hops now; keep the mail and retry
     permanent: str | None = None  # no hops ever; bounce (RFC 3463 status first)
+
+
+def _noted(route: Route, note: str) -> Route:
+    """``route`` with ``note`` added to its reason when it has no hops."""
+    if route.hops:
+        return route
+    return Route(temporary=route.temporary and f"{route.temporary} ({note})",
+                 permanent=route.permanent and f"{route.permanent} ({note})")
 
 
 def order_by_preference(servers: Sequence[tuple[int, Hop]]) -> list[Hop]:
@@ -65,21 +88,36 @@ class Router:
         self.hosting_host = settings.hosting_host.lower()
         self.resolver = make_resolver(settings.dns_nameservers)
 
-    async def route(self, domain: str) -> Route:
+    async def route(self, domain: str, origin: str | None = None) -> Route:
+        """Where mail for ``domain`` goes; ``origin`` is the queue row's origin (``None``:
+        unknown, treated as mail that starts here)."""
         async with self.db.session() as session:
-            served = await session.scalar(select(Domain.id).where(Domain.name == domain))
-            if served is None:
-                return await self._external(domain)
-            rows = (await session.execute(
-                select(MailServer.preference, MailServer.host, MailServer.port)
-                .where(MailServer.domain_id == served)
-            )).all()
+            served = (await session.execute(
+                select(Domain.id, Domain.hosting, Domain.verified_at)
+                .where(Domain.name == domain)
+            )).first()
+            unverified = served is not None and served[2] is None
+            use_settings = served is not None and not (
+                unverified and origin not in EXTERNAL_ORIGINS)
+            if use_settings:
+                rows = (await session.execute(
+                    select(MailServer.preference, MailServer.host, MailServer.port)
+                    .where(MailServer.domain_id == served[0])
+                )).all()
+        if served is None:
+            return await self._external(domain)
+        if not use_settings:
+            return _noted(await self._external(domain), UNVERIFIED.format(domain=domain))
+        hosting = served[1]
         if not rows:
             return Route(temporary="4.3.5 the domain has no mail server settings; "
                                    "mail is held until one is added")
-        return Route(tuple(order_by_preference(
-            [(pref, self._hop(host, port)) for pref, host, port in rows]
-        )))
+        hops = [(pref, self._hop(host, port)) for pref, host, port in rows]
+        if not hosting:  # legacy rows, or hosting switched off since: never local mailboxes
+            hops = [(pref, hop) for pref, hop in hops if not hop.local]
+            if not hops:
+                return Route(temporary=HOSTING_OFF.format(domain=domain))
+        return Route(tuple(order_by_preference(hops)))
 
     def _hop(self, host: str, port: int) -> Hop:
         if host.lower() == self.hosting_host:
@@ -89,7 +127,7 @@ class Router:
     async def _external(self, domain: str) -> Route:
         if self.settings.relay_host:
             host, port = parse_server(self.settings.relay_host)
-            return Route((Hop(normalize_host(host), port or DEFAULT_PORT),))
+            return Route((Hop(normalize_host(host), port or DEFAULT_PORT, trusted=True),))
         return await self._mx(domain)
 
     async def _mx(self, domain: str) -> Route:

@@ -2,14 +2,21 @@
 
 The MX tier delivers a domain's filtered mail to these servers, lowest preference first.
 "Auto-configure" points a hosted domain at the operator's hosting host at preference 0.
+Every way in (CLI, API, panel) comes through :class:`ServerService`, which refuses: the
+operator's own MX hosts (a loop); the hosting host, by name or by one of its addresses,
+for a domain without hosting (issue 16: hosting cannot be reached without hosting); and
+loopback, private, link-local and other non-public addresses unless the operator allows
+them (``allow_private_mail_servers``; host names are checked when mail is relayed).
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import re
 from dataclasses import dataclass
 
+import dns.exception
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +28,7 @@ from mailward.directory.actor import Actor
 from mailward.directory.audit import record
 from mailward.directory.errors import Conflict, InvalidInput, NotFound
 from mailward.directory.normalize import normalize_domain
+from mailward.dns.resolver import make_resolver, private_address
 
 DEFAULT_PORT = 25
 HOSTING_SETUP_DONE = "Hosting setup done"
@@ -127,9 +135,9 @@ class ServerService:
         host, parsed_port = parse_server(server)
         port = check_port(port) if port is not None else parsed_port or DEFAULT_PORT
         preference = check_preference(preference)
-        self._refuse_own_mx(host)
         async with self.db.session() as session:
             found = await self._domain(session, actor, domain)
+            await self._refuse(found, host, port)
             row = MailServer(account_id=found.account_id, domain_id=found.id, host=host,
                              port=port, preference=preference)
             session.add(row)
@@ -149,12 +157,13 @@ class ServerService:
             before = _described(row.host, row.port, row.preference)
             if host is not None:
                 new_host, new_port = parse_server(host)
-                self._refuse_own_mx(new_host)
                 row.host = new_host
                 if new_port is not None:
                     row.port = new_port
             if port is not None:
                 row.port = check_port(port)
+            if host is not None or port is not None:
+                await self._refuse(found, row.host, row.port)
             if preference is not None:
                 row.preference = check_preference(preference)
             record(session, actor, "server.edit", found.name, account_id=found.account_id,
@@ -196,10 +205,52 @@ class ServerService:
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _refuse_own_mx(self, host: str) -> None:
+    async def _refuse(self, domain: Domain, host: str, port: int | None) -> None:
+        """Raise InvalidInput when ``host`` may not be one of ``domain``'s mail servers."""
         if host in {mx.host for mx in self.settings.mx_hosts}:
             raise InvalidInput(f"{host} is one of this service's MX hosts: delivering the "
                                "filtered mail there would loop; give the customer's own server")
+        literal = _ip(host)
+        if literal and not self.settings.allow_private_mail_servers:
+            why = private_address(literal)
+            if why:
+                raise InvalidInput(f"mail server {host} refused: {why}; give the customer's "
+                                   "server's public address or host name")
+        if domain.hosting:
+            return
+        if host == self.settings.hosting_host.lower() or (literal and (
+                literal in await self._hosting_addresses() or self._ours(literal, port))):
+            raise InvalidInput(
+                f"{host} is this service's hosting host (or one of its own mail listeners), "
+                f"and {domain.name} has no hosting: "
+                "an operator must switch hosting on (then use auto-configure) before its "
+                "mail can be delivered to the hosting servers")
+
+    def _ours(self, address: str, port: int | None) -> bool:
+        """Whether ``address:port`` is one of this node's own SMTP listeners."""
+        config = self.settings
+        ports = {config.port_mx, config.port_submission, config.port_submissions,
+                 config.port_submission_alt} - {None, 0}
+        bind = _ip(config.bind)
+        return (bind is not None and port in ports
+                and (address == bind or ipaddress.ip_address(bind).is_unspecified))
+
+    async def _hosting_addresses(self) -> set[str]:
+        """The addresses of the hosting host, through the configured resolvers."""
+        found: set[str] = set()
+        resolver = make_resolver(self.settings.dns_nameservers,
+                                 lifetime=self.settings.dns_timeout_seconds)
+
+        async def addresses(rdtype: str) -> list[str]:
+            try:
+                answer = await resolver.resolve(self.settings.hosting_host, rdtype)
+            except (dns.exception.DNSException, OSError):
+                return []
+            return [str(ipaddress.ip_address(r.address)) for r in answer]
+
+        for each in await asyncio.gather(addresses("A"), addresses("AAAA")):
+            found.update(each)
+        return found
 
     async def _domain(self, session: AsyncSession, actor: Actor, name: str) -> Domain:
         try:
@@ -242,6 +293,14 @@ class ServerService:
         except IntegrityError:
             await session.rollback()
             raise Conflict(f"{domain} already lists mail server {host}:{port}") from None
+
+
+def _ip(host: str) -> str | None:
+    """``host`` in canonical form when it is an IP address literal, else None."""
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return None
 
 
 def _described(host: str, port: int, preference: int) -> str:

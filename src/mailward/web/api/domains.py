@@ -1,4 +1,5 @@
-"""``/domains``: customer domains (creating, switching hosting, deleting: operator only)."""
+"""``/domains``: customer domains (creating, switching hosting, deleting: operator only;
+verifying: the domain's owner by DNS proof, an operator also without)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,15 @@ from litestar.status_codes import HTTP_200_OK
 from mailward.directory.normalize import normalize_domain
 from mailward.directory.views import DomainView
 from mailward.dkim import DkimRecordView, DkimService
-from mailward.web.api.schemas import DomainCreate, DomainDeleted, DomainPatch, errors
-from mailward.web.context import ActorDep, DirectoryDep
+from mailward.dns.verify import Verification, verify_domain
+from mailward.web.api.schemas import (
+    DomainCreate,
+    DomainDeleted,
+    DomainPatch,
+    DomainVerify,
+    errors,
+)
+from mailward.web.context import ActorDep, DirectoryDep, WebDep
 
 
 class DomainController(Controller):
@@ -46,6 +54,28 @@ class DomainController(Controller):
         directory: DirectoryDep,
     ) -> DomainView:
         return await directory.domains.set_hosting(actor, name, data.hosting)
+
+    @post(
+        "/{name:str}/verify",
+        status_code=HTTP_200_OK,
+        summary="Check DNS now for the domain's proof of control (its TXT token, or MX "
+                "records naming our filtering hosts); operator=true marks it verified "
+                "(operator)",
+        description="Until a domain is verified, mail from other customers to it goes to "
+                    "its public MX, not to its mail server settings. `verified` says whether "
+                    "it is now, `detail` what DNS showed, `record` the TXT record to publish.",
+        responses=errors(403, 404),
+    )
+    async def verify(
+        self,
+        name: FromPath[str],
+        actor: ActorDep,
+        directory: DirectoryDep,
+        web: WebDep,
+        data: JSONBody[DomainVerify | None] = None,
+    ) -> Verification:
+        operator = data.operator if data is not None else False
+        return await verify_domain(directory, web.settings, actor, name, operator=operator)
 
     @delete(
         "/{name:str}",

@@ -59,6 +59,12 @@ class DomainPatch(Request):
     hosting: bool
 
 
+class DomainVerify(Request):
+    """``operator``: mark the domain verified without DNS proof (operators only)."""
+
+    operator: bool = False
+
+
 class AddressCreate(Request):
     address: str
     list_: AddressList = msgspec.field(name="list")

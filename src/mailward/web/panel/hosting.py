@@ -12,12 +12,14 @@ from litestar.response import Redirect, Template
 
 from mailward.directory import DirectoryError
 from mailward.dns.service import domain_check, domain_records
+from mailward.dns.verify import verify_domain
 from mailward.web.panel.common import (
     Form,
     account_url,
     page,
     redirect,
     scoped,
+    user_of,
     web_of,
 )
 
@@ -67,6 +69,38 @@ async def details(
     request: Request[Any, Any, Any], account: FromPath[str], domain: FromPath[str]
 ) -> Template:
     return await _details(request, account, domain, "domain.html")
+
+
+@post(
+    "/accounts/{account:str}/domains/{domain:str}/verify",
+    include_in_schema=False,
+    request_max_body_size=MAX_FORM,
+)
+async def verify(
+    request: Request[Any, Any, Any], account: FromPath[str], domain: FromPath[str],
+    data: FormData,
+) -> Template | Redirect:
+    """Check DNS now for the domain's proof of control (``operator=yes``: mark it verified,
+    operators only)."""
+    view, actor = await scoped(request, account)
+    web = web_of(request)
+    here = f"{account_url(view.name)}domains/{domain}"
+    operator = data.get("operator") == "yes"
+    try:
+        if operator and user_of(request).is_operator:  # vouches as the operator it is
+            await web.directory.domains.get(actor, domain)  # 404 unless this account's
+            actor = user_of(request).actor
+        result = await verify_domain(web.directory, web.settings, actor, domain,
+                                     operator=operator)
+    except DirectoryError as exc:
+        if exc.status == 404:
+            raise
+        return await _details(request, account, domain, "domain.html", status=exc.status,
+                              verify_error=str(exc))
+    if result.verified:
+        return redirect(request, here, f"{result.domain.name} is verified ({result.detail})")
+    return await _details(request, account, domain, "domain.html", status=422,
+                          verify_error=result.detail)
 
 
 @get("/accounts/{account:str}/domains/{domain:str}/servers", include_in_schema=False)
@@ -167,4 +201,4 @@ async def dns(
     )
 
 
-HANDLERS = [hosting, details, servers, change_servers, dns]
+HANDLERS = [hosting, details, verify, servers, change_servers, dns]
