@@ -48,12 +48,13 @@ Response = tuple[bytes, list[bytes]]  # text (literals left as {n}), the literal
 
 async def make_world(settings: Any, clients: int, messages: int, size: int) -> list[User]:
     """Hosting domain, one filled mailbox per client."""
+    from mailward.app import Services
     from mailward.db import AddressList, Database
-    from mailward.directory import Actor, Directory
+    from mailward.directory import Actor
     from mailward.store import open_store
 
     db = Database(settings.db_url)
-    directory, op = Directory(db, settings), Actor.operator()
+    directory, op = Services(db, settings), Actor.operator()
     await directory.accounts.create(op, "Bench")
     await directory.domains.create(op, DOMAIN, account="Bench", hosting=True)
     await directory.servers.auto_configure_hosting(op, DOMAIN)

@@ -77,12 +77,13 @@ async def sink(arrivals: Arrivals) -> AsyncIterator[int]:
 
 async def make_world(settings: Any, route: str, sessions: int, sink_port: int) -> list[str]:
     """Account, domain and one recipient per session; returns the recipients."""
+    from mailward.app import Services
     from mailward.db import Database
     from mailward.db.models import AddressList
-    from mailward.directory import Actor, Directory
+    from mailward.directory import Actor
 
     db = Database(settings.db_url)
-    directory, op, domain = Directory(db, settings), Actor.operator(), f"{route}.bench.example"
+    directory, op, domain = Services(db, settings), Actor.operator(), f"{route}.bench.example"
     await directory.accounts.create(op, "Bench")
     await directory.domains.create(op, domain, account="Bench", hosting=route == "mailbox")
     if route == "mailbox":

@@ -38,12 +38,13 @@ DOMAIN = "pop.bench.example"
 async def make_world(settings: Any, clients: int, messages: int,
                      size: int) -> list[tuple[str, str, list[int]]]:
     """Hosting domain, one filled mailbox per client; returns (address, password, sizes)."""
+    from mailward.app import Services
     from mailward.db import AddressList, Database
-    from mailward.directory import Actor, Directory
+    from mailward.directory import Actor
     from mailward.store import open_store
 
     db = Database(settings.db_url)
-    directory, op = Directory(db, settings), Actor.operator()
+    directory, op = Services(db, settings), Actor.operator()
     await directory.accounts.create(op, "Bench")
     await directory.domains.create(op, DOMAIN, account="Bench", hosting=True)
     await directory.servers.auto_configure_hosting(op, DOMAIN)

@@ -2,8 +2,10 @@
 
 Tests that take ``db_url`` (or anything built on it) run once per backend. PostgreSQL
 comes from ``MAILWARD_TEST_PG_URL``; one database is created per test session and
-dropped at the end, and tables are emptied before each test. If PostgreSQL cannot be
-reached the tests error out: the PostgreSQL backend is part of the product.
+dropped at the end, and tables are emptied before each test. Each pytest-xdist worker
+(`make test` runs one per CPU) is a session of its own, so workers never share a database.
+If PostgreSQL cannot be reached the tests error out: the PostgreSQL backend is part of the
+product.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
+from mailward.app import Services
 from mailward.config import Settings, load_settings
 from mailward.db import Database
 from mailward.db.migrate import upgrade
 from mailward.db.models import Base
-from mailward.directory import Actor, Directory
+from mailward.directory import Actor
 
 PG_URL = os.environ.get(
     "MAILWARD_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -135,10 +138,10 @@ def mailward_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[st
 
 
 @pytest.fixture
-async def directory(settings: Settings) -> AsyncIterator[Directory]:
+async def directory(settings: Settings) -> AsyncIterator[Services]:
     db = Database(settings.db_url)
     try:
-        yield Directory(db, settings)
+        yield Services(db, settings)
     finally:
         await db.dispose()
 

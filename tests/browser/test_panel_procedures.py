@@ -1,4 +1,4 @@
-"""The reference doc's procedures in a real browser, as a customer walks them: log in, bulk
+"""The procedures (docs/procedures.md) in a real browser, as a customer walks them: log in, bulk
 add mixed lines and read the categories, set up a pending address, add and remove auto-cc,
 check all and delete, auto-configure hosting, check the domain's DNS, and try another
 tenant's pages. A screenshot of every page lands in test-output/screenshots/."""
@@ -14,9 +14,10 @@ import pytest
 from dns_world import OUR_MX, World, dns_world
 from playwright.sync_api import Page, expect
 
+from mailward.app import Services
 from mailward.config import Settings
 from mailward.db import Database
-from mailward.directory import Actor, Directory
+from mailward.directory import Actor
 
 Shot = Callable[[Page, str], Path]
 PASSWORD = "Wonderland-42x"
@@ -43,7 +44,7 @@ def settings(settings: Settings, world: World) -> Settings:
 
     async def seed() -> None:
         db = Database(settings.db_url)
-        directory, op = Directory(db, settings), Actor.operator()
+        directory, op = Services(db, settings), Actor.operator()
         try:
             for account, domain, admin in (("Acme", "acme.example", "alice@acme.example"),
                                            ("Globex", "globex.example", "bob@globex.example")):

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
+from mailward.app import Services
 from mailward.cli import app
 from mailward.config import Settings
 from mailward.db import Database
-from mailward.directory import Directory
 
 WIDE = {"COLUMNS": "200"}  # keep Rich tables from folding cells in assertions
 
@@ -51,12 +51,12 @@ def error_line(result: Result) -> str:
     return "error: " + reason.rstrip("\n")
 
 
-def run_directory(settings: Settings, action: Callable[[Directory], Any]) -> Any:
+def run_directory(settings: Settings, action: Callable[[Services], Any]) -> Any:
     """Check the database directly, through the services."""
     async def go() -> Any:
         db = Database(settings.db_url)
         try:
-            return await action(Directory(db, settings))
+            return await action(Services(db, settings))
         finally:
             await db.dispose()
 

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 import pytest
 from mail_helpers import Sink, mail_roles, mail_settings, sink_server
 
+from mailward.app import Services
 from mailward.config import Settings
 from mailward.db import AddressList
-from mailward.directory import Actor, Directory
+from mailward.directory import Actor
 from mailward.store import StoreError, open_store
 
 OP = Actor.operator()
@@ -31,7 +32,7 @@ def client_tls() -> ssl.SSLContext:
 @dataclass
 class Hosting:
     settings: Settings
-    directory: Directory
+    directory: Services
     submission: int
     submissions: int
     pop3: int
@@ -62,7 +63,7 @@ def ports(url: str) -> list[int]:
 
 
 @pytest.fixture
-async def hosting(settings: Settings, directory: Directory) -> AsyncIterator[Hosting]:
+async def hosting(settings: Settings, directory: Services) -> AsyncIterator[Hosting]:
     await directory.accounts.create(OP, "Acme")
     await directory.domains.create(OP, "acme.example", account="Acme", hosting=True)
     await directory.servers.auto_configure_hosting(OP, "acme.example")
@@ -77,5 +78,5 @@ async def hosting(settings: Settings, directory: Directory) -> AsyncIterator[Hos
             submission, submissions, alt = ports(urls["submission"])
             pop3, pop3s = ports(urls["pop3"])
             imap, imaps = ports(urls["imap"])
-            yield Hosting(configured, Directory(directory.db, configured), submission,
+            yield Hosting(configured, Services(directory.db, configured), submission,
                           submissions, pop3, pop3s, urls["web"], remote, alt, imap, imaps)

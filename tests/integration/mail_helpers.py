@@ -18,11 +18,11 @@ from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from sqlalchemy import select
+from sqlalchemy import select, text
 
+from mailward.app import Services
 from mailward.config import Settings
-from mailward.db import QueuedMessage, QueuedRecipient
-from mailward.directory import Directory
+from mailward.db import Database, QueuedMessage, QueuedRecipient
 from mailward.server import run
 
 WAIT = 30.0
@@ -183,7 +183,7 @@ def smtp_send(port: int, sender: str, recipients: list[str], data: bytes) -> Non
         client.sendmail(sender, recipients, data)
 
 
-async def queued_notices(directory: Directory) -> list[tuple[list[str], EmailMessage]]:
+async def queued_notices(directory: Services) -> list[tuple[list[str], EmailMessage]]:
     """The notices mailward queued itself (origin ``notice``: DNS status changes, quarantine
     digests) so far: (envelope recipients, parsed message), oldest first."""
     async with directory.db.session() as session:
@@ -200,3 +200,35 @@ async def queued_notices(directory: Directory) -> list[tuple[list[str], EmailMes
             parsed = email.message_from_bytes(data, policy=email.policy.default)
             found.append((recipients, parsed))
     return found  # type: ignore[return-value]
+
+
+@contextlib.asynccontextmanager
+async def refused_queue_rows(db: Database, recipient: str) -> AsyncIterator[None]:
+    """A database trigger refusing queue rows for ``recipient``: a real failure in the
+    middle of a transaction that queues mail. Dropped on leaving (the PostgreSQL test
+    database is shared by the tests)."""
+    if db.is_sqlite:
+        create = ["CREATE TRIGGER test_refuse BEFORE INSERT ON queue_recipients "
+                  f"WHEN NEW.recipient = '{recipient}' BEGIN SELECT RAISE(ABORT, 'refused'); "
+                  "END"]
+        drop = ["DROP TRIGGER IF EXISTS test_refuse"]
+    else:
+        create = [
+            "CREATE FUNCTION test_refuse() RETURNS trigger AS $$ BEGIN "
+            f"IF NEW.recipient = '{recipient}' THEN RAISE EXCEPTION 'refused'; END IF; "
+            "RETURN NEW; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER test_refuse BEFORE INSERT ON queue_recipients "
+            "FOR EACH ROW EXECUTE FUNCTION test_refuse()"]
+        drop = ["DROP TRIGGER IF EXISTS test_refuse ON queue_recipients",
+                "DROP FUNCTION IF EXISTS test_refuse()"]
+
+    async def run(statements: list[str]) -> None:
+        async with db.session() as session, session.begin():
+            for statement in statements:
+                await session.execute(text(statement))
+
+    await run(create)
+    try:
+        yield
+    finally:
+        await run(drop)

@@ -23,8 +23,9 @@ from api_server import (
     start_server,
 )
 
+from mailward.app import Services
 from mailward.config import MxHost, Settings
-from mailward.directory import Actor, Directory
+from mailward.directory import Actor
 from mailward.server import AVAILABLE_ROLES, KNOWN_ROLES, describe, parse_roles, run
 from mailward.server.web_role import url_for
 
@@ -136,7 +137,7 @@ async def test_tokens_and_401s(client: httpx.AsyncClient, op: Headers) -> None:
                 "1 to 3650 days")
 
 
-async def test_failed_logins_are_rate_limited(settings: Settings, directory: Directory) -> None:
+async def test_failed_logins_are_rate_limited(settings: Settings, directory: Services) -> None:
     await directory.accounts.create_user(Actor.operator(), "root", OPERATOR_PASSWORD)
     limited = settings.model_copy(
         update={"auth_failures_per_window": 3, "auth_window_seconds": 600}

@@ -12,11 +12,12 @@ import pytest
 from api_server import API, Headers, Tenants, error, ok
 from test_cli_filter import ANN, HAM, SPAM, check_filter_shapes
 
+from mailward.app import Services
 from mailward.config import Settings
 from mailward.db import AddressList
-from mailward.directory import Actor, Directory
+from mailward.directory import Actor
 from mailward.filter.pipeline import Finding
-from mailward.filter.quarantine import Hold, Quarantine
+from mailward.quarantine.service import Hold, Quarantine
 
 OP = Actor.operator()
 DOMAIN = f"{API}/domains/acme.example/filter"
@@ -25,13 +26,13 @@ QUARANTINE = f"{API}/quarantine"
 
 
 @pytest.fixture
-async def acme(customers: Tenants, directory: Directory) -> Tenants:
+async def acme(customers: Tenants, directory: Services) -> Tenants:
     """Alice's Acme (acme.example) with ann@, Bob's Globex (globex.example) with bob@."""
     await directory.bulk.add_lines(OP, [ANN, "bob@globex.example"], AddressList.FILTER)
     return customers
 
 
-async def held(directory: Directory, settings: Settings, recipient: str = ANN,
+async def held(directory: Services, settings: Settings, recipient: str = ANN,
                data: bytes = SPAM) -> int:
     """Hold ``data`` for ``recipient`` as the MX tier does; its quarantine (entry) id."""
     await Quarantine(directory.db, settings).hold(
@@ -42,7 +43,7 @@ async def held(directory: Directory, settings: Settings, recipient: str = ANN,
     return page.items[0].id
 
 
-async def queued_for(directory: Directory, recipient: str) -> list[str]:
+async def queued_for(directory: Services, recipient: str) -> list[str]:
     page = await directory.queue.list(OP, domain=recipient.rsplit("@", 1)[1])
     return [e.queue_id for e in page.items if e.recipient == recipient]
 
@@ -150,7 +151,7 @@ async def test_train_spam_and_ham(client: httpx.AsyncClient, acme: Tenants) -> N
 
 
 async def test_quarantine_list_show_download(
-    client: httpx.AsyncClient, acme: Tenants, directory: Directory, settings: Settings
+    client: httpx.AsyncClient, acme: Tenants, directory: Services, settings: Settings
 ) -> None:
     alice = acme.alice
     empty = await ok(client.get(QUARANTINE, headers=alice))
@@ -192,7 +193,7 @@ async def test_quarantine_list_show_download(
 
 
 async def test_release_and_delete(
-    client: httpx.AsyncClient, acme: Tenants, directory: Directory, settings: Settings
+    client: httpx.AsyncClient, acme: Tenants, directory: Services, settings: Settings
 ) -> None:
     alice = acme.alice
     entry = await held(directory, settings)
@@ -228,7 +229,7 @@ async def test_release_and_delete(
 
 
 async def test_another_account_gets_404(
-    client: httpx.AsyncClient, acme: Tenants, op: Headers, directory: Directory,
+    client: httpx.AsyncClient, acme: Tenants, op: Headers, directory: Services,
     settings: Settings,
 ) -> None:
     bob = acme.bob
@@ -268,7 +269,7 @@ async def test_another_account_gets_404(
 
 
 async def test_answers_match_the_documented_shapes(
-    client: httpx.AsyncClient, acme: Tenants, directory: Directory, settings: Settings
+    client: httpx.AsyncClient, acme: Tenants, directory: Services, settings: Settings
 ) -> None:
     alice = acme.alice
     entry = await held(directory, settings)

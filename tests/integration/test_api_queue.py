@@ -22,7 +22,7 @@ from test_cli_queue import (
     when,
 )
 
-from mailward.directory import Directory
+from mailward.app import Services
 
 QUEUE = f"{API}/queue"
 EVERYONE = tuple(recipient for _, recipient in ORDER)
@@ -35,7 +35,7 @@ async def listing(client: httpx.AsyncClient, headers: Headers, **params: Any) ->
 
 
 async def test_list_filters_and_pages(
-    client: httpx.AsyncClient, op: Headers, customers: Tenants, directory: Directory
+    client: httpx.AsyncClient, op: Headers, customers: Tenants, directory: Services
 ) -> None:
     empty = await listing(client, op)
     assert empty == {"items": [], "total": 0, "page": 1, "per_page": 50, "pages": 1}
@@ -81,7 +81,7 @@ async def test_list_filters_and_pages(
 
 
 async def test_show_retry_delete(
-    client: httpx.AsyncClient, op: Headers, customers: Tenants, directory: Directory
+    client: httpx.AsyncClient, op: Headers, customers: Tenants, directory: Services
 ) -> None:
     ids = await seed(directory)
     spool = directory.queue.spool
@@ -120,7 +120,7 @@ async def test_show_retry_delete(
 
 
 async def test_customers_only_reach_their_own_recipients(
-    client: httpx.AsyncClient, op: Headers, customers: Tenants, directory: Directory
+    client: httpx.AsyncClient, op: Headers, customers: Tenants, directory: Services
 ) -> None:
     alice, bob = customers.alice, customers.bob
     ids = await seed(directory)
@@ -162,7 +162,7 @@ async def test_customers_only_reach_their_own_recipients(
 
 
 async def test_shapes_match_the_cli_docs(
-    client: httpx.AsyncClient, op: Headers, directory: Directory
+    client: httpx.AsyncClient, op: Headers, directory: Services
 ) -> None:
     ids = await seed(directory)
     page = await listing(client, op)

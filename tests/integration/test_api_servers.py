@@ -1,4 +1,4 @@
-"""The JSON API over a real socket: mail server settings (reference doc §3), both backends."""
+"""The JSON API over a real socket: mail server settings (docs/procedures.md), both backends."""
 
 from __future__ import annotations
 

@@ -16,8 +16,9 @@ from api_server import (
     ok,
 )
 
+from mailward.app import Services
 from mailward.config import Settings
-from mailward.directory import Actor, Directory
+from mailward.directory import Actor
 
 CAROL_PASSWORD = "Stoat-pass-2468"
 NEW_PASSWORD = "Fresh-pass-1357"
@@ -109,7 +110,7 @@ async def test_a_locked_user_is_seen_and_unlocked(client: httpx.AsyncClient,
 
 
 async def test_deleting_users(client: httpx.AsyncClient, op: Headers, customers: Tenants,
-                              directory: Directory) -> None:
+                              directory: Services) -> None:
     await add_carol(client, customers.alice)
     carol = await login(client, "carol@acme.example", CAROL_PASSWORD)
     await error(client.delete(f"{API}/users/alice@acme.example", headers=customers.alice),

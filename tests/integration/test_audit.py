@@ -13,17 +13,17 @@ from api_server import API, Headers, Tenants, bulk, error, ok
 from cli_helpers import WIDE, Cli, as_json, documented_shapes, keys_of
 from sqlalchemy import delete
 
+from mailward.app import Services
+from mailward.core.audit import AuditView
 from mailward.db.models import AddressList, AuditEntry, Role
 from mailward.directory import (
     Actor,
     AddressFilter,
     Conflict,
-    Directory,
     InvalidInput,
     record,
 )
 from mailward.directory.tokens import hash_token
-from mailward.directory.views import AuditView
 from mailward.dkim import DkimService
 from mailward.queue.spool import NewRecipient
 
@@ -39,7 +39,7 @@ def view_of(entry: AuditView) -> tuple[Any, ...]:
 class Log:
     """The entries written since the last look (the operator sees all of them)."""
 
-    def __init__(self, directory: Directory) -> None:
+    def __init__(self, directory: Services) -> None:
         self.directory = directory
         self.seen = 0
 
@@ -62,7 +62,7 @@ class Log:
         return entry
 
 
-async def test_every_service_change_writes_one_entry(directory: Directory) -> None:
+async def test_every_service_change_writes_one_entry(directory: Services) -> None:
     log = Log(directory)
     d = directory
     await d.accounts.create(ROOT, "Acme")
@@ -160,7 +160,7 @@ async def test_every_service_change_writes_one_entry(directory: Directory) -> No
         assert not [s for s in secrets if s in text], entry
 
 
-async def test_refused_changes_write_nothing(directory: Directory) -> None:
+async def test_refused_changes_write_nothing(directory: Services) -> None:
     """The entry commits with the change: a refusal or a rollback leaves no entry."""
     log = Log(directory)
     await directory.accounts.create(ROOT, "Acme")
@@ -179,7 +179,7 @@ async def test_refused_changes_write_nothing(directory: Directory) -> None:
     assert invalid.counts["invalid"] == 1 and await log.new() == []
 
 
-async def test_queue_actions_write_one_entry_per_account(directory: Directory) -> None:
+async def test_queue_actions_write_one_entry_per_account(directory: Services) -> None:
     log = Log(directory)
     for account, domain in (("Acme", "acme.example"), ("Globex", "globex.example")):
         await directory.accounts.create(ROOT, account)
@@ -199,7 +199,7 @@ async def test_queue_actions_write_one_entry_per_account(directory: Directory) -
                   detail="1 recipient(s): a@acme.example")
 
 
-async def test_account_admin_sees_only_its_own_entries(directory: Directory) -> None:
+async def test_account_admin_sees_only_its_own_entries(directory: Services) -> None:
     for account, domain in (("Acme", "acme.example"), ("Globex", "globex.example")):
         await directory.accounts.create(ROOT, account)
         await directory.domains.create(ROOT, domain, account=account)
@@ -219,7 +219,7 @@ async def test_account_admin_sees_only_its_own_entries(directory: Directory) -> 
     assert [e.target for e in everything.items if e.account is None] == ["Globex", "Acme"]
 
 
-async def test_filters_and_paging(directory: Directory) -> None:
+async def test_filters_and_paging(directory: Services) -> None:
     await directory.accounts.create(ROOT, "Acme")
     acme = (await directory.accounts.get(ROOT, "Acme")).id
     start = datetime(2026, 11, 25, 6, 0, tzinfo=UTC)

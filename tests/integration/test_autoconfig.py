@@ -8,8 +8,9 @@ import xml.etree.ElementTree as ET
 import httpx
 from api_server import Tenants
 
+from mailward.app import Services
 from mailward.config import Settings
-from mailward.directory import Actor, Directory
+from mailward.directory import Actor
 
 RESPONSE = "{http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a}"
 REQUEST = """<?xml version="1.0" encoding="utf-8"?>
@@ -29,7 +30,7 @@ def servers(document: str) -> list[tuple[str, str, str, str, str, str]]:
 
 
 async def test_autoconfig_for_a_hosted_domain(client: httpx.AsyncClient, customers: Tenants,
-                                              settings: Settings, directory: Directory) -> None:
+                                              settings: Settings, directory: Services) -> None:
     host = settings.hosting_host
     expected = [
         ("incomingServer", "imap", host, "993", "SSL", "%EMAILADDRESS%"),

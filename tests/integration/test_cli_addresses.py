@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from cli_helpers import WIDE, Cli, as_json, error_line, run_directory
 
+from mailward.app import Services
 from mailward.config import Settings
-from mailward.directory import Directory
 
 # -- bulk add ---------------------------------------------------------------------------
 
@@ -444,7 +444,7 @@ def test_piped_tables_keep_every_cell_whole(tenants: Cli,
 def test_a_locked_mailbox_is_shown_and_unlocked(tenants: Cli, settings: Settings) -> None:
     tenants("address", "add", "-a", "Acme", "-l", "filter", input="box@acme.example|Secret-pass1\n")
 
-    async def guess(d: Directory) -> None:
+    async def guess(d: Services) -> None:
         for _ in range(settings.auth_failures_per_window):
             await d.mail_login.authenticate("box@acme.example", "guess", "192.0.2.7")
 

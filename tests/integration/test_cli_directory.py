@@ -5,9 +5,9 @@ from __future__ import annotations
 from cli_helpers import WIDE, Cli, as_json, documented_shapes, error_line, keys_of, run_directory
 from sqlalchemy import func, update
 
+from mailward.app import Services
 from mailward.config import Settings
 from mailward.db.models import ApiToken
-from mailward.directory import Directory
 from mailward.directory.users import login_key
 
 # -- accounts, users, tokens ------------------------------------------------------------
@@ -83,7 +83,7 @@ def test_users_and_tokens(cli: Cli, settings: Settings) -> None:
     assert len(expires) == 1 and expires[0] is not None
     assert "never" in cli("token", "list", "--login", "ops", env=WIDE).stdout
 
-    async def expire(d: Directory) -> None:
+    async def expire(d: Services) -> None:
         async with d.db.session() as session, session.begin():
             await session.execute(update(ApiToken).values(expires_at=func.now()))
 
@@ -113,7 +113,7 @@ def test_user_list_password_unlock_delete(cli: Cli, settings: Settings) -> None:
     assert run_directory(settings, lambda d: d.accounts.authenticate("alice", "Looking-glass7"))
     assert error_line(cli("user", "password", "nobody", code=1)) == "error: no user 'nobody'"
 
-    async def lock(d: Directory) -> None:
+    async def lock(d: Services) -> None:
         for _ in range(settings.auth_failures_per_window):
             await d.users.limiter.attempt("ip:192.0.2.9", login_key("alice"))
 

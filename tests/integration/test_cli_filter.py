@@ -20,13 +20,14 @@ from cli_helpers import (
     run_directory,
 )
 
+from mailward.app import Services
 from mailward.cli.filter import DmarcAction, Field
 from mailward.config import Settings
-from mailward.directory import Actor, Directory
+from mailward.directory import Actor
 from mailward.filter.pipeline import Finding
 from mailward.filter.policy import DMARC_ACTIONS
-from mailward.filter.quarantine import Hold, Quarantine
 from mailward.filter.settings import FIELDS
+from mailward.quarantine.service import Hold, Quarantine
 
 OP = Actor.operator()
 ANN = "ann@acme.example"
@@ -41,7 +42,7 @@ HAM = (b"From: Bob <bob@partner.example>\r\nTo: ann@acme.example\r\n"
 
 def held(settings: Settings, recipient: str = ANN, data: bytes = SPAM) -> int:
     """Hold ``data`` for ``recipient`` as the MX tier does; its quarantine (entry) id."""
-    async def go(directory: Directory) -> int:
+    async def go(directory: Services) -> int:
         await Quarantine(directory.db, settings).hold(
             sender="bounce@prizes.example", peer="192.0.2.1", data=data, score=12.0,
             findings=(Finding("content", 12.0, "x"),),
@@ -201,7 +202,7 @@ def test_train_teaches_the_domain_model(acme: Cli, tmp_path: Path) -> None:
 
 
 def queued_for(settings: Settings, recipient: str) -> list[str]:
-    async def go(directory: Directory) -> list[str]:
+    async def go(directory: Services) -> list[str]:
         page = await directory.queue.list(OP, domain=recipient.rsplit("@", 1)[1])
         return [e.queue_id for e in page.items if e.recipient == recipient]
 

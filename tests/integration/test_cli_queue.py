@@ -20,10 +20,10 @@ from cli_helpers import (
 )
 from sqlalchemy import update
 
+from mailward.app import Services
 from mailward.cli.queue import QueueState
 from mailward.config import Settings
 from mailward.db import QueuedRecipient, QueueStatus
-from mailward.directory import Directory
 from mailward.queue.admin import STATUSES
 from mailward.queue.spool import NewRecipient
 
@@ -44,7 +44,7 @@ ORDER = [
 ]
 
 
-async def set_rows(directory: Directory, *recipients: str, **values: Any) -> None:
+async def set_rows(directory: Services, *recipients: str, **values: Any) -> None:
     """Change queued recipients directly (what the delivery worker would do)."""
     async with directory.db.session() as session, session.begin():
         await session.execute(
@@ -57,7 +57,7 @@ def later() -> datetime:
     return datetime.now(UTC) + timedelta(hours=1)
 
 
-async def seed(directory: Directory) -> dict[str, str]:
+async def seed(directory: Services) -> dict[str, str]:
     """Five messages (see ``ORDER``): Acme and Globex recipients in every state, one
     message with recipients in both accounts and one forward leaving us (no account)."""
     spool = directory.queue.spool
@@ -98,7 +98,7 @@ def when(value: str) -> datetime:
 
 def spool_file(settings: Settings, queue_id: str) -> Path | None:
     """The message's spool file (``None`` on PostgreSQL: the bytes are in the row)."""
-    async def find(directory: Directory) -> Path | None:
+    async def find(directory: Services) -> Path | None:
         spool = directory.queue.spool
         return None if spool.in_database else spool.path_of(queue_id)
 

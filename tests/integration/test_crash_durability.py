@@ -15,9 +15,10 @@ from collections.abc import AsyncIterator
 import pytest
 from mail_helpers import Sink, sink_server
 
+from mailward.app import Services
 from mailward.config import Settings
 from mailward.db import AddressList
-from mailward.directory import Actor, Directory
+from mailward.directory import Actor
 from mailward.server.run import STOP_SECONDS
 
 OP = Actor.operator()
@@ -78,7 +79,7 @@ class Server:
 
 
 @pytest.fixture
-async def customer(settings: Settings, directory: Directory) -> AsyncIterator[Sink]:
+async def customer(settings: Settings, directory: Services) -> AsyncIterator[Sink]:
     await directory.accounts.create(OP, "Acme")
     await directory.domains.create(OP, "filtered.example", account="Acme")
     await directory.bulk.add_lines(OP, ["ann@filtered.example"], AddressList.FILTER)
@@ -105,7 +106,7 @@ def sender_thread(port: int, accepted: list[int], stop: threading.Event,
 
 
 async def test_every_message_answered_250_survives_sigkill(
-    settings: Settings, customer: Sink, mailward_env: dict[str, str], directory: Directory
+    settings: Settings, customer: Sink, mailward_env: dict[str, str], directory: Services
 ) -> None:
     customer.rcpt = lambda _a: "451 4.3.2 not now"  # keep everything in the queue
     env = {**os.environ, **mailward_env, "MAILWARD_PORT_MX": "0", "MAILWARD_BIND": "127.0.0.1",

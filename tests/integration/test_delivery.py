@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
-from mail_helpers import Sink, mail_settings, message, sink_server
+from mail_helpers import Sink, mail_settings, message, refused_queue_rows, sink_server
 from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 
+from mailward.app import Services
 from mailward.config import Settings
 from mailward.db import AddressList, QueuedMessage, QueuedRecipient, QueueStatus
 from mailward.db.models import utcnow
-from mailward.directory import Actor, Directory
+from mailward.directory import Actor
 from mailward.queue.local import LocalDelivery
 from mailward.queue.spool import NewRecipient
 from mailward.queue.worker import HELD_ELSEWHERE_SECONDS, DeliveryWorker
@@ -32,7 +34,7 @@ SENDER = "origin@outside.example"
 
 @dataclass
 class Env:
-    directory: Directory
+    directory: Services
     worker: DeliveryWorker
     relay: Sink  # smarthost for mail leaving us: DSNs to outside senders, forwards
     customer: Sink  # filtered.example's server (preference 10)
@@ -61,7 +63,7 @@ class Env:
 
 
 @pytest.fixture
-async def env(settings: Settings, directory: Directory) -> AsyncIterator[Env]:
+async def env(settings: Settings, directory: Services) -> AsyncIterator[Env]:
     await directory.accounts.create(OP, "Acme")
     await directory.domains.create(OP, "filtered.example", account="Acme")
     await directory.domains.create(OP, "hosted.example", account="Acme", hosting=True)
@@ -71,7 +73,7 @@ async def env(settings: Settings, directory: Directory) -> AsyncIterator[Env]:
         await directory.bulk.add_lines(OP, [line], list_)
     async with sink_server() as relay, sink_server() as customer:
         configured = mail_settings(settings, relay_host=relay.address)
-        directory = Directory(directory.db, configured)
+        directory = Services(directory.db, configured)
         await directory.servers.add(OP, "filtered.example", customer.address, preference=10)
         spool = directory.queue.spool
         local = LocalDelivery(directory.db, open_store(configured, directory.db), spool)
@@ -113,6 +115,25 @@ async def test_a_refusal_bounces_to_the_sender_with_an_rfc3464_report(env: Env) 
     [attached] = [p for p in report.walk() if p.get_content_type() == "message/rfc822"]
     assert attached.get_payload()[0]["Subject"] == "Will bounce"
     assert await env.rows() == []
+
+
+async def test_a_bounce_commits_with_the_failure_it_reports(env: Env) -> None:
+    """The failed recipient leaves the queue in the same transaction that queues its
+    bounce: when the bounce cannot be queued, the failure stays queued (and is reported
+    on a later pass) instead of vanishing without a report."""
+    env.customer.rcpt = lambda _a: "550 5.1.1 no such mailbox at the customer"
+    await env.queue(to=["ann@filtered.example"])
+    async with refused_queue_rows(env.directory.db, SENDER):
+        with pytest.raises(DBAPIError):  # in the server, logged; the lease then runs out
+            await env.worker.run_once()
+        assert [r.recipient for r in await env.rows()] == ["ann@filtered.example"]
+    await env.make_due()
+    await env.worker.release_own_leases()
+    await env.worker.run_once()  # the failure again, and now its bounce
+    assert [r.recipient for r in await env.rows()] == [SENDER]
+    await env.worker.run_once()
+    [dsn] = await env.relay.wait_for(1)
+    assert dsn.recipients == [SENDER] and await env.rows() == []
 
 
 async def test_no_bounce_is_ever_sent_to_the_null_sender(env: Env) -> None:

@@ -1,21 +1,22 @@
-"""Directory services against a real database (SQLite and PostgreSQL)."""
+"""Services services against a real database (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 import pytest
 
+from mailward.app import Services
 from mailward.db.models import AddressKind, AddressList
-from mailward.directory import Actor, Conflict, Directory, InvalidInput, LineStatus, NotFound
+from mailward.directory import Actor, Conflict, InvalidInput, LineStatus, NotFound
 
 
 @pytest.fixture
-async def acme(directory: Directory, operator: Actor) -> Actor:
+async def acme(directory: Services, operator: Actor) -> Actor:
     await directory.accounts.create(operator, "Acme")
     await directory.domains.create(operator, "acme.example", account="Acme")
     return await directory.accounts.actor_for("Acme")
 
 
-async def test_bulk_add_categories(directory: Directory, acme: Actor) -> None:
+async def test_bulk_add_categories(directory: Services, acme: Actor) -> None:
     result = await directory.bulk.add_lines(
         acme, "info@acme.example\n\nbob@ACME.example|Secret-pass1\nnobody@else.example\n",
         AddressList.FILTER,
@@ -29,7 +30,7 @@ async def test_bulk_add_categories(directory: Directory, acme: Actor) -> None:
     assert (bob.list, bob.kind) == (AddressList.NO_FILTER, AddressKind.MAILBOX)
 
 
-async def test_other_account_cannot_see(directory: Directory, acme: Actor, operator: Actor):
+async def test_other_account_cannot_see(directory: Services, acme: Actor, operator: Actor):
     await directory.bulk.add_lines(acme, "info@acme.example", AddressList.FILTER)
     await directory.accounts.create(operator, "Globex")
     globex = await directory.accounts.actor_for("Globex")
@@ -41,7 +42,7 @@ async def test_other_account_cannot_see(directory: Directory, acme: Actor, opera
 
 
 async def test_whole_submission_goes_to_one_list_and_reports_each_line(
-    directory: Directory, acme: Actor
+    directory: Services, acme: Actor
 ) -> None:
     await directory.bulk.add_lines(acme, "old@acme.example", AddressList.NO_FILTER)
     result = await directory.bulk.add_lines(
@@ -65,7 +66,7 @@ async def test_whole_submission_goes_to_one_list_and_reports_each_line(
 
 
 async def test_existing_data_is_never_dropped_by_bulk_lines(
-    directory: Directory, acme: Actor
+    directory: Services, acme: Actor
 ) -> None:
     await directory.bulk.add_lines(
         acme, "box@acme.example|Box-pass-1\nfwd@acme.example|x@else.example|relay",
@@ -82,7 +83,7 @@ async def test_existing_data_is_never_dropped_by_bulk_lines(
         "x@else.example"]
 
 
-async def test_setup_autocc_and_edit_rules(directory: Directory, acme: Actor) -> None:
+async def test_setup_autocc_and_edit_rules(directory: Services, acme: Actor) -> None:
     await directory.bulk.add_lines(acme, "a@acme.example\nb@acme.example", AddressList.FILTER)
     with pytest.raises(InvalidInput, match="do not match"):
         await directory.addresses.setup_mailbox(acme, "a@acme.example", "Pass-word1", "Pass-word2")
@@ -104,7 +105,7 @@ async def test_setup_autocc_and_edit_rules(directory: Directory, acme: Actor) ->
     assert (plain.kind, plain.destinations) == (AddressKind.MAILBOX, [])
 
 
-async def test_passwords_are_argon2id_and_never_plain(directory: Directory, acme: Actor) -> None:
+async def test_passwords_are_argon2id_and_never_plain(directory: Services, acme: Actor) -> None:
     from sqlalchemy import select
 
     from mailward.db.models import Address
@@ -116,7 +117,7 @@ async def test_passwords_are_argon2id_and_never_plain(directory: Directory, acme
     assert directory.passwords.verify(stored, "Plain-text-9")
 
 
-async def test_search_pages_and_filters(directory: Directory, acme: Actor) -> None:
+async def test_search_pages_and_filters(directory: Services, acme: Actor) -> None:
     from mailward.directory import AddressFilter
 
     lines = "\n".join(f"user{n:02d}@acme.example" for n in range(25))
@@ -132,7 +133,7 @@ async def test_search_pages_and_filters(directory: Directory, acme: Actor) -> No
 
 
 async def test_delete_one_several_and_matching(
-    directory: Directory, acme: Actor, operator: Actor
+    directory: Services, acme: Actor, operator: Actor
 ) -> None:
     from mailward.directory import AddressFilter
 
@@ -152,7 +153,7 @@ async def test_delete_one_several_and_matching(
 
 
 async def test_account_cannot_bulk_add_into_another_accounts_domain(
-    directory: Directory, acme: Actor, operator: Actor
+    directory: Services, acme: Actor, operator: Actor
 ) -> None:
     await directory.accounts.create(operator, "Globex")
     globex = await directory.accounts.actor_for("Globex")
@@ -162,7 +163,7 @@ async def test_account_cannot_bulk_add_into_another_accounts_domain(
     assert (await directory.addresses.search(acme)).total == 0
 
 
-async def test_add_one_takes_any_password_characters(directory: Directory, acme: Actor) -> None:
+async def test_add_one_takes_any_password_characters(directory: Services, acme: Actor) -> None:
     added = await directory.bulk.add_one(acme, "one@acme.example", AddressList.FILTER,
                                          password="pipe|in-password")
     assert (added.status, added.kind) == (LineStatus.ADDED, AddressKind.MAILBOX)
@@ -171,7 +172,7 @@ async def test_add_one_takes_any_password_characters(directory: Directory, acme:
     assert both.status is LineStatus.INVALID and "not both" in (both.reason or "")
 
 
-async def test_invalid_line_keeps_its_relay_warning(directory: Directory, acme: Actor) -> None:
+async def test_invalid_line_keeps_its_relay_warning(directory: Services, acme: Actor) -> None:
     result = await directory.bulk.add_lines(acme, "q@acme.example|pw|rely", AddressList.FILTER)
     (line,) = result.results
     assert line.status is LineStatus.INVALID and "at least 8" in (line.reason or "")
@@ -179,7 +180,7 @@ async def test_invalid_line_keeps_its_relay_warning(directory: Directory, acme: 
 
 
 async def test_operator_cannot_delete_every_match_of_an_empty_search(
-    directory: Directory, acme: Actor, operator: Actor
+    directory: Services, acme: Actor, operator: Actor
 ) -> None:
     from mailward.directory import AddressFilter
 
@@ -189,7 +190,7 @@ async def test_operator_cannot_delete_every_match_of_an_empty_search(
     assert await directory.addresses.delete_matching(operator, AddressFilter(search="a@")) == 1
 
 
-async def test_account_names_stay_addressable(directory: Directory, operator: Actor) -> None:
+async def test_account_names_stay_addressable(directory: Services, operator: Actor) -> None:
     with pytest.raises(InvalidInput, match="'/'"):
         await directory.accounts.create(operator, "Acme/Sales")
     created = await directory.accounts.create(operator, "  Acme   Sales ")
@@ -198,7 +199,7 @@ async def test_account_names_stay_addressable(directory: Directory, operator: Ac
 
 
 async def test_recipient_lookup_decides_acceptance(
-    directory: Directory, acme: Actor, operator: Actor
+    directory: Services, acme: Actor, operator: Actor
 ) -> None:
     from mailward.directory import RecipientLookup, Verdict
 
@@ -230,7 +231,7 @@ async def test_recipient_lookup_decides_acceptance(
     assert (await off.lookup("box+newsletters@acme.example")).verdict is Verdict.UNLISTED
 
 
-async def test_timestamps_come_back_as_aware_utc(directory: Directory, acme: Actor) -> None:
+async def test_timestamps_come_back_as_aware_utc(directory: Services, acme: Actor) -> None:
     from datetime import UTC, datetime, timedelta
 
     account = await directory.accounts.get(acme, "Acme")  # read back from the database
@@ -238,6 +239,6 @@ async def test_timestamps_come_back_as_aware_utc(directory: Directory, acme: Act
     assert abs(account.created_at - datetime.now(UTC)) < timedelta(hours=1)
 
 
-async def test_absurd_pages_are_a_clear_error(directory: Directory, acme: Actor) -> None:
+async def test_absurd_pages_are_a_clear_error(directory: Services, acme: Actor) -> None:
     with pytest.raises(InvalidInput, match="page must be between 1 and"):
         await directory.addresses.search(acme, page=10**20)

@@ -16,9 +16,10 @@ from cli_helpers import Cli, as_json, error_line, run_directory
 from dns_server import dns_server
 from sqlalchemy import select
 
+from mailward.app import Services
 from mailward.config import Settings
 from mailward.db.models import DkimKey
-from mailward.directory import Actor, Directory, NotFound
+from mailward.directory import Actor, NotFound
 from mailward.dkim import DkimService, sign, txt_value, verify, zone_line
 
 OP = Actor.operator()
@@ -34,19 +35,19 @@ MESSAGE = (
 )
 
 
-async def setup(directory: Directory) -> None:
+async def setup(directory: Services) -> None:
     await directory.accounts.create(OP, "Acme")
     await directory.accounts.create(OP, "Globex")
     await directory.domains.create(OP, "acme.example", account="Acme", hosting=True)
     await directory.domains.create(OP, "globex.example", account="Globex")
 
 
-async def keys(directory: Directory) -> list[DkimKey]:
+async def keys(directory: Services) -> list[DkimKey]:
     async with directory.db.session() as session:
         return list(await session.scalars(select(DkimKey).order_by(DkimKey.id)))
 
 
-async def test_domain_add_makes_a_key(directory: Directory) -> None:
+async def test_domain_add_makes_a_key(directory: Services) -> None:
     await setup(directory)
     made = await keys(directory)
     assert [(k.selector, k.active) for k in made] == [(MONTH, True), (MONTH, True)]
@@ -71,7 +72,7 @@ async def test_domain_add_makes_a_key(directory: Directory) -> None:
     assert [k.domain_id for k in await keys(directory)] == [made[0].domain_id]
 
 
-async def test_records_are_tenant_scoped(directory: Directory) -> None:
+async def test_records_are_tenant_scoped(directory: Services) -> None:
     await setup(directory)
     dkim = DkimService(directory.db)
     acme = await directory.accounts.actor_for("Acme")
@@ -84,7 +85,7 @@ async def test_records_are_tenant_scoped(directory: Directory) -> None:
         await dkim.record(acme, "not a domain")
 
 
-async def test_rotate_makes_a_new_selector_that_signs(directory: Directory) -> None:
+async def test_rotate_makes_a_new_selector_that_signs(directory: Services) -> None:
     await setup(directory)
     dkim = DkimService(directory.db)
     before = await dkim.record(OP, "acme.example")
@@ -103,7 +104,7 @@ async def test_rotate_makes_a_new_selector_that_signs(directory: Directory) -> N
     assert (await dkim.record(OP, "globex.example")).selector == MONTH
 
 
-async def test_a_domain_without_a_key_gets_one_when_asked(directory: Directory) -> None:
+async def test_a_domain_without_a_key_gets_one_when_asked(directory: Services) -> None:
     await setup(directory)
     async with directory.db.session() as session:
         for key in await session.scalars(select(DkimKey)):
@@ -116,7 +117,7 @@ async def test_a_domain_without_a_key_gets_one_when_asked(directory: Directory) 
     assert (await dkim.signing_key("acme.example"))[0] == MONTH  # type: ignore[index]
 
 
-async def test_signature_verifies_against_the_published_record(directory: Directory) -> None:
+async def test_signature_verifies_against_the_published_record(directory: Services) -> None:
     await setup(directory)
     dkim = DkimService(directory.db)
     old = await dkim.record(OP, "acme.example")
@@ -191,7 +192,7 @@ def test_cli_shows_and_rotates_the_record(tenants: Cli, settings: Settings) -> N
     rotated_json = as_json(cli("domain", "dkim", "acme.example", "--rotate", "--json"))
     assert rotated_json["selector"] == f"{MONTH}c"
 
-    async def signing(directory: Directory) -> Any:
+    async def signing(directory: Services) -> Any:
         return await DkimService(directory.db).signing_key("acme.example")
 
     assert run_directory(settings, signing)[0] == f"{MONTH}c"

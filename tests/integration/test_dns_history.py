@@ -14,9 +14,10 @@ from api_server import API, Tenants, ok
 from dns_world import OUR_MX, World, dns_world
 from sqlalchemy import select
 
+from mailward.app import Services
 from mailward.config import Settings
 from mailward.db.models import DnsObservation, Domain
-from mailward.directory import Actor, Directory, NotFound
+from mailward.directory import Actor, NotFound
 from mailward.dns import history
 from mailward.dns.check import DomainCheck, PreviousAnswer
 from mailward.dns.service import domain_check
@@ -39,7 +40,7 @@ def settings(settings: Settings, world: World) -> Settings:
     return world.settings(settings)
 
 
-async def setup(directory: Directory) -> int:
+async def setup(directory: Services) -> int:
     """Acme (filtering only) with acme.example, Globex with globex.example; acme's id."""
     for account, domain in (("Acme", "acme.example"), ("Globex", "globex.example")):
         await directory.accounts.create(OP, account)
@@ -50,7 +51,7 @@ async def setup(directory: Directory) -> int:
     return found
 
 
-async def rows(directory: Directory) -> list[tuple[str, str, int, datetime, datetime]]:
+async def rows(directory: Services) -> list[tuple[str, str, int, datetime, datetime]]:
     async with directory.db.session() as session:
         found = await session.scalars(select(DnsObservation).order_by(DnsObservation.id))
         return [(r.rdtype, r.answer, r.ttl, r.first_seen, r.last_seen) for r in found]
@@ -64,7 +65,7 @@ def item(result: DomainCheck, name: str = "propagation") -> tuple[str, str]:
 # -- the history -------------------------------------------------------------------------------
 
 
-async def test_record_and_previous(directory: Directory) -> None:
+async def test_record_and_previous(directory: Services) -> None:
     acme = await setup(directory)
     await history.record(directory.db, acme, "MX", [], T0)  # nothing seen: nothing kept
     assert await rows(directory) == []
@@ -87,7 +88,7 @@ async def test_record_and_previous(directory: Directory) -> None:
 # -- the check, changing from the old provider's MX to ours ------------------------------------
 
 
-async def test_propagation_estimate_from_the_history(directory: Directory, settings: Settings,
+async def test_propagation_estimate_from_the_history(directory: Services, settings: Settings,
                                                      world: World) -> None:
     await setup(directory)
     acme = await directory.accounts.actor_for("Acme")
@@ -135,7 +136,7 @@ async def test_propagation_estimate_from_the_history(directory: Directory, setti
 
 
 async def test_the_api_shows_the_eta(client: httpx.AsyncClient, customers: Tenants,
-                                     directory: Directory, settings: Settings,
+                                     directory: Services, settings: Settings,
                                      world: World) -> None:
     acme = await directory.accounts.actor_for("Acme")
     now = datetime.now(UTC).replace(second=0, microsecond=0)

@@ -16,10 +16,11 @@ from dns_world import OUR_MX, World, dns_world
 from mail_helpers import eventually, mail_roles, queued_notices
 from sqlalchemy import select
 
+from mailward.app import Services
 from mailward.config import Settings
 from mailward.db import Database
 from mailward.db.models import DomainDnsStatus
-from mailward.directory import Actor, Directory
+from mailward.directory import Actor
 from mailward.dns.recheck import DnsRechecker, stored_statuses
 
 OLD_MX = "acme.example. 7200 IN MX 10 mx.oldprovider.example.\n"
@@ -40,11 +41,11 @@ def settings(settings: Settings, world: World) -> Settings:
 
 
 @pytest.fixture
-async def seeded(settings: Settings) -> AsyncIterator[Directory]:
+async def seeded(settings: Settings) -> AsyncIterator[Services]:
     """Acme (acme.example: admins alice@acme.example and a non-address login "ops") and
     Globex (globex.example, which DNS does not know: admin bob@globex.example)."""
     db = Database(settings.db_url)
-    directory = Directory(db, settings)
+    directory = Services(db, settings)
     op = Actor.operator()
     for account, domain, admins in (("Acme", "acme.example", ("alice@acme.example", "ops")),
                                     ("Globex", "globex.example", ("bob@globex.example",))):
@@ -59,11 +60,12 @@ async def seeded(settings: Settings) -> AsyncIterator[Directory]:
         await db.dispose()
 
 
-async def test_baseline_then_a_notice_on_every_change(seeded: Directory, settings: Settings,
+async def test_baseline_then_a_notice_on_every_change(seeded: Services, settings: Settings,
                                                       world: World) -> None:
     directory = seeded
     clock = [START]
-    rechecker = DnsRechecker(directory, settings, clock=lambda: clock[0])
+    rechecker = DnsRechecker(directory.directory, settings, directory.spool,
+                             clock=lambda: clock[0])
 
     first = await rechecker.run_once()
     assert [(r.domain, r.old, r.new, r.notified) for r in first] == [
@@ -126,16 +128,17 @@ async def test_baseline_then_a_notice_on_every_change(seeded: Directory, setting
     assert len(await queued_notices(directory)) == 3
 
 
-async def account_id(directory: Directory, name: str) -> int:
+async def account_id(directory: Services, name: str) -> int:
     return (await directory.accounts.get(Actor.operator(), name)).id
 
 
-async def test_two_nodes_check_each_domain_once_per_round(seeded: Directory,
+async def test_two_nodes_check_each_domain_once_per_round(seeded: Services,
                                                           settings: Settings) -> None:
     directory = seeded
-    other = Directory(Database(settings.db_url), settings)  # a second node: own pool
+    other = Services(Database(settings.db_url), settings)  # a second node: own pool
     try:
-        nodes = [DnsRechecker(d, settings, clock=lambda: START) for d in (directory, other)]
+        nodes = [DnsRechecker(d.directory, settings, d.spool, clock=lambda: START)
+                 for d in (directory, other)]
         rounds = await asyncio.gather(*(node.run_once() for node in nodes))
         checked = sorted(r.domain for found in rounds for r in found)
         assert checked == ["acme.example", "globex.example"]
@@ -144,10 +147,11 @@ async def test_two_nodes_check_each_domain_once_per_round(seeded: Directory,
         await other.db.dispose()
 
 
-async def test_a_new_domain_is_checked_in_the_next_round(seeded: Directory,
+async def test_a_new_domain_is_checked_in_the_next_round(seeded: Services,
                                                          settings: Settings) -> None:
     directory = seeded
-    rechecker = DnsRechecker(directory, settings, clock=lambda: START)
+    rechecker = DnsRechecker(directory.directory, settings, directory.spool,
+                             clock=lambda: START)
     await rechecker.run_once()
     await directory.domains.create(Actor.operator(), "new.example", account="Acme")
     statuses = {s.domain: s.status for s in await stored_statuses(directory, Actor.operator())}
@@ -156,7 +160,7 @@ async def test_a_new_domain_is_checked_in_the_next_round(seeded: Directory,
     assert (found.domain, found.old, found.new) == ("new.example", None, "fail")
 
 
-async def test_the_delivery_role_runs_the_rechecks(seeded: Directory,
+async def test_the_delivery_role_runs_the_rechecks(seeded: Services,
                                                    settings: Settings) -> None:
     directory = seeded
     async def stored() -> list[tuple[int, str | None]]:
@@ -183,7 +187,8 @@ async def test_api_dns_status_is_tenant_scoped(client: httpx.AsyncClient, custom
                                                settings: Settings) -> None:
     db = Database(settings.db_url)
     try:
-        await DnsRechecker(Directory(db, settings), settings).run_once()
+        services = Services(db, settings)
+        await DnsRechecker(services.directory, settings, services.spool).run_once()
     finally:
         await db.dispose()
     mine = await ok(client.get(f"{API}/dns-status", headers=customers.alice))

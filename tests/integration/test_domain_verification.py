@@ -11,13 +11,15 @@ import pytest
 from api_server import API, Headers, Tenants, error, login, ok, running_server
 from cli_helpers import Cli, as_json, error_line, run_directory
 from dns_server import TableResolver, dns_server, table_server
+from loopback import own_loopback
 from mail_helpers import Sink, mail_settings, sink_server
 from panel_client import Panel, messages
 from sqlalchemy import select
 
+from mailward.app import Services
 from mailward.config import Settings
 from mailward.db import AddressList, QueuedRecipient
-from mailward.directory import Actor, Directory, Forbidden, InvalidInput
+from mailward.directory import Actor, Forbidden, InvalidInput
 from mailward.dns.lookup import DnsTools
 from mailward.dns.recheck import DnsRechecker
 from mailward.dns.verify import verify_domain
@@ -29,7 +31,8 @@ from mailward.store import open_store
 
 OP = Actor.operator()
 PASSWORD = "Reseller-pass-77"
-PUBLIC_MX = "127.0.0.61"  # victim.example's real MX (port 25, as MX delivery uses)
+# victim.example's real MX: port 25, as MX delivery uses, so on an address of its own
+PUBLIC_MX = own_loopback()
 ZONE = ("victim.example. 300 IN MX 10 mx.victim.example.\n"
         f"mx.victim.example. 300 IN A {PUBLIC_MX}\n")
 BODY = b"Subject: hello\r\n\r\nhi\r\n"
@@ -37,7 +40,7 @@ BODY = b"Subject: hello\r\n\r\nhi\r\n"
 
 @dataclass
 class World:
-    directory: Directory
+    directory: Services
     settings: Settings
     worker: DeliveryWorker
     table: TableResolver
@@ -57,12 +60,12 @@ class World:
 
 
 @pytest.fixture
-async def world(settings: Settings, directory: Directory) -> AsyncIterator[World]:
+async def world(settings: Settings, directory: Services) -> AsyncIterator[World]:
     with table_server(ZONE) as (nameserver, table):
         async with sink_server(host=PUBLIC_MX, port=25) as public_mx, \
                 sink_server() as attacker:
             configured = mail_settings(settings, dns_nameservers=[nameserver])
-            directory = Directory(directory.db, configured)
+            directory = Services(directory.db, configured)
             await directory.resellers.create(OP, "Northwind")
             await directory.accounts.create(OP, "Evil", reseller="Northwind")
             await directory.accounts.create(OP, "Acme")
@@ -127,12 +130,13 @@ async def test_a_txt_token_verifies_and_the_settings_are_used(world: World) -> N
 async def test_the_dns_recheck_verifies_by_mx_records(world: World) -> None:
     mx = world.settings.mx_hosts[0].host
     world.table.serve(f"victim.example. 300 IN MX 10 {mx}.\n")
-    await DnsRechecker(world.directory, world.settings).run_once()
+    await DnsRechecker(world.directory.directory, world.settings,
+                       world.directory.spool).run_once()
     view = await world.directory.domains.get(world.evil, "victim.example")
     assert (view.verified, view.verified_by) == (True, "mx")
 
 
-async def test_an_operator_added_domain_is_verified_at_once(directory: Directory) -> None:
+async def test_an_operator_added_domain_is_verified_at_once(directory: Services) -> None:
     await directory.accounts.create(OP, "Acme")
     view = await directory.domains.create(OP, "acme.example", account="Acme")
     assert (view.verified, view.verified_by) == (True, "operator")
@@ -142,13 +146,13 @@ async def test_an_operator_added_domain_is_verified_at_once(directory: Directory
 
 
 async def test_the_hosting_host_is_refused_for_a_domain_without_hosting(
-    settings: Settings, directory: Directory
+    settings: Settings, directory: Services
 ) -> None:
     zone = "mail.hosting.test. 300 IN A 192.0.2.80\n"
     with dns_server(zone) as nameserver:
         configured = settings.model_copy(update={
             "hosting_host": "mail.hosting.test", "dns_nameservers": [nameserver]})
-        directory = Directory(directory.db, configured)
+        directory = Services(directory.db, configured)
         await directory.accounts.create(OP, "Acme")
         await directory.domains.create(OP, "acme.example", account="Acme")
         acme = await directory.accounts.actor_for("Acme")
@@ -165,7 +169,7 @@ async def test_the_hosting_host_is_refused_for_a_domain_without_hosting(
 
 
 async def test_hosting_rows_of_a_domain_without_hosting_hold_its_mail(
-    settings: Settings, directory: Directory
+    settings: Settings, directory: Services
 ) -> None:
     await directory.accounts.create(OP, "Acme")
     await directory.domains.create(OP, "acme.example", account="Acme", hosting=True)
@@ -180,10 +184,10 @@ async def test_hosting_rows_of_a_domain_without_hosting_hold_its_mail(
 
 
 async def test_private_mail_servers_are_refused_unless_allowed(
-    settings: Settings, directory: Directory
+    settings: Settings, directory: Services
 ) -> None:
     strict = settings.model_copy(update={"allow_private_mail_servers": False})
-    strict_directory = Directory(directory.db, strict)
+    strict_directory = Services(directory.db, strict)
     await directory.accounts.create(OP, "Acme")
     await directory.domains.create(OP, "acme.example", account="Acme")
     for host in ("127.0.0.1", "10.1.2.3", "192.168.0.5", "[fe80::1]", "169.254.169.254",
@@ -208,14 +212,14 @@ async def test_private_mail_servers_are_refused_unless_allowed(
 
 
 async def test_the_relay_does_not_connect_to_a_private_address_of_a_host_name(
-    settings: Settings, directory: Directory
+    settings: Settings, directory: Services
 ) -> None:
     zone = "inside.acme.example. 300 IN A 127.0.0.1\n"
     with dns_server(zone) as nameserver:
         async with sink_server() as sink:
             configured = mail_settings(settings, dns_nameservers=[nameserver],
                                        allow_private_mail_servers=False)
-            directory = Directory(directory.db, configured)
+            directory = Services(directory.db, configured)
             await directory.accounts.create(OP, "Acme")
             await directory.domains.create(OP, "acme.example", account="Acme")
             await directory.servers.add(OP, "acme.example", f"inside.acme.example:{sink.port}",
@@ -233,7 +237,7 @@ async def test_the_relay_does_not_connect_to_a_private_address_of_a_host_name(
 
             # Allowed (a private network install): the same mail goes to the same sink.
             allowed = configured.model_copy(update={"allow_private_mail_servers": True})
-            await Directory(directory.db, allowed).servers.edit(  # makes the row due again
+            await Services(directory.db, allowed).servers.edit(  # makes the row due again
                 OP, "acme.example", f"inside.acme.example:{sink.port}", host=sink.address)
             await DeliveryWorker(directory.db, allowed, spool, local).run_once()
             [got] = await sink.wait_for(1)
@@ -256,7 +260,7 @@ def test_the_cli_shows_and_checks_verification(cli: Cli, settings: Settings) -> 
     added = as_json(cli("domain", "add", "acme.example", "--account", "Acme", "--json"))
     assert (added["verified"], added["verified_by"]) == (True, "operator")
 
-    async def claim(directory: Directory) -> str:
+    async def claim(directory: Services) -> str:
         await directory.resellers.create(OP, "Northwind")
         await directory.accounts.create(OP, "Evil", reseller="Northwind")
         await directory.accounts.create_user(OP, "sam@northwind.example", PASSWORD,
@@ -293,7 +297,7 @@ def test_the_cli_shows_and_checks_verification(cli: Cli, settings: Settings) -> 
 
 
 async def test_the_api_shows_and_marks_verification(
-    client: httpx.AsyncClient, op: Headers, customers: Tenants, directory: Directory
+    client: httpx.AsyncClient, op: Headers, customers: Tenants, directory: Services
 ) -> None:
     await directory.resellers.create(OP, "Northwind")
     await directory.accounts.create(OP, "Evil", reseller="Northwind")
@@ -325,7 +329,7 @@ async def test_the_api_shows_and_marks_verification(
 
 
 async def test_the_panel_says_why_and_an_operator_marks_it_verified(
-    settings: Settings, directory: Directory
+    settings: Settings, directory: Services
 ) -> None:
     await directory.accounts.create_user(OP, "root", PASSWORD)
     await directory.resellers.create(OP, "Northwind")

@@ -23,9 +23,10 @@ from dns_server import TableResolver, _serving
 from dnslib import DNSRecord
 from mail_helpers import Sink, mail_roles, mail_settings, port_of, sink_server, smtp_send
 
+from mailward.app import Services
 from mailward.config import Settings
 from mailward.db import AddressList
-from mailward.directory import Actor, Directory
+from mailward.directory import Actor
 
 OP = Actor.operator()
 ZONE = 'sender.example. 300 IN TXT "v=spf1 ip4:127.0.0.1 -all"\n'
@@ -67,7 +68,7 @@ class World:
 
 
 @pytest.fixture
-async def world(settings: Settings, directory: Directory) -> AsyncIterator[World]:
+async def world(settings: Settings, directory: Services) -> AsyncIterator[World]:
     await directory.accounts.create(OP, "Acme")
     await directory.domains.create(OP, "filtered.example", account="Acme")
     await directory.bulk.add_lines(OP, ["ann@filtered.example"], AddressList.FILTER)

@@ -7,13 +7,14 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from mailward.app import Services
 from mailward.config import Settings
 from mailward.db import AddressList, Domain
-from mailward.directory import Actor, Conflict, Directory, InvalidInput, NotFound
+from mailward.directory import Actor, Conflict, InvalidInput, NotFound
 from mailward.filter import Finding
 from mailward.filter.learning import DomainLearning
 from mailward.filter.policy import PolicyStore, SenderRule
-from mailward.filter.quarantine import Hold, Quarantine
+from mailward.quarantine.service import Hold, Quarantine
 
 OP = Actor.operator()
 NEWSLETTER = (b"From: deals@bargains.example\r\nTo: ann@acme.example\r\n"
@@ -23,7 +24,7 @@ NEWSLETTER = (b"From: deals@bargains.example\r\nTo: ann@acme.example\r\n"
 
 
 @pytest.fixture
-async def world(directory: Directory) -> Directory:
+async def world(directory: Services) -> Services:
     for account, domain in (("Acme", "acme.example"), ("Bolt", "bolt.example")):
         await directory.accounts.create(OP, account)
         await directory.domains.create(OP, domain, account=account)
@@ -33,12 +34,12 @@ async def world(directory: Directory) -> Directory:
     return directory
 
 
-async def acme_actor(directory: Directory) -> Actor:
+async def acme_actor(directory: Services) -> Actor:
     [acme] = [a for a in await directory.accounts.list(OP) if a.name == "Acme"]
     return Actor.for_account(acme.id, "admin@acme.example")
 
 
-async def test_policies_layer_address_over_domain_over_config(world: Directory,
+async def test_policies_layer_address_over_domain_over_config(world: Services,
                                                               settings: Settings) -> None:
     admin = await acme_actor(world)
     await world.filter.set_policy(admin, {"tag_score": 3, "subject_tag": "[SPAM]",
@@ -64,7 +65,7 @@ async def test_policies_layer_address_over_domain_over_config(world: Directory,
     assert again["ann@acme.example"].thresholds.quarantine == settings.filter_quarantine_score
 
 
-async def test_policy_errors_and_tenancy(world: Directory) -> None:
+async def test_policy_errors_and_tenancy(world: Services) -> None:
     admin = await acme_actor(world)
     with pytest.raises(InvalidInput, match="thresholds must rise"):
         await world.filter.set_policy(admin, {"tag_score": 12}, domain="acme.example")
@@ -80,7 +81,7 @@ async def test_policy_errors_and_tenancy(world: Directory) -> None:
     assert view.tag_score is None  # the refused change left nothing behind
 
 
-async def test_sender_lists_as_the_mx_reads_them(world: Directory, settings: Settings) -> None:
+async def test_sender_lists_as_the_mx_reads_them(world: Services, settings: Settings) -> None:
     admin = await acme_actor(world)
     await world.filter.add_sender(admin, "@Shop.Example", "allow", domain="acme.example")
     await world.filter.add_sender(admin, "boss@shop.example", "block", address="ann@acme.example")
@@ -101,7 +102,7 @@ async def test_sender_lists_as_the_mx_reads_them(world: Directory, settings: Set
         await world.filter.remove_sender(admin, "shop.example", domain="acme.example")
 
 
-async def test_corrections_are_learnt_per_domain(world: Directory) -> None:
+async def test_corrections_are_learnt_per_domain(world: Services) -> None:
     admin = await acme_actor(world)
     mx_side = DomainLearning(world.db)
     ids = await _domain_ids(world)
@@ -129,13 +130,13 @@ def ids_by_name(ids: dict[str, int]) -> dict[int, str]:
     return {i: n for n, i in ids.items()}
 
 
-async def _domain_ids(directory: Directory) -> dict[str, int]:
+async def _domain_ids(directory: Services) -> dict[str, int]:
     async with directory.db.session() as session:
         return {n: i for i, n in await session.execute(select(Domain.id, Domain.name))}
 
 
 async def test_release_stands_when_the_sender_is_blocked_and_ids_are_not_reused(
-        world: Directory, settings: Settings) -> None:
+        world: Services, settings: Settings) -> None:
     store = Quarantine(world.db, settings)
 
     async def hold() -> int:

@@ -24,10 +24,11 @@ from mail_helpers import Sink, eventually, mail_roles, mail_settings, message, p
 from mail_helpers import smtp_send as send
 from sqlalchemy import update
 
+from mailward.app import Services
 from mailward.config import Settings
 from mailward.db import Address, AddressList
 from mailward.db.models import Domain
-from mailward.directory import Actor, Directory
+from mailward.directory import Actor
 from mailward.queue.local import LocalDelivery
 from mailward.queue.outcome import Result
 from mailward.store import open_store
@@ -107,23 +108,23 @@ async def test_api_refuses_a_fan_out_over_the_copy_cap(client: httpx.AsyncClient
 
 @dataclass
 class World:
-    directory: Directory
+    directory: Services
     mx: int
     relay: Sink
 
 
 @pytest.fixture
-async def world(settings: Settings, directory: Directory) -> AsyncIterator[World]:
+async def world(settings: Settings, directory: Services) -> AsyncIterator[World]:
     await directory.accounts.create(OP, "Acme")
     await directory.domains.create(OP, "h.example", account="Acme", hosting=True)
     await directory.servers.auto_configure_hosting(OP, "h.example")
     async with sink_server() as relay:
         configured = mail_settings(settings, relay_host=relay.address)
         async with mail_roles(configured) as urls:
-            yield World(Directory(directory.db, configured), port_of(urls["mx"]), relay)
+            yield World(Services(directory.db, configured), port_of(urls["mx"]), relay)
 
 
-async def _force(directory: Directory, address: str, destinations: str) -> None:
+async def _force(directory: Services, address: str, destinations: str) -> None:
     """Point ``address`` at ``destinations`` behind the directory's back (legacy data)."""
     async with directory.db.session() as session, session.begin():
         await session.execute(update(Address).where(Address.email == address)
@@ -169,11 +170,11 @@ async def test_delivery_bounds_copies_and_depth_of_graphs_set_past_the_checks(
     assert len(bounces) == 4
 
 
-async def _queue_empty(directory: Directory) -> bool:
+async def _queue_empty(directory: Services) -> bool:
     return (await directory.queue.list(OP)).items == []
 
 
-async def test_local_delivery_needs_hosting_on(settings: Settings, directory: Directory) -> None:
+async def test_local_delivery_needs_hosting_on(settings: Settings, directory: Services) -> None:
     await directory.accounts.create(OP, "Acme")
     await directory.domains.create(OP, "h.example", account="Acme", hosting=True)
     await directory.bulk.add_lines(OP, ["carol@h.example|Secret-pass-9"],

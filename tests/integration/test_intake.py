@@ -9,10 +9,11 @@ from dataclasses import dataclass, replace
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from mailward.app import Services
 from mailward.db import AddressList, QueuedMessage
-from mailward.directory import Actor, Directory
+from mailward.directory import Actor
 from mailward.filter import FilterInput, FilterPipeline, Finding
-from mailward.queue.intake import MxIntake
+from mailward.inbound.mx import MxIntake
 from mailward.smtp.types import Envelope, RecipientParams
 
 OP = Actor.operator()
@@ -37,7 +38,7 @@ def envelope(*recipients: str) -> Envelope:
     )
 
 
-async def spooled(directory: Directory) -> dict[str, bytes]:
+async def spooled(directory: Services) -> dict[str, bytes]:
     """Recipient → the bytes spooled for it."""
     async with directory.db.session() as session:
         messages = await session.scalars(
@@ -50,7 +51,7 @@ async def spooled(directory: Directory) -> dict[str, bytes]:
         return result
 
 
-async def setup(directory: Directory) -> None:
+async def setup(directory: Services) -> None:
     await directory.accounts.create(OP, "Acme")
     await directory.domains.create(OP, "acme.example", account="Acme")
     await directory.bulk.add_lines(OP, ["filtered@acme.example"], AddressList.FILTER)
@@ -58,7 +59,7 @@ async def setup(directory: Directory) -> None:
 
 
 async def test_clean_mail_carries_the_verdict_for_filter_recipients_only(
-        directory: Directory) -> None:
+        directory: Services) -> None:
     """Filter recipients' copy says "not spam" with the score and findings (clients' rules
     and customers' own servers act on it; a sender's own X-Spam-* fields are dropped);
     Do Not Filter recipients get the message as it came."""
@@ -79,7 +80,7 @@ async def test_clean_mail_carries_the_verdict_for_filter_recipients_only(
     assert {entry.queue_id for entry in entries} == set(reply.text.split(" as ")[1].split())
 
 
-async def test_spam_is_tagged_for_filter_recipients_only(directory: Directory) -> None:
+async def test_spam_is_tagged_for_filter_recipients_only(directory: Services) -> None:
     await setup(directory)
     intake = MxIntake(directory.recipients, directory.queue.spool, FilterPipeline([Fixed(6)]))
     reply = await intake.accept(envelope("filtered@acme.example", "open@acme.example"))
@@ -89,7 +90,7 @@ async def test_spam_is_tagged_for_filter_recipients_only(directory: Directory) -
     assert b"X-Spam" not in copies["open@acme.example"]
 
 
-async def test_spam_for_filter_recipients_only_is_refused(directory: Directory) -> None:
+async def test_spam_for_filter_recipients_only_is_refused(directory: Services) -> None:
     await setup(directory)
     intake = MxIntake(directory.recipients, directory.queue.spool, FilterPipeline([Fixed(50)]))
     reply = await intake.accept(envelope("filtered@acme.example"))

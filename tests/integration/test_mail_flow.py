@@ -24,9 +24,10 @@ from mail_helpers import (
 )
 from sqlalchemy import update
 
+from mailward.app import Services
 from mailward.config import Settings
 from mailward.db import Address, AddressList
-from mailward.directory import Actor, Directory
+from mailward.directory import Actor
 from mailward.store import StoreError, open_store
 
 OP = Actor.operator()
@@ -42,7 +43,7 @@ def send(port: int, sender: str, recipients: list[str], data: bytes) -> dict[str
 @dataclass
 class World:
     settings: Settings
-    directory: Directory
+    directory: Services
     mx: int
     relay: Sink  # the smarthost: mail leaving us (bounces, forwards to other domains)
 
@@ -57,7 +58,7 @@ class World:
 
 
 @pytest.fixture
-async def world(settings: Settings, directory: Directory) -> AsyncIterator[World]:
+async def world(settings: Settings, directory: Services) -> AsyncIterator[World]:
     await directory.accounts.create(OP, "Acme")
     await directory.domains.create(OP, "filtered.example", account="Acme")
     await directory.domains.create(OP, "hosted.example", account="Acme", hosting=True)
@@ -65,7 +66,7 @@ async def world(settings: Settings, directory: Directory) -> AsyncIterator[World
     async with sink_server() as relay:
         configured = mail_settings(settings, relay_host=relay.address)
         async with mail_roles(configured) as urls:
-            yield World(configured, Directory(directory.db, configured), port_of(urls["mx"]),
+            yield World(configured, Services(directory.db, configured), port_of(urls["mx"]),
                         relay)
 
 

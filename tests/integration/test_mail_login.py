@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 
+from mailward.app import Services
 from mailward.config import Settings
 from mailward.db import AddressList
-from mailward.directory import Actor, Directory
+from mailward.directory import Actor
 
 OP = Actor.operator()
 PASSWORD = "Mailbox-pass-77"
 
 
-async def setup(directory: Directory) -> None:
+async def setup(directory: Services) -> None:
     await directory.accounts.create(OP, "Acme")
     await directory.domains.create(OP, "acme.example", account="Acme", hosting=True)
     await directory.bulk.add_lines(OP, [
@@ -22,7 +23,7 @@ async def setup(directory: Directory) -> None:
     ], AddressList.NO_FILTER)
 
 
-async def test_only_mailboxes_log_in_with_their_full_address(directory: Directory) -> None:
+async def test_only_mailboxes_log_in_with_their_full_address(directory: Services) -> None:
     await setup(directory)
     login = directory.mail_login
     assert (await login.authenticate("Box@ACME.example", PASSWORD, "192.0.2.1")).mailbox \
@@ -35,10 +36,10 @@ async def test_only_mailboxes_log_in_with_their_full_address(directory: Director
 
 
 async def test_repeated_failures_lock_the_address_and_the_client(
-    settings: Settings, directory: Directory
+    settings: Settings, directory: Services
 ) -> None:
     await setup(directory)
-    directory = Directory(directory.db, settings.model_copy(update={
+    directory = Services(directory.db, settings.model_copy(update={
         "auth_failures_per_window": 3, "auth_ip_failures_per_window": 5}))
     login = directory.mail_login
     for _ in range(3):
@@ -59,11 +60,11 @@ async def test_repeated_failures_lock_the_address_and_the_client(
 
 
 async def test_many_simultaneous_good_logins_from_one_address_are_fine(
-    settings: Settings, directory: Directory
+    settings: Settings, directory: Services
 ) -> None:
     """An office behind one NAT address, all mail clients polling at once."""
     await setup(directory)
-    directory = Directory(directory.db, settings.model_copy(update={
+    directory = Services(directory.db, settings.model_copy(update={
         "auth_failures_per_window": 3, "auth_ip_failures_per_window": 5}))
     results = await asyncio.gather(*(
         directory.mail_login.authenticate("box@acme.example", PASSWORD, "192.0.2.50")

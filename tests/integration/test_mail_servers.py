@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from mailward.directory import Actor, Conflict, Directory, InvalidInput, NotFound
+from mailward.app import Services
+from mailward.directory import Actor, Conflict, InvalidInput, NotFound
 
 
 @pytest.fixture
-async def acme(directory: Directory, operator: Actor) -> Actor:
+async def acme(directory: Services, operator: Actor) -> Actor:
     await directory.accounts.create(operator, "Acme")
     await directory.domains.create(operator, "acme.example", account="Acme", hosting=True)
     return await directory.accounts.actor_for("Acme")
 
 
-async def test_servers_in_delivery_order(directory: Directory, acme: Actor) -> None:
+async def test_servers_in_delivery_order(directory: Services, acme: Actor) -> None:
     servers = directory.servers
     await servers.add(acme, "acme.example", "backup.acme.example", preference=20)
     await servers.add(acme, "acme.example", "192.0.2.10:2525", preference=10)
@@ -25,7 +26,7 @@ async def test_servers_in_delivery_order(directory: Directory, acme: Actor) -> N
     ]
 
 
-async def test_duplicates_and_own_mx_are_refused(directory: Directory, acme: Actor) -> None:
+async def test_duplicates_and_own_mx_are_refused(directory: Services, acme: Actor) -> None:
     servers = directory.servers
     await servers.add(acme, "acme.example", "mx.acme.example", preference=10)
     with pytest.raises(Conflict, match="already lists"):
@@ -38,7 +39,7 @@ async def test_duplicates_and_own_mx_are_refused(directory: Directory, acme: Act
         await servers.delete(acme, "acme.example", "mx.acme.example")
 
 
-async def test_edit_and_delete(directory: Directory, acme: Actor) -> None:
+async def test_edit_and_delete(directory: Services, acme: Actor) -> None:
     servers = directory.servers
     await servers.add(acme, "acme.example", "old.acme.example", preference=10)
     edited = await servers.edit(acme, "acme.example", "old.acme.example:25",
@@ -52,7 +53,7 @@ async def test_edit_and_delete(directory: Directory, acme: Actor) -> None:
 
 
 async def test_auto_configure_points_at_the_hosting_host_only(
-    directory: Directory, acme: Actor, operator: Actor
+    directory: Services, acme: Actor, operator: Actor
 ) -> None:
     servers = directory.servers
     await servers.add(acme, "acme.example", "customer.acme.example", preference=10)
@@ -66,7 +67,7 @@ async def test_auto_configure_points_at_the_hosting_host_only(
 
 
 async def test_other_accounts_cannot_touch_the_servers(
-    directory: Directory, acme: Actor, operator: Actor
+    directory: Services, acme: Actor, operator: Actor
 ) -> None:
     await directory.servers.add(acme, "acme.example", "mx.acme.example", preference=10)
     await directory.accounts.create(operator, "Globex")

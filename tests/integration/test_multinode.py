@@ -13,9 +13,10 @@ from hosting_helpers import client_tls, ports
 from mail_helpers import eventually, mail_roles, mail_settings, sink_server
 from sqlalchemy import text
 
+from mailward.app import Services
 from mailward.config import Settings
 from mailward.db import AddressList, Database
-from mailward.directory import Actor, Directory
+from mailward.directory import Actor
 from mailward.queue.local import LocalDelivery
 from mailward.queue.spool import NewRecipient, Spool
 from mailward.queue.worker import DeliveryWorker
@@ -33,7 +34,7 @@ def node(db: Database, settings: Settings, name: str) -> DeliveryWorker:
 
 
 @pytest.fixture
-async def nodes(settings: Settings, directory: Directory
+async def nodes(settings: Settings, directory: Services
                 ) -> AsyncIterator[tuple[DeliveryWorker, DeliveryWorker]]:
     await directory.accounts.create(OP, "Acme")
     await directory.domains.create(OP, "acme.example", account="Acme")
@@ -59,7 +60,7 @@ async def test_concurrent_claims_never_overlap(nodes: tuple[DeliveryWorker, Deli
 
 
 async def test_a_worker_wakes_for_mail_accepted_on_another_node(
-    settings: Settings, nodes: tuple[DeliveryWorker, DeliveryWorker], directory: Directory
+    settings: Settings, nodes: tuple[DeliveryWorker, DeliveryWorker], directory: Services
 ) -> None:
     accepting, _ = nodes
     async with sink_server() as customer:
@@ -85,11 +86,12 @@ async def test_a_worker_wakes_for_mail_accepted_on_another_node(
 async def _listening(db: Database) -> bool:
     async with db.session() as session:
         found = await session.scalar(text(
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%mailward_queue%'"))
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND query LIKE 'LISTEN%mailward_queue%'"))  # not another test run's listener
     return bool(found)
 
 
-async def test_a_login_lock_holds_on_every_node(settings: Settings, directory: Directory
+async def test_a_login_lock_holds_on_every_node(settings: Settings, directory: Services
                                                 ) -> None:
     await directory.accounts.create(OP, "Acme")
     await directory.domains.create(OP, "acme.example", account="Acme", hosting=True)
@@ -121,7 +123,7 @@ async def test_a_login_lock_holds_on_every_node(settings: Settings, directory: D
         assert refused.startswith("-ERR [SYS/TEMP] Too many failed logins")
         other = Database(settings.db_url)  # the admin's unlock, through a third node
         try:
-            view = await Directory(other, configured).mail_login.unlock(
+            view = await Services(other, configured).mail_login.unlock(
                 OP, directory.addresses, "bob@acme.example")
         finally:
             await other.dispose()

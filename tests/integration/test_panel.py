@@ -1,5 +1,5 @@
 """The control panel over a real socket, as a browser without JavaScript uses it: login and
-sessions, CSRF, tenant isolation, and the reference doc's procedures on both backends."""
+sessions, CSRF, tenant isolation, and the procedures of docs/procedures.md on both backends."""
 
 from __future__ import annotations
 
@@ -12,15 +12,16 @@ import pytest
 from api_server import ALICE_PASSWORD, BOB_PASSWORD, OPERATOR_PASSWORD, running_server
 from panel_client import Panel, messages, rows
 
+from mailward.app import Services
 from mailward.config import Settings
 from mailward.db.models import AddressList
-from mailward.directory import Actor, Directory
+from mailward.directory import Actor
 
 pytestmark = pytest.mark.usefixtures("tenants_seeded")
 
 
 @pytest.fixture
-async def tenants_seeded(directory: Directory) -> None:
+async def tenants_seeded(directory: Services) -> None:
     op = Actor.operator()
     await directory.accounts.create_user(op, "root", OPERATOR_PASSWORD)
     for account, domain, user, password in (
@@ -88,7 +89,7 @@ async def test_other_tenants_and_operator_pages_are_404(alice: Panel) -> None:
     assert "Not found" in refused
 
 
-async def test_bulk_add_setup_autocc_and_delete_checked(alice: Panel, directory: Directory) -> None:
+async def test_bulk_add_setup_autocc_and_delete_checked(alice: Panel, directory: Services) -> None:
     base = "/panel/accounts/Acme/"
     lines = ("info@acme.example\nbob@acme.example|Secret-pass-9\n"
              "sales@acme.example|anna@example.net|relay\nnot an address\n"
@@ -211,7 +212,7 @@ async def test_audit_log_page_shows_own_changes_only(alice: Panel, url: str) -> 
     assert messages(bad) == ["'yesterday' is not a date (YYYY-MM-DD)"]
 
 
-async def test_mailbox_user_sees_only_their_own_page(url: str, directory: Directory) -> None:
+async def test_mailbox_user_sees_only_their_own_page(url: str, directory: Services) -> None:
     op = Actor.operator()
     await directory.bulk.add_lines(op, ["carol@acme.example|Blue-sky-7788"],
                                    AddressList.FILTER)
@@ -254,7 +255,7 @@ async def test_pages_forbid_framing_and_foreign_content(alice: Panel) -> None:
 
 
 async def test_quota_is_for_operators_and_csrf_guards_every_form(
-        alice: Panel, url: str, directory: Directory) -> None:
+        alice: Panel, url: str, directory: Services) -> None:
     base = "/panel/accounts/Acme/addresses/bob@acme.example"
     await directory.bulk.add_lines(Actor.operator(), ["bob@acme.example|Secret-pass-9"],
                                    AddressList.FILTER)
@@ -312,7 +313,7 @@ async def test_address_list_pages(alice: Panel) -> None:
     assert re.search(r'<a href="\?[^"]*&page=1">previous</a>', second) and ">next<" not in second
 
 
-async def test_a_locked_mailbox_shows_and_is_unlocked(alice: Panel, directory: Directory,
+async def test_a_locked_mailbox_shows_and_is_unlocked(alice: Panel, directory: Services,
                                                       settings: Settings) -> None:
     """Wrong passwords over the mail protocols lock a mailbox; its admin sees the lock on
     the address page and lifts it there (for every node: the count is in the database)."""
@@ -408,7 +409,7 @@ async def test_account_users_page(alice: Panel, url: str, settings: Settings) ->
     assert [r[0] for r in rows(gone, "users")] == ["alice@acme.example"]
 
 
-async def test_guessing_the_current_mailbox_password_locks(url: str, directory: Directory,
+async def test_guessing_the_current_mailbox_password_locks(url: str, directory: Services,
                                                            settings: Settings) -> None:
     """A stolen mailbox session cannot guess the current password at leisure."""
     await directory.bulk.add_lines(Actor.operator(), ["dave@acme.example|Blue-sky-7788"],

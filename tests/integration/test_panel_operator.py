@@ -13,8 +13,9 @@ from api_server import OPERATOR_PASSWORD, running_server
 from dns_world import OUR_MX, World, dns_world
 from panel_client import Panel, messages, rows
 
+from mailward.app import Services
 from mailward.config import Settings
-from mailward.directory import Actor, Directory
+from mailward.directory import Actor
 from mailward.dns.service import domain_records
 
 
@@ -30,7 +31,7 @@ def settings(settings: Settings, world: World) -> Settings:
 
 
 @pytest.fixture
-async def root(settings: Settings, directory: Directory) -> AsyncIterator[Panel]:
+async def root(settings: Settings, directory: Services) -> AsyncIterator[Panel]:
     await directory.accounts.create_user(Actor.operator(), "root", OPERATOR_PASSWORD)
     async with running_server(settings) as url, httpx.AsyncClient(base_url=url,
                                                                   timeout=30) as http:
@@ -39,7 +40,7 @@ async def root(settings: Settings, directory: Directory) -> AsyncIterator[Panel]
         yield panel
 
 
-async def test_operator_creates_accounts_and_domains(root: Panel, directory: Directory) -> None:
+async def test_operator_creates_accounts_and_domains(root: Panel, directory: Services) -> None:
     start = await root.http.get("/panel")
     assert start.headers["location"] == "/panel/accounts"
     created = await root.post("/panel/accounts", {"name": "Acme"})
@@ -65,7 +66,7 @@ async def test_operator_creates_accounts_and_domains(root: Panel, directory: Dir
 
 
 async def test_dns_page_shows_the_checklist_and_the_records(
-        root: Panel, directory: Directory, settings: Settings) -> None:
+        root: Panel, directory: Services, settings: Settings) -> None:
     op = Actor.operator()
     await directory.accounts.create(op, "Acme")
     await directory.domains.create(op, "acme.example", account="Acme")

@@ -11,11 +11,12 @@ import pytest
 from api_server import running_server
 from panel_client import Panel, messages, rows
 
+from mailward.app import Services
 from mailward.config import Settings
 from mailward.db import AddressList
-from mailward.directory import Actor, Directory
+from mailward.directory import Actor
 from mailward.filter import Finding
-from mailward.filter.quarantine import Hold, Quarantine
+from mailward.quarantine.service import Hold, Quarantine
 
 OP = Actor.operator()
 ADMIN_PASSWORD = "Boss-pass-4471"
@@ -27,7 +28,7 @@ def raw(subject: str, sender: str) -> bytes:
 
 
 @pytest.fixture
-async def admin(settings: Settings, directory: Directory) -> AsyncIterator[Panel]:
+async def admin(settings: Settings, directory: Services) -> AsyncIterator[Panel]:
     for account, domain in (("Acme", "acme.example"), ("Bolt", "bolt.example")):
         await directory.accounts.create(OP, account)
         await directory.domains.create(OP, domain, account=account)
@@ -51,7 +52,7 @@ async def admin(settings: Settings, directory: Directory) -> AsyncIterator[Panel
         yield panel
 
 
-async def test_admin_reviews_releases_and_deletes(admin: Panel, directory: Directory) -> None:
+async def test_admin_reviews_releases_and_deletes(admin: Panel, directory: Services) -> None:
     listing = await admin.get("/panel/accounts/Acme/quarantine")
     held = rows(listing, "quarantined mail")
     assert sorted(r[3] for r in held) == ["Cheap watches", "Lottery win"]  # not Bolt's
@@ -86,7 +87,7 @@ async def test_admin_reviews_releases_and_deletes(admin: Panel, directory: Direc
 
 
 async def test_mailbox_user_releases_their_own_held_mail(admin: Panel, settings: Settings,
-                                                        directory: Directory) -> None:
+                                                        directory: Services) -> None:
     ids = {e.subject: e.id for e in (await directory.quarantine.list(OP)).items}
     async with httpx.AsyncClient(base_url=str(admin.http.base_url), timeout=30) as http:
         ann = Panel(http)

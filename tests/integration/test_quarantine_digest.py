@@ -20,6 +20,7 @@ from mail_helpers import eventually, mail_roles, queued_notices
 from panel_client import Panel
 from sqlalchemy import select, update
 
+from mailward.app import Services
 from mailward.config import Settings
 from mailward.db import Database
 from mailward.db.models import (
@@ -28,17 +29,17 @@ from mailward.db.models import (
     QueuedMessage,
     QueuedRecipient,
 )
-from mailward.directory import Actor, Directory
-from mailward.filter.digest import (
+from mailward.directory import Actor
+from mailward.filter.pipeline import Finding
+from mailward.quarantine.digest import QuarantineDigester
+from mailward.quarantine.links import (
     ExpiredToken,
     InvalidToken,
-    QuarantineDigester,
     check_token,
     link_secret,
     release_token,
 )
-from mailward.filter.pipeline import Finding
-from mailward.filter.quarantine import Hold, Quarantine
+from mailward.quarantine.service import Hold, Quarantine
 
 SECRET = b"s3cret-key-for-tests"
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -50,7 +51,7 @@ def spam(subject: str) -> bytes:
             "Message-ID: <x@bad.example>\r\n\r\nBuy now.\r\n").encode()
 
 
-async def hold(settings: Settings, directory: Directory, subject: str, *recipients: str) -> int:
+async def hold(settings: Settings, directory: Services, subject: str, *recipients: str) -> int:
     """Quarantine a message for ``recipients``; the message's id."""
     return await Quarantine(directory.db, settings).hold(
         sender="spam@bad.example", peer="192.0.2.7", data=spam(subject), score=12.5,
@@ -58,7 +59,7 @@ async def hold(settings: Settings, directory: Directory, subject: str, *recipien
         holds=[Hold(r, "score 12.5") for r in recipients])
 
 
-async def entries(directory: Directory) -> list[QuarantineEntry]:
+async def entries(directory: Services) -> list[QuarantineEntry]:
     async with directory.db.session() as session:
         return list(await session.scalars(select(QuarantineEntry).order_by(QuarantineEntry.id)))
 
@@ -81,7 +82,7 @@ def settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-async def seeded(directory: Directory) -> Directory:
+async def seeded(directory: Services) -> Services:
     op = Actor.operator()
     await directory.accounts.create(op, "Acme")
     await directory.domains.create(op, "acme.example", account="Acme", hosting=True)
@@ -123,12 +124,12 @@ def test_expired_token_is_refused() -> None:
 
 
 async def test_one_digest_per_recipient_with_only_its_new_entries(
-        seeded: Directory, settings: Settings) -> None:
+        seeded: Services, settings: Settings) -> None:
     directory = seeded
     await hold(settings, directory, "Cheap watches", ANN, BOB)
     await hold(settings, directory, "You won", ANN)
     now = datetime.now(UTC)
-    digester = QuarantineDigester(directory, settings, clock=lambda: now)
+    digester = QuarantineDigester(directory.db, settings, directory.spool, clock=lambda: now)
     assert await digester.run_once() == [ANN, BOB]
     found = await queued_notices(directory)
     assert sorted(r for r, _ in found) == [[ANN], [BOB]]
@@ -166,7 +167,7 @@ async def test_one_digest_per_recipient_with_only_its_new_entries(
 
 
 async def test_links_expire_with_their_message_or_after_a_week(
-        seeded: Directory, settings: Settings) -> None:
+        seeded: Services, settings: Settings) -> None:
     directory = seeded
     await hold(settings, directory, "Soon gone", ANN)
     async with directory.db.session() as session:  # this one expires in two days
@@ -175,7 +176,7 @@ async def test_links_expire_with_their_message_or_after_a_week(
         await session.commit()
     await hold(settings, directory, "Kept long", ANN)
     now = datetime.now(UTC)
-    await QuarantineDigester(directory, settings, clock=lambda: now).run_once()
+    await QuarantineDigester(directory.db, settings, directory.spool, clock=lambda: now).run_once()
     [(_, message)] = await queued_notices(directory)
     secret = link_secret(settings)
     tokens = tokens_in(message)
@@ -194,14 +195,15 @@ def _valid(secret: bytes, token: str, now: datetime) -> bool:
     return True
 
 
-async def test_two_digesters_send_each_digest_once(seeded: Directory, settings: Settings) -> None:
+async def test_two_digesters_send_each_digest_once(seeded: Services, settings: Settings) -> None:
     directory = seeded
     for number in range(3):
         await hold(settings, directory, f"Spam {number}", ANN, BOB)
-    other = Directory(Database(settings.db_url), settings)  # a second node: own pool
+    other = Services(Database(settings.db_url), settings)  # a second node: own pool
     try:
         now = datetime.now(UTC)
-        nodes = [QuarantineDigester(d, settings, clock=lambda: now) for d in (directory, other)]
+        nodes = [QuarantineDigester(d.db, settings, d.spool, clock=lambda: now)
+                 for d in (directory, other)]
         rounds = await asyncio.gather(*(node.run_once() for node in nodes))
         assert sorted(r for sent in rounds for r in sent) == [ANN, BOB]
         assert await asyncio.gather(*(node.run_once() for node in nodes)) == [[], []]
@@ -212,7 +214,7 @@ async def test_two_digesters_send_each_digest_once(seeded: Directory, settings: 
     assert all(len(tokens_in(message)) == 3 for _, message in found)
 
 
-async def test_purge_deletes_expired_messages(seeded: Directory, settings: Settings) -> None:
+async def test_purge_deletes_expired_messages(seeded: Services, settings: Settings) -> None:
     directory = seeded
     await hold(settings, directory, "Old", ANN, BOB)
     await hold(settings, directory, "New", ANN)
@@ -223,7 +225,8 @@ async def test_purge_deletes_expired_messages(seeded: Directory, settings: Setti
         await session.commit()
     now = datetime.now(UTC)
     # an expired message is neither listed in a digest ...
-    assert await QuarantineDigester(directory, settings, clock=lambda: now).run_once() == [ANN]
+    digester = QuarantineDigester(directory.db, settings, directory.spool, clock=lambda: now)
+    assert await digester.run_once() == [ANN]
     [(_, message)] = await queued_notices(directory)
     assert "New" in text_of(message) and "Old" not in text_of(message)
     # ... nor kept
@@ -234,7 +237,7 @@ async def test_purge_deletes_expired_messages(seeded: Directory, settings: Setti
     assert subjects == ["New"]
 
 
-async def test_the_delivery_role_purges_and_sends_digests(seeded: Directory,
+async def test_the_delivery_role_purges_and_sends_digests(seeded: Services,
                                                           settings: Settings) -> None:
     directory = seeded
     await hold(settings, directory, "Expired", BOB)
@@ -262,12 +265,12 @@ async def url(settings: Settings) -> AsyncIterator[str]:
         yield url
 
 
-async def test_release_page_releases_once(seeded: Directory, settings: Settings,
+async def test_release_page_releases_once(seeded: Services, settings: Settings,
                                           url: str) -> None:
     directory = seeded
     await hold(settings, directory, "Invoice <urgent>", ANN, BOB)
     now = datetime.now(UTC)
-    await QuarantineDigester(directory, settings, clock=lambda: now).run_once()
+    await QuarantineDigester(directory.db, settings, directory.spool, clock=lambda: now).run_once()
     ann = next(m for r, m in await queued_notices(directory) if r == [ANN])
     [token] = tokens_in(ann)
     [entry_id] = [e.id for e in await entries(directory) if e.recipient == ANN]

@@ -21,9 +21,10 @@ from mail_helpers import (
     smtp_send,
 )
 
+from mailward.app import Services
 from mailward.config import Settings
 from mailward.db import AddressList
-from mailward.directory import Actor, Conflict, Directory
+from mailward.directory import Actor, Conflict
 
 OP = Actor.operator()
 ZONE = """
@@ -40,7 +41,7 @@ def mail(sender: str, subject: str, *, attachment: str | None = None) -> bytes:
 
 
 @pytest.fixture
-async def world(settings: Settings, directory: Directory) -> AsyncIterator[tuple[int, Sink]]:
+async def world(settings: Settings, directory: Services) -> AsyncIterator[tuple[int, Sink]]:
     await directory.accounts.create(OP, "Acme")
     await directory.domains.create(OP, "acme.example", account="Acme")
     await directory.bulk.add_lines(OP, [ANN, BEN], AddressList.FILTER)
@@ -60,7 +61,7 @@ async def world(settings: Settings, directory: Directory) -> AsyncIterator[tuple
 
 
 async def test_own_verdicts_quarantine_release_and_allow(world: tuple[int, Sink],
-                                                         directory: Directory) -> None:
+                                                         directory: Services) -> None:
     mx, customer = world
     # (with fields of ours the sender made up: no copy may carry them)
     spam = filter_mail("sales@shop.example", ANN, "Your documents",
@@ -100,7 +101,7 @@ async def test_own_verdicts_quarantine_release_and_allow(world: tuple[int, Sink]
 
 
 async def test_block_list_and_dmarc_reject_refuse_at_data(world: tuple[int, Sink],
-                                                          directory: Directory) -> None:
+                                                          directory: Services) -> None:
     mx, customer = world
     await directory.filter.add_sender(OP, "spam.example", "block", domain="acme.example")
     with pytest.raises(smtplib.SMTPDataError) as refused:

@@ -11,14 +11,15 @@ from api_server import API, OPERATOR_PASSWORD, login, running_server
 from cli_helpers import Cli, as_json
 from panel_client import Panel, messages, rows
 
+from mailward.app import Services
 from mailward.config import Settings
-from mailward.directory import Actor, Directory, Forbidden, NotFound
+from mailward.directory import Actor, Forbidden, NotFound
 
 RESELLER_PASSWORD = "Reseller-pass-77"
 
 
 @pytest.fixture
-async def world(directory: Directory) -> Actor:
+async def world(directory: Services) -> Actor:
     """Reseller "Northwind" with account Acme; Globex belongs to no reseller. Returns the
     reseller user's actor as a login makes it."""
     op = Actor.operator()
@@ -34,7 +35,7 @@ async def world(directory: Directory) -> Actor:
     return actor
 
 
-async def test_a_reseller_manages_only_its_accounts(world: Actor, directory: Directory) -> None:
+async def test_a_reseller_manages_only_its_accounts(world: Actor, directory: Services) -> None:
     sam = world
     assert [a.name for a in await directory.accounts.list(sam)] == ["Acme"]
     await directory.accounts.create(sam, "Initech")  # becomes Northwind's

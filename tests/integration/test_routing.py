@@ -5,10 +5,12 @@ from __future__ import annotations
 import socket
 
 from dns_server import dns_server
+from loopback import own_loopback
 from mail_helpers import mail_settings, sink_server
 
+from mailward.app import Services
 from mailward.config import Settings
-from mailward.directory import Actor, Directory
+from mailward.directory import Actor
 from mailward.queue.local import LocalDelivery
 from mailward.queue.spool import NewRecipient
 from mailward.queue.worker import DeliveryWorker
@@ -32,7 +34,7 @@ nomail.example.    300 IN TXT "nothing here"
 
 
 async def test_foreign_domains_follow_their_mx_records(settings: Settings,
-                                                       directory: Directory) -> None:
+                                                       directory: Services) -> None:
     with dns_server(ZONE) as nameserver:
         router = Router(directory.db, settings.model_copy(update={
             "dns_nameservers": [nameserver]}))
@@ -56,7 +58,7 @@ async def test_foreign_domains_follow_their_mx_records(settings: Settings,
 
 
 async def test_an_unreachable_resolver_defers_rather_than_bounces(
-    settings: Settings, directory: Directory
+    settings: Settings, directory: Services
 ) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind(("127.0.0.1", 0))  # receives queries, never answers
@@ -69,7 +71,7 @@ async def test_an_unreachable_resolver_defers_rather_than_bounces(
 
 
 async def test_our_domains_follow_their_mail_server_settings(settings: Settings,
-                                                             directory: Directory) -> None:
+                                                             directory: Services) -> None:
     await directory.accounts.create(OP, "Acme")
     await directory.domains.create(OP, "acme.example", account="Acme", hosting=True)
     router = Router(directory.db, settings)
@@ -85,14 +87,15 @@ async def test_our_domains_follow_their_mail_server_settings(settings: Settings,
 
 
 async def test_mail_leaves_for_the_recipient_domains_mx(settings: Settings,
-                                                        directory: Directory) -> None:
+                                                        directory: Services) -> None:
     """No smarthost: the MX record is looked up and its address (port 25) is used."""
+    far_mx = own_loopback()  # port 25 is fixed: an address no other test process uses
     zone = ("far.example. 300 IN MX 10 mx.far.example.\n"
-            "mx.far.example. 300 IN A 127.0.0.3\n")
+            f"mx.far.example. 300 IN A {far_mx}\n")
     with dns_server(zone) as nameserver:
-        async with sink_server(host="127.0.0.3", port=25) as remote:
+        async with sink_server(host=far_mx, port=25) as remote:
             configured = mail_settings(settings, dns_nameservers=[nameserver])
-            directory = Directory(directory.db, configured)
+            directory = Services(directory.db, configured)
             spool = directory.queue.spool
             worker = DeliveryWorker(directory.db, configured, spool,
                                     LocalDelivery(directory.db,

@@ -13,23 +13,31 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
-from mail_helpers import eventually, mail_roles, mail_settings, message, port_of
+from mail_helpers import (
+    eventually,
+    mail_roles,
+    mail_settings,
+    message,
+    port_of,
+    refused_queue_rows,
+)
 from sqlalchemy import select, text
 
+from mailward.app import Services
 from mailward.config import Settings
 from mailward.db import AddressList, QueuedMessage, QueuedRecipient
 from mailward.db.models import QuarantineEntry
-from mailward.directory import Actor, Directory
+from mailward.directory import Actor
 from mailward.filter import FilterInput, FilterPipeline, Finding
-from mailward.filter.quarantine import Quarantine
-from mailward.queue.intake import MxIntake
+from mailward.inbound.mx import MxIntake
+from mailward.quarantine.service import Quarantine
 from mailward.smtp.mx import start_mx
 
 OP = Actor.operator()
 OUTSIDER = "sender@outside.example"
 
 
-async def served(directory: Directory) -> None:
+async def served(directory: Services) -> None:
     await directory.accounts.create(OP, "Acme")
     await directory.domains.create(OP, "acme.example", account="Acme")
     await directory.bulk.add_lines(OP, ["open@acme.example"], AddressList.NO_FILTER)
@@ -43,7 +51,7 @@ async def mx(settings: Settings, **overrides: object) -> AsyncIterator[tuple[Set
         yield configured, port_of(urls["mx"])
 
 
-async def queued(directory: Directory) -> list[tuple[str, str | None, bytes]]:
+async def queued(directory: Services) -> list[tuple[str, str | None, bytes]]:
     """(recipient, ORCPT, bytes) of every queued recipient."""
     async with directory.db.session() as session:
         rows = (await session.execute(
@@ -77,7 +85,7 @@ def stuffed(data: bytes) -> bytes:
 
 
 async def test_data_past_the_memory_threshold_goes_to_a_temporary_file(
-        settings: Settings, directory: Directory) -> None:
+        settings: Settings, directory: Services) -> None:
     """A message larger than ``smtp_data_memory_bytes`` is received into a temporary file
     under data_dir/tmp (seen open while DATA flows), spooled byte-exact, and the file is
     gone afterwards; one over ``max_message_size`` still gets 552 and nothing stays."""
@@ -136,7 +144,7 @@ def refused(port: int, source: str = "127.0.0.1") -> tuple[int, bytes]:
 
 
 async def test_connections_beyond_the_caps_get_421(settings: Settings,
-                                                   directory: Directory) -> None:
+                                                   directory: Services) -> None:
     """Per client address, then in total: the connection over a cap is told 421 and
     closed, those already open keep working, and a freed slot admits a new one."""
     async with mx(settings, max_connections_per_ip_mx=2, max_connections_mx=3) as (_, port):
@@ -159,7 +167,7 @@ async def test_connections_beyond_the_caps_get_421(settings: Settings,
 
 
 async def test_postmaster_is_always_accepted_and_routed(settings: Settings,
-                                                        directory: Directory) -> None:
+                                                        directory: Services) -> None:
     """postmaster@ any served domain (any case) and <postmaster> are accepted even when
     not listed and queued for the configured postmaster with the written address as
     ORCPT; a domain's own postmaster@ address is used as usual; other domains' are
@@ -191,37 +199,13 @@ async def test_postmaster_is_always_accepted_and_routed(settings: Settings,
 
 
 @pytest.fixture
-async def refusing_trigger(directory: Directory,
+async def refusing_trigger(directory: Services,
                            request: pytest.FixtureRequest) -> AsyncIterator[str]:
-    """A database trigger refusing queue rows for one recipient (a real failure in the
-    middle of spooling; ``filtered@`` unless the test names another); dropped afterwards
-    (the PostgreSQL test database is shared)."""
+    """Queue rows for one recipient are refused by the database (``filtered@`` unless the
+    test names another); see ``refused_queue_rows``."""
     victim = getattr(request, "param", "filtered@acme.example")
-    if directory.db.is_sqlite:
-        create: Sequence[str] = [
-            "CREATE TRIGGER test_refuse BEFORE INSERT ON queue_recipients "
-            f"WHEN NEW.recipient = '{victim}' BEGIN SELECT RAISE(ABORT, 'refused'); END"]
-        drop: Sequence[str] = ["DROP TRIGGER IF EXISTS test_refuse"]
-    else:
-        create = [
-            "CREATE FUNCTION test_refuse() RETURNS trigger AS $$ BEGIN "
-            f"IF NEW.recipient = '{victim}' THEN RAISE EXCEPTION 'refused'; END IF; "
-            "RETURN NEW; END $$ LANGUAGE plpgsql",
-            "CREATE TRIGGER test_refuse BEFORE INSERT ON queue_recipients "
-            "FOR EACH ROW EXECUTE FUNCTION test_refuse()"]
-        drop = ["DROP TRIGGER IF EXISTS test_refuse ON queue_recipients",
-                "DROP FUNCTION IF EXISTS test_refuse()"]
-
-    async def run(statements: Sequence[str]) -> None:
-        async with directory.db.session() as session, session.begin():
-            for statement in statements:
-                await session.execute(text(statement))
-
-    await run(create)
-    try:
+    async with refused_queue_rows(directory.db, victim):
         yield victim
-    finally:
-        await run(drop)
 
 
 class Clean:
@@ -231,7 +215,7 @@ class Clean:
         return [Finding("clean", 0.1, "test")]
 
 
-async def test_one_data_is_one_transaction(settings: Settings, directory: Directory,
+async def test_one_data_is_one_transaction(settings: Settings, directory: Services,
                                            refusing_trigger: str) -> None:
     """The Do Not Filter copy and the filtered copy of one DATA are committed together: the
     second failing leaves neither (451, no spool file), and the client's retry then queues
@@ -279,7 +263,7 @@ class Spammy:
         return [Finding("spammy", 12.0, "test")]
 
 
-async def held_entries(directory: Directory) -> list[str]:
+async def held_entries(directory: Services) -> list[str]:
     async with directory.db.session() as session:
         return list((await session.scalars(
             select(QuarantineEntry.recipient).order_by(QuarantineEntry.id))).all())
@@ -287,7 +271,7 @@ async def held_entries(directory: Directory) -> list[str]:
 
 @pytest.mark.parametrize("refusing_trigger", ["open@acme.example"], indirect=True)
 async def test_a_quarantine_hold_commits_with_the_copies(
-        settings: Settings, directory: Directory, refusing_trigger: str) -> None:
+        settings: Settings, directory: Services, refusing_trigger: str) -> None:
     """One DATA both held (for the Filter recipient) and queued (for the Do Not Filter
     one): the queued copy failing leaves no hold either, so the client's retry after the
     451 holds the message once."""

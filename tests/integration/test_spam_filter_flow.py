@@ -21,9 +21,10 @@ from mail_helpers import (
     smtp_send,
 )
 
+from mailward.app import Services
 from mailward.config import Settings
 from mailward.db import AddressList
-from mailward.directory import Actor, Directory
+from mailward.directory import Actor
 
 OP = Actor.operator()
 ZONE = """
@@ -44,7 +45,7 @@ def mail(sender: str, subject: str, *, attachment: str | None = None,
 
 
 @pytest.fixture
-async def world(settings: Settings, directory: Directory) -> AsyncIterator[tuple[int, Sink]]:
+async def world(settings: Settings, directory: Services) -> AsyncIterator[tuple[int, Sink]]:
     await directory.accounts.create(OP, "Acme")
     await directory.domains.create(OP, "filtered.example", account="Acme")
     await directory.bulk.add_lines(OP, ["ann@filtered.example"], AddressList.FILTER)
@@ -89,7 +90,7 @@ async def test_the_gtube_test_string_is_refused_even_from_a_good_sender(
 
 
 async def test_spam_is_refused_at_data_time(world: tuple[int, Sink],
-                                            directory: Directory) -> None:
+                                            directory: Services) -> None:
     mx, customer = world
     spam = mail("ceo@evil.example", "Invoice", attachment="invoice.pdf.exe")
     with pytest.raises(smtplib.SMTPDataError) as refused:

@@ -13,9 +13,9 @@ import socket
 from hosting_helpers import OP, PASSWORD, Hosting, client_tls, ports
 from mail_helpers import mail_roles, mail_settings
 
+from mailward.app import Services
 from mailward.config import Settings
 from mailward.db import AddressList
-from mailward.directory import Directory
 
 ANN = "ann@acme.example"
 
@@ -163,7 +163,7 @@ def until_closed(sock: socket.socket) -> bytes:
 
 
 async def test_submission_caps_and_pre_login_timeout(settings: Settings,
-                                                     directory: Directory) -> None:
+                                                     directory: Services) -> None:
     """Submission refuses connections over its caps with 421; a session that has not
     logged in is closed after ``preauth_timeout_seconds`` of silence while a logged-in
     one (same age) lives on under ``smtp_timeout_seconds``, and its slot is freed."""

@@ -14,14 +14,15 @@ import pytest
 from api_server import ALICE_PASSWORD, running_server
 from panel_client import Panel, messages
 
+from mailward.app import Services
 from mailward.config import Settings
-from mailward.directory import Actor, Directory, InvalidInput
+from mailward.directory import Actor, InvalidInput
 
 LOGIN = "alice@acme.example"
 
 
 @pytest.fixture
-async def alice(directory: Directory) -> Actor:
+async def alice(directory: Services) -> Actor:
     op = Actor.operator()
     await directory.accounts.create(op, "Acme")
     view = await directory.accounts.create_user(op, LOGIN, ALICE_PASSWORD, account="Acme")
@@ -71,7 +72,7 @@ async def test_panel_enrol_then_login_with_a_code(url: str, alice: Actor) -> Non
         assert messages(replay) == ["wrong or used two-factor code"]
 
 
-async def test_api_token_needs_the_code(url: str, alice: Actor, directory: Directory) -> None:
+async def test_api_token_needs_the_code(url: str, alice: Actor, directory: Services) -> None:
     enrol = directory.two_factor.new_secret(LOGIN)
     await directory.two_factor.enable(alice, enrol.secret, code(enrol.secret))
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
@@ -84,7 +85,7 @@ async def test_api_token_needs_the_code(url: str, alice: Actor, directory: Direc
         assert ok.status_code == 201 and ok.json()["token"].startswith("mw_")
 
 
-async def test_codes_window_replay_and_turning_off(alice: Actor, directory: Directory) -> None:
+async def test_codes_window_replay_and_turning_off(alice: Actor, directory: Services) -> None:
     service = directory.two_factor
     secret = service.new_secret(LOGIN).secret
     t0 = datetime(2026, 12, 5, 12, 0, 10, tzinfo=UTC)

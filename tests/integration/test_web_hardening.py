@@ -30,9 +30,10 @@ from cli_helpers import Cli
 from panel_client import Panel
 from sqlalchemy import func, select, update
 
+from mailward.app import Services
 from mailward.config import Settings
 from mailward.db.models import WebSession, utcnow
-from mailward.directory import Actor, Directory
+from mailward.directory import Actor
 from mailward.server.web_role import bind, web_server
 from mailward.web.sessions import PURGE_EVERY_SECONDS, DatabaseStore, purge_expired_sessions
 
@@ -51,7 +52,7 @@ async def _add_carol(client: httpx.AsyncClient, admin: Headers) -> None:
 
 
 @pytest.fixture
-async def limited(settings: Settings, directory: Directory) -> AsyncIterator[str]:
+async def limited(settings: Settings, directory: Services) -> AsyncIterator[str]:
     op = Actor.operator()
     await directory.accounts.create(op, "Acme")
     for user, password in (("alice@acme.example", ALICE_PASSWORD), (CAROL, CAROL_PASSWORD)):
@@ -148,13 +149,13 @@ async def test_a_reset_revokes_the_users_tokens(client: httpx.AsyncClient, custo
 # -- item 8c: no session rows for anonymous requests; purge on a schedule ------------------
 
 
-async def _sessions(directory: Directory) -> int:
+async def _sessions(directory: Services) -> int:
     async with directory.db.session() as session:
         return int(await session.scalar(select(func.count()).select_from(WebSession)) or 0)
 
 
 async def test_anonymous_requests_store_no_session(settings: Settings,
-                                                   directory: Directory) -> None:
+                                                   directory: Services) -> None:
     op = Actor.operator()
     await directory.accounts.create_user(op, "root", OPERATOR_PASSWORD)
     async with running_server(settings) as url, httpx.AsyncClient(base_url=url,
@@ -180,7 +181,7 @@ async def test_anonymous_requests_store_no_session(settings: Settings,
 
 
 async def test_expired_sessions_are_purged_by_the_scheduled_job(
-        settings: Settings, directory: Directory) -> None:
+        settings: Settings, directory: Services) -> None:
     store = DatabaseStore(directory.db)
     await store.set("live", b"x", expires_in=3600)
     await store.set("old", b"x", expires_in=3600)

@@ -7,12 +7,12 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
+from mailward.app import Services
 from mailward.db.models import WebSession, utcnow
-from mailward.directory import Directory
 from mailward.web.sessions import DatabaseStore
 
 
-async def test_store_expires_renews_and_purges(directory: Directory) -> None:
+async def test_store_expires_renews_and_purges(directory: Services) -> None:
     store = DatabaseStore(directory.db)
     await store.set("a", b"first", expires_in=60)
     await store.set("a", "second", expires_in=timedelta(seconds=60))  # replaces
@@ -39,7 +39,7 @@ async def test_store_expires_renews_and_purges(directory: Directory) -> None:
     assert not await store.exists("a")
 
 
-async def test_namespaces_keep_stores_on_one_table_apart(directory: Directory) -> None:
+async def test_namespaces_keep_stores_on_one_table_apart(directory: Services) -> None:
     sessions, limits = DatabaseStore(directory.db), DatabaseStore(directory.db, "limits:")
     odd = DatabaseStore(directory.db, "a_%:")  # LIKE wildcards in a namespace are literal
     await sessions.set("k", b"session", expires_in=60)

@@ -11,9 +11,9 @@ from mailward.directory import Actor, Directory
 from mailward.directory.users import UserLockView
 from mailward.directory.views import UserView
 
-from .context import JsonOption, YesOption, run
 from .output import esc, out, print_json, report, usage_error
 from .prompt import PasswordStdinOption, new_password
+from .runner import JsonOption, YesOption, run_directory
 
 account_app = typer.Typer(help="Customer accounts (operator only).", no_args_is_help=True)
 user_app = typer.Typer(help="Users who log in to the panel and the API.", no_args_is_help=True)
@@ -35,7 +35,7 @@ ResellerOption = Annotated[
 def account_add(name: NameArg, reseller: ResellerOption = None,
                 json_: JsonOption = False) -> None:
     """Create a customer account (with --reseller, one that reseller manages)."""
-    view = run(lambda d, a: d.accounts.create(a, name, reseller=reseller))
+    view = run_directory(lambda d, a: d.accounts.create(a, name, reseller=reseller))
     report(view, f"added account [bold]{esc(view.name)}[/]", json_)
 
 
@@ -43,14 +43,14 @@ def account_add(name: NameArg, reseller: ResellerOption = None,
 def reseller_add(name: Annotated[str, typer.Argument(metavar="NAME", help="Reseller name.")],
                  json_: JsonOption = False) -> None:
     """Create a reseller (then: user add LOGIN --reseller NAME, account add --reseller)."""
-    view = run(lambda d, a: d.resellers.create(a, name))
+    view = run_directory(lambda d, a: d.resellers.create(a, name))
     report(view, f"added reseller [bold]{esc(view.name)}[/]", json_)
 
 
 @reseller_app.command("list")
 def reseller_list(json_: JsonOption = False) -> None:
     """List resellers and how many accounts each has."""
-    views = run(lambda d, a: d.resellers.list(a))
+    views = run_directory(lambda d, a: d.resellers.list(a))
     if json_:
         print_json(views)
         return
@@ -64,7 +64,7 @@ def reseller_list(json_: JsonOption = False) -> None:
 @account_app.command("list")
 def account_list(json_: JsonOption = False) -> None:
     """List customer accounts."""
-    views = run(lambda d, a: d.accounts.list(a))
+    views = run_directory(lambda d, a: d.accounts.list(a))
     if json_:
         print_json(views)
         return
@@ -80,7 +80,7 @@ def account_list(json_: JsonOption = False) -> None:
 @account_app.command("delete")
 def account_delete(name: NameArg, json_: JsonOption = False) -> None:
     """Delete an account that owns no domains (its users go with it)."""
-    run(lambda d, a: d.accounts.delete(a, name))
+    run_directory(lambda d, a: d.accounts.delete(a, name))
     report({"deleted": name}, f"deleted account [bold]{esc(name)}[/]", json_)
 
 
@@ -105,12 +105,12 @@ def user_add(
     a user of that reseller."""
     password, repeat = new_password(password_stdin)
 
-    async def create(directory: Directory, actor: Actor) -> UserView:
-        return await directory.accounts.create_user(
+    async def create(services: Directory, actor: Actor) -> UserView:
+        return await services.accounts.create_user(
             actor, login, password, account=account, reseller=reseller, repeat=repeat
         )
 
-    view = run(create)
+    view = run_directory(create)
     if json_:
         print_json(view)
     elif reseller is not None:
@@ -132,7 +132,7 @@ def user_list(account: Annotated[
                                  help="Only this account's admins.")] = None,
               json_: JsonOption = False) -> None:
     """List the users: operators, resellers' users and account admins."""
-    users = run(lambda d, a: d.users.list(a, account))
+    users = run_directory(lambda d, a: d.users.list(a, account))
     if json_:
         print_json(users)
         return
@@ -155,10 +155,10 @@ def user_password(login: LoginArg, password_stdin: PasswordStdinOption = False,
                   revoke_tokens: RevokeTokensOption = None, json_: JsonOption = False) -> None:
     """Set a new password for a user (typed twice), e.g. one who forgot theirs; a reset
     revokes their API tokens unless --keep-tokens."""
-    run(lambda d, a: d.users.lock_state(a, login))  # not found: before the prompt
+    run_directory(lambda d, a: d.users.lock_state(a, login))  # not found: before the prompt
     password, repeat = new_password(password_stdin, label="New password")
-    view = run(lambda d, a: d.users.set_password(a, login, password, repeat=repeat,
-                                                 revoke_tokens=revoke_tokens))
+    view = run_directory(lambda d, a: d.users.set_password(a, login, password, repeat=repeat,
+                                                           revoke_tokens=revoke_tokens))
     report(view, f"password changed for [bold]{esc(view.login)}[/]; "
            f"{view.tokens_revoked} API token(s) revoked", json_)
 
@@ -170,7 +170,7 @@ def user_unlock(login: LoginArg, json_: JsonOption = False) -> None:
     async def unlock(d: Directory, a: Actor) -> tuple[UserLockView, UserLockView]:
         return await d.users.lock_state(a, login), await d.users.unlock(a, login)
 
-    was, view = run(unlock)
+    was, view = run_directory(unlock)
     report(view, f"logins of [bold]{esc(view.login)}[/] unlocked" if was.locked_seconds
            else f"logins of [bold]{esc(view.login)}[/] were not locked", json_)
 
@@ -182,7 +182,7 @@ def user_delete(login: LoginArg, yes: YesOption = False, json_: JsonOption = Fal
         usage_error("--json needs --yes (there is no one to answer the question)")
     if not yes:
         typer.confirm(f"Delete user {login.strip()}?", abort=True, err=True)
-    view = run(lambda d, a: d.users.delete(a, login))
+    view = run_directory(lambda d, a: d.users.delete(a, login))
     report(view, f"deleted user [bold]{esc(view.login)}[/]", json_)
 
 
@@ -196,7 +196,7 @@ def token_create(
     json_: JsonOption = False,
 ) -> None:
     """Create an API token; it is printed once and only its hash is stored."""
-    view = run(lambda d, a: d.tokens.create(a, login, name, expires_days))
+    view = run_directory(lambda d, a: d.tokens.create(a, login, name, expires_days))
     if json_:
         print_json(view)
         return
@@ -216,7 +216,7 @@ def token_list(
     json_: JsonOption = False,
 ) -> None:
     """List API tokens (never their secrets) with when they were last used."""
-    views = run(lambda d, a: d.tokens.list(a, login))
+    views = run_directory(lambda d, a: d.tokens.list(a, login))
     if json_:
         print_json(views)
         return
@@ -238,5 +238,5 @@ def token_revoke(
     json_: JsonOption = False,
 ) -> None:
     """Revoke an API token: requests with it get 401 from now on."""
-    run(lambda d, a: d.tokens.revoke(a, token_id))
+    run_directory(lambda d, a: d.tokens.revoke(a, token_id))
     report({"revoked": token_id}, f"revoked token {token_id}", json_)

@@ -1,4 +1,4 @@
-"""``mailward address``: search, show, set up, edit, move and delete addresses (doc §2).
+"""``mailward address``: search, show, set up, edit, move and delete addresses (docs/procedures.md).
 
 ``address add`` (the bulk form) lives in :mod:`mailward.cli.bulk`.
 """
@@ -11,11 +11,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from mailward.app import Services
+from mailward.core.normalize import normalize_domain
+from mailward.core.paging import Page
 from mailward.db.models import AddressKind, AddressList
-from mailward.directory import Actor, AddressFilter, Directory, InvalidInput
+from mailward.directory import Actor, AddressFilter, InvalidInput
 from mailward.directory.mail_login import LoginLockView
-from mailward.directory.normalize import normalize_domain
-from mailward.directory.views import AddressView, Page
+from mailward.directory.views import AddressView
 
 from .bulk import address_add
 from .context import AccountOption, JsonOption, YesOption, run
@@ -186,7 +188,7 @@ def address_unlock(address: AddressArg, account: AccountOption = None,
                    json_: JsonOption = False) -> None:
     """Lift the lock that failed logins put on a mailbox (POP3, IMAP, submission, web),
     on every node; the user's next login is checked as usual."""
-    async def unlock(d: Directory, a: Actor) -> tuple[LoginLockView, LoginLockView]:
+    async def unlock(d: Services, a: Actor) -> tuple[LoginLockView, LoginLockView]:
         was = await d.mail_login.lock_state(a, d.addresses, address)
         return was, await d.mail_login.unlock(a, d.addresses, address)
 

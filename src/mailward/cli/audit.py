@@ -12,8 +12,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mailward.directory.audit import MAX_PER_PAGE
-from mailward.directory.views import AuditView, Page
+from mailward.core.audit import AuditView
+from mailward.core.paging import Page
+from mailward.directory.audit_log import MAX_PER_PAGE
 
 from .context import AccountOption, JsonOption, run
 from .output import empty_page, esc, out, page_summary, print_json, usage_error

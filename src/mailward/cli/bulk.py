@@ -1,4 +1,4 @@
-"""``mailward address add``: the bulk "Add Addresses" form of reference doc §2.1.
+"""``mailward address add``: the bulk "Add Addresses" form (docs/procedures.md).
 
 Lines come from a file or stdin and are streamed to ``directory.bulk.add_lines``; a
 progress bar (stderr) appears for inputs of more than ``PROGRESS_THRESHOLD`` lines.
@@ -24,9 +24,9 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from mailward.core.paging import to_json
 from mailward.db.models import AddressKind, AddressList
 from mailward.directory import BulkResult, LineResult, LineStatus
-from mailward.directory.views import to_json
 
 from .context import AccountOption, JsonOption, run
 from .output import EXIT_FAILURE, err, esc, out, print_json

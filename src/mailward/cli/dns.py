@@ -1,4 +1,4 @@
-"""``mailward dns``: DNS lookups (reference doc §4.3.1) and the records a domain must publish.
+"""``mailward dns``: DNS lookups (docs/procedures.md) and the records a domain must publish.
 
 The lookups are public tools: they need no database and no account, only the settings
 (``dns_nameservers``; ``--server`` asks one server directly). ``dns records`` is
@@ -14,7 +14,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mailward.directory import Actor, Directory
+from mailward.app import Services
+from mailward.directory import Actor
 from mailward.dns.check import DomainCheck
 from mailward.dns.cutover import Readiness, cutover_readiness
 from mailward.dns.lookup import DnsTools
@@ -127,7 +128,7 @@ def dns_records(
     """The DNS records to publish for a domain, as zone-file lines (or --registrar rows)."""
     config = settings()
 
-    result = run(lambda d, a: domain_records(d, config, a, domain), account=account)
+    result = run(lambda d, a: domain_records(d.directory, config, a, domain), account=account)
     if json_:
         print_json(result)
     elif registrar:
@@ -162,7 +163,7 @@ def dns_check(
     """
     config = settings()
 
-    result = run(lambda d, a: domain_check(d, config, a, domain), account=account)
+    result = run(lambda d, a: domain_check(d.directory, config, a, domain), account=account)
     if json_:
         print_json(result)
     else:
@@ -198,7 +199,8 @@ def dns_cutover(
     """
     config = settings()
 
-    result = run(lambda d, a: cutover_readiness(d, config, a, domain), account=account)
+    result = run(lambda d, a: cutover_readiness(d.directory, d.servers, config, a, domain),
+                 account=account)
     if json_:
         print_json(result)
     else:
@@ -222,7 +224,7 @@ def dns_status(
 
     Exit 1 when a domain's last check failed.
     """
-    found = run(lambda d, a: stored_statuses(d, a, domain), account=account)
+    found = run(lambda d, a: stored_statuses(d.directory, a, domain), account=account)
     if json_:
         print_json(found)
     else:
@@ -249,8 +251,9 @@ def dns_recheck(
     them every dns_recheck_interval_seconds). Notices go out for status changes as usual."""
     config = settings()
 
-    async def one_round(directory: Directory, _operator: Actor) -> list[Recheck]:
-        return await DnsRechecker(directory, config).run_once(everything=all_)
+    async def one_round(services: Services, _operator: Actor) -> list[Recheck]:
+        rechecker = DnsRechecker(services.directory, config, services.spool)
+        return await rechecker.run_once(everything=all_)
 
     found = run(one_round)
     if json_:

@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mailward.directory import Actor, AddressFilter, Directory
-from mailward.directory.normalize import normalize_domain
+from mailward.app import Services
+from mailward.core.normalize import normalize_domain
+from mailward.directory import Actor, AddressFilter
 from mailward.directory.views import DomainView
 from mailward.dkim import DkimRecordView, DkimService
 from mailward.dns.verify import UNVERIFIED_EFFECT, verify_domain, verify_record
@@ -110,7 +111,7 @@ def domain_verify(
     """Check DNS now for the domain's proof of control (its TXT token, or MX records naming
     our filtering hosts); exit 1 when not verified."""
     config = settings()
-    result = run(lambda d, a: verify_domain(d, config, a, domain, operator=operator),
+    result = run(lambda d, a: verify_domain(d.directory, config, a, domain, operator=operator),
                  account=account)
     if json_:
         print_json(result.domain)
@@ -147,9 +148,9 @@ def domain_delete(
         usage_error("--json needs --yes (there is no one to answer the question)")
     if not yes:
 
-        async def inspect(directory: Directory, actor: Actor) -> tuple[str, int]:
-            view = await directory.domains.get(actor, domain)
-            found = await directory.addresses.search(
+        async def inspect(services: Services, actor: Actor) -> tuple[str, int]:
+            view = await services.domains.get(actor, domain)
+            found = await services.addresses.search(
                 actor, AddressFilter(domain=view.name), per_page=1
             )
             return view.name, found.total
@@ -180,8 +181,8 @@ def domain_dkim(
 ) -> None:
     """Show the DKIM TXT record to publish for a domain (with --rotate: a new key first)."""
 
-    async def action(directory: Directory, actor: Actor) -> DkimRecordView:
-        service = DkimService(directory.db)
+    async def action(services: Services, actor: Actor) -> DkimRecordView:
+        service = DkimService(services.db)
         if rotate:
             return await service.rotate(actor, domain)
         return await service.record(actor, domain)

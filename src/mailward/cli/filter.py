@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
 import typer
 from rich.table import Table
@@ -82,7 +82,14 @@ def _target(domain: str | None, address: str | None) -> dict[str, str | None]:
     return {"domain": domain, "address": address}
 
 
-def _list_target(domain: str | None, address: str | None) -> dict[str, str | None]:
+class _Target(TypedDict):
+    """Whose list or model: a domain's or an address's (the other is None)."""
+
+    domain: str | None
+    address: str | None
+
+
+def _list_target(domain: str | None, address: str | None) -> _Target:
     if (domain is None) == (address is None):
         usage_error("give exactly one of --domain DOMAIN or --address EMAIL")
     return {"domain": domain, "address": address}

@@ -13,13 +13,15 @@ from typing import Annotated
 import typer
 from alembic.util import CommandError
 
+from mailward.app import Services
 from mailward.config import Settings
 from mailward.db import Database
 from mailward.db.migrate import head_revision, upgrade
-from mailward.directory import Actor, Directory, InvalidInput
+from mailward.directory import Actor, InvalidInput
 
-from .context import JsonOption, is_migrated, settings
 from .output import EXIT_FAILURE, esc, fail, handled, out, print_json
+from .runner import JsonOption, settings
+from .schema import is_migrated
 
 INITIAL_LOGIN = "admin"
 
@@ -81,11 +83,11 @@ async def _init(config: Settings) -> InitOutcome:
         outcome.migrated = True
     db = Database(url)
     try:
-        directory = Directory(db, config)
-        if await directory.accounts.count_operators():
+        services = Services(db, config)
+        if await services.accounts.count_operators():
             return outcome
-        password = _new_password(directory)
-        user = await directory.accounts.create_user(
+        password = _new_password(services)
+        user = await services.accounts.create_user(
             Actor.operator("init").via("cli"), INITIAL_LOGIN, password
         )
         outcome.login, outcome.password = user.login, password
@@ -94,13 +96,13 @@ async def _init(config: Settings) -> InitOutcome:
         await db.dispose()
 
 
-def _new_password(directory: Directory) -> str:
+def _new_password(services: Services) -> str:
     """A random password that meets the configured strength rule."""
-    nbytes = max(18, directory.passwords.min_length)
+    nbytes = max(18, services.passwords.min_length)
     while True:
-        password = secrets.token_urlsafe(nbytes)[: max(24, directory.passwords.min_length)]
+        password = secrets.token_urlsafe(nbytes)[: max(24, services.passwords.min_length)]
         try:
-            directory.passwords.check_strength(password)
+            services.passwords.check_strength(password)
         except InvalidInput:
             continue
         return password
@@ -153,7 +155,7 @@ def _check(config: Settings, json_: bool) -> None:
             return False, 0
         db = Database(config.db_url)
         try:
-            return True, await Directory(db, config).accounts.count_operators()
+            return True, await Services(db, config).accounts.count_operators()
         finally:
             await db.dispose()
 

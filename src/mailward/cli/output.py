@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from mailward.config import ConfigError
-from mailward.directory import DirectoryError
-from mailward.directory.views import Page, to_json
+from mailward.core.paging import Page, to_json
+from mailward.directory import ServiceError
 
 __all__ = [
     "EXIT_FAILURE",
@@ -94,7 +94,7 @@ def handled() -> Iterator[None]:
 
     try:
         yield
-    except (DirectoryError, ConfigError) as exc:
+    except (ServiceError, ConfigError) as exc:
         fail(str(exc))
     except DBAPIError as exc:
         fail(_database_reason(str(exc.orig) if exc.orig is not None else str(exc)))

@@ -14,8 +14,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mailward.directory.views import Page
-from mailward.filter.quarantine import MAX_PER_PAGE, QuarantineDetail, QuarantineView
+from mailward.core.paging import Page
+from mailward.quarantine.service import MAX_PER_PAGE, QuarantineDetail, QuarantineView
 
 from .context import AccountOption, JsonOption, YesOption, run
 from .output import (

@@ -13,8 +13,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from mailward.core.paging import Page
 from mailward.db.models import utcnow
-from mailward.directory.views import Page
 from mailward.queue.admin import MAX_PER_PAGE, QueueEntry, QueueMessageView
 
 from .context import AccountOption, JsonOption, YesOption, run

@@ -12,8 +12,9 @@ from typing import Annotated
 
 import typer
 
-from .context import is_migrated, settings
 from .output import EXIT_USAGE, fail, handled
+from .runner import settings
+from .schema import is_migrated
 
 INTERRUPTED = 130
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

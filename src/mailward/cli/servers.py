@@ -1,4 +1,4 @@
-"""``mailward servers``: a domain's mail server settings (reference doc §3, §3.1)."""
+"""``mailward servers``: a domain's mail server settings (docs/procedures.md)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mailward.directory import Actor, Directory
+from mailward.app import Services
+from mailward.directory import Actor
 from mailward.dns.verify import UNVERIFIED_EFFECT
 from mailward.routing import MailServerView
 from mailward.routing.servers import HOSTING_SETUP_DONE
@@ -43,9 +44,9 @@ def servers_list(domain: DomainArg, account: AccountOption = None,
                  json_: JsonOption = False) -> None:
     """A domain's mail servers in delivery order (lowest preference first)."""
 
-    async def action(directory: Directory, actor: Actor) -> tuple[list[MailServerView], bool]:
-        views = await directory.servers.list(actor, domain)
-        return views, (await directory.domains.get(actor, domain)).verified
+    async def action(services: Services, actor: Actor) -> tuple[list[MailServerView], bool]:
+        views = await services.servers.list(actor, domain)
+        return views, (await services.domains.get(actor, domain)).verified
 
     views, verified = run(action, account=account)
     if json_:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -354,7 +355,7 @@ class _SectionedToml(TomlConfigSettingsSource):
     """The TOML file, where a table names the prefix of its keys: ``[dns] nameservers``
     is ``dns_nameservers``, ``[port] web`` is ``port_web`` (flat keys work as well)."""
 
-    def _read_file(self, file_path: Path) -> dict[str, Any]:
+    def _read_file(self, file_path: Path | Traversable) -> dict[str, Any]:
         flat: dict[str, Any] = {}
         for key, value in super()._read_file(file_path).items():
             if isinstance(value, dict):

@@ -9,6 +9,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mailward.db.engine import make_engine
@@ -42,7 +43,7 @@ async def upgrade(url: str, revision: str = "head") -> None:
         await engine.dispose()
 
 
-def _upgrade_sync(connection, url: str, revision: str) -> None:  # type: ignore[no-untyped-def]
+def _upgrade_sync(connection: Connection, url: str, revision: str) -> None:
     cfg = alembic_config(url)
     cfg.attributes["connection"] = connection
     command.upgrade(cfg, revision)

@@ -90,7 +90,7 @@ class Role(enum.StrEnum):
 
 
 class AddressList(enum.StrEnum):
-    """The two lists of the reference doc: filtered, or hosted but not filtered."""
+    """The two address lists (docs/procedures.md): filtered, or hosted but not filtered."""
 
     FILTER = "filter"
     NO_FILTER = "no-filter"
@@ -184,7 +184,7 @@ class Domain(Base):
     name: Mapped[str] = mapped_column(String(253), unique=True)
     hosting: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    # Proof of control (issue 16): until verified, the domain's mail server settings and
+    # Proof of control: until verified, the domain's mail server settings and
     # hosting are not used for mail that starts inside mailward.
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     verified_by: Mapped[str | None] = mapped_column(String(16))  # txt, mx, operator

@@ -1,21 +1,26 @@
-"""The directory: accounts, users, domains, addresses and the reference doc §2 operations.
+"""The directory: accounts, resellers, users, domains, addresses, logins and tokens.
 
-``Directory`` bundles the services; the API, panel and CLI all call these, so each rule
-lives once. Every method takes the calling ``Actor`` and scopes its queries to it.
+``Directory`` bundles the directory services (and only those: the app layer's
+``mailward.app.Services`` adds routing, the queue, the filter and the quarantine). The
+API, panel and CLI all call these, so each rule lives once. Every method takes the
+calling ``Actor`` and scopes its queries to it. Changes the layers above must react to
+(a domain's route changed) reach them through hooks passed in, never imports.
 """
 
 from __future__ import annotations
 
 from mailward.config import Settings
+from mailward.core.actor import Actor
+from mailward.core.audit import record
+from mailward.core.errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceError
 from mailward.db import Database
 from mailward.directory.accounts import AccountService
-from mailward.directory.actor import Actor
 from mailward.directory.addresses import AddressFilter, AddressService
-from mailward.directory.audit import AuditService, record
+from mailward.directory.audit_log import AuditService
 from mailward.directory.auth_limit import AuthLimiter
 from mailward.directory.bulk_add import BulkAddService, BulkResult, LineResult, LineStatus
 from mailward.directory.domains import DomainService
-from mailward.directory.errors import Conflict, DirectoryError, Forbidden, InvalidInput, NotFound
+from mailward.directory.facts import RouteChanged
 from mailward.directory.lookup import Recipient, RecipientLookup, Verdict
 from mailward.directory.mail_login import LoginResult, MailLogin
 from mailward.directory.mailbox_self import MailboxSelfService
@@ -29,14 +34,15 @@ from mailward.directory.users import UserService
 class Directory:
     """All directory services over one database."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, *,
+                 on_route_change: RouteChanged | None = None) -> None:
         self.db = db
         self.settings = settings
         self.passwords = Passwords(settings)
         quota = settings.default_quota_mb * 1024 * 1024 or None
         self.accounts = AccountService(db, self.passwords)
         self.tokens = TokenService(db)
-        self.domains = DomainService(db)
+        self.domains = DomainService(db, on_route_change)
         self.addresses = AddressService(db, self.passwords)
         self.bulk = BulkAddService(db, self.passwords, quota)
         self.recipients = RecipientLookup(db, settings.recipient_delimiter,
@@ -53,21 +59,6 @@ class Directory:
         self.mail_login = MailLogin(db, self.passwords, self.limiter, mail_ips)
         self.users = UserService(db, self.passwords, self.limiter)
         self.mailbox_self = MailboxSelfService(db, self.passwords, self.limiter)
-        # Mail server settings, the queue and the filter live in ``routing``/``queue``/
-        # ``filter`` (which import this package, hence the late imports); bundled here so
-        # the panel, API and CLI reach every service alike.
-        from mailward.queue.admin import QueueService
-        from mailward.queue.spool import Spool
-        from mailward.routing.servers import ServerService
-
-        self.servers = ServerService(db, settings)
-        self.queue = QueueService(db, Spool(db, settings.data_dir))
-        # the spam filter's customer-facing services (they queue and learn, hence here)
-        from mailward.filter.quarantine import QuarantineService
-        from mailward.filter.settings import FilterSettingsService
-
-        self.filter = FilterSettingsService(db, settings)
-        self.quarantine = QuarantineService(db, settings, self.queue.spool, self.filter)
 
 
 __all__ = [
@@ -77,7 +68,6 @@ __all__ = [
     "BulkResult",
     "Conflict",
     "Directory",
-    "DirectoryError",
     "Forbidden",
     "InvalidInput",
     "LineResult",
@@ -85,6 +75,7 @@ __all__ = [
     "LoginResult",
     "NotFound",
     "Recipient",
+    "ServiceError",
     "TwoFactorService",
     "Verdict",
     "record",

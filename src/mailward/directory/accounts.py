@@ -8,12 +8,13 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mailward.core.actor import Actor
+from mailward.core.audit import record
+from mailward.core.errors import Conflict, InvalidInput, NotFound
 from mailward.db import Database
 from mailward.db.models import Account, Domain, Reseller, Role, User
-from mailward.directory.actor import Actor
-from mailward.directory.audit import record
-from mailward.directory.errors import Conflict, InvalidInput, NotFound
 from mailward.directory.passwords import Passwords, fingerprint
+from mailward.directory.users import check_login_domain
 from mailward.directory.views import AccountView, UserView
 
 
@@ -132,8 +133,6 @@ class AccountService:
                 if found is None:
                     raise NotFound(f"no account {account!r}")
                 account_id, found_name, role = found.id, found.name, Role.ACCOUNT_ADMIN
-            from mailward.directory.users import check_login_domain  # issue 16 item 8
-
             await check_login_domain(session, actor, login, account_id)
             self.passwords.check_new(password, repeat, address=login)
             user = User(

@@ -1,26 +1,29 @@
-"""Address operations of reference doc §2: set up, auto-cc, edit, move, delete, search."""
+"""Address operations: set up, auto-cc, edit, move, delete, search (docs/procedures.md,
+"Addresses")."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import CursorResult, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailward.db import Database
-from mailward.db.models import Address, AddressKind, AddressList, Domain
-from mailward.directory.actor import Actor
-from mailward.directory.audit import record
-from mailward.directory.errors import Conflict, InvalidInput, NotFound
-from mailward.directory.forwarding import ForwardLimits, check_forwarding
-from mailward.directory.normalize import (
+from mailward.core.actor import Actor, Q
+from mailward.core.audit import record
+from mailward.core.errors import Conflict, InvalidInput, NotFound
+from mailward.core.normalize import (
     normalize_address,
     normalize_domain,
     parse_destinations,
 )
+from mailward.core.paging import Page
+from mailward.db import Database
+from mailward.db.models import Address, AddressKind, AddressList, Domain
+from mailward.directory.forwarding import ForwardLimits, check_forwarding
 from mailward.directory.passwords import Passwords
-from mailward.directory.views import AddressView, Page
+from mailward.directory.views import AddressView
 
 MAX_PER_PAGE = 500
 MAX_PAGE = 1_000_000
@@ -39,7 +42,8 @@ class AddressFilter:
     def is_empty(self) -> bool:
         return not (self.search.strip() or self.domain or self.list or self.kind)
 
-    def apply(self, query, actor: Actor):  # type: ignore[no-untyped-def]
+    def apply(self, query: Q, actor: Actor) -> Q:
+        """``query`` narrowed to the caller's accounts and these criteria."""
         query = actor.scope(query, Address.account_id)
         needle = self.search.strip().lower()
         if needle:
@@ -250,7 +254,8 @@ class AddressService:
             per_account = [tuple(row) for row in await session.execute(
                 select(Address.account_id, func.count(Address.id))
                 .where(Address.id.in_(subquery)).group_by(Address.account_id))]
-            result = await session.execute(delete(Address).where(Address.id.in_(subquery)))
+            result = cast(CursorResult[Any], await session.execute(
+                delete(Address).where(Address.id.in_(subquery))))  # a DML result has rowcount
             for account_id, count in per_account:  # one entry per account it touched
                 record(session, actor, "address.delete-matching", _described(criteria),
                        account_id=account_id, detail=f"{count} address(es) deleted")

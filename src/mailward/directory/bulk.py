@@ -1,13 +1,13 @@
 """Parser for the bulk "Add Addresses" form: one line per address.
 
-Formats (reference doc §2.1.2)::
+Formats (docs/procedures.md, "Bulk add")::
 
     address
     address|password
     address|destination1[,destination2...]|relay
 
 A third field other than ``relay`` makes a mailbox whose password is the second field,
-as the doc specifies; such lines carry a warning because it is usually a typo.
+as the procedure specifies; such lines carry a warning because it is usually a typo.
 The parser is pure (no I/O) and never raises: each non-blank line yields one result.
 """
 
@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from mailward.core.errors import InvalidInput
+from mailward.core.normalize import normalize_address, parse_destinations
 from mailward.db.models import AddressKind
-from mailward.directory.errors import InvalidInput
-from mailward.directory.normalize import normalize_address, parse_destinations
 
 RELAY_KEYWORD = "relay"
 

@@ -1,6 +1,6 @@
 """The bulk "Add Addresses" operation: every line to ONE list, a result per line.
 
-Result categories follow reference doc §2.1 step 6, plus one it leaves implicit:
+Result categories (docs/procedures.md, "Bulk add"):
 
 * ``invalid``   — not an address, not in the caller's domains, or bad data (with reason);
 * ``added``     — new address, put on the chosen list;
@@ -17,20 +17,21 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mailward.core.actor import Actor
+from mailward.core.audit import record
+from mailward.core.errors import InvalidInput
+from mailward.core.normalize import domain_of
 from mailward.db import Database
 from mailward.db.models import Address, AddressKind, AddressList, Domain
-from mailward.directory.actor import Actor
-from mailward.directory.audit import record
 from mailward.directory.bulk import BulkLine, parse_bulk, single_line
-from mailward.directory.errors import InvalidInput
 from mailward.directory.forwarding import ForwardLimits, check_forwarding
-from mailward.directory.normalize import domain_of
 from mailward.directory.passwords import Passwords
 
 CHUNK = 1000
@@ -57,7 +58,7 @@ class LineResult:
 @dataclass(slots=True)
 class BulkResult:
     list: AddressList
-    results: builtins.list[LineResult] = field(default_factory=list)
+    results: builtins.list[LineResult] = field(default_factory=builtins.list)
 
     def of(self, status: LineStatus) -> builtins.list[LineResult]:
         return [r for r in self.results if r.status is status]
@@ -229,8 +230,8 @@ class BulkAddService:
 
         updates: builtins.list[dict] = []
         for line in usable:
+            assert line.address is not None and line.kind is not None
             email = line.address
-            assert email is not None and line.kind is not None
             if first.get(email) is line and email in added:
                 out[line.number] = LineResult(
                     line.number,
@@ -297,11 +298,13 @@ class BulkAddService:
         """Insert rows whose address does not exist yet; returns email → new id."""
         if not rows:
             return {}
-        dialect_insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+        dialect_insert = (pg_insert if session.get_bind().dialect.name == "postgresql"
+                          else sqlite_insert)
+        table = cast(Table, Address.__table__)  # declared as a FromClause; it is the Table
         statement = (
-            dialect_insert(Address.__table__)
+            dialect_insert(table)
             .on_conflict_do_nothing(index_elements=["email"])
-            .returning(Address.__table__.c.email, Address.__table__.c.id)
+            .returning(table.c.email, table.c.id)
         )
         result = await session.execute(statement, rows)
         return {email: address_id for email, address_id in result}

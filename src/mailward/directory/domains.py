@@ -3,31 +3,27 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from mailward.core.actor import Actor
+from mailward.core.audit import record
+from mailward.core.errors import Conflict, InvalidInput, NotFound
+from mailward.core.normalize import normalize_domain
 from mailward.db import Database
-from mailward.db.models import (
-    Account,
-    Address,
-    Domain,
-    QueuedRecipient,
-    QueueStatus,
-    utcnow,
-)
-from mailward.directory.actor import Actor
-from mailward.directory.audit import record
-from mailward.directory.errors import Conflict, InvalidInput, NotFound
-from mailward.directory.normalize import normalize_domain
+from mailward.db.models import Account, Address, Domain, utcnow
+from mailward.directory.facts import RouteChanged
 from mailward.directory.views import DomainView
-from mailward.dkim import keys as dkim_keys  # module import: dkim.keys imports directory
+from mailward.dkim import keys as dkim_keys
 
 VERIFY_METHODS = ("txt", "mx", "operator")
 
 
 class DomainService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, on_route_change: RouteChanged | None = None) -> None:
         self.db = db
+        self.on_route_change = on_route_change  # e.g. retry the domain's deferred mail now
 
     async def create(
         self, actor: Actor, name: str, *, account: str, hosting: bool = False
@@ -78,7 +74,7 @@ class DomainService:
             domain.hosting = hosting
             record(session, actor, "domain.hosting", domain.name, account_id=domain.account_id,
                    detail="on" if hosting else "off")
-            await _retry_now(session, domain.name)
+            await self._route_changed(session, domain.name)
             await session.commit()
             return DomainView.of(domain, owner)
 
@@ -97,7 +93,7 @@ class DomainService:
                 record(session, actor, "domain.verify", domain.name,
                        account_id=domain.account_id,
                        detail=f"verified by {method}" + (f": {detail}" if detail else ""))
-                await _retry_now(session, domain.name)
+                await self._route_changed(session, domain.name)
                 await session.commit()
             return DomainView.of(domain, owner)
 
@@ -120,7 +116,12 @@ class DomainService:
             await session.commit()
             return count
 
-    async def _find(self, session, actor: Actor, name: str) -> tuple[Domain, str]:  # type: ignore[no-untyped-def]
+    async def _route_changed(self, session: AsyncSession, domain: str) -> None:
+        """The domain's route changed: tell the hook, in the same transaction."""
+        if self.on_route_change is not None:
+            await self.on_route_change(session, domain)
+
+    async def _find(self, session: AsyncSession, actor: Actor, name: str) -> tuple[Domain, str]:
         try:
             domain_name = normalize_domain(name)
         except Exception:
@@ -130,12 +131,3 @@ class DomainService:
         if row is None:
             raise NotFound(f"no domain {domain_name}")
         return row[0], row[1]
-
-
-async def _retry_now(session, domain: str) -> None:  # type: ignore[no-untyped-def]
-    """The domain's route changed: its deferred mail is tried again now, not after backoff."""
-    await session.execute(
-        update(QueuedRecipient)
-        .where(QueuedRecipient.domain == domain, QueuedRecipient.status == QueueStatus.DEFERRED)
-        .values(next_attempt_at=utcnow())
-    )

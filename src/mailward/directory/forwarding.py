@@ -17,12 +17,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailward.config import Settings
+from mailward.core.errors import InvalidInput
 from mailward.db.models import Address, AddressKind
-from mailward.directory.errors import InvalidInput
 
 __all__ = [
     "Expansion",
@@ -138,7 +138,8 @@ def check(graph: Graph, roots: Iterable[str], limits: ForwardLimits) -> str | No
 # -- reading the graph -----------------------------------------------------------------------
 
 
-def _forwarders():  # type: ignore[no-untyped-def]
+def _forwarders() -> Select[str, str | None]:
+    """Every forwarding address with its destinations."""
     return select(Address.email, Address.destinations).where(
         Address.kind.in_(FORWARDING), Address.destinations.is_not(None))
 
@@ -164,7 +165,8 @@ async def load_graph(session: AsyncSession, starts: Iterable[str], *, levels: in
     return graph
 
 
-async def _forwarding_to(session: AsyncSession, targets: set[str]) -> dict[str, tuple]:
+async def _forwarding_to(session: AsyncSession, targets: set[str]
+                         ) -> dict[str, tuple[str, ...]]:
     """The forwarders that have one of ``targets`` among their destinations."""
     found: dict[str, tuple[str, ...]] = {}
     wanted = sorted(targets)
@@ -187,7 +189,8 @@ async def load_affected(session: AsyncSession, changed: Iterable[str], limits: F
     changed = set(changed)
     levels = limits.max_depth + 1
     if len(changed) > WHOLE_GRAPH_FROM:
-        graph = {email: split(dests) for email, dests in await session.execute(_forwarders())}
+        graph: dict[str, tuple[str, ...]] = {
+            email: split(dests) for email, dests in await session.execute(_forwarders())}
         parents: dict[str, set[str]] = {}
         for node, targets in graph.items():
             for target in targets:
@@ -197,7 +200,7 @@ async def load_affected(session: AsyncSession, changed: Iterable[str], limits: F
             frontier = {p for n in frontier for p in parents.get(n, ())} - roots
             roots |= frontier
         return graph, roots
-    graph: dict[str, tuple[str, ...]] = {}
+    graph = {}
     roots, frontier = set(changed), set(changed)
     for _ in range(levels):
         if not frontier:

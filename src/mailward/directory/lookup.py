@@ -1,8 +1,9 @@
-"""The one place that decides whether a recipient is accepted (reference doc §2.1).
+"""The one place that decides whether a recipient is accepted and where it goes.
 
 An address on a domain we do not serve is never relayed; an address on one of our domains
 is accepted only if it is listed (on either list), whatever its kind. Protocol code asks
-here and maps the answer to its reply codes.
+here and maps the answer to its reply codes; local delivery asks here too
+(:meth:`RecipientLookup.local`), so sub-addressing and destinations are decided once.
 
 Postmaster (RFC 5321 §4.5.1): ``postmaster@`` every served domain, and the bare
 ``postmaster``, are always accepted. A domain that lists its own ``postmaster@`` address
@@ -16,12 +17,12 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, replace
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, select, update
 
+from mailward.core.errors import InvalidInput
+from mailward.core.normalize import domain_of, normalize_address, subaddress_base
 from mailward.db import Database
 from mailward.db.models import Address, AddressKind, AddressList, Domain
-from mailward.directory.errors import InvalidInput
-from mailward.directory.normalize import domain_of, normalize_address, subaddress_base
 
 
 class Verdict(enum.StrEnum):
@@ -43,6 +44,12 @@ class Recipient:
     domain_hosting: bool | None = None
     quota_bytes: int | None = None
     used_bytes: int = 0
+    address_id: int | None = None
+    destinations: tuple[str, ...] = ()  # a forwarder's or auto-cc's targets
+
+    @property
+    def domain(self) -> str:
+        return domain_of(self.address)
 
     @property
     def filtered(self) -> bool:
@@ -92,6 +99,23 @@ class RecipientLookup:
             return await self._postmaster()
         return found
 
+    async def local(self, address: str) -> Recipient:
+        """The address mail queued to ``address`` goes to: itself, or the base of a
+        sub-address such as a submitted ``bob+tag@`` when only that is listed (``ACCEPTED``
+        if either is). Taken as queued (already normalised); no postmaster rewriting here:
+        the MX did that before queueing."""
+        found = await self._lookup(address)
+        base = subaddress_base(address, self.delimiter)
+        if found.verdict is not Verdict.ACCEPTED and base is not None:
+            found = await self._lookup(base)
+        return found
+
+    async def record_usage(self, address_id: int, used_bytes: int) -> None:
+        """Keep a mailbox's usage figure (panel, RCPT-time quota check) current."""
+        async with self.db.session() as session, session.begin():
+            await session.execute(
+                update(Address).where(Address.id == address_id).values(used_bytes=used_bytes))
+
     async def _postmaster(self) -> Recipient:
         """The configured postmaster: accepted unfiltered even if it is not one of ours."""
         assert self.postmaster is not None
@@ -108,7 +132,7 @@ class RecipientLookup:
     async def _lookup(self, normalized: str) -> Recipient:
         query = (
             select(Domain.account_id, Domain.hosting, Address.list, Address.kind,
-                   Address.quota_bytes, Address.used_bytes)
+                   Address.quota_bytes, Address.used_bytes, Address.id, Address.destinations)
             .select_from(Domain)
             .outerjoin(Address, and_(Address.domain_id == Domain.id,
                                      Address.email == normalized))
@@ -118,9 +142,10 @@ class RecipientLookup:
             row = (await session.execute(query)).first()
         if row is None:
             return Recipient(normalized, Verdict.NOT_OURS)
-        account_id, hosting, on_list, kind, quota, used = row
+        account_id, hosting, on_list, kind, quota, used, address_id, destinations = row
         if on_list is None:
             return Recipient(normalized, Verdict.UNLISTED, account_id=account_id,
                              domain_hosting=hosting)
+        targets = tuple(d.strip() for d in (destinations or "").split(",") if d.strip())
         return Recipient(normalized, Verdict.ACCEPTED, on_list, kind, account_id, hosting,
-                         quota, used or 0)
+                         quota, used or 0, address_id, targets)

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from mailward.core.actor import Actor
+from mailward.core.audit import record
+from mailward.core.errors import InvalidInput
+from mailward.core.normalize import normalize_address
 from mailward.db import Address, AddressKind, Database, Domain
 from mailward.directory.accounts import DUMMY_HASH
-from mailward.directory.actor import Actor
 from mailward.directory.addresses import AddressService
-from mailward.directory.audit import record
 from mailward.directory.auth_limit import AuthLimiter
-from mailward.directory.errors import InvalidInput
-from mailward.directory.normalize import normalize_address
 from mailward.directory.passwords import Passwords
 from mailward.directory.users import login_key
 

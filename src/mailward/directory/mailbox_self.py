@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from mailward.core.actor import Actor
+from mailward.core.audit import record
+from mailward.core.errors import InvalidInput, NotFound, TooManyAttempts
 from mailward.db import Database
 from mailward.db.models import Address
-from mailward.directory.actor import Actor
-from mailward.directory.audit import record
 from mailward.directory.auth_limit import AuthLimiter
-from mailward.directory.errors import InvalidInput, NotFound, TooManyAttempts
 from mailward.directory.mail_login import CAN_LOG_IN
 from mailward.directory.passwords import Passwords, fingerprint
 from mailward.directory.views import AddressView

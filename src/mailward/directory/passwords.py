@@ -12,7 +12,7 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from mailward.config import Settings
-from mailward.directory.errors import InvalidInput
+from mailward.core.errors import InvalidInput
 
 
 def fingerprint(password_hash: str | None) -> str:

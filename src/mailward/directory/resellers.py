@@ -9,11 +9,11 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from mailward.core.actor import Actor
+from mailward.core.audit import record
+from mailward.core.errors import Conflict, InvalidInput
 from mailward.db import Database
 from mailward.db.models import Account, Reseller
-from mailward.directory.actor import Actor
-from mailward.directory.audit import record
-from mailward.directory.errors import Conflict, InvalidInput
 
 __all__ = ["ResellerService", "ResellerView"]
 

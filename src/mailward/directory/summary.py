@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
+from mailward.core.actor import Actor
 from mailward.db import Database
 from mailward.db.models import Address, AddressKind
-from mailward.directory.actor import Actor
 
 __all__ = ["AccountSummary", "NearlyFull", "account_summary"]
 
@@ -59,8 +59,9 @@ async def account_summary(db: Database, actor: Actor) -> AccountSummary:
                    Address.used_bytes >= Address.quota_bytes * NEARLY_FULL)
             .order_by((Address.used_bytes * 1.0 / Address.quota_bytes).desc(), Address.email)
             .limit(TOP), Address.account_id))
-        nearly = [NearlyFull(email, int(u), int(q)) for email, u, q in full]
+        nearly = [NearlyFull(email, int(u), int(q or 0)) for email, u, q in full]  # q > 0
     return AccountSummary(
         by_kind={kind.value: int(kinds.get(kind, 0)) for kind in AddressKind},
         by_list={key.value: int(count) for key, count in lists.items()},
-        used_bytes=int(used), quota_bytes=int(quota), nearly_full=nearly)
+        used_bytes=int(used), quota_bytes=int(quota or 0),  # coalesced: never None
+        nearly_full=nearly)

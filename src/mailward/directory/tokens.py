@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from mailward.core.actor import Actor
+from mailward.core.audit import record
+from mailward.core.errors import InvalidInput, NotFound
 from mailward.db import Database
 from mailward.db.models import ApiToken, User
 from mailward.directory.accounts import actor_of
-from mailward.directory.actor import Actor
-from mailward.directory.audit import record
-from mailward.directory.errors import InvalidInput, NotFound
 from mailward.directory.views import TokenInfo, TokenView
 
 TOKEN_PREFIX = "mw_"

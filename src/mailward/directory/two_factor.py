@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 
 import pyotp
 
+from mailward.core.actor import Actor
+from mailward.core.audit import record
+from mailward.core.errors import Conflict, InvalidInput, NotFound
 from mailward.db import Database
 from mailward.db.models import User
-from mailward.directory.actor import Actor
-from mailward.directory.audit import record
-from mailward.directory.errors import Conflict, InvalidInput, NotFound
 
 __all__ = ["NewSecret", "TwoFactorService"]
 

@@ -10,22 +10,23 @@ change is in the audit log.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import CursorResult, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailward.db import Database
-from mailward.db.models import Account, ApiToken, Domain, Role, User
-from mailward.directory.actor import Actor
-from mailward.directory.audit import record
-from mailward.directory.auth_limit import AuthLimiter
-from mailward.directory.errors import (
+from mailward.core.actor import Actor
+from mailward.core.audit import record
+from mailward.core.errors import (
     Conflict,
     Forbidden,
     InvalidInput,
     NotFound,
     TooManyAttempts,
 )
+from mailward.db import Database
+from mailward.db.models import Account, ApiToken, Domain, Role, User
+from mailward.directory.auth_limit import AuthLimiter
 from mailward.directory.passwords import Passwords
 from mailward.directory.views import UserView
 
@@ -112,8 +113,9 @@ class UserService:
             user.password_hash = await self.passwords.hash_async(password)
             revoked = 0
             if revoke_tokens if revoke_tokens is not None else not own:
-                revoked = int((await session.execute(
-                    delete(ApiToken).where(ApiToken.user_id == user.id))).rowcount or 0)
+                result = cast(CursorResult[Any], await session.execute(  # DML: has rowcount
+                    delete(ApiToken).where(ApiToken.user_id == user.id)))
+                revoked = int(result.rowcount or 0)
             record(session, actor, "user.set-password", user.login,
                    account_id=user.account_id, detail=f"{revoked} API token(s) revoked")
             await session.commit()

@@ -1,16 +1,13 @@
-"""Plain result records returned by the services; the stable shape of ``--json`` and the API."""
+"""Plain result records of the directory services; the stable shape of ``--json`` and the API."""
 
 from __future__ import annotations
 
 import builtins
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
 
-from mailward.db.models import Account, Address, AddressKind, AddressList, AuditEntry, Domain
-from mailward.directory.normalize import display_domain
-
-T = TypeVar("T")
+from mailward.core.normalize import display_domain
+from mailward.db.models import Account, Address, AddressKind, AddressList, Domain
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,52 +108,3 @@ class AddressView:
             used_bytes=address.used_bytes,
             needs_setup=address.kind is AddressKind.PENDING,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class AuditView:
-    """One audit log entry: ``account`` is ``None`` for operator-wide changes."""
-
-    at: datetime
-    account: str | None
-    actor: str
-    role: str
-    source: str
-    action: str
-    target: str
-    detail: str
-
-    @classmethod
-    def of(cls, entry: AuditEntry, account: str | None) -> AuditView:
-        return cls(entry.at, account, entry.actor, entry.role, entry.source, entry.action,
-                   entry.target, entry.detail)
-
-
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    items: builtins.list[T]
-    total: int
-    page: int
-    per_page: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
-
-
-def to_json(value: Any) -> Any:
-    """Dataclasses, enums and datetimes as JSON-ready data (used by the CLI's ``--json``)."""
-    if hasattr(value, "__dataclass_fields__"):
-        data = asdict(value)
-        if isinstance(value, Page):
-            data["pages"] = value.pages
-        return to_json(data)
-    if isinstance(value, dict):
-        return {key: to_json(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_json(item) for item in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if hasattr(value, "value") and isinstance(value.value, str):
-        return value.value
-    return value

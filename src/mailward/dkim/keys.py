@@ -18,12 +18,12 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mailward.core.actor import Actor
+from mailward.core.audit import record as record_change
+from mailward.core.errors import Conflict, NotFound
+from mailward.core.normalize import normalize_domain
 from mailward.db import Database
 from mailward.db.models import DkimKey, Domain
-from mailward.directory.actor import Actor
-from mailward.directory.audit import record as record_change
-from mailward.directory.errors import Conflict, NotFound
-from mailward.directory.normalize import normalize_domain
 
 KEY_BITS = 2048
 SELECTOR_PREFIX = "mw"

@@ -1,13 +1,12 @@
 """DNS tools: lookups as the world sees them, and the records a customer must publish.
 
-:mod:`~mailward.dns.model` holds the shared shapes, :mod:`~mailward.dns.resolver` how we
-ask, :mod:`~mailward.dns.lookup` the lookups and :mod:`~mailward.dns.records` what to paste.
+:mod:`~mailward.dns.model` holds the shared shapes, :mod:`~mailward.dns.lookup` the
+lookups and :mod:`~mailward.dns.records` what to paste (resolvers: :mod:`mailward.net.resolver`).
 """
 
 from mailward.dns.lookup import DnsTools
 from mailward.dns.model import Lookup, Outcome, Record, RecordToPaste
 from mailward.dns.records import records_to_paste, registrar_rows, zone_lines
-from mailward.dns.resolver import absolute_name, direct_resolver, make_resolver
 
 __all__ = [
     "DnsTools",
@@ -15,9 +14,6 @@ __all__ = [
     "Outcome",
     "Record",
     "RecordToPaste",
-    "absolute_name",
-    "direct_resolver",
-    "make_resolver",
     "records_to_paste",
     "registrar_rows",
     "zone_lines",

@@ -1,4 +1,4 @@
-"""The domain check: is what a customer published in DNS what we need? (issue 6, point 4)
+"""The domain check: is what a customer published in DNS what we need?
 
 A checklist of :class:`CheckItem` values, each ``pass``, ``warn`` or ``fail`` with a
 one-line fix. Two halves, kept apart so the evaluation can be tested without a network:
@@ -31,7 +31,7 @@ from mailward.dns.dnsbl import DnsblHost, DnsblQuery, check_dnsbl, dnsbl_host, d
 from mailward.dns.items import FAILED, CheckItem, Status, lookup_problem, plain, worst
 from mailward.dns.lookup import DnsTools
 from mailward.dns.model import Lookup, Outcome
-from mailward.dns.resolver import absolute_name, parse_nameserver, server_text
+from mailward.net.resolver import absolute_name, parse_nameserver, server_text
 
 __all__ = [
     "CLIENT_LABELS",
@@ -372,11 +372,11 @@ def _propagation(
     if eta is None or timing is None or previous is None or now - eta >= RECENT_CHANGE:
         items.append(CheckItem("propagation", "pass", agreed))
         return items, None
-    old = _show_set(frozenset(_parse_answer(previous.answer)))
+    old_shown = _show_set(frozenset(_parse_answer(previous.answer)))
     if now < eta:
         items.append(CheckItem(
             "propagation", "warn",
-            f"{agreed}; caches may still hold the old answer ({old}) until {timing[0]} "
+            f"{agreed}; caches may still hold the old answer ({old_shown}) until {timing[0]} "
             f"({timing[1]})",
             f"nothing to change: mail may still reach the old MX hosts until {timing[0]}"))
     else:

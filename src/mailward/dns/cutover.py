@@ -1,7 +1,8 @@
-"""Cut-over readiness: is it safe to "throw the switch" to hosting? (issue 6, point 5)
+"""Cut-over readiness: is it safe to "throw the switch" to hosting?
 
-Reference doc §1.1: an active domain moves in two steps. First its MX records point at our
-filtering hosts while the mail is still delivered to the customer's own server; then, once
+An active domain moves in two steps (docs/procedures.md, "Throwing the switch"). First its
+MX records point at our filtering hosts while the mail is still delivered to the
+customer's own server; then, once
 the MX change has propagated everywhere and every address is ready, the domain's mail
 server settings are switched to the hosting host (``mailward servers auto-configure``).
 This module says whether that second step is safe, and lists what blocks it.
@@ -42,6 +43,7 @@ from mailward.db.models import Address, AddressKind
 from mailward.directory import Actor, AddressFilter, Directory
 from mailward.dns.check import CheckItem, DomainCheck
 from mailward.dns.service import domain_check
+from mailward.routing.servers import ServerService
 
 __all__ = [
     "MAX_LISTED",
@@ -252,11 +254,12 @@ async def domain_addresses(directory: Directory, actor: Actor, domain: str
 
 
 async def cutover_readiness(
-    directory: Directory, settings: Settings, actor: Actor, domain: str
+    directory: Directory, mail_servers: ServerService, settings: Settings, actor: Actor,
+    domain: str,
 ) -> Readiness:
     """Whether ``actor``'s ``domain`` can be switched to hosting (NotFound if not theirs)."""
     view = await directory.domains.get(actor, domain)
-    servers = [s.host for s in await directory.servers.list(actor, view.name)]
+    servers = [s.host for s in await mail_servers.list(actor, view.name)]
     addresses = await domain_addresses(directory, actor, view.name)
     check = None
     if not (view.hosting and is_switched(servers, settings.hosting_host)):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from mailward.dns.items import FAILED, CheckItem, lookup_problem, plain
 from mailward.dns.lookup import DnsTools
 from mailward.dns.model import Lookup, Outcome
-from mailward.dns.resolver import absolute_name
+from mailward.net.resolver import absolute_name
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 Each distinct answer set (its canonical text, see :func:`mailward.dns.check.answer_text`)
 is one :class:`~mailward.db.models.DnsObservation` row: when it was first and last seen,
 and the longest TTL it came with. That is enough to know, when the answer changes, the old
-answer, its TTL and the time of the change, hence when every cache has the new answer
-(issue 6, point 4). Plain select-then-insert/update, portable across SQLite and PostgreSQL.
+answer, its TTL and the time of the change, hence when every cache has the new answer.
+Plain select-then-insert/update, portable across SQLite and PostgreSQL.
 """
 
 from __future__ import annotations

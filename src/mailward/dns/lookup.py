@@ -18,7 +18,7 @@ import dns.rrset
 
 from mailward.config import Settings
 from mailward.dns.model import Lookup, Outcome, Record
-from mailward.dns.resolver import (
+from mailward.net.resolver import (
     absolute_name,
     direct_resolver,
     make_resolver,

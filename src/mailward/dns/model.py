@@ -22,7 +22,8 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class Record:
-    """One resource record as the lookup pages show it (reference doc §4.3.1 columns)."""
+    """One resource record as the lookup pages show it (the columns of docs/procedures.md,
+    "DNS lookups")."""
 
     name: str  # owner name, absolute, with the trailing dot
     ttl: int

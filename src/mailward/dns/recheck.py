@@ -1,4 +1,4 @@
-"""Scheduled DNS re-checks (issue 6, point 6): every domain's check runs again every
+"""Scheduled DNS re-checks: every domain's check runs again every
 ``dns_recheck_interval_seconds``; the result is stored (``domain_dns_status``) and the
 account's admins are emailed when the status (pass / warn / fail) changes. Domains not
 verified yet are verified first when DNS now proves control (:mod:`mailward.dns.verify`).
@@ -30,6 +30,7 @@ from mailward.dns.items import CheckItem, Status
 from mailward.dns.notice import build_notice
 from mailward.dns.service import domain_check
 from mailward.dns.verify import verify_domain
+from mailward.queue.spool import NewRecipient, Spool
 
 __all__ = ["DnsRechecker", "Recheck", "StoredStatus", "stored_statuses"]
 
@@ -65,10 +66,11 @@ class Recheck:
 class DnsRechecker:
     """Finds due domains, checks them, stores the results and sends the change notices."""
 
-    def __init__(self, directory: Directory, settings: Settings, *,
+    def __init__(self, directory: Directory, settings: Settings, spool: Spool, *,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.directory = directory
         self.settings = settings
+        self.spool = spool  # the change notices go out through the queue
         self.clock = clock
         # 0 turns the schedule off; a round run by hand still needs to move the claim on
         self.interval = timedelta(seconds=max(settings.dns_recheck_interval_seconds, 1))
@@ -152,7 +154,7 @@ class DnsRechecker:
             name, account_id = domain.name, domain.account_id
             unverified = domain.verified_at is None
         actor = Actor.operator("dns-recheck")
-        if unverified:  # proof of control may have been published since (issue 16)
+        if unverified:  # proof of control may have been published since
             try:
                 await verify_domain(self.directory, self.settings, actor, name)
             except NotFound:
@@ -187,8 +189,6 @@ class DnsRechecker:
     async def _notify(self, account_id: int, result: DomainCheck, old: Status,
                       now: datetime) -> tuple[str, ...]:
         """Email the account's admins (those whose login is an address) through the queue."""
-        from mailward.queue.spool import NewRecipient  # the queue imports the directory
-
         admins = await self._admin_addresses(account_id)
         if not admins:
             log.warning("DNS status of %s changed to %s; its account has no admin with an "
@@ -199,7 +199,7 @@ class DnsRechecker:
             sender=settings.notice_sender, recipients=admins, domain=result.domain, old=old,
             new=result.status, items=result.items, checked_at=now, node=settings.node_name,
             panel_url=settings.web_url)
-        await self.directory.queue.spool.enqueue(
+        await self.spool.enqueue(
             sender="", recipients=[NewRecipient(a) for a in admins], data=data,
             origin="notice")
         log.info("DNS status of %s: %s → %s; told %s", result.domain, old, result.status,

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from mailward.config import Settings
 from mailward.dkim.keys import txt_strings, txt_value
 from mailward.dns.model import RecordToPaste
-from mailward.dns.resolver import absolute_name
+from mailward.net.resolver import absolute_name
 
 __all__ = ["TTL", "dkim_strings", "records_to_paste", "registrar_rows", "zone_lines"]
 

@@ -12,12 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-
 from mailward.config import Settings
 from mailward.db.engine import Database
-from mailward.db.models import Domain, utcnow
+from mailward.db.models import utcnow
 from mailward.directory import Actor, Directory
+from mailward.directory.facts import domain_facts
 from mailward.dkim import DkimRecordView, DkimService
 from mailward.dns import history
 from mailward.dns.check import (
@@ -96,9 +95,10 @@ async def _remember(db: Database, settings: Settings, name: str, seen: Observati
                     now: datetime) -> PreviousAnswer | None:
     """Record the MX answers of ``seen``; the answer before the current one, if known."""
     async with db.session() as session:
-        domain_id = await session.scalar(select(Domain.id).where(Domain.name == name))
-    if domain_id is None:  # deleted meanwhile
+        facts = await domain_facts(session, name)
+    if facts is None:  # deleted meanwhile
         return None
+    domain_id = facts.id
     await history.record(db, domain_id, "MX", observed_answers(seen), now)
     current = current_answer([(mx.host, mx.priority) for mx in settings.mx_hosts], seen)
     if current is None:

@@ -1,4 +1,4 @@
-"""Domain verification (issue 16, item 3): proof that a domain's owner added it.
+"""Domain verification: proof that a domain's owner added it.
 
 A domain is verified by a TXT record at its apex holding its token
 (``mailward-verification=<token>``, shown in panel, CLI and API), or by MX records that
@@ -19,7 +19,7 @@ from mailward.directory.views import DomainView
 from mailward.dns.items import lookup_problem
 from mailward.dns.lookup import DnsTools
 from mailward.dns.model import Outcome
-from mailward.dns.resolver import absolute_name
+from mailward.net.resolver import absolute_name
 
 __all__ = ["UNVERIFIED_EFFECT", "Verification", "find_proof", "verify_domain", "verify_record"]
 

@@ -30,6 +30,7 @@ def filter_pipeline(settings: Settings) -> FilterPipeline:
     """Every check of the filter (none when ``spam_filter`` is off)."""
     if not settings.spam_filter:
         return FilterPipeline()
+    # the checks load dnspython, dkimpy, pyspf and the model: only when the filter is on
     from mailward.filter.auth import AuthCheck
     from mailward.filter.content import ContentCheck
     from mailward.filter.reputation import ReputationCheck

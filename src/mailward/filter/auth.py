@@ -36,10 +36,10 @@ import spf
 from publicsuffixlist import PublicSuffixList
 
 from mailward.config import Settings
-from mailward.dns.resolver import make_sync_resolver
 from mailward.filter.features import header_text
 from mailward.filter.parsed import parse_headers
 from mailward.filter.pipeline import FilterInput, Finding
+from mailward.net.resolver import make_sync_resolver
 
 __all__ = ["AuthCheck", "AuthOutcome", "Authenticator"]
 

@@ -563,8 +563,8 @@ def _link_features(lowered: str, hrefs: list[str], add: Callable[[str], None],
                    from_domain: str = "", words: int = 0) -> None:
     """Link counts and shapes, and each linked domain as a token (body lower-cased)."""
     hosts: list[str] = []
-    for match in _URL.finditer(lowered):
-        hosts.append(match.group(1))
+    for found in _URL.finditer(lowered):
+        hosts.append(found.group(1))
     for href in hrefs:
         href = href.strip().lower()
         match = _URL.match(href)

@@ -66,7 +66,8 @@ class _Part(Message):
     _tracker: _Tracker
     _depth = 1
 
-    def attach(self, payload: Message) -> None:
+    def attach(self, payload: Message | str) -> None:
+        assert isinstance(payload, _Part)  # the parser attaches only parts it made with new()
         tracker = self._tracker
         if self._depth >= tracker.limits.max_depth:
             tracker.capped = "depth"
@@ -75,7 +76,7 @@ class _Part(Message):
             tracker.capped = "parts"
             raise _Capped
         tracker.parts += 1
-        payload._depth = self._depth + 1  # type: ignore[attr-defined]
+        payload._depth = self._depth + 1
         super().attach(payload)
 
 

@@ -26,10 +26,10 @@ import dns.reversename
 from publicsuffixlist import PublicSuffixList
 
 from mailward.config import Settings
-from mailward.dns.resolver import make_resolver
 from mailward.filter.features import header_text
 from mailward.filter.parsed import ParsedMessage, parse
 from mailward.filter.pipeline import FilterInput, Finding
+from mailward.net.resolver import make_resolver
 
 __all__ = ["ReputationCheck"]
 

@@ -15,14 +15,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailward.config import Settings
+from mailward.core.actor import Actor
+from mailward.core.audit import record
+from mailward.core.errors import Conflict, InvalidInput, NotFound
+from mailward.core.normalize import domain_of, normalize_address, normalize_domain
 from mailward.db import Database
 from mailward.db.models import Address, Domain, FilterPolicy, FilterSenderRule
-from mailward.directory.actor import Actor
-from mailward.directory.audit import record
-from mailward.directory.errors import Conflict, InvalidInput, NotFound
-from mailward.directory.normalize import domain_of, normalize_address, normalize_domain
+from mailward.directory.facts import domain_address, scoped_domain
 from mailward.filter.learning import DomainLearning, Learnt
-from mailward.filter.policy import DMARC_ACTIONS
+from mailward.filter.policy import DMARC_ACTIONS, PolicyStore
 
 __all__ = ["FilterSettingsService", "PolicyView", "SenderRuleView", "normalize_sender"]
 
@@ -94,15 +95,7 @@ class FilterSettingsService:
     # -- lookups ------------------------------------------------------------------------
 
     async def _domain(self, session: AsyncSession, actor: Actor, name: str) -> Domain:
-        try:
-            domain_name = normalize_domain(name)
-        except InvalidInput:
-            raise NotFound(f"no domain {name!r}") from None
-        domain = await session.scalar(actor.scope(
-            select(Domain).where(Domain.name == domain_name), Domain.account_id))
-        if domain is None:
-            raise NotFound(f"no domain {domain_name}")
-        return domain
+        return await scoped_domain(session, actor, name)  # the directory decides whose
 
     async def _target(self, session: AsyncSession, actor: Actor, domain: str | None,
                       address: str | None) -> tuple[Domain, Address | None]:
@@ -111,8 +104,7 @@ class FilterSettingsService:
             if domain is not None and normalize_domain(domain) != domain_of(email):
                 raise InvalidInput(f"{email} is not an address of {domain}")
             found = await self._domain(session, actor, domain_of(email))
-            row = await session.scalar(select(Address).where(
-                Address.domain_id == found.id, Address.email == email))
+            row = await domain_address(session, found, email)
             if row is None:
                 raise NotFound(f"no address {email}")
             return found, row
@@ -168,8 +160,6 @@ class FilterSettingsService:
 
     async def _view(self, session: AsyncSession, domain: Domain,
                     addr: Address | None) -> PolicyView:
-        from mailward.filter.policy import PolicyStore
-
         own = await self._policy_row(session, domain, addr)
         layers = [p for p in (own, await self._policy_row(session, domain, None) if addr
                               else None) if p is not None]
@@ -181,8 +171,8 @@ class FilterSettingsService:
         effective = {name: next((getattr(p, name) for p in layers
                                  if getattr(p, name) is not None), base[name])
                      for name in FIELDS}
-        return PolicyView(domain.name, addr.email if addr else None,
-                          *(getattr(own, name) if own else None for name in FIELDS),
+        own_values = {name: getattr(own, name) if own else None for name in FIELDS}
+        return PolicyView(domain.name, addr.email if addr else None, **own_values,
                           effective=effective)
 
     # -- allow and block lists ------------------------------------------------------------

@@ -9,7 +9,7 @@ from mailward.imap.session import LINE_LIMIT, ImapServices, ImapSession
 
 
 async def start_imap(services: ImapServices, *, sock: socket.socket,
-                     implicit_tls: bool) -> asyncio.AbstractServer:
+                     implicit_tls: bool) -> asyncio.Server:
     """Serve IMAP on ``sock`` (bound; listened on here) in the running loop.
 
     With ``implicit_tls`` the TLS handshake starts the connection

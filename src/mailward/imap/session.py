@@ -32,9 +32,9 @@ from mailward.imap.parse import (
 from mailward.imap.reports import Lesson, SpamReporter
 from mailward.imap.respond import imap_string
 from mailward.imap.selected import RecentClaims, SelectedFolder
-from mailward.lines import OVERLONG, read_line
 from mailward.net.limits import ConnectionLimiter
-from mailward.pop3.commands import decode_sasl_plain
+from mailward.net.lines import OVERLONG, read_line
+from mailward.net.sasl import decode_sasl_plain
 from mailward.store import (
     FolderExists,
     FolderHasChildren,
@@ -466,6 +466,7 @@ async def _idle(s: ImapSession, cmd: Command) -> None:
     try:
         while True:
             sel = s.selected
+            waiter: asyncio.Future[Any]  # only its completion matters, not its result
             if sel is not None:
                 waiter = asyncio.ensure_future(events.wait(sel.mailbox, sel.version, IDLE_POLL))
             else:

@@ -1,1 +1,1 @@
-"""Network basics shared by every listener (connection limits)."""
+"""Network basics: connection limits, line reading, DNS resolvers and address classes."""

@@ -5,8 +5,6 @@ Limits follow RFC 2449: a command line is at most 255 octets including CRLF.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 
 MAX_LINE = 255  # octets, CRLF included (RFC 2449 §4)
@@ -97,24 +95,6 @@ def message_body(data: bytes, body_lines: int | None = None) -> bytes:
             end = len(lines)
         lines = lines[: end + body_lines]
     return b"".join(_stuff(line) for line in lines) + TERMINATOR
-
-
-def decode_sasl_plain(response: str) -> tuple[str, str] | None:
-    """Decode a SASL PLAIN response (RFC 4616) into ``(login, password)``.
-
-    ``None`` when malformed or when an authorization identity other than the login is
-    requested (no proxy authentication).
-    """
-    if response == "=":
-        response = ""
-    try:
-        raw = base64.b64decode(response.encode("ascii"), validate=True)
-        authzid, authcid, password = raw.decode("utf-8").split("\0")
-    except (UnicodeError, binascii.Error, ValueError):
-        return None
-    if not authcid or not password or (authzid and authzid != authcid):
-        return None
-    return authcid, password
 
 
 def capabilities(*, auth_allowed: bool, stls: bool, authorization: bool) -> list[str]:

@@ -27,7 +27,7 @@ async def start_pop3(
     locks: MaildropLocks = DEFAULT_LOCKS,
     preauth_timeout: float | None = None,
     limiter: ConnectionLimiter | None = None,
-) -> asyncio.AbstractServer:
+) -> asyncio.Server:
     """Serve POP3 on ``sock`` (bound; listened on here) in the running loop.
 
     With ``implicit_tls`` the TLS handshake starts the connection (``tls_context`` is

@@ -13,13 +13,13 @@ import ssl
 from collections.abc import Callable
 from typing import Protocol
 
-from mailward.lines import OVERLONG, read_line
 from mailward.net.limits import ConnectionLimiter
+from mailward.net.lines import OVERLONG, read_line
+from mailward.net.sasl import decode_sasl_plain
 from mailward.pop3.commands import (
     Command,
     CommandError,
     capabilities,
-    decode_sasl_plain,
     err,
     message_body,
     multiline,

@@ -13,13 +13,13 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mailward.core.actor import Actor, Q
+from mailward.core.audit import record
+from mailward.core.errors import InvalidInput, NotFound
+from mailward.core.normalize import normalize_domain
+from mailward.core.paging import Page
 from mailward.db import Database, QueuedMessage, QueuedRecipient, QueueStatus
 from mailward.db.models import utcnow
-from mailward.directory.actor import Actor
-from mailward.directory.audit import record
-from mailward.directory.errors import InvalidInput, NotFound
-from mailward.directory.normalize import normalize_domain
-from mailward.directory.views import Page
 from mailward.queue.spool import Spool
 
 MAX_PER_PAGE = 1000
@@ -159,6 +159,17 @@ class QueueService:
         return message, rows
 
 
+async def retry_domain_now(session: AsyncSession, domain: str) -> None:
+    """A domain's route changed (verified, hosting switched, mail servers edited): its
+    deferred mail is tried again now, not after backoff. The app passes this to the
+    directory and the mail server settings as their route-change hook."""
+    await session.execute(
+        update(QueuedRecipient)
+        .where(QueuedRecipient.domain == domain, QueuedRecipient.status == QueueStatus.DEFERRED)
+        .values(next_attempt_at=utcnow())
+    )
+
+
 def _audit(session: AsyncSession, actor: Actor, action: str, queue_id: str,
            rows: builtins.list[QueuedRecipient]) -> None:
     """One entry per account whose recipients of the message were touched."""
@@ -170,7 +181,8 @@ def _audit(session: AsyncSession, actor: Actor, action: str, queue_id: str,
                detail=f"{len(recipients)} recipient(s): {', '.join(recipients)}")
 
 
-def _where_status(query, status: str):  # type: ignore[no-untyped-def]
+def _where_status(query: Q, status: str) -> Q:
+    """``query`` narrowed to recipients in ``status`` (one of STATUSES)."""
     if status not in STATUSES:
         raise InvalidInput(f"status must be one of {', '.join(STATUSES)}")
     held = QueuedRecipient.last_error.startswith(HELD_PREFIX)

@@ -21,14 +21,15 @@ import re
 import secrets
 import textwrap
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy as email_policy
 from email.generator import BytesGenerator
-from email.message import EmailMessage, Message, MIMEPart
+from email.message import Message, MIMEPart
 from email.utils import format_datetime
 from io import BytesIO
-from typing import Literal
+from typing import Any, Literal
 
 Action = Literal["failed", "delayed", "delivered", "relayed", "expanded"]
 
@@ -123,12 +124,15 @@ def build_dsn(
     now = _utc(now) if now is not None else datetime.now(UTC)
     mta = _host(reporting_mta) or "localhost"
     sender_line = _oneline(sender)
-    policy = email_policy.SMTPUTF8 if not sender_line.isascii() else email_policy.SMTP
+    policy: email_policy.EmailPolicy[Any] = (
+        email_policy.SMTPUTF8 if not sender_line.isascii() else email_policy.SMTP)
     # Values are folded here; the policy must not refold (it would RFC 2047-encode them).
     policy = policy.clone(refold_source="none")
     actions = {r.action for r in recipients}
 
-    outer = EmailMessage(policy=policy)
+    # A MIMEPart: EmailMessage differs only in set_content() adding MIME-Version, which is
+    # set below; and the parts attached are MIMEParts (typeshed's attach() wants the same class).
+    outer = MIMEPart(policy=policy)
     _set(outer, "From", f"Mail Delivery System <MAILER-DAEMON@{mta}>")
     _set(outer, "To", f"<{sender_line}>")
     _set(outer, "Subject", _subject(actions))
@@ -165,7 +169,7 @@ def build_dsn(
 # --- the parts ------------------------------------------------------------------------
 
 
-def _status_part(policy: email_policy.EmailPolicy, mta: str,
+def _status_part(policy: email_policy.EmailPolicy[Any], mta: str,
                  recipients: Sequence[DsnRecipient], arrival_date: datetime,
                  envid: str | None, now: datetime) -> MIMEPart:
     """The ``message/delivery-status`` part: per-message block, then per-recipient ones."""
@@ -174,7 +178,7 @@ def _status_part(policy: email_policy.EmailPolicy, mta: str,
     if envid:
         _set(head, "Original-Envelope-Id", _ascii(envid))
     _set(head, "Arrival-Date", format_datetime(_utc(arrival_date)))
-    blocks = [head]
+    blocks: list[Message | str] = [head]
     for rcpt in recipients:
         block = Message(policy=policy)
         if rcpt.original_recipient:
@@ -199,7 +203,7 @@ def _status_part(policy: email_policy.EmailPolicy, mta: str,
 
 
 def _original_part(
-    policy: email_policy.EmailPolicy, data: bytes, size: int, ret: str | None,
+    policy: email_policy.EmailPolicy[Any], data: bytes, size: int, ret: str | None,
     max_full_size: int,
 ) -> tuple[MIMEPart, bytes]:
     """The returned-message part (without payload) and the bytes to put in it.
@@ -253,7 +257,7 @@ def _cut(block: bytes, limit: int) -> bytes:
     return block[: end + 2] if end >= 0 else b""
 
 
-def _subject(actions: set[str]) -> str:
+def _subject(actions: AbstractSet[str]) -> str:
     if "failed" in actions:
         return SUBJECT_FAILED
     if "delayed" in actions:

@@ -11,19 +11,18 @@ copies it may still become (``X-Mailward-Forward-Copies``, never more than the c
 forwarder hands its destinations shares of that allowance as large as the directory says
 their own forwarding needs; a copy whose share does not cover its destinations fails with
 a DSN instead of multiplying. A domain whose hosting is off gets nothing into mailboxes.
+
+Which address a recipient is (sub-addressing included) and its destinations are asked of
+the directory's :class:`~mailward.directory.lookup.RecipientLookup`, as on the MX.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from sqlalchemy import select, update
-
-from mailward.db import Address, AddressKind, Database
-from mailward.db.models import Domain
+from mailward.db import AddressKind, Database
 from mailward.directory.forwarding import ForwardLimits, expand, load_graph
-from mailward.directory.normalize import subaddress_base
+from mailward.directory.lookup import RecipientLookup, Verdict
 from mailward.queue.loops import (
     add_delivered_to,
     add_field,
@@ -52,22 +51,23 @@ def _allowance(data: bytes, cap: int) -> int:
 
 class LocalDelivery:
     def __init__(self, db: Database, store: MailStore, spool: Spool,
-                 delimiter: str = "+", limits: ForwardLimits | None = None) -> None:
+                 recipients: RecipientLookup | None = None,
+                 limits: ForwardLimits | None = None) -> None:
         self.db = db
         self.store = store
         self.spool = spool
-        self.delimiter = delimiter  # sub-addressing, as the MX's recipient lookup
+        self.recipients = recipients or RecipientLookup(db)  # sub-addressing as on the MX
         self.limits = limits or ForwardLimits()
 
     async def deliver(self, recipient: str, *, sender: str, data: bytes,
                       smtputf8: bool = False) -> Outcome:
-        row = await self._address(recipient)
-        base = subaddress_base(recipient, self.delimiter)
-        if row is None and base is not None:  # e.g. submitted to a local bob+tag@
-            recipient, row = base, await self._address(base)
-        if row is None:
+        found = await self.recipients.local(recipient)  # bob+tag@ is bob@ unless listed
+        recipient = found.address
+        if found.verdict is not Verdict.ACCEPTED:
             return Outcome.failed("5.1.1", f"{recipient}: no such address here")
-        address_id, kind, quota, destinations, domain, hosting = row
+        kind, quota = found.kind, found.quota_bytes
+        address_id, domain, hosting = found.address_id, found.domain, found.domain_hosting
+        assert address_id is not None
         loop = is_loop(data, recipient)
         if loop:
             return Outcome.failed("5.4.6", loop)
@@ -85,8 +85,8 @@ class LocalDelivery:
                 return Outcome.deferred("4.2.2", f"mailbox {recipient} is full (over quota)")
             await self._record_usage(address_id, recipient)
             stored = f"delivered to mailbox {recipient}; "
-        if kind in (AddressKind.FORWARDER, AddressKind.AUTOCC) and destinations:
-            targets = [d.strip() for d in destinations.split(",") if d.strip()]
+        if kind in (AddressKind.FORWARDER, AddressKind.AUTOCC) and found.destinations:
+            targets = list(found.destinations)
             refused = await self._forward(recipient, targets, data, copy, sender=sender,
                                           smtputf8=smtputf8)
             if refused:
@@ -128,19 +128,6 @@ class LocalDelivery:
             )
         return None
 
-    async def _address(self, email: str) -> Any:
-        async with self.db.session() as session:
-            return (await session.execute(
-                select(Address.id, Address.kind, Address.quota_bytes, Address.destinations,
-                       Domain.name, Domain.hosting)
-                .join(Domain, Domain.id == Address.domain_id)
-                .where(Address.email == email)
-            )).first()
-
     async def _record_usage(self, address_id: int, mailbox: str) -> None:
         """Keep the directory's usage figure (panel, RCPT-time quota check) current."""
-        used = await self.store.usage(mailbox)
-        async with self.db.session() as session, session.begin():
-            await session.execute(
-                update(Address).where(Address.id == address_id).values(used_bytes=used)
-            )
+        await self.recipients.record_usage(address_id, await self.store.usage(mailbox))

@@ -7,8 +7,8 @@ offered (opportunistic: customers' servers often have self-signed certificates).
 Unless ``allow_private`` (``allow_private_mail_servers``), a hop is never connected to at
 a loopback, private, link-local or other non-public address: a host name is resolved here
 (through the configured resolvers) and only its public addresses are tried; a hop with
-none is a deferral saying why (issue 16: a customer must not make us connect into the
-operator's own network). The operator's own smarthost (``relay_host``) is exempt.
+none is a deferral saying why (a customer must not make us connect into the operator's
+own network). The operator's own smarthost (``relay_host``) is exempt.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import aiosmtplib
 import dns.exception
 import dns.resolver
 
-from mailward.dns.resolver import make_resolver, private_address
+from mailward.net.resolver import make_resolver, private_address
 from mailward.queue.outcome import Outcome
 from mailward.routing.routes import Hop
 

@@ -24,9 +24,10 @@ from pathlib import Path
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailward.db import Database, Domain, QueuedMessage, QueuedRecipient, QueueStatus
+from mailward.core.normalize import domain_of
+from mailward.db import Database, QueuedMessage, QueuedRecipient, QueueStatus
 from mailward.db.models import EXTERNAL_ORIGINS, utcnow
-from mailward.directory.normalize import domain_of
+from mailward.directory.facts import domain_owners
 from mailward.queue.wake import Wakeup
 
 ORPHAN_AGE = timedelta(hours=1)
@@ -153,6 +154,30 @@ class Spool:
         self.wakeup.local()
         return ids
 
+    async def enqueue_in(
+        self,
+        session: AsyncSession,
+        copies: Sequence[NewCopy],
+        *,
+        sender: str,
+        origin: str,
+        smtputf8: bool = False,
+    ) -> list[str]:
+        """Queue copies as part of ``session``'s transaction (the caller commits, e.g. a
+        bounce together with the end of the delivery it reports); their queue ids.
+
+        The bytes are made durable now; if the caller's transaction then fails, the files
+        are orphans that ``sweep`` removes. Call ``wakeup.local()`` after the commit.
+        """
+        if not copies or any(not copy.recipients for copy in copies):
+            raise ValueError("a message needs at least one recipient")
+        ids = [new_queue_id() for _ in copies]
+        if not self.in_database:
+            await asyncio.to_thread(self._write_files, ids, copies)
+        await self._add_rows(session, list(zip(ids, copies, strict=True)), sender, origin,
+                             None, None, None, smtputf8)
+        return ids
+
     def _write_files(self, ids: list[str], copies: Sequence[NewCopy]) -> None:
         for queue_id, copy in zip(ids, copies, strict=True):
             _write_durably(self.path_of(queue_id), copy.data)
@@ -168,53 +193,59 @@ class Spool:
         smtputf8: bool,
         also: Callable[[AsyncSession], Awaitable[object]] | None = None,
     ) -> None:
-        domains = {domain_of(r.address) for _, copy in copies for r in copy.recipients}
-        now = utcnow()
         async with self.db.session() as session, session.begin():
-            # A row belongs to (is shown to) the account of its recipient's domain; mail
-            # from inside mailward to a domain nobody proved belongs to no account, or a
-            # tenant claiming someone else's domain would see other tenants' mail to it.
-            outside = origin in EXTERNAL_ORIGINS
-            owners = {
-                name: account_id
-                for name, account_id, verified_at in (await session.execute(
-                    select(Domain.name, Domain.account_id, Domain.verified_at)
-                    .where(Domain.name.in_(domains))
-                )).all()
-                if outside or verified_at is not None
-            }
-            for queue_id, copy in copies:
-                message = QueuedMessage(
-                    queue_id=queue_id,
-                    sender=sender,
-                    size=len(copy.data),
-                    origin=origin,
-                    peer=peer,
-                    envid=envid,
-                    ret=ret,
-                    smtputf8=smtputf8,
-                    subject=subject_of(copy.data),
-                    received_at=now,
-                    body=copy.data if self.in_database else None,
-                )
-                message.recipients = [
-                    QueuedRecipient(
-                        recipient=r.address,
-                        domain=domain_of(r.address),
-                        account_id=owners.get(domain_of(r.address)),
-                        orcpt=r.orcpt,
-                        notify=",".join(r.notify) or None,
-                        status=QueueStatus.QUEUED,
-                        attempts=0,
-                        next_attempt_at=now,
-                        delay_warned=False,
-                    )
-                    for r in copy.recipients
-                ]
-                session.add(message)
+            await self._add_rows(session, copies, sender, origin, peer, envid, ret, smtputf8)
             if also is not None:
                 await also(session)
-            await self.wakeup.announce(session)
+
+    async def _add_rows(
+        self,
+        session: AsyncSession,
+        copies: list[tuple[str, NewCopy]],
+        sender: str,
+        origin: str,
+        peer: str | None,
+        envid: str | None,
+        ret: str | None,
+        smtputf8: bool,
+    ) -> None:
+        domains = {domain_of(r.address) for _, copy in copies for r in copy.recipients}
+        now = utcnow()
+        # A row belongs to (is shown to) the account of its recipient's domain; mail from
+        # inside mailward to a domain nobody proved belongs to no account, or a tenant
+        # claiming someone else's domain would see other tenants' mail to it.
+        owners = await domain_owners(session, domains,
+                                     verified_only=origin not in EXTERNAL_ORIGINS)
+        for queue_id, copy in copies:
+            message = QueuedMessage(
+                queue_id=queue_id,
+                sender=sender,
+                size=len(copy.data),
+                origin=origin,
+                peer=peer,
+                envid=envid,
+                ret=ret,
+                smtputf8=smtputf8,
+                subject=subject_of(copy.data),
+                received_at=now,
+                body=copy.data if self.in_database else None,
+            )
+            message.recipients = [
+                QueuedRecipient(
+                    recipient=r.address,
+                    domain=domain_of(r.address),
+                    account_id=owners.get(domain_of(r.address)),
+                    orcpt=r.orcpt,
+                    notify=",".join(r.notify) or None,
+                    status=QueueStatus.QUEUED,
+                    attempts=0,
+                    next_attempt_at=now,
+                    delay_warned=False,
+                )
+                for r in copy.recipients
+            ]
+            session.add(message)
+        await self.wakeup.announce(session)
 
     async def read(self, message: QueuedMessage) -> bytes:
         """The message bytes (``OSError`` if the spool file vanished)."""

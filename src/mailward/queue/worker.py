@@ -9,13 +9,13 @@ domain travel together (one SMTP transaction per hop).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from mailward.config import Settings
@@ -25,7 +25,7 @@ from mailward.queue.dsn import DsnRecipient, build_dsn, should_notify
 from mailward.queue.local import LocalDelivery
 from mailward.queue.outcome import Outcome, Result
 from mailward.queue.relay import Envelope, Relay
-from mailward.queue.spool import NewRecipient, Spool
+from mailward.queue.spool import NewCopy, NewRecipient, Spool
 from mailward.routing.routes import Router
 
 log = logging.getLogger(__name__)
@@ -270,16 +270,20 @@ class DeliveryWorker:
                 # An admin may have deleted a recipient meanwhile: no report for it then.
                 notices = [n for n in notices
                            if n[1] == "delayed" or n[0].id in still_queued]
-        await self._notify(message, notices, data, expires)
+            # the report commits with the outcome it reports: a crash loses neither alone
+            notified = await self._notify(session, message, notices, data, expires)
+        if notified:
+            self.spool.wakeup.local()
         if finished:
             await self.spool.remove_if_done(message.id, message.queue_id)
 
-    async def _notify(self, message: QueuedMessage,
+    async def _notify(self, session: AsyncSession, message: QueuedMessage,
                       notices: list[tuple[QueuedRecipient, str, Outcome]], data: bytes,
-                      expires: datetime) -> None:
-        """Send the DSNs the sender asked for (never to the null sender)."""
+                      expires: datetime) -> bool:
+        """Queue the DSN the sender asked for (never to the null sender) in ``session``'s
+        transaction; whether one was queued."""
         if not message.sender:
-            return
+            return False
         wanted = [
             DsnRecipient(
                 final_recipient=row.recipient,
@@ -295,7 +299,7 @@ class DeliveryWorker:
             if should_notify(tuple(filter(None, (row.notify or "").split(","))), action)
         ]
         if not wanted:
-            return
+            return False
         report = build_dsn(
             reporting_mta=self.settings.node_name,
             sender=message.sender,
@@ -305,8 +309,7 @@ class DeliveryWorker:
             envid=message.envid,
             ret=message.ret,
         )
-        with contextlib.suppress(ValueError):
-            await self.spool.enqueue(
-                sender="", recipients=[NewRecipient(message.sender)], data=report,
-                origin="dsn", smtputf8=message.smtputf8,
-            )
+        await self.spool.enqueue_in(
+            session, [NewCopy([NewRecipient(message.sender)], report)], sender="",
+            origin="dsn", smtputf8=message.smtputf8)
+        return True

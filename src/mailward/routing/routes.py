@@ -1,4 +1,4 @@
-"""Where a recipient's mail goes: the one place deciding the route (DESIGN: "routing").
+"""Where a recipient's mail goes: the one place deciding the route (docs/architecture.md).
 
 Our domains follow their mail server settings, lowest preference first, equal preferences
 in random order; a server that is the operator's hosting host means local delivery (only
@@ -25,8 +25,9 @@ from sqlalchemy import select
 
 from mailward.config import Settings
 from mailward.db import Database
-from mailward.db.models import EXTERNAL_ORIGINS, Domain, MailServer
-from mailward.dns.resolver import make_resolver
+from mailward.db.models import EXTERNAL_ORIGINS, MailServer
+from mailward.directory.facts import domain_facts
+from mailward.net.resolver import make_resolver
 from mailward.routing.servers import DEFAULT_PORT, normalize_host, parse_server
 
 HOSTING_OFF = ("4.3.5 hosting is off for {domain}, but its mail server settings name the "
@@ -92,23 +93,20 @@ class Router:
         """Where mail for ``domain`` goes; ``origin`` is the queue row's origin (``None``:
         unknown, treated as mail that starts here)."""
         async with self.db.session() as session:
-            served = (await session.execute(
-                select(Domain.id, Domain.hosting, Domain.verified_at)
-                .where(Domain.name == domain)
-            )).first()
-            unverified = served is not None and served[2] is None
-            use_settings = served is not None and not (
-                unverified and origin not in EXTERNAL_ORIGINS)
+            served = await domain_facts(session, domain)
+            use_settings = served is not None and (
+                served.verified or origin in EXTERNAL_ORIGINS)
             if use_settings:
+                assert served is not None
                 rows = (await session.execute(
                     select(MailServer.preference, MailServer.host, MailServer.port)
-                    .where(MailServer.domain_id == served[0])
+                    .where(MailServer.domain_id == served.id)
                 )).all()
         if served is None:
             return await self._external(domain)
         if not use_settings:
             return _noted(await self._external(domain), UNVERIFIED.format(domain=domain))
-        hosting = served[1]
+        hosting = served.hosting
         if not rows:
             return Route(temporary="4.3.5 the domain has no mail server settings; "
                                    "mail is held until one is added")

@@ -1,10 +1,10 @@
-"""Mail server settings (reference doc §3, §3.1): per domain, FQDN or IP + port + preference.
+"""Mail server settings: per domain, FQDN or IP + port + preference (docs/procedures.md).
 
 The MX tier delivers a domain's filtered mail to these servers, lowest preference first.
 "Auto-configure" points a hosted domain at the operator's hosting host at preference 0.
 Every way in (CLI, API, panel) comes through :class:`ServerService`, which refuses: the
 operator's own MX hosts (a loop); the hosting host, by name or by one of its addresses,
-for a domain without hosting (issue 16: hosting cannot be reached without hosting); and
+for a domain without hosting (hosting cannot be reached without hosting); and
 loopback, private, link-local and other non-public addresses unless the operator allows
 them (``allow_private_mail_servers``; host names are checked when mail is relayed).
 """
@@ -12,23 +12,24 @@ them (``allow_private_mail_servers``; host names are checked when mail is relaye
 from __future__ import annotations
 
 import asyncio
+import builtins
 import ipaddress
 import re
 from dataclasses import dataclass
 
 import dns.exception
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailward.config import Settings
+from mailward.core.actor import Actor
+from mailward.core.audit import record
+from mailward.core.errors import Conflict, InvalidInput, NotFound
 from mailward.db import Database
-from mailward.db.models import Domain, MailServer, QueuedRecipient, QueueStatus, utcnow
-from mailward.directory.actor import Actor
-from mailward.directory.audit import record
-from mailward.directory.errors import Conflict, InvalidInput, NotFound
-from mailward.directory.normalize import normalize_domain
-from mailward.dns.resolver import make_resolver, private_address
+from mailward.db.models import Domain, MailServer
+from mailward.directory.facts import RouteChanged, scoped_domain
+from mailward.net.resolver import make_resolver, private_address
 
 DEFAULT_PORT = 25
 HOSTING_SETUP_DONE = "Hosting setup done"
@@ -118,8 +119,10 @@ def check_preference(value: str | int) -> int:
 class ServerService:
     """Mail server settings of the caller's domains."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings,
+                 on_route_change: RouteChanged | None = None) -> None:
         self.db = db
+        self.on_route_change = on_route_change  # e.g. retry the domain's held mail now
         self.settings = settings
 
     async def list(self, actor: Actor, domain: str) -> list[MailServerView]:
@@ -182,7 +185,8 @@ class ServerService:
             await session.commit()
             return view
 
-    async def auto_configure_hosting(self, actor: Actor, domain: str) -> list[MailServerView]:
+    async def auto_configure_hosting(self, actor: Actor, domain: str
+                                     ) -> builtins.list[MailServerView]:
         """Replace the domain's servers with exactly the hosting host at preference 0."""
         async with self.db.session() as session:
             found = await self._domain(session, actor, domain)
@@ -199,7 +203,7 @@ class ServerService:
             session.add(MailServer(account_id=found.account_id, domain_id=found.id,
                                    host=self.settings.hosting_host, port=DEFAULT_PORT,
                                    preference=0))
-            await _release_held(session, found.name)
+            await self._route_changed(session, found.name)
             await session.commit()
             return await self._views(session, found)
 
@@ -253,15 +257,12 @@ class ServerService:
         return found
 
     async def _domain(self, session: AsyncSession, actor: Actor, name: str) -> Domain:
-        try:
-            domain_name = normalize_domain(name)
-        except InvalidInput:
-            raise NotFound(f"no domain {name.strip()!r}") from None
-        query = actor.scope(select(Domain).where(Domain.name == domain_name), Domain.account_id)
-        found = await session.scalar(query)
-        if found is None:
-            raise NotFound(f"no domain {domain_name}")
-        return found
+        return await scoped_domain(session, actor, name)  # the directory decides whose
+
+    async def _route_changed(self, session: AsyncSession, domain: str) -> None:
+        """New settings: the hook (the queue's "retry now") runs in this transaction."""
+        if self.on_route_change is not None:
+            await self.on_route_change(session, domain)
 
     async def _server(self, session: AsyncSession, domain: Domain, server: str) -> MailServer:
         host, port = parse_server(server)
@@ -276,7 +277,8 @@ class ServerService:
             raise InvalidInput(f"{host} is listed on several ports: say which, as HOST:PORT")
         return rows[0]
 
-    async def _views(self, session: AsyncSession, domain: Domain) -> list[MailServerView]:
+    async def _views(self, session: AsyncSession, domain: Domain
+                     ) -> builtins.list[MailServerView]:
         rows = await session.scalars(
             select(MailServer).where(MailServer.domain_id == domain.id)
             .order_by(MailServer.preference, MailServer.host, MailServer.port)
@@ -288,7 +290,7 @@ class ServerService:
     ) -> None:
         try:
             await session.flush()
-            await _release_held(session, domain)
+            await self._route_changed(session, domain)
             await session.commit()
         except IntegrityError:
             await session.rollback()
@@ -306,12 +308,3 @@ def _ip(host: str) -> str | None:
 def _described(host: str, port: int, preference: int) -> str:
     """A server as the audit log shows it: ``mx.example.net:25 preference 10``."""
     return f"{server_address(host, port)} preference {preference}"
-
-
-async def _release_held(session: AsyncSession, domain: str) -> None:
-    """New settings: mail waiting for this domain is tried again now, not after backoff."""
-    await session.execute(
-        update(QueuedRecipient)
-        .where(QueuedRecipient.domain == domain, QueuedRecipient.status == QueueStatus.DEFERRED)
-        .values(next_attempt_at=utcnow())
-    )

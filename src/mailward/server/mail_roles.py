@@ -13,29 +13,29 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 
+from mailward.app import Services
 from mailward.config import Settings
-from mailward.directory import Directory
 from mailward.directory.forwarding import ForwardLimits
 from mailward.directory.mail_login import MailLogin
 from mailward.dkim import DkimService, sign
 from mailward.dns.recheck import DnsRechecker
 from mailward.filter import filter_pipeline
 from mailward.filter.auth import Authenticator
-from mailward.filter.digest import QuarantineDigester
 from mailward.filter.judge import Judge
-from mailward.filter.quarantine import Quarantine
 from mailward.imap.fetch import ParsedCache
 from mailward.imap.server import start_imap
 from mailward.imap.session import ImapServices
 from mailward.imap.session import LoginDeferred as ImapLoginDeferred
+from mailward.inbound.mx import MxIntake
+from mailward.inbound.submission import Signer, SubmissionIntake
 from mailward.net.limits import ConnectionLimiter
 from mailward.pop3 import LoginDeferred, start_pop3
 from mailward.pop3.maildrop import DEFAULT_LOCKS
 from mailward.pop3.shared_locks import PostgresMaildropLocks
+from mailward.quarantine.digest import QuarantineDigester
+from mailward.quarantine.service import Quarantine
 from mailward.queue.admin import QueueService
-from mailward.queue.intake import MxIntake
 from mailward.queue.local import LocalDelivery
-from mailward.queue.outbound import Signer, SubmissionIntake
 from mailward.queue.spool import Spool
 from mailward.queue.worker import DeliveryWorker
 from mailward.smtp.mx import start_mx
@@ -81,11 +81,11 @@ class MailSystem:
             return self._tls
 
     @classmethod
-    def create(cls, directory: Directory, settings: Settings) -> MailSystem:
-        queue = directory.queue  # its spool wakes this process's workers on "retry now"
+    def create(cls, services: Services, settings: Settings) -> MailSystem:
+        queue = services.queue  # its spool wakes this process's workers on "retry now"
         events = open_events(settings)
-        return cls(queue.spool, open_store(settings, directory.db, events), queue, settings,
-                   dkim_signer(DkimService(directory.db)), events)
+        return cls(queue.spool, open_store(settings, services.db, events), queue, settings,
+                   dkim_signer(services.dkim), events)
 
 
 def dkim_signer(service: DkimService) -> Signer:
@@ -126,10 +126,10 @@ class ListenerRole(_Role):
         super().__init__()
         self.settings = settings
         self.mail = mail
-        self._servers: list[asyncio.AbstractServer] = []
+        self._servers: list[asyncio.Server] = []
 
     async def start(self, sock: socket.socket, index: int,
-                    tls: ssl.SSLContext) -> asyncio.AbstractServer:
+                    tls: ssl.SSLContext) -> asyncio.Server:
         raise NotImplementedError
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
@@ -162,18 +162,18 @@ class ListenerRole(_Role):
 
 
 class MxRole(ListenerRole):
-    def __init__(self, directory: Directory, settings: Settings, mail: MailSystem) -> None:
+    def __init__(self, services: Services, settings: Settings, mail: MailSystem) -> None:
         super().__init__(settings, mail)
         on = settings.spam_filter
         self.limiter = ConnectionLimiter(*settings.connection_caps("mx"))  # both ports
         self.intake = MxIntake(
-            directory.recipients, mail.spool, filter_pipeline(settings),
+            services.recipients, mail.spool, filter_pipeline(settings),
             Authenticator(settings) if on else None,
-            Judge(directory.db, settings, directory.filter.learning) if on else None,
-            Quarantine(directory.db, settings) if on else None)
+            Judge(services.db, settings, services.filter.learning) if on else None,
+            Quarantine(services.db, settings) if on else None)
 
     async def start(self, sock: socket.socket, index: int,
-                    tls: ssl.SSLContext) -> asyncio.AbstractServer:
+                    tls: ssl.SSLContext) -> asyncio.Server:
         return await start_mx(
             self.intake, sock=sock, hostname=self.settings.node_name, tls_context=tls,
             data_size_limit=self.settings.max_message_size,
@@ -187,14 +187,14 @@ class MxRole(ListenerRole):
 class SubmissionRole(ListenerRole):
     """587 (STARTTLS) and 465 (implicit TLS): authenticated users sending mail."""
 
-    def __init__(self, directory: Directory, settings: Settings, mail: MailSystem) -> None:
+    def __init__(self, services: Services, settings: Settings, mail: MailSystem) -> None:
         super().__init__(settings, mail)
         self.limiter = ConnectionLimiter(*settings.connection_caps("submission"))
-        self.login = directory.mail_login
-        self.intake = SubmissionIntake(directory.mail_login, mail.spool, mail.signer)
+        self.login = services.mail_login
+        self.intake = SubmissionIntake(services.mail_login, mail.spool, mail.signer)
 
     async def start(self, sock: socket.socket, index: int,
-                    tls: ssl.SSLContext) -> asyncio.AbstractServer:
+                    tls: ssl.SSLContext) -> asyncio.Server:
         return await start_submission(
             self.intake, authenticator=self.login, sock=sock,
             hostname=self.settings.node_name, tls_context=tls, implicit_tls=index == 1,
@@ -228,9 +228,9 @@ class _DirectoryLogin:
 class Pop3Role(ListenerRole):
     """110 (STLS) and 995 (implicit TLS)."""
 
-    def __init__(self, directory: Directory, settings: Settings, mail: MailSystem) -> None:
+    def __init__(self, services: Services, settings: Settings, mail: MailSystem) -> None:
         super().__init__(settings, mail)
-        self.authenticator = _DirectoryLogin(directory.mail_login, "pop3", LoginDeferred)
+        self.authenticator = _DirectoryLogin(services.mail_login, "pop3", LoginDeferred)
         self.store = mail.store
         # With the shared PostgreSQL store, several nodes may serve one mailbox.
         self.locks = (PostgresMaildropLocks(settings.db_url)
@@ -238,7 +238,7 @@ class Pop3Role(ListenerRole):
         self.limiter = ConnectionLimiter(*settings.connection_caps("pop3"))  # both ports
 
     async def start(self, sock: socket.socket, index: int,
-                    tls: ssl.SSLContext) -> asyncio.AbstractServer:
+                    tls: ssl.SSLContext) -> asyncio.Server:
         return await start_pop3(
             authenticator=self.authenticator, store=self.store, sock=sock,
             hostname=self.settings.node_name, tls_context=tls, implicit_tls=index == 1,
@@ -251,9 +251,9 @@ class Pop3Role(ListenerRole):
 class ImapRole(ListenerRole):
     """143 (STARTTLS) and 993 (implicit TLS)."""
 
-    def __init__(self, directory: Directory, settings: Settings, mail: MailSystem) -> None:
+    def __init__(self, services: Services, settings: Settings, mail: MailSystem) -> None:
         super().__init__(settings, mail)
-        self.directory = directory
+        self.services = services
         self._services: list[ImapServices] = []
         self._parsed = ParsedCache()  # one for both ports
         self.limiter = ConnectionLimiter(*settings.connection_caps("imap"))  # both ports too
@@ -263,35 +263,35 @@ class ImapRole(ListenerRole):
             services.shut_down()
 
     async def start(self, sock: socket.socket, index: int,
-                    tls: ssl.SSLContext) -> asyncio.AbstractServer:
+                    tls: ssl.SSLContext) -> asyncio.Server:
         settings = self.settings
         services = ImapServices(
-            authenticator=_DirectoryLogin(self.directory.mail_login, "imap", ImapLoginDeferred),
+            authenticator=_DirectoryLogin(self.services.mail_login, "imap", ImapLoginDeferred),
             store=self.mail.store,
-            events=self.mail.events, quota=self.directory.mail_login.quota,
+            events=self.mail.events, quota=self.services.mail_login.quota,
             hostname=settings.node_name, tls_context=tls,
             allow_plaintext_auth=settings.allow_plaintext_auth,
             max_literal=settings.imap_max_literal or settings.max_message_size,
             idle_timeout=float(settings.imap_idle_timeout_seconds), parsed=self._parsed,
             preauth_max_literal=settings.preauth_max_literal,
             preauth_timeout=float(settings.preauth_timeout_seconds), limiter=self.limiter,
-            spam_reporter=self.directory.filter,  # Junk moves teach the domain's filter
+            spam_reporter=self.services.filter,  # Junk moves teach the domain's filter
         )
         self._services.append(services)
         return await start_imap(services, sock=sock, implicit_tls=index == 1)
 
 
 class DeliveryRole(_Role):
-    def __init__(self, directory: Directory, settings: Settings, mail: MailSystem) -> None:
+    def __init__(self, services: Services, settings: Settings, mail: MailSystem) -> None:
         super().__init__()
-        local = LocalDelivery(directory.db, mail.store, mail.spool,
-                              settings.recipient_delimiter, ForwardLimits.of(settings))
-        self.worker = DeliveryWorker(directory.db, settings, mail.spool, local)
+        local = LocalDelivery(services.db, mail.store, mail.spool, services.recipients,
+                              ForwardLimits.of(settings))
+        self.worker = DeliveryWorker(services.db, settings, mail.spool, local)
         # the background jobs of the platform run with the delivery workers
-        self.rechecker = (DnsRechecker(directory, settings)
+        self.rechecker = (DnsRechecker(services.directory, settings, mail.spool)
                           if settings.dns_recheck_interval_seconds else None)
         # quarantine: retention purge always, digests unless the interval is 0
-        self.digester = QuarantineDigester(directory, settings)
+        self.digester = QuarantineDigester(services.db, settings, mail.spool)
         self.mail = mail
         self.port = 0
 

@@ -9,13 +9,14 @@ import signal
 import socket
 from collections.abc import Callable, Iterable, Iterator
 from importlib.metadata import version
+from types import FrameType
 from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from mailward.app import Services
 from mailward.config import Settings
 from mailward.db import Database
-from mailward.directory import Directory
 from mailward.server.mail_roles import (
     DRAIN_SECONDS,
     DeliveryRole,
@@ -105,9 +106,9 @@ async def run(
     db = Database(settings.db_url)
     sockets: dict[str, list[socket.socket]] = {}
     try:
-        directory = Directory(db, settings)
-        mail = MailSystem.create(directory, settings) if roles - {"web"} else None
-        servers = _servers(directory, settings, roles, mail)
+        services = Services(db, settings)
+        mail = MailSystem.create(services, settings) if roles - {"web"} else None
+        servers = _servers(services, settings, roles, mail)
         for role in servers:
             for field, _ in listeners(role, settings):
                 sockets.setdefault(role, []).append(
@@ -125,26 +126,26 @@ async def run(
         await db.dispose()
 
 
-def _servers(directory: Directory, settings: Settings, roles: set[str],
+def _servers(services: Services, settings: Settings, roles: set[str],
              mail: MailSystem | None) -> dict[str, Any]:
     servers: dict[str, Any] = {}
     if "web" in roles:
-        servers["web"] = web_server(directory, settings)
+        servers["web"] = web_server(services, settings)
     if "mx" in roles:
         assert mail is not None
-        servers["mx"] = MxRole(directory, settings, mail)
+        servers["mx"] = MxRole(services, settings, mail)
     if "delivery" in roles:
         assert mail is not None
-        servers["delivery"] = DeliveryRole(directory, settings, mail)
+        servers["delivery"] = DeliveryRole(services, settings, mail)
     if "submission" in roles:
         assert mail is not None
-        servers["submission"] = SubmissionRole(directory, settings, mail)
+        servers["submission"] = SubmissionRole(services, settings, mail)
     if "pop3" in roles:
         assert mail is not None
-        servers["pop3"] = Pop3Role(directory, settings, mail)
+        servers["pop3"] = Pop3Role(services, settings, mail)
     if "imap" in roles:
         assert mail is not None
-        servers["imap"] = ImapRole(directory, settings, mail)
+        servers["imap"] = ImapRole(services, settings, mail)
     return servers
 
 
@@ -248,7 +249,8 @@ def _stop_on_signals(servers: Iterable[RoleServer]) -> Iterator[None]:
     """SIGINT/SIGTERM ask every server to stop; a second SIGINT forces it."""
     loop = asyncio.get_running_loop()
     targets = list(servers)
-    installed: list[tuple[signal.Signals, object]] = []
+    # (signal, the handler it had: a callable, SIG_DFL/SIG_IGN, or None if not set from Python)
+    installed: list[tuple[signal.Signals, Callable[[int, FrameType | None], Any] | int | None]] = []
 
     def stop(sig: signal.Signals) -> None:
         for server in targets:
@@ -268,4 +270,4 @@ def _stop_on_signals(servers: Iterable[RoleServer]) -> Iterator[None]:
     finally:
         for sig, previous in installed:
             loop.remove_signal_handler(sig)
-            signal.signal(sig, previous)  # type: ignore[arg-type]
+            signal.signal(sig, previous)

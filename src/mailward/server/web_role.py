@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import uvicorn
 
+from mailward.app import Services
 from mailward.config import Settings
-from mailward.directory import Directory
 from mailward.web import create_app
 from mailward.web.sessions import PURGE_EVERY_SECONDS, purge_expired_sessions
 
@@ -94,8 +94,8 @@ def bind(host: str, port: int) -> socket.socket:
         raise OSError(exc.errno, f"web: cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
-def web_server(directory: Directory, settings: Settings) -> RoleServer:
-    app = create_app(directory, settings)
+def web_server(services: Services, settings: Settings) -> RoleServer:
+    app = create_app(services, settings)
     config = uvicorn.Config(
         app,
         host=settings.bind,
@@ -106,7 +106,7 @@ def web_server(directory: Directory, settings: Settings) -> RoleServer:
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
     async def purge_sessions() -> int:  # expired panel sessions
-        return await purge_expired_sessions(directory.db)
+        return await purge_expired_sessions(services.db)
 
     return RoleServer(config, {"session-purge": (PURGE_EVERY_SECONDS, purge_sessions)})
 

@@ -22,11 +22,11 @@ import asyncio
 import logging
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AnyStr
+from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, TLSSetupException
 
@@ -52,7 +52,7 @@ from mailward.smtp.types import Envelope, InboundSink, RecipientParams, Reply
 
 log = logging.getLogger(__name__)
 
-ReverseResolver = Callable[[str], Awaitable[str | None]]
+ReverseResolver = Callable[[str], Coroutine[Any, Any, str | None]]
 """``ip → verified host name or None``; used for the ``Received:`` header."""
 
 IDENT = "mailward ESMTP"
@@ -185,7 +185,8 @@ class MxSMTP(SMTP):
 
     async def push(self, status: AnyStr) -> None:
         if status == "220 Ready to start TLS":  # sent by aiosmtpd's smtp_STARTTLS
-            status = R_TLS_READY  # type: ignore[assignment]
+            await super().push(R_TLS_READY)
+            return
         await super().push(status)
 
     def _close(self) -> None:
@@ -569,7 +570,7 @@ async def start_mx(
     data_memory_bytes: int | None = None,
     spill_dir: Path | None = None,
     limiter: ConnectionLimiter | None = None,
-) -> asyncio.AbstractServer:
+) -> asyncio.Server:
     """Serve inbound SMTP on ``sock`` (bound; listened on here) in the running loop.
 
     ``timeout`` is each session's idle timeout in seconds (reset by every valid command

@@ -17,10 +17,16 @@ import logging
 import socket
 import ssl
 from pathlib import Path
-from typing import Protocol
+from typing import AnyStr, Protocol
 
 from mailward.net.limits import ConnectionLimiter
-from mailward.smtp.mx import DEFAULT_TIMEOUT, LARGE_ACCEPTS, MxSMTP, format_reply
+from mailward.smtp.mx import (
+    DEFAULT_TIMEOUT,
+    LARGE_ACCEPTS,
+    MxSMTP,
+    _Transaction,
+    format_reply,
+)
 from mailward.smtp.received import peer_ip
 from mailward.smtp.types import Envelope, InboundSink, Reply
 
@@ -38,8 +44,13 @@ MAX_AUTH_LINE = 12288  # RFC 4954 §4: at least 12288 octets for a SASL response
 
 
 class LoginAnswer(Protocol):
-    mailbox: str | None
-    retry_after: int
+    """A login's outcome (read-only): the mailbox, or how long a locked client waits."""
+
+    @property
+    def mailbox(self) -> str | None: ...
+
+    @property
+    def retry_after(self) -> int: ...
 
 
 class Authenticator(Protocol):
@@ -169,16 +180,18 @@ class SubmissionSMTP(MxSMTP):
             return
         await super().smtp_MAIL(arg)
 
-    async def push(self, status: object) -> None:  # type: ignore[override]
+    async def push(self, status: AnyStr) -> None:
         # MAIL's own "250 2.1.0 OK" must wait for the ownership check: hold it back.
         if status == "250 2.1.0 OK" and self.login is not None and self.txn.sender is not None:
             reply = await self.submission_sink.check_sender(self.login, self.txn.sender)
             if not reply.ok:
                 self.txn.sender = None
-                status = format_reply(reply)
-        await super().push(status)  # type: ignore[arg-type]
+                await super().push(format_reply(reply))
+                return
+        await super().push(status)
 
-    def _envelope(self, txn, content, client_name):  # type: ignore[no-untyped-def]
+    def _envelope(self, txn: _Transaction, content: bytes, client_name: str | None
+                  ) -> Envelope:
         envelope: Envelope = super()._envelope(txn, content, client_name)
         return dataclasses.replace(envelope, authenticated_as=self.login)
 
@@ -204,7 +217,7 @@ async def start_submission(
     data_memory_bytes: int | None = None,
     spill_dir: Path | None = None,
     limiter: ConnectionLimiter | None = None,
-) -> asyncio.AbstractServer:
+) -> asyncio.Server:
     """Serve submission on ``sock``: STARTTLS (587) or, with ``implicit_tls``, 465.
 
     ``preauth_timeout`` is the idle timeout before AUTH (default: ``timeout``); the

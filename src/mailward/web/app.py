@@ -15,8 +15,8 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
+from mailward.app import Services
 from mailward.config import Settings
-from mailward.directory import Directory
 from mailward.directory.auth_limit import AuthLimiter
 from mailward.web import dnstools, quarantine_links
 from mailward.web.api import API_PATH, BEARER, api_routers
@@ -74,13 +74,13 @@ def openapi_config() -> OpenAPIConfig:
     )
 
 
-def create_app(directory: Directory, settings: Settings) -> Litestar:
-    """Build the web app over ``directory``. Panel and API logins count failures per
+def create_app(services: Services, settings: Settings) -> Litestar:
+    """Build the web app over ``services``. Panel and API logins count failures per
     login (``auth_failures_per_window``, the directory's limit, which an admin's unlock
     clears) and per client address with its own, much higher limit
     (``auth_ip_failures_per_window``): an office behind one NAT is not locked out by a
     few bad guesses against one of its users."""
-    limiter = AuthLimiter(directory.db, settings.auth_failures_per_window,
+    limiter = AuthLimiter(services.db, settings.auth_failures_per_window,
                           settings.auth_window_seconds,
                           prefix_limits={IP_PREFIX: settings.auth_ip_failures_per_window})
     templates = TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine)
@@ -102,11 +102,11 @@ def create_app(directory: Directory, settings: Settings) -> Litestar:
         middleware=[session_config(settings).middleware],
         csrf_config=csrf_config(settings),
         # in the database, so every web node shares sessions and the public pages' limits
-        stores={SESSION_STORE: DatabaseStore(directory.db),
-                **{name: DatabaseStore(directory.db, f"{name}:") for name in (
+        stores={SESSION_STORE: DatabaseStore(services.db),
+                **{name: DatabaseStore(services.db, f"{name}:") for name in (
                     dnstools.RATE_LIMIT_STORE, quarantine_links.RATE_LIMIT_STORE)}},
         plugins=[FlashPlugin(FlashConfig(template_config=templates))],
-        state=State({STATE_KEY: WebContext(directory, settings, limiter)}),
+        state=State({STATE_KEY: WebContext(services, settings, limiter)}),
         response_headers=[ResponseHeader(name=k, value=v) for k, v in SECURITY_HEADERS.items()],
         logging_config=None,  # the process (``mailward serve``) owns logging, not the app
     )

@@ -21,8 +21,8 @@ from litestar import Request, Response, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromQuery
 
-from mailward.directory import Actor, DirectoryError
-from mailward.directory.normalize import normalize_domain
+from mailward.core.normalize import normalize_domain
+from mailward.directory import Actor, ServiceError
 from mailward.web.context import context_of
 
 __all__ = ["autoconfig_handlers"]
@@ -45,11 +45,11 @@ async def _hosted_domain(request: Request[Any, Any, Any], email: str | None) -> 
     else:
         host = request.headers.get("host", "").rsplit(":", 1)[0].lower()
         candidate = host.removeprefix("autoconfig.").removeprefix("autodiscover.")
-    directory = context_of(request).directory
+    services = context_of(request).services
     try:
-        view = await directory.domains.get(Actor.operator("autoconfig"),
+        view = await services.domains.get(Actor.operator("autoconfig"),
                                            normalize_domain(candidate))
-    except (DirectoryError, ValueError):
+    except (ServiceError, ValueError):
         view = None
     if view is None or not view.hosting:
         raise NotFoundException("no mail hosting for this domain here")

@@ -11,8 +11,9 @@ from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers import BaseRouteHandler
 
+from mailward.app import Services
 from mailward.config import Settings
-from mailward.directory import Actor, Directory
+from mailward.directory import Actor
 from mailward.directory.auth_limit import AuthLimiter
 
 STATE_KEY = "mailward"
@@ -21,7 +22,7 @@ BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="mailward"'}
 
 @dataclass(frozen=True, slots=True)
 class WebContext:
-    directory: Directory
+    services: Services
     settings: Settings
     limiter: AuthLimiter
 
@@ -38,7 +39,7 @@ async def require_token(
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise NotAuthorizedException("missing bearer token", headers=BEARER_CHALLENGE)
-    actor = await context_of(connection).directory.tokens.actor_for(token)
+    actor = await context_of(connection).services.tokens.actor_for(token)
     if actor is None:
         raise NotAuthorizedException("unknown or revoked token", headers=BEARER_CHALLENGE)
     client = connection.client.host if connection.client and connection.client.host else None
@@ -49,8 +50,8 @@ def _actor(request: Request[Any, Any, Any]) -> Actor:
     return request.state.actor
 
 
-def _directory(request: Request[Any, Any, Any]) -> Directory:
-    return context_of(request).directory
+def _services(request: Request[Any, Any, Any]) -> Services:
+    return context_of(request).services
 
 
 def _context(request: Request[Any, Any, Any]) -> WebContext:
@@ -59,11 +60,11 @@ def _context(request: Request[Any, Any, Any]) -> WebContext:
 
 DEPENDENCIES = {
     "actor": Provide(_actor, sync_to_thread=False),
-    "directory": Provide(_directory, sync_to_thread=False),
+    "services": Provide(_services, sync_to_thread=False),
     "web": Provide(_context, sync_to_thread=False),
 }
 
 ActorDep = NamedDependency[Actor]
 """Handler parameter type: the caller resolved from its bearer token."""
-DirectoryDep = NamedDependency[Directory]
+ServicesDep = NamedDependency[Services]
 WebDep = NamedDependency[WebContext]

@@ -1,4 +1,4 @@
-"""Public DNS lookup pages (reference doc §4.3.1: "MX lookup", "A lookup"): no login.
+"""Public DNS lookup pages ("MX lookup", "A lookup": docs/procedures.md): no login.
 
 ``GET /tools/dns?type=MX&name=example.com`` shows every record with the doc's columns
 (Name, TTL, Class, Type, Priority, Answer), or says why there is none (NXDOMAIN, no

@@ -8,8 +8,16 @@ from typing import Any
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types import ExceptionHandlersMap
 
-from mailward.directory import DirectoryError
+from mailward.core.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    ServiceError,
+    TooManyAttempts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -20,9 +28,26 @@ def _error(message: str, status: int, headers: dict[str, str] | None = None) -> 
     )
 
 
-def directory_error(_request: Request[Any, Any, Any], exc: DirectoryError) -> Response[Any]:
+HTTP_STATUS: dict[type[ServiceError], int] = {
+    InvalidInput: 400,
+    NotFound: 404,
+    Forbidden: 403,
+    Conflict: 409,
+    TooManyAttempts: 429,
+}
+
+
+def http_status(exc: ServiceError) -> int:
+    """The HTTP status a refused service call answers with (400 unless more specific)."""
+    for kind in type(exc).__mro__:
+        if kind in HTTP_STATUS:
+            return HTTP_STATUS[kind]
+    return 400
+
+
+def service_error(_request: Request[Any, Any, Any], exc: ServiceError) -> Response[Any]:
     """A service refused: its status (400/403/404/409) and its one-line reason."""
-    return _error(str(exc), exc.status)
+    return _error(str(exc), http_status(exc))
 
 
 def validation_error(_request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
@@ -58,8 +83,8 @@ def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[
     return _error("internal server error", HTTP_500_INTERNAL_SERVER_ERROR)
 
 
-EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
-    DirectoryError: directory_error,
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    ServiceError: service_error,
     ValidationException: validation_error,
     HTTPException: http_error,
     Exception: internal_error,

@@ -62,9 +62,9 @@ async def _login(web: WebContext, login: str, password: str, client: str, *,
     attempt = await web.limiter.attempt(*_keys(login, client))
     if attempt.retry_after:
         raise LoginThrottled(attempt.retry_after)
-    found: Actor | str | None = await web.directory.accounts.authenticate(login, password)
+    found: Actor | str | None = await web.services.accounts.authenticate(login, password)
     if found is None and mailboxes:
-        mailbox = await web.directory.mail_login.authenticate(login, password, client, "web")
+        mailbox = await web.services.mail_login.authenticate(login, password, client, "web")
         if mailbox.retry_after:
             raise LoginThrottled(mailbox.retry_after)
         found = mailbox.mailbox
@@ -75,7 +75,7 @@ async def _login(web: WebContext, login: str, password: str, client: str, *,
 
 
 async def needs_code(web: WebContext, actor: Actor) -> bool:
-    return actor.user_id is not None and await web.directory.two_factor.enabled(actor.user_id)
+    return actor.user_id is not None and await web.services.two_factor.enabled(actor.user_id)
 
 
 async def code_login(web: WebContext, actor: Actor, code: str, client: str) -> None:
@@ -85,6 +85,6 @@ async def code_login(web: WebContext, actor: Actor, code: str, client: str) -> N
     if attempt.retry_after:
         raise LoginThrottled(attempt.retry_after)
     assert actor.user_id is not None
-    if not await web.directory.two_factor.verify(actor.user_id, code):
+    if not await web.services.two_factor.verify(actor.user_id, code):
         raise LoginFailed("wrong or used two-factor code")
     await web.limiter.forgive(attempt)

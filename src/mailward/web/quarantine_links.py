@@ -1,6 +1,6 @@
 """``/quarantine/release``: the page behind the release links of the quarantine digest.
 
-No login: the link's signed token is the authority (:mod:`mailward.filter.digest`).
+No login: the link's signed token is the authority (:mod:`mailward.quarantine.links`).
 ``GET`` only shows the message and a Release button; the ``POST`` of that button (with the
 token and the CSRF token) releases it. Never a release on GET: the link scanners of mail
 security gateways fetch every link in a mail, and would release the spam themselves.
@@ -20,9 +20,10 @@ from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.params import FromQuery
 from litestar.response import Template
 
-from mailward.directory import DirectoryError
-from mailward.filter.digest import AlreadyReleased, ReleaseLinks
+from mailward.directory import ServiceError
+from mailward.quarantine.links import AlreadyReleased, ReleaseLinks
 from mailward.web.context import WebDep
+from mailward.web.errors import http_status
 from mailward.web.panel.common import Form, client_of
 
 __all__ = ["RATE_LIMIT", "RATE_LIMIT_STORE", "quarantine_router"]
@@ -40,11 +41,11 @@ def _page(state: str, *, status: int = 200, **context: Any) -> Template:
                     context={"state": state, **context})
 
 
-def _refused(exc: DirectoryError) -> Template:
+def _refused(exc: ServiceError) -> Template:
     """A link that cannot release: already used (200), deleted (404), bad (400)."""
     if isinstance(exc, AlreadyReleased):
         return _page("already", reason=str(exc))
-    return _page("error", status=exc.status, reason=str(exc))
+    return _page("error", status=http_status(exc), reason=str(exc))
 
 
 # what a refusal means to the person who clicked (Litestar's own details are terse):
@@ -68,8 +69,8 @@ def _http_refusal(_request: Request[Any, Any, Any], exc: HTTPException) -> Templ
 async def release_form(web: WebDep, t: FromQuery[str] = "") -> Template:
     """Show the message the link names and a Release button (nothing changes here)."""
     try:
-        target = await ReleaseLinks(web.directory, web.settings).check(t)
-    except DirectoryError as exc:
+        target = await ReleaseLinks(web.services.quarantine, web.settings).check(t)
+    except ServiceError as exc:
         return _refused(exc)
     if target.entry.status != "held":
         return _page("already", reason=f"this message was already released to "
@@ -83,9 +84,9 @@ async def release(request: Request[Any, Any, Any], web: WebDep,
                   data: Annotated[dict[str, str], Form]) -> Template:
     """Release the message the posted token names, once."""
     try:
-        released = await ReleaseLinks(web.directory, web.settings).release(
+        released = await ReleaseLinks(web.services.quarantine, web.settings).release(
             data.get("t", ""), client_of(request))
-    except DirectoryError as exc:
+    except ServiceError as exc:
         return _refused(exc)
     return _page("released", entry=released.entry)
 

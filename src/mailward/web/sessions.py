@@ -5,11 +5,9 @@ secret the CSRF tokens are signed with.
 
 from __future__ import annotations
 
-import os
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from litestar.config.csrf import CSRFConfig
 from litestar.connection import ASGIConnection
@@ -19,9 +17,10 @@ from litestar.middleware.session.server_side import (
 )
 from litestar.stores.base import Store
 from litestar.types import Empty
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 
 from mailward.config import Settings
+from mailward.config.secret import web_secret
 from mailward.db import Database
 from mailward.db.models import WebSession, utcnow
 
@@ -33,13 +32,11 @@ __all__ = [
     "new_session_id",
     "purge_expired_sessions",
     "session_config",
-    "web_secret",
 ]
 
 SESSION_STORE = "sessions"
 SESSION_SECONDS = 8 * 3600  # idle lifetime of a panel login; every request renews it
 PURGE_EVERY_SECONDS = 3600  # the web role deletes expired sessions this often
-SECRET_FILE = "web-secret"
 # not panel pages: the API authenticates with bearer tokens (no ambient credential to
 # forge), the public tools and client set-up documents need no session
 NO_SESSION = ["^/api/", "^/static/", "^/tools/", "^/mail/config", "^/.well-known/",
@@ -118,32 +115,9 @@ async def purge_expired_sessions(db: Database) -> int:
     pages' rate-limit counters); how many went. The web role runs it every
     ``PURGE_EVERY_SECONDS``."""
     async with db.session() as session, session.begin():
-        result = await session.execute(
-            delete(WebSession).where(WebSession.expires_at <= utcnow()))
+        result = cast(CursorResult[Any], await session.execute(  # DML: has rowcount
+            delete(WebSession).where(WebSession.expires_at <= utcnow())))
     return int(result.rowcount or 0)
-
-
-def web_secret(settings: Settings) -> str:
-    """``web_secret`` from the settings, else one generated once into the data dir (0600).
-
-    Several web nodes must share it: set ``MAILWARD_WEB_SECRET`` on each.
-    """
-    if settings.web_secret is not None:
-        return settings.web_secret.get_secret_value()
-    path = settings.data_dir / SECRET_FILE
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        pass
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(32)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as out:
-        out.write(secret + "\n")
-    return secret
 
 
 def _behind_tls(settings: Settings) -> bool:

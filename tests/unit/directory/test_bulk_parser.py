@@ -1,4 +1,4 @@
-"""The bulk-add line parser: formats of reference doc §2.1.2, and robustness."""
+"""The bulk-add line parser: formats of docs/procedures.md ("Bulk add"), and robustness."""
 
 from __future__ import annotations
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mailward.directory.errors import InvalidInput
-from mailward.directory.normalize import (
+from mailward.core.errors import InvalidInput
+from mailward.core.normalize import (
     display_domain,
     normalize_address,
     normalize_domain,

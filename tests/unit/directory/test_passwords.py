@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mailward.config import load_settings
-from mailward.directory.errors import InvalidInput
+from mailward.core.errors import InvalidInput
 from mailward.directory.passwords import Passwords
 
 

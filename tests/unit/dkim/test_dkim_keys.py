@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from mailward.directory.errors import Conflict
+from mailward.core.errors import Conflict
 from mailward.dkim import (
     generate_keypair,
     record_name,

@@ -6,10 +6,10 @@ import base64
 
 import pytest
 
+from mailward.net.sasl import decode_sasl_plain
 from mailward.pop3.commands import (
     CommandError,
     capabilities,
-    decode_sasl_plain,
     message_body,
     parse_command,
     parse_number,

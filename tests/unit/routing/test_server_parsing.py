@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailward.directory.errors import InvalidInput
+from mailward.core.errors import InvalidInput
 from mailward.routing.servers import check_preference, parse_server, server_address
 
 

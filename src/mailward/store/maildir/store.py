@@ -25,6 +25,7 @@ import secrets
 import shutil
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 from weakref import WeakValueDictionary
@@ -180,7 +181,7 @@ class MaildirStore:
         _check_uid(uid, name)
         for attempt in range(FETCH_ATTEMPTS):
             path = await self._run(
-                mailbox, lambda box, a=attempt: box.locate(name, uid, refresh=a > 0)
+                mailbox, partial(Maildir.locate, folder=name, uid=uid, refresh=attempt > 0)
             )
             try:
                 return await asyncio.to_thread(path.read_bytes)

@@ -7,7 +7,7 @@ from litestar.params import FromPath, JSONBody
 
 from mailward.directory.views import AccountView, UserView
 from mailward.web.api.schemas import AccountCreate, UserCreate, errors
-from mailward.web.context import ActorDep, DirectoryDep
+from mailward.web.context import ActorDep, ServicesDep
 
 
 class AccountController(Controller):
@@ -15,20 +15,20 @@ class AccountController(Controller):
     tags = ["accounts"]  # noqa: RUF012 - Litestar reads it as a class attribute
 
     @get(summary="List accounts (an account admin sees only its own)", responses=errors())
-    async def list_accounts(self, actor: ActorDep, directory: DirectoryDep) -> list[AccountView]:
-        return await directory.accounts.list(actor)
+    async def list_accounts(self, actor: ActorDep, services: ServicesDep) -> list[AccountView]:
+        return await services.accounts.list(actor)
 
     @post(summary="Create an account (operator)", responses=errors(403, 409))
     async def create_account(
-        self, data: JSONBody[AccountCreate], actor: ActorDep, directory: DirectoryDep
+        self, data: JSONBody[AccountCreate], actor: ActorDep, services: ServicesDep
     ) -> AccountView:
-        return await directory.accounts.create(actor, data.name)
+        return await services.accounts.create(actor, data.name)
 
     @get("/{name:str}", summary="One account", responses=errors(404))
     async def get_account(
-        self, name: FromPath[str], actor: ActorDep, directory: DirectoryDep
+        self, name: FromPath[str], actor: ActorDep, services: ServicesDep
     ) -> AccountView:
-        return await directory.accounts.get(actor, name)
+        return await services.accounts.get(actor, name)
 
     @delete(
         "/{name:str}",
@@ -36,9 +36,9 @@ class AccountController(Controller):
         responses=errors(403, 404, 409),
     )
     async def delete_account(
-        self, name: FromPath[str], actor: ActorDep, directory: DirectoryDep
+        self, name: FromPath[str], actor: ActorDep, services: ServicesDep
     ) -> None:
-        await directory.accounts.delete(actor, name)
+        await services.accounts.delete(actor, name)
 
     @post(
         "/{name:str}/users",
@@ -51,6 +51,6 @@ class AccountController(Controller):
         name: FromPath[str],
         data: JSONBody[UserCreate],
         actor: ActorDep,
-        directory: DirectoryDep,
+        services: ServicesDep,
     ) -> UserView:
-        return await directory.accounts.create_user(actor, data.login, data.password, account=name)
+        return await services.accounts.create_user(actor, data.login, data.password, account=name)

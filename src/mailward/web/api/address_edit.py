@@ -16,7 +16,7 @@ from mailward.web.api.schemas import (
     errors,
     joined,
 )
-from mailward.web.context import ActorDep, DirectoryDep
+from mailward.web.context import ActorDep, ServicesDep
 
 
 class AddressEditController(Controller):
@@ -36,21 +36,21 @@ class AddressEditController(Controller):
         email: FromPath[str],
         data: JSONBody[AddressSetup],
         actor: ActorDep,
-        directory: DirectoryDep,
+        services: ServicesDep,
     ) -> AddressView:
         if data.kind == "mailbox":
             if data.destinations is not None:
                 raise InvalidInput("a mailbox takes a password, not destinations")
             if data.password is None or data.password_repeat is None:
                 raise InvalidInput('a mailbox needs "password" and "password_repeat"')
-            return await directory.addresses.setup_mailbox(
+            return await services.addresses.setup_mailbox(
                 actor, email, data.password, data.password_repeat
             )
         if data.password is not None or data.password_repeat is not None:
             raise InvalidInput("a forwarder takes destinations, not a password")
         if data.destinations is None:
             raise InvalidInput('a forwarder needs "destinations"')
-        return await directory.addresses.setup_forwarder(actor, email, joined(data.destinations))
+        return await services.addresses.setup_forwarder(actor, email, joined(data.destinations))
 
     @put("/password", summary="Change a mailbox's password", responses=errors(404, 409))
     async def set_password(
@@ -58,9 +58,9 @@ class AddressEditController(Controller):
         email: FromPath[str],
         data: JSONBody[PasswordChange],
         actor: ActorDep,
-        directory: DirectoryDep,
+        services: ServicesDep,
     ) -> AddressView:
-        return await directory.addresses.set_password(
+        return await services.addresses.set_password(
             actor, email, data.password, data.password_repeat
         )
 
@@ -74,9 +74,9 @@ class AddressEditController(Controller):
         email: FromPath[str],
         data: JSONBody[DestinationsChange],
         actor: ActorDep,
-        directory: DirectoryDep,
+        services: ServicesDep,
     ) -> AddressView:
-        return await directory.addresses.set_destinations(actor, email, joined(data.destinations))
+        return await services.addresses.set_destinations(actor, email, joined(data.destinations))
 
     @put(
         "/autocc",
@@ -89,9 +89,9 @@ class AddressEditController(Controller):
         email: FromPath[str],
         data: JSONBody[DestinationsChange],
         actor: ActorDep,
-        directory: DirectoryDep,
+        services: ServicesDep,
     ) -> AddressView:
-        return await directory.addresses.set_autocc(actor, email, joined(data.destinations))
+        return await services.addresses.set_autocc(actor, email, joined(data.destinations))
 
     @delete(
         "/autocc",
@@ -100,9 +100,9 @@ class AddressEditController(Controller):
         responses=errors(404, 409),
     )
     async def remove_autocc(
-        self, email: FromPath[str], actor: ActorDep, directory: DirectoryDep
+        self, email: FromPath[str], actor: ActorDep, services: ServicesDep
     ) -> AddressView:
-        return await directory.addresses.remove_autocc(actor, email)
+        return await services.addresses.remove_autocc(actor, email)
 
     @put("/list", summary="Move the address to the other list", responses=errors(404))
     async def set_list(
@@ -110,6 +110,6 @@ class AddressEditController(Controller):
         email: FromPath[str],
         data: JSONBody[ListChange],
         actor: ActorDep,
-        directory: DirectoryDep,
+        services: ServicesDep,
     ) -> AddressView:
-        return await directory.addresses.set_list(actor, email, data.list_)
+        return await services.addresses.set_list(actor, email, data.list_)

@@ -27,7 +27,7 @@ from mailward.web.api.schemas import (
     joined,
     out,
 )
-from mailward.web.context import ActorDep, DirectoryDep
+from mailward.web.context import ActorDep, ServicesDep
 
 
 class AddressController(Controller):
@@ -38,7 +38,7 @@ class AddressController(Controller):
     async def search_addresses(
         self,
         actor: ActorDep,
-        directory: DirectoryDep,
+        services: ServicesDep,
         search: Annotated[str, QueryParameter(description="part of the address")] = "",
         domain: FromQuery[str | None] = None,
         list_: Annotated[AddressList | None, QueryParameter(name="list")] = None,
@@ -47,7 +47,7 @@ class AddressController(Controller):
         per_page: Annotated[int, QueryParameter(ge=1, le=MAX_PER_PAGE)] = 50,
     ) -> AddressPage:
         criteria = AddressFilter(search=search, domain=domain, list=list_, kind=kind)
-        found = await directory.addresses.search(actor, criteria, page=page, per_page=per_page)
+        found = await services.addresses.search(actor, criteria, page=page, per_page=per_page)
         return out(found, AddressPage)
 
     @post(
@@ -63,9 +63,9 @@ class AddressController(Controller):
         },
     )
     async def add_address(
-        self, data: JSONBody[AddressCreate], actor: ActorDep, directory: DirectoryDep
+        self, data: JSONBody[AddressCreate], actor: ActorDep, services: ServicesDep
     ) -> Response[LineResult | AddInvalid]:
-        result = await directory.bulk.add_one(
+        result = await services.bulk.add_one(
             actor,
             data.address,
             data.list_,
@@ -87,9 +87,9 @@ class AddressController(Controller):
         responses=errors(),
     )
     async def bulk_add(
-        self, data: JSONBody[BulkAdd], actor: ActorDep, directory: DirectoryDep
+        self, data: JSONBody[BulkAdd], actor: ActorDep, services: ServicesDep
     ) -> BulkOut:
-        result = await directory.bulk.add_lines(actor, data.text, data.list_)
+        result = await services.bulk.add_lines(actor, data.text, data.list_)
         return BulkOut(
             list_=result.list,
             counts=result.counts,
@@ -105,7 +105,7 @@ class AddressController(Controller):
         responses=errors(404),
     )
     async def delete_addresses(
-        self, data: JSONBody[AddressDelete], actor: ActorDep, directory: DirectoryDep
+        self, data: JSONBody[AddressDelete], actor: ActorDep, services: ServicesDep
     ) -> DeletedOut:
         criteria = AddressFilter(
             search=data.search, domain=data.domain, list=data.list_, kind=data.kind
@@ -113,34 +113,34 @@ class AddressController(Controller):
         if data.addresses is not None:
             if data.all or criteria != AddressFilter():
                 raise InvalidInput('give either "addresses" or search criteria, not both')
-            deleted = await directory.addresses.delete(actor, data.addresses)
+            deleted = await services.addresses.delete(actor, data.addresses)
             return DeletedOut(deleted=len(deleted), addresses=deleted)
         if not data.all:
             raise InvalidInput(
                 'to delete every address matching the search, send "all": true '
                 '(or list them in "addresses")'
             )
-        return DeletedOut(deleted=await directory.addresses.delete_matching(actor, criteria))
+        return DeletedOut(deleted=await services.addresses.delete_matching(actor, criteria))
 
     @get("/{email:str}", summary="One address", responses=errors(404))
     async def get_address(
-        self, email: FromPath[str], actor: ActorDep, directory: DirectoryDep
+        self, email: FromPath[str], actor: ActorDep, services: ServicesDep
     ) -> AddressView:
-        return await directory.addresses.get(actor, email)
+        return await services.addresses.get(actor, email)
 
     @get("/{email:str}/login-lock", summary="Is the mailbox login locked after failed "
          "attempts (POP3, IMAP, submission)?", responses=errors(404))
     async def get_login_lock(
-        self, email: FromPath[str], actor: ActorDep, directory: DirectoryDep
+        self, email: FromPath[str], actor: ActorDep, services: ServicesDep
     ) -> LoginLockView:
-        return await directory.mail_login.lock_state(actor, directory.addresses, email)
+        return await services.mail_login.lock_state(actor, services.addresses, email)
 
     @delete("/{email:str}/login-lock", status_code=HTTP_200_OK,
             summary="Clear the mailbox login lock", responses=errors(404))
     async def clear_login_lock(
-        self, email: FromPath[str], actor: ActorDep, directory: DirectoryDep
+        self, email: FromPath[str], actor: ActorDep, services: ServicesDep
     ) -> LoginLockView:
-        return await directory.mail_login.unlock(actor, directory.addresses, email)
+        return await services.mail_login.unlock(actor, services.addresses, email)
 
     @delete(
         "/{email:str}",
@@ -149,7 +149,7 @@ class AddressController(Controller):
         responses=errors(404),
     )
     async def delete_address(
-        self, email: FromPath[str], actor: ActorDep, directory: DirectoryDep
+        self, email: FromPath[str], actor: ActorDep, services: ServicesDep
     ) -> DeletedOut:
-        deleted = await directory.addresses.delete(actor, [email])
+        deleted = await services.addresses.delete(actor, [email])
         return DeletedOut(deleted=len(deleted), addresses=deleted)

@@ -9,10 +9,10 @@ import msgspec
 from litestar import Controller, get
 from litestar.params import QueryParameter
 
-from mailward.directory.audit import MAX_PER_PAGE
-from mailward.directory.views import AuditView
+from mailward.core.audit import AuditView
+from mailward.directory.audit_log import MAX_PER_PAGE
 from mailward.web.api.schemas import errors, out
-from mailward.web.context import ActorDep, DirectoryDep
+from mailward.web.context import ActorDep, ServicesDep
 
 
 class AuditPage(msgspec.Struct):
@@ -39,7 +39,7 @@ class AuditController(Controller):
     async def list_audit(
         self,
         actor: ActorDep,
-        directory: DirectoryDep,
+        services: ServicesDep,
         action: Annotated[
             str | None, QueryParameter(description="action prefix, e.g. `address.`")
         ] = None,
@@ -54,7 +54,7 @@ class AuditController(Controller):
         page: Annotated[int, QueryParameter(ge=1)] = 1,
         per_page: Annotated[int, QueryParameter(ge=1, le=MAX_PER_PAGE)] = 50,
     ) -> AuditPage:
-        found = await directory.audit.search(
+        found = await services.audit.search(
             actor, action=action, who=who, target=target, since=since, until=until,
             page=page, per_page=per_page,
         )

@@ -11,7 +11,7 @@ from litestar.params import JSONBody
 
 from mailward.directory.views import TokenView
 from mailward.web.api.schemas import ErrorOut, MeOut, TokenRequest, errors
-from mailward.web.context import ActorDep, DirectoryDep, WebDep
+from mailward.web.context import ActorDep, ServicesDep, WebDep
 from mailward.web.login import (
     LoginFailed,
     LoginThrottled,
@@ -50,15 +50,15 @@ async def issue_token(
             str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
     except LoginFailed as exc:
         raise NotAuthorizedException(str(exc)) from None
-    token = await web.directory.tokens.create(actor.via(f"api {client}"), data.login, data.name,
+    token = await web.services.tokens.create(actor.via(f"api {client}"), data.login, data.name,
                                               data.expires_days)
     return token
 
 
 @get("/me", tags=["auth"], summary="Who the token belongs to", responses=errors())
-async def me(actor: ActorDep, directory: DirectoryDep) -> MeOut:
+async def me(actor: ActorDep, services: ServicesDep) -> MeOut:
     account = None
     if actor.account_id is not None:  # an account admin (operators and resellers have none)
-        accounts = await directory.accounts.list(actor)
+        accounts = await services.accounts.list(actor)
         account = accounts[0].name if accounts else None
     return MeOut(role=actor.role, login=actor.name, account_id=actor.account_id, account=account)

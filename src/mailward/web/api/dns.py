@@ -1,4 +1,4 @@
-"""``/dns``: DNS lookups (reference doc §4.3.1); ``/domains/{name}/dns-records``: records
+"""``/dns``: DNS lookups (docs/procedures.md); ``/domains/{name}/dns-records``: records
 to publish; ``/domains/{name}/dns-check``: the check of what was published;
 ``/domains/{name}/cutover``: whether the domain can be switched to hosting;
 ``/dns-status`` and ``/domains/{name}/dns-status``: the scheduled re-checks' results."""
@@ -16,7 +16,7 @@ from mailward.dns.model import Lookup
 from mailward.dns.recheck import StoredStatus, stored_statuses
 from mailward.dns.service import DomainRecords, domain_check, domain_records
 from mailward.web.api.schemas import errors
-from mailward.web.context import ActorDep, DirectoryDep, WebDep
+from mailward.web.context import ActorDep, ServicesDep, WebDep
 
 LOOKUP_TYPES = ("MX", "A", "AAAA", "CNAME", "TXT", "NS", "SOA")
 
@@ -63,8 +63,8 @@ class DnsStatusController(Controller):
         "`status` is `null` until the first check; `problems` are its warn/fail items.",
         responses=errors(),
     )
-    async def statuses(self, actor: ActorDep, directory: DirectoryDep) -> list[StoredStatus]:
-        return await stored_statuses(directory, actor)
+    async def statuses(self, actor: ActorDep, services: ServicesDep) -> list[StoredStatus]:
+        return await stored_statuses(services.directory, actor)
 
 
 class DnsRecordsController(Controller):
@@ -80,9 +80,9 @@ class DnsRecordsController(Controller):
         responses=errors(404),
     )
     async def dns_records(
-        self, name: FromPath[str], actor: ActorDep, directory: DirectoryDep, web: WebDep
+        self, name: FromPath[str], actor: ActorDep, services: ServicesDep, web: WebDep
     ) -> DomainRecords:
-        return await domain_records(directory, web.settings, actor, name)
+        return await domain_records(services.directory, web.settings, actor, name)
 
     @get(
         "/dns-check",
@@ -93,14 +93,14 @@ class DnsRecordsController(Controller):
         responses=errors(404),
     )
     async def dns_check(
-        self, name: FromPath[str], actor: ActorDep, directory: DirectoryDep, web: WebDep
+        self, name: FromPath[str], actor: ActorDep, services: ServicesDep, web: WebDep
     ) -> DomainCheck:
-        return await domain_check(directory, web.settings, actor, name)
+        return await domain_check(services.directory, web.settings, actor, name)
 
     @get(
         "/cutover",
         summary="Whether the domain can be switched to hosting now, and what blocks it",
-        description="Reference doc §1.1 (\"throwing the switch\"): `ready` when hosting is "
+        description="Throwing the switch to hosting: `ready` when hosting is "
         "on, the MX set is exactly our filtering hosts and has propagated to every "
         "nameserver and resolver, and every address has a password or destinations. "
         "`blockers` and `warnings` are `{kind, message, fix}`; `switched` when the mail "
@@ -109,9 +109,10 @@ class DnsRecordsController(Controller):
         responses=errors(404),
     )
     async def cutover(
-        self, name: FromPath[str], actor: ActorDep, directory: DirectoryDep, web: WebDep
+        self, name: FromPath[str], actor: ActorDep, services: ServicesDep, web: WebDep
     ) -> Readiness:
-        return await cutover_readiness(directory, web.settings, actor, name)
+        return await cutover_readiness(services.directory, services.servers, web.settings,
+                                       actor, name)
 
     @get(
         "/dns-status",
@@ -119,6 +120,6 @@ class DnsRecordsController(Controller):
         responses=errors(404),
     )
     async def dns_status(
-        self, name: FromPath[str], actor: ActorDep, directory: DirectoryDep
+        self, name: FromPath[str], actor: ActorDep, services: ServicesDep
     ) -> StoredStatus:
-        return (await stored_statuses(directory, actor, name))[0]
+        return (await stored_statuses(services.directory, actor, name))[0]

@@ -7,7 +7,7 @@ from litestar import Controller, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK
 
-from mailward.directory.normalize import normalize_domain
+from mailward.core.normalize import normalize_domain
 from mailward.directory.views import DomainView
 from mailward.dkim import DkimRecordView, DkimService
 from mailward.dns.verify import Verification, verify_domain
@@ -18,7 +18,7 @@ from mailward.web.api.schemas import (
     DomainVerify,
     errors,
 )
-from mailward.web.context import ActorDep, DirectoryDep, WebDep
+from mailward.web.context import ActorDep, ServicesDep, WebDep
 
 
 class DomainController(Controller):
@@ -27,23 +27,23 @@ class DomainController(Controller):
 
     @get(summary="List domains, optionally of one account", responses=errors())
     async def list_domains(
-        self, actor: ActorDep, directory: DirectoryDep, account: FromQuery[str | None] = None
+        self, actor: ActorDep, services: ServicesDep, account: FromQuery[str | None] = None
     ) -> list[DomainView]:
-        return await directory.domains.list(actor, account)
+        return await services.domains.list(actor, account)
 
     @post(summary="Add a domain to an account (operator)", responses=errors(403, 404, 409))
     async def create_domain(
-        self, data: JSONBody[DomainCreate], actor: ActorDep, directory: DirectoryDep
+        self, data: JSONBody[DomainCreate], actor: ActorDep, services: ServicesDep
     ) -> DomainView:
-        return await directory.domains.create(
+        return await services.domains.create(
             actor, data.name, account=data.account, hosting=data.hosting
         )
 
     @get("/{name:str}", summary="One domain", responses=errors(404))
     async def get_domain(
-        self, name: FromPath[str], actor: ActorDep, directory: DirectoryDep
+        self, name: FromPath[str], actor: ActorDep, services: ServicesDep
     ) -> DomainView:
-        return await directory.domains.get(actor, name)
+        return await services.domains.get(actor, name)
 
     @patch("/{name:str}", summary="Switch hosting on or off (operator)", responses=errors(403, 404))
     async def update_domain(
@@ -51,9 +51,9 @@ class DomainController(Controller):
         name: FromPath[str],
         data: JSONBody[DomainPatch],
         actor: ActorDep,
-        directory: DirectoryDep,
+        services: ServicesDep,
     ) -> DomainView:
-        return await directory.domains.set_hosting(actor, name, data.hosting)
+        return await services.domains.set_hosting(actor, name, data.hosting)
 
     @post(
         "/{name:str}/verify",
@@ -70,12 +70,12 @@ class DomainController(Controller):
         self,
         name: FromPath[str],
         actor: ActorDep,
-        directory: DirectoryDep,
+        services: ServicesDep,
         web: WebDep,
         data: JSONBody[DomainVerify | None] = None,
     ) -> Verification:
         operator = data.operator if data is not None else False
-        return await verify_domain(directory, web.settings, actor, name, operator=operator)
+        return await verify_domain(services.directory, web.settings, actor, name, operator=operator)
 
     @delete(
         "/{name:str}",
@@ -87,17 +87,17 @@ class DomainController(Controller):
         self,
         name: FromPath[str],
         actor: ActorDep,
-        directory: DirectoryDep,
+        services: ServicesDep,
         force: FromQuery[bool] = False,
     ) -> DomainDeleted:
-        count = await directory.domains.delete(actor, name, force=force)
+        count = await services.domains.delete(actor, name, force=force)
         return DomainDeleted(deleted=normalize_domain(name), addresses_deleted=count)
 
     @get("/{name:str}/dkim", summary="The DKIM TXT record to publish", responses=errors(404))
     async def get_dkim(
-        self, name: FromPath[str], actor: ActorDep, directory: DirectoryDep
+        self, name: FromPath[str], actor: ActorDep, services: ServicesDep
     ) -> DkimRecordView:
-        return await DkimService(directory.db).record(actor, name)
+        return await DkimService(services.db).record(actor, name)
 
     @post(
         "/{name:str}/dkim/rotate",
@@ -106,6 +106,6 @@ class DomainController(Controller):
         responses=errors(404, 409),
     )
     async def rotate_dkim(
-        self, name: FromPath[str], actor: ActorDep, directory: DirectoryDep
+        self, name: FromPath[str], actor: ActorDep, services: ServicesDep
     ) -> DkimRecordView:
-        return await DkimService(directory.db).rotate(actor, name)
+        return await DkimService(services.db).rotate(actor, name)

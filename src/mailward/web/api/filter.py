@@ -18,7 +18,7 @@ from mailward.directory import Actor, InvalidInput
 from mailward.filter.learning import Learnt
 from mailward.filter.settings import FIELDS, FilterSettingsService, PolicyView, SenderRuleView
 from mailward.web.api.schemas import Request, errors
-from mailward.web.context import ActorDep, DirectoryDep
+from mailward.web.context import ActorDep, ServicesDep
 
 DmarcAction = Literal["reject", "quarantine", "score"]
 
@@ -94,40 +94,40 @@ class DomainFilterController(Controller):
     @get(summary="A domain's spam filter settings (own values and those in effect)",
          responses=errors(404))
     async def get_policy(self, name: FromPath[str], actor: ActorDep,
-                         directory: DirectoryDep) -> PolicyView:
-        return await directory.filter.get_policy(actor, domain=name)
+                         services: ServicesDep) -> PolicyView:
+        return await services.filter.get_policy(actor, domain=name)
 
     @put(summary="Change a domain's spam filter settings",
          description="Any of the five fields; `null` goes back to the default. The "
          "thresholds in effect must rise: tag ≤ quarantine ≤ reject (else 400).",
          responses=errors(404))
     async def set_policy(self, name: FromPath[str], data: JSONBody[PolicyChange],
-                         actor: ActorDep, directory: DirectoryDep) -> PolicyView:
-        return await directory.filter.set_policy(actor, changes_of(data), domain=name)
+                         actor: ActorDep, services: ServicesDep) -> PolicyView:
+        return await services.filter.set_policy(actor, changes_of(data), domain=name)
 
     @get("/senders", summary="The domain's allow/block list and all its addresses' lists",
          responses=errors(404))
     async def list_senders(self, name: FromPath[str], actor: ActorDep,
-                           directory: DirectoryDep) -> list[SenderRuleView]:
-        return await directory.filter.list_senders(actor, domain=name)
+                           services: ServicesDep) -> list[SenderRuleView]:
+        return await services.filter.list_senders(actor, domain=name)
 
     @post("/senders", summary="Allow or block a sender for the whole domain",
           description=SENDERS_DESCRIPTION, responses=errors(404, 409))
     async def add_sender(self, name: FromPath[str], data: JSONBody[SenderAdd],
-                         actor: ActorDep, directory: DirectoryDep) -> SenderRuleView:
-        return await directory.filter.add_sender(actor, data.sender, data.action, domain=name)
+                         actor: ActorDep, services: ServicesDep) -> SenderRuleView:
+        return await services.filter.add_sender(actor, data.sender, data.action, domain=name)
 
     @delete("/senders/{sender:str}", status_code=HTTP_200_OK,
             summary="Take a sender off the domain's list", responses=errors(404))
     async def remove_sender(self, name: FromPath[str], sender: FromPath[str], actor: ActorDep,
-                            directory: DirectoryDep) -> SenderRuleView:
-        return await directory.filter.remove_sender(actor, sender, domain=name)
+                            services: ServicesDep) -> SenderRuleView:
+        return await services.filter.remove_sender(actor, sender, domain=name)
 
     @post("/train", status_code=HTTP_200_OK, summary="Teach the domain's model spam or ham",
           description=TRAIN_DESCRIPTION, responses=errors(404))
     async def train(self, name: FromPath[str], data: JSONBody[TrainRequest], actor: ActorDep,
-                    directory: DirectoryDep) -> Learnt:
-        return await _learn(directory.filter, actor, data, domain=name)
+                    services: ServicesDep) -> Learnt:
+        return await _learn(services.filter, actor, data, domain=name)
 
 
 class AddressFilterController(Controller):
@@ -137,38 +137,38 @@ class AddressFilterController(Controller):
     @get(summary="An address's spam filter settings (own values and those in effect)",
          responses=errors(404))
     async def get_policy(self, email: FromPath[str], actor: ActorDep,
-                         directory: DirectoryDep) -> PolicyView:
-        return await directory.filter.get_policy(actor, address=email)
+                         services: ServicesDep) -> PolicyView:
+        return await services.filter.get_policy(actor, address=email)
 
     @put(summary="Change an address's spam filter settings",
          description="Any of the five fields; `null` inherits the domain's value again. The "
          "thresholds in effect must rise: tag ≤ quarantine ≤ reject (else 400).",
          responses=errors(404))
     async def set_policy(self, email: FromPath[str], data: JSONBody[PolicyChange],
-                         actor: ActorDep, directory: DirectoryDep) -> PolicyView:
-        return await directory.filter.set_policy(actor, changes_of(data), address=email)
+                         actor: ActorDep, services: ServicesDep) -> PolicyView:
+        return await services.filter.set_policy(actor, changes_of(data), address=email)
 
     @get("/senders", summary="The address's own allow/block list", responses=errors(404))
     async def list_senders(self, email: FromPath[str], actor: ActorDep,
-                           directory: DirectoryDep) -> list[SenderRuleView]:
-        return await directory.filter.list_senders(actor, address=email)
+                           services: ServicesDep) -> list[SenderRuleView]:
+        return await services.filter.list_senders(actor, address=email)
 
     @post("/senders", summary="Allow or block a sender for this address",
           description=SENDERS_DESCRIPTION, responses=errors(404, 409))
     async def add_sender(self, email: FromPath[str], data: JSONBody[SenderAdd],
-                         actor: ActorDep, directory: DirectoryDep) -> SenderRuleView:
-        return await directory.filter.add_sender(actor, data.sender, data.action,
+                         actor: ActorDep, services: ServicesDep) -> SenderRuleView:
+        return await services.filter.add_sender(actor, data.sender, data.action,
                                                  address=email)
 
     @delete("/senders/{sender:str}", status_code=HTTP_200_OK,
             summary="Take a sender off the address's list", responses=errors(404))
     async def remove_sender(self, email: FromPath[str], sender: FromPath[str],
-                            actor: ActorDep, directory: DirectoryDep) -> SenderRuleView:
-        return await directory.filter.remove_sender(actor, sender, address=email)
+                            actor: ActorDep, services: ServicesDep) -> SenderRuleView:
+        return await services.filter.remove_sender(actor, sender, address=email)
 
     @post("/train", status_code=HTTP_200_OK,
           summary="Teach the address's domain's model spam or ham",
           description=TRAIN_DESCRIPTION, responses=errors(404))
     async def train(self, email: FromPath[str], data: JSONBody[TrainRequest],
-                    actor: ActorDep, directory: DirectoryDep) -> Learnt:
-        return await _learn(directory.filter, actor, data, address=email)
+                    actor: ActorDep, services: ServicesDep) -> Learnt:
+        return await _learn(services.filter, actor, data, address=email)

@@ -14,14 +14,14 @@ from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 
-from mailward.filter.quarantine import (
+from mailward.quarantine.service import (
     MAX_PER_PAGE,
     QuarantineDetail,
     QuarantineView,
     Released,
 )
 from mailward.web.api.schemas import Request, errors, out
-from mailward.web.context import ActorDep, DirectoryDep
+from mailward.web.context import ActorDep, ServicesDep
 
 RFC822 = "message/rfc822"
 
@@ -51,7 +51,7 @@ class QuarantineController(Controller):
     async def list_quarantine(
         self,
         actor: ActorDep,
-        directory: DirectoryDep,
+        services: ServicesDep,
         address: FromQuery[str | None] = None,
         domain: FromQuery[str | None] = None,
         status: Annotated[
@@ -61,7 +61,7 @@ class QuarantineController(Controller):
         page: Annotated[int, QueryParameter(ge=1)] = 1,
         per_page: Annotated[int, QueryParameter(ge=1, le=MAX_PER_PAGE)] = 50,
     ) -> QuarantinePage:
-        found = await directory.quarantine.list(
+        found = await services.quarantine.list(
             actor, address=address, domain=domain, status=None if status == "all" else status,
             page=page, per_page=per_page)
         return out(found, QuarantinePage)
@@ -70,8 +70,8 @@ class QuarantineController(Controller):
          summary="One held message: its entry, the filter's findings, its header block",
          responses=errors(404))
     async def get_entry(self, entry_id: FromPath[int], actor: ActorDep,
-                        directory: DirectoryDep) -> QuarantineDetail:
-        return await directory.quarantine.show(actor, entry_id)
+                        services: ServicesDep) -> QuarantineDetail:
+        return await services.quarantine.show(actor, entry_id)
 
     @get(
         "/{entry_id:int}/raw",
@@ -82,8 +82,8 @@ class QuarantineController(Controller):
                                      description="the raw message")},
     )
     async def get_raw(self, entry_id: FromPath[int], actor: ActorDep,
-                      directory: DirectoryDep) -> Response[bytes]:
-        data = await directory.quarantine.content(actor, entry_id)
+                      services: ServicesDep) -> Response[bytes]:
+        data = await services.quarantine.content(actor, entry_id)
         return Response(data, media_type=RFC822, headers={
             "Content-Disposition": f'attachment; filename="quarantine-{entry_id}.eml"'})
 
@@ -97,10 +97,10 @@ class QuarantineController(Controller):
         "address). A message released already is a 400.",
         responses=errors(404),
     )
-    async def release(self, entry_id: FromPath[int], actor: ActorDep, directory: DirectoryDep,
+    async def release(self, entry_id: FromPath[int], actor: ActorDep, services: ServicesDep,
                       data: JSONBody[ReleaseRequest | None] = None) -> Released:
         allow = data.allow_sender if data is not None else False
-        return await directory.quarantine.release(actor, entry_id, allow_sender=allow)
+        return await services.quarantine.release(actor, entry_id, allow_sender=allow)
 
     @delete(
         "/{entry_id:int}",
@@ -110,5 +110,5 @@ class QuarantineController(Controller):
         responses=errors(404),
     )
     async def delete_entry(self, entry_id: FromPath[int], actor: ActorDep,
-                           directory: DirectoryDep) -> QuarantineView:
-        return await directory.quarantine.delete(actor, entry_id)
+                           services: ServicesDep) -> QuarantineView:
+        return await services.quarantine.delete(actor, entry_id)

@@ -15,7 +15,7 @@ from litestar.status_codes import HTTP_200_OK
 
 from mailward.queue.admin import MAX_PER_PAGE, STATUSES, QueueEntry, QueueMessageView
 from mailward.web.api.schemas import errors, out
-from mailward.web.context import ActorDep, DirectoryDep
+from mailward.web.context import ActorDep, ServicesDep
 
 
 class QueuePage(msgspec.Struct):
@@ -41,7 +41,7 @@ class QueueController(Controller):
     async def list_queue(
         self,
         actor: ActorDep,
-        directory: DirectoryDep,
+        services: ServicesDep,
         domain: FromQuery[str | None] = None,
         status: Annotated[
             str | None,
@@ -50,7 +50,7 @@ class QueueController(Controller):
         page: Annotated[int, QueryParameter(ge=1)] = 1,
         per_page: Annotated[int, QueryParameter(ge=1, le=MAX_PER_PAGE)] = 50,
     ) -> QueuePage:
-        found = await directory.queue.list(
+        found = await services.queue.list(
             actor, domain=domain, status=status, page=page, per_page=per_page
         )
         return out(found, QueuePage)
@@ -58,9 +58,9 @@ class QueueController(Controller):
     @get("/{queue_id:str}", summary="One queued message and its recipients",
          responses=errors(404))
     async def get_message(
-        self, queue_id: FromPath[str], actor: ActorDep, directory: DirectoryDep
+        self, queue_id: FromPath[str], actor: ActorDep, services: ServicesDep
     ) -> QueueMessageView:
-        return await directory.queue.show(actor, queue_id)
+        return await services.queue.show(actor, queue_id)
 
     @post(
         "/{queue_id:str}/retry",
@@ -71,9 +71,9 @@ class QueueController(Controller):
         responses=errors(404),
     )
     async def retry_message(
-        self, queue_id: FromPath[str], actor: ActorDep, directory: DirectoryDep
+        self, queue_id: FromPath[str], actor: ActorDep, services: ServicesDep
     ) -> QueueMessageView:
-        return await directory.queue.retry(actor, queue_id)
+        return await services.queue.retry(actor, queue_id)
 
     @delete(
         "/{queue_id:str}",
@@ -84,6 +84,6 @@ class QueueController(Controller):
         responses=errors(404),
     )
     async def delete_message(
-        self, queue_id: FromPath[str], actor: ActorDep, directory: DirectoryDep
+        self, queue_id: FromPath[str], actor: ActorDep, services: ServicesDep
     ) -> QueueMessageView:
-        return await directory.queue.delete(actor, queue_id)
+        return await services.queue.delete(actor, queue_id)

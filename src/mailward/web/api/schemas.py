@@ -12,12 +12,10 @@ from typing import Any, Literal, TypeVar
 import msgspec
 from litestar.openapi import ResponseSpec
 
+from mailward.core.paging import to_json
 from mailward.db.models import AddressKind, AddressList, Role
 from mailward.directory.bulk_add import LineResult
-from mailward.directory.views import (
-    AddressView,
-    to_json,
-)
+from mailward.directory.views import AddressView
 
 S = TypeVar("S")
 

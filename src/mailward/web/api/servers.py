@@ -1,4 +1,4 @@
-"""``/domains/{name}/servers``: mail server settings of a domain (reference doc §3, §3.1)."""
+"""``/domains/{name}/servers``: mail server settings of a domain (docs/procedures.md)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from mailward.directory import InvalidInput
 from mailward.routing import MailServerView
 from mailward.routing.servers import HOSTING_SETUP_DONE
 from mailward.web.api.schemas import ServerCreate, ServerPatch, errors
-from mailward.web.context import ActorDep, DirectoryDep
+from mailward.web.context import ActorDep, ServicesDep
 
 HELD_WARNING = (
     '199 mailward "no mail server settings: mail for this domain is held until one is added"'
@@ -36,9 +36,9 @@ class ServerController(Controller):
         responses=errors(404),
     )
     async def list_servers(
-        self, name: FromPath[str], actor: ActorDep, directory: DirectoryDep
+        self, name: FromPath[str], actor: ActorDep, services: ServicesDep
     ) -> Response[list[MailServerView]]:
-        views = await directory.servers.list(actor, name)
+        views = await services.servers.list(actor, name)
         headers = {} if views else {"Warning": HELD_WARNING}
         return Response(views, headers=headers)
 
@@ -52,9 +52,9 @@ class ServerController(Controller):
         name: FromPath[str],
         data: JSONBody[ServerCreate],
         actor: ActorDep,
-        directory: DirectoryDep,
+        services: ServicesDep,
     ) -> MailServerView:
-        view = await directory.servers.add(
+        view = await services.servers.add(
             actor, name, data.server, preference=data.preference, port=data.port
         )
         return view
@@ -66,9 +66,9 @@ class ServerController(Controller):
         responses=errors(404, 409),
     )
     async def auto_configure(
-        self, name: FromPath[str], actor: ActorDep, directory: DirectoryDep
+        self, name: FromPath[str], actor: ActorDep, services: ServicesDep
     ) -> HostingSetup:
-        views = await directory.servers.auto_configure_hosting(actor, name)
+        views = await services.servers.auto_configure_hosting(actor, name)
         return HostingSetup(HOSTING_SETUP_DONE, views)
 
     @patch(
@@ -83,11 +83,11 @@ class ServerController(Controller):
         server: FromPath[str],
         data: JSONBody[ServerPatch],
         actor: ActorDep,
-        directory: DirectoryDep,
+        services: ServicesDep,
     ) -> MailServerView:
         if data.host is None and data.port is None and data.preference is None:
             raise InvalidInput('nothing to change: give "host", "port" or "preference"')
-        view = await directory.servers.edit(
+        view = await services.servers.edit(
             actor, name, server, host=data.host, port=data.port, preference=data.preference
         )
         return view
@@ -103,6 +103,6 @@ class ServerController(Controller):
         name: FromPath[str],
         server: FromPath[str],
         actor: ActorDep,
-        directory: DirectoryDep,
+        services: ServicesDep,
     ) -> MailServerView:
-        return await directory.servers.delete(actor, name, server)
+        return await services.servers.delete(actor, name, server)

@@ -7,7 +7,7 @@ from litestar.params import FromPath, FromQuery
 
 from mailward.directory.views import TokenInfo
 from mailward.web.api.schemas import errors
-from mailward.web.context import ActorDep, DirectoryDep
+from mailward.web.context import ActorDep, ServicesDep
 
 
 class TokenController(Controller):
@@ -16,12 +16,12 @@ class TokenController(Controller):
 
     @get(summary="List API tokens (never their secrets)", responses=errors())
     async def list_tokens(
-        self, actor: ActorDep, directory: DirectoryDep, login: FromQuery[str | None] = None
+        self, actor: ActorDep, services: ServicesDep, login: FromQuery[str | None] = None
     ) -> list[TokenInfo]:
-        return await directory.tokens.list(actor, login)
+        return await services.tokens.list(actor, login)
 
     @delete("/{token_id:int}", summary="Revoke an API token", responses=errors(404))
     async def revoke_token(
-        self, token_id: FromPath[int], actor: ActorDep, directory: DirectoryDep
+        self, token_id: FromPath[int], actor: ActorDep, services: ServicesDep
     ) -> None:
-        await directory.tokens.revoke(actor, token_id)
+        await services.tokens.revoke(actor, token_id)

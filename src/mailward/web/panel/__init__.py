@@ -9,7 +9,7 @@ from typing import Any
 from litestar import Router
 from litestar.exceptions import HTTPException
 
-from mailward.directory import DirectoryError
+from mailward.directory import ServiceError
 from mailward.web.panel import (
     accounts,
     addresses,
@@ -28,7 +28,7 @@ __all__ = ["panel_handlers"]
 
 
 def panel_handlers() -> list[Any]:
-    handlers = {DirectoryError: error_page, HTTPException: error_page, LoginRequired: error_page}
+    handlers = {ServiceError: error_page, HTTPException: error_page, LoginRequired: error_page}
     panel = Router(
         path="/panel",
         guards=[require_login],

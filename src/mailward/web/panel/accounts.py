@@ -10,7 +10,8 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from mailward.directory import DirectoryError
+from mailward.directory import ServiceError
+from mailward.web.errors import http_status
 from mailward.web.panel.common import Form, account_url, page, redirect, user_of, web_of
 
 MAX_FORM = 16 * 1024
@@ -31,16 +32,16 @@ async def accounts(request: Request[Any, Any, Any]) -> Template:
 async def _accounts_page(
     request: Request[Any, Any, Any], *, status: int = 200, error: str | None = None, form: str = ""
 ) -> Template:
-    directory = web_of(request).directory
+    services = web_of(request).services
     actor = user_of(request).actor
     domains: dict[str, list[Any]] = {}
-    for domain in await directory.domains.list(actor):
+    for domain in await services.domains.list(actor):
         domains.setdefault(domain.account, []).append(domain)
     return page(
         request,
         "accounts.html",
         status=status,
-        accounts=await directory.accounts.list(actor),
+        accounts=await services.accounts.list(actor),
         domains=domains,
         error=error,
         form=form,
@@ -54,9 +55,10 @@ async def create_account(
     _operator(request)
     name = data.get("name", "")
     try:
-        view = await web_of(request).directory.accounts.create(user_of(request).actor, name)
-    except DirectoryError as exc:
-        return await _accounts_page(request, status=exc.status, error=str(exc), form="account")
+        view = await web_of(request).services.accounts.create(user_of(request).actor, name)
+    except ServiceError as exc:
+        return await _accounts_page(request, status=http_status(exc), error=str(exc),
+                                    form="account")
     return redirect(request, account_url(view.name), f"account {view.name} created")
 
 
@@ -65,15 +67,15 @@ async def create_domain(
     request: Request[Any, Any, Any], account: FromPath[str], data: Annotated[dict[str, str], Form]
 ) -> Template | Redirect:
     _operator(request)
-    directory = web_of(request).directory
+    services = web_of(request).services
     try:
-        view = await directory.domains.create(
+        view = await services.domains.create(
             user_of(request).actor, data.get("name", ""), account=account, hosting="hosting" in data
         )
-    except DirectoryError as exc:
-        if exc.status == 404:  # not one of the caller's accounts
+    except ServiceError as exc:
+        if http_status(exc) == 404:  # not one of the caller's accounts
             raise
-        return await _accounts_page(request, status=exc.status, error=str(exc), form=account)
+        return await _accounts_page(request, status=http_status(exc), error=str(exc), form=account)
     hosting = " with hosting" if view.hosting else ""
     return redirect(
         request, "/panel/accounts", f"domain {view.name} added to {view.account}{hosting}"
@@ -92,13 +94,13 @@ async def set_hosting(
     data: Annotated[dict[str, str], Form],
 ) -> Redirect:
     _operator(request)
-    directory = web_of(request).directory
+    services = web_of(request).services
     actor = user_of(request).actor
-    current = await directory.domains.get(actor, domain)
+    current = await services.domains.get(actor, domain)
     if current.account != account:
         raise NotFoundException("no such page")
     on = data.get("hosting") == "on"
-    view = await directory.domains.set_hosting(actor, domain, on)
+    view = await services.domains.set_hosting(actor, domain, on)
     state = "on" if view.hosting else "off"
     return redirect(request, "/panel/accounts", f"hosting for {view.name} is {state}")
 

@@ -1,6 +1,6 @@
-"""Email Accounts (reference doc §2): search and list the addresses, set up pending ones,
-edit passwords, destinations and auto-cc, move between the lists, delete one or many (each
-after a confirmation), and Add Addresses in bulk with its results page."""
+"""Email Accounts (docs/procedures.md, "Addresses"): search and list the addresses, set up
+pending ones, edit passwords, destinations and auto-cc, move between the lists, delete one
+or many (each after a confirmation), and Add Addresses in bulk with its results page."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect, Template
 
 from mailward.db.models import AddressKind, AddressList
-from mailward.directory import AddressFilter, DirectoryError, InvalidInput
+from mailward.directory import AddressFilter, InvalidInput, ServiceError
 from mailward.directory.bulk_add import LineStatus
+from mailward.web.errors import http_status
 from mailward.web.panel.common import (
     Form,
     account_url,
@@ -58,11 +59,11 @@ async def addresses(
         search=q, kind=AddressKind(kind) if kind in AddressKind._value2member_map_ else None
     )
     try:
-        found = await web_of(request).directory.addresses.search(
+        found = await web_of(request).services.addresses.search(
             actor, criteria, page=max(page_number, 1), per_page=PER_PAGE
         )
     except InvalidInput:
-        found = await web_of(request).directory.addresses.search(actor, criteria)
+        found = await web_of(request).services.addresses.search(actor, criteria)
     query = {k: v for k, v in (("q", q), ("kind", kind)) if v}
     return page(
         request,
@@ -93,7 +94,7 @@ async def delete(
         return redirect(request, f"{base}addresses", "no address was checked", "error")
     if one(data, "confirm") != "yes":
         return page(request, "confirm_delete.html", account=view, account_base=base, emails=emails)
-    deleted = await web_of(request).directory.addresses.delete(actor, emails)
+    deleted = await web_of(request).services.addresses.delete(actor, emails)
     noun = "address" if len(deleted) == 1 else "addresses"
     return redirect(
         request, f"{base}addresses", f"deleted {len(deleted)} {noun}: {', '.join(deleted)}"
@@ -143,7 +144,7 @@ async def add(request: Request[Any, Any, Any], account: FromPath[str], data: For
             error=error,
         )
     try:
-        result = await web_of(request).directory.bulk.add_lines(
+        result = await web_of(request).services.bulk.add_lines(
             actor, lines.splitlines(), LISTS[chosen]
         )
     except InvalidInput as exc:  # the whole input refused (e.g. forwarding over the caps)
@@ -174,11 +175,11 @@ async def _edit_page(
     form: str = "",
 ) -> Template:
     view, actor = await scoped(request, account)
-    directory = web_of(request).directory
-    address = await directory.addresses.get(actor, email)
+    services = web_of(request).services
+    address = await services.addresses.get(actor, email)
     locked = 0  # seconds the mailbox's logins stay locked after failed attempts
     if address.kind in (AddressKind.MAILBOX, AddressKind.AUTOCC):
-        locked = await directory.mail_login.locked(address.email)
+        locked = await services.mail_login.locked(address.email)
     return page(
         request,
         "address.html",
@@ -213,7 +214,7 @@ async def change(
 ) -> Template | Redirect:
     """One form of the edit page: ``action`` names it; errors show next to that form."""
     view, actor = await scoped(request, account)
-    service = web_of(request).directory.addresses
+    service = web_of(request).services.addresses
     here = f"{account_url(view.name)}addresses/{email}"
     try:
         current = await service.get(actor, email)
@@ -251,7 +252,7 @@ async def change(
             await service.set_quota(user_of(request).actor, email, quota)
             done = f"quota of {current.email}: " + (f"{megabytes} MB" if quota else "no limit")
         elif action == "unlock":
-            await web_of(request).directory.mail_login.unlock(actor, service, email)
+            await web_of(request).services.mail_login.unlock(actor, service, email)
             done = f"logins of {current.email} unlocked"
         elif action == "list":
             target = LISTS.get(one(data, "list"))
@@ -263,11 +264,11 @@ async def change(
             return await _edit_page(
                 request, account, email, status=404, error=f"unknown action {action!r}"
             )
-    except DirectoryError as exc:
-        if exc.status == 404:
+    except ServiceError as exc:
+        if http_status(exc) == 404:
             raise
         return await _edit_page(
-            request, account, email, status=exc.status, error=str(exc), form=action
+            request, account, email, status=http_status(exc), error=str(exc), form=action
         )
     return redirect(request, here, done)
 

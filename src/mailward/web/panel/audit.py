@@ -43,7 +43,7 @@ async def audit(
     filters = {"action": action, "who": who, "target": target, "since": since, "until": until}
     error, found = None, None
     try:
-        found = await web_of(request).directory.audit.search(
+        found = await web_of(request).services.audit.search(
             actor, action=action.strip() or None, who=who.strip() or None,
             target=target.strip() or None, since=_day(since, False), until=_day(until, True),
             page=max(page_number, 1), per_page=PER_PAGE)

@@ -68,11 +68,11 @@ async def login(
             request, "login.html", status=status, next=target, login=login_name, error=str(exc)
         )
     new_session_id(request)  # a fresh session for the new login (no fixation)
-    await DatabaseStore(context_of(request).directory.db).delete_expired()  # housekeeping
-    directory = context_of(request).directory
+    await DatabaseStore(context_of(request).services.db).delete_expired()  # housekeeping
+    services = context_of(request).services
     if isinstance(actor, str):  # a mailbox user: their own page only
         request.set_session({MAILBOX_KEY: actor,
-                             CREDENTIAL_KEY: await directory.mailbox_self.credential_of(actor)})
+                             CREDENTIAL_KEY: await services.mailbox_self.credential_of(actor)})
         return Redirect("/panel/me", status_code=HTTP_303_SEE_OTHER)
     if await needs_code(context_of(request), actor):
         request.set_session({PENDING_KEY: actor.user_id})
@@ -80,7 +80,7 @@ async def login(
                         status_code=HTTP_303_SEE_OTHER)
     assert actor.user_id is not None
     request.set_session({USER_KEY: actor.user_id,
-                         CREDENTIAL_KEY: await directory.accounts.credential_of(actor.user_id)})
+                         CREDENTIAL_KEY: await services.accounts.credential_of(actor.user_id)})
     return Redirect(target, status_code=HTTP_303_SEE_OTHER)
 
 
@@ -99,7 +99,7 @@ async def code(request: Request[Any, Any, Any],
     target = _safe_next(data.get("next"))
     web = context_of(request)
     pending = request.session.get(PENDING_KEY)
-    actor = await web.directory.accounts.actor_by_id(pending) if isinstance(pending, int) \
+    actor = await web.services.accounts.actor_by_id(pending) if isinstance(pending, int) \
         else None
     if actor is None:
         return Redirect("/login", status_code=HTTP_303_SEE_OTHER)
@@ -111,7 +111,7 @@ async def code(request: Request[Any, Any, Any],
     new_session_id(request)
     assert actor.user_id is not None
     request.set_session({USER_KEY: actor.user_id,
-                         CREDENTIAL_KEY: await web.directory.accounts.credential_of(
+                         CREDENTIAL_KEY: await web.services.accounts.credential_of(
                              actor.user_id)})
     return Redirect(target, status_code=HTTP_303_SEE_OTHER)
 
@@ -130,5 +130,5 @@ async def home(request: Request[Any, Any, Any]) -> Redirect:
         return Redirect("/panel/me", status_code=HTTP_303_SEE_OTHER)
     if user.manages_accounts:
         return Redirect("/panel/accounts", status_code=HTTP_303_SEE_OTHER)
-    accounts = await context_of(request).directory.accounts.list(user.actor)
+    accounts = await context_of(request).services.accounts.list(user.actor)
     return Redirect(account_url(accounts[0].name), status_code=HTTP_303_SEE_OTHER)

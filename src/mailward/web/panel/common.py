@@ -23,9 +23,10 @@ from litestar.plugins.flash import flash
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
-from mailward.directory import Actor, DirectoryError, NotFound
+from mailward.directory import Actor, NotFound, ServiceError
 from mailward.directory.views import AccountView
 from mailward.web.context import WebContext, context_of
+from mailward.web.errors import http_status
 
 __all__ = [
     "Category",
@@ -82,7 +83,7 @@ async def require_login(
     mailbox = session.get(MAILBOX_KEY)
     if isinstance(mailbox, str):
         try:
-            view = await context_of(connection).directory.mailbox_self.view(
+            view = await context_of(connection).services.mailbox_self.view(
                 mailbox, _credential(session))
         except NotFound:  # deleted, no longer a mailbox, or a new password: logged out
             raise LoginRequired("log in first") from None
@@ -93,7 +94,7 @@ async def require_login(
     user_id = session.get(USER_KEY)
     actor = None
     if isinstance(user_id, int):
-        actor = await context_of(connection).directory.accounts.actor_by_id(
+        actor = await context_of(connection).services.accounts.actor_by_id(
             user_id, _credential(session))
     if actor is None:
         raise LoginRequired("log in first")
@@ -122,7 +123,7 @@ async def scoped(request: Request[Any, Any, Any], account: str) -> tuple[Account
         raise NotFoundException("no such page")
     web = context_of(request)
     try:
-        view = await web.directory.accounts.get(user.actor, account)
+        view = await web.services.accounts.get(user.actor, account)
     except NotFound:
         raise NotFoundException("no such page") from None
     if user.manages_accounts:  # acts as the account's admin; the log says who it was
@@ -170,13 +171,13 @@ def error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]
     if isinstance(exc, LoginRequired):
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return Redirect(f"/login?next={quote(target, safe='')}", status_code=HTTP_303_SEE_OTHER)
-    if isinstance(exc, DirectoryError):
-        status, reason = exc.status, str(exc)
+    if isinstance(exc, ServiceError):
+        status, reason = http_status(exc), str(exc)
     elif isinstance(exc, HTTPException):
         status, reason = exc.status_code, exc.detail
     else:
         raise exc
-    if isinstance(exc, DirectoryError) and status == 403:  # as if it did not exist
+    if isinstance(exc, ServiceError) and status == 403:  # as if it did not exist
         status, reason = 404, "no such page"
     return Template(
         template_name="panel/error.html",

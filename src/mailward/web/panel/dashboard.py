@@ -18,9 +18,9 @@ from mailward.web.panel.common import account_url, page, scoped, web_of
 @get("/accounts/{account:str}/", include_in_schema=False)
 async def dashboard(request: Request[Any, Any, Any], account: FromPath[str]) -> Template:
     view, actor = await scoped(request, account)
-    directory = web_of(request).directory
+    services = web_of(request).services
     queue = {
-        status: (await directory.queue.list(actor, status=status, per_page=1)).total
+        status: (await services.queue.list(actor, status=status, per_page=1)).total
         for status in STATUSES
     }
     return page(
@@ -28,9 +28,9 @@ async def dashboard(request: Request[Any, Any, Any], account: FromPath[str]) -> 
         "dashboard.html",
         account=view,
         account_base=account_url(view.name),
-        domains=await directory.domains.list(actor),
-        dns={s.domain: s for s in await stored_statuses(directory, actor)},
-        summary=await account_summary(directory.db, actor),
+        domains=await services.domains.list(actor),
+        dns={s.domain: s for s in await stored_statuses(services.directory, actor)},
+        summary=await account_summary(services.db, actor),
         queue=queue,
     )
 

@@ -1,4 +1,4 @@
-"""Email Hosting (reference doc §1, §3): the account's domains → Domain Details → Mail
+"""Email Hosting (docs/procedures.md): the account's domains → Domain Details → Mail
 Server Settings (list, add, edit, delete, Auto-Configure with confirmation), and each
 domain's DNS page (the check's checklist and the records to publish)."""
 
@@ -10,9 +10,10 @@ from litestar import Request, get, post
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from mailward.directory import DirectoryError
+from mailward.directory import ServiceError
 from mailward.dns.service import domain_check, domain_records
 from mailward.dns.verify import verify_domain
+from mailward.web.errors import http_status
 from mailward.web.panel.common import (
     Form,
     account_url,
@@ -31,7 +32,7 @@ FormData = Annotated[dict[str, str], Form]
 async def hosting(request: Request[Any, Any, Any], account: FromPath[str]) -> Template | Redirect:
     """The account's domains; with only one, straight to its Domain Details."""
     view, actor = await scoped(request, account)
-    domains = await web_of(request).directory.domains.list(actor)
+    domains = await web_of(request).services.domains.list(actor)
     base = account_url(view.name)
     if len(domains) == 1:
         return Redirect(f"{base}domains/{domains[0].name}", status_code=303)
@@ -49,8 +50,8 @@ async def _details(
 ) -> Template:
     view, actor = await scoped(request, account)
     web = web_of(request)
-    found = await web.directory.domains.get(actor, domain)  # 404 unless theirs
-    servers = await web.directory.servers.list(actor, found.name)
+    found = await web.services.domains.get(actor, domain)  # 404 unless theirs
+    servers = await web.services.servers.list(actor, found.name)
     return page(
         request,
         template,
@@ -88,14 +89,14 @@ async def verify(
     operator = data.get("operator") == "yes"
     try:
         if operator and user_of(request).is_operator:  # vouches as the operator it is
-            await web.directory.domains.get(actor, domain)  # 404 unless this account's
+            await web.services.domains.get(actor, domain)  # 404 unless this account's
             actor = user_of(request).actor
-        result = await verify_domain(web.directory, web.settings, actor, domain,
+        result = await verify_domain(web.services.directory, web.settings, actor, domain,
                                      operator=operator)
-    except DirectoryError as exc:
-        if exc.status == 404:
+    except ServiceError as exc:
+        if http_status(exc) == 404:
             raise
-        return await _details(request, account, domain, "domain.html", status=exc.status,
+        return await _details(request, account, domain, "domain.html", status=http_status(exc),
                               verify_error=str(exc))
     if result.verified:
         return redirect(request, here, f"{result.domain.name} is verified ({result.detail})")
@@ -124,7 +125,7 @@ async def change_servers(
 ) -> Template | Redirect:
     """``add``, ``edit``, ``delete`` (asks first), ``auto-configure`` (asks first)."""
     view, actor = await scoped(request, account)
-    service = web_of(request).directory.servers
+    service = web_of(request).services.servers
     here = f"{account_url(view.name)}domains/{domain}/servers"
     confirmed = data.get("confirm") == "yes"
     try:
@@ -164,11 +165,12 @@ async def change_servers(
         if action == "auto-configure":
             await service.auto_configure_hosting(actor, domain)
             return await _details(request, account, domain, "hosting_done.html")
-    except DirectoryError as exc:
-        if exc.status == 404:
+    except ServiceError as exc:
+        if http_status(exc) == 404:
             raise
         return await _details(
-            request, account, domain, "servers.html", status=exc.status, error=str(exc), form=action
+            request, account, domain, "servers.html", status=http_status(exc), error=str(exc),
+            form=action
         )
     return await _details(
         request,
@@ -188,14 +190,14 @@ async def dns(
     """The records to publish, and the check of what is published (asks DNS now)."""
     view, actor = await scoped(request, account)
     web = web_of(request)
-    records = await domain_records(web.directory, web.settings, actor, domain)
-    check = await domain_check(web.directory, web.settings, actor, domain)
+    records = await domain_records(web.services.directory, web.settings, actor, domain)
+    check = await domain_check(web.services.directory, web.settings, actor, domain)
     return page(
         request,
         "dns.html",
         account=view,
         account_base=account_url(view.name),
-        domain=await web.directory.domains.get(actor, domain),
+        domain=await web.services.domains.get(actor, domain),
         records=records,
         check=check,
     )

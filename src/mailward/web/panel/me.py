@@ -10,7 +10,8 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from mailward.directory import DirectoryError
+from mailward.directory import ServiceError
+from mailward.web.errors import http_status
 from mailward.web.panel.common import (
     Form,
     PanelUser,
@@ -35,10 +36,10 @@ async def _page(request: Request[Any, Any, Any], *, status: int = 200,
                 error: str | None = None) -> Template:
     user = _mailbox_user(request)
     assert user.mailbox is not None
-    directory = web_of(request).directory
-    mailbox = await directory.mailbox_self.view(user.mailbox)
-    actor = await directory.mailbox_self.actor(user.mailbox, user.actor.source)
-    held = await directory.quarantine.list(actor, address=user.mailbox, per_page=100)
+    services = web_of(request).services
+    mailbox = await services.mailbox_self.view(user.mailbox)
+    actor = await services.mailbox_self.actor(user.mailbox, user.actor.source)
+    held = await services.quarantine.list(actor, address=user.mailbox, per_page=100)
     return page(request, "me.html", status=status, mailbox=mailbox, error=error, held=held)
 
 
@@ -52,13 +53,13 @@ async def password(request: Request[Any, Any, Any],
                    data: Annotated[dict[str, str], Form]) -> Template | Redirect:
     user = _mailbox_user(request)
     assert user.mailbox is not None
-    mailboxes = web_of(request).directory.mailbox_self
+    mailboxes = web_of(request).services.mailbox_self
     try:
         await mailboxes.change_password(
             user.mailbox, data.get("current", ""), data.get("password", ""),
             data.get("repeat", ""), source=user.actor.source)
-    except DirectoryError as exc:
-        return await _page(request, status=exc.status, error=str(exc))
+    except ServiceError as exc:
+        return await _page(request, status=http_status(exc), error=str(exc))
     keep_session_after_password_change(request, await mailboxes.credential_of(user.mailbox))
     return redirect(request, "/panel/me",
                     "password changed: use the new one in your mail programs too")
@@ -71,18 +72,18 @@ async def held_mail(request: Request[Any, Any, Any], entry: FromPath[int],
     """Release or delete one of the user's own held messages."""
     user = _mailbox_user(request)
     assert user.mailbox is not None
-    directory = web_of(request).directory
-    actor = await directory.mailbox_self.actor(user.mailbox, user.actor.source)
-    found = await directory.quarantine.show(actor, entry)
+    services = web_of(request).services
+    actor = await services.mailbox_self.actor(user.mailbox, user.actor.source)
+    found = await services.quarantine.show(actor, entry)
     if found.entry.recipient != user.mailbox or action not in ("release", "delete"):
         raise NotFoundException("no such page")  # a colleague's mail is not theirs to see
     try:
         if action == "release":
-            await directory.quarantine.release(actor, entry)
+            await services.quarantine.release(actor, entry)
             return redirect(request, "/panel/me", f"Released: {found.entry.subject!r} is "
                                                   "on its way to your mailbox.")
-        await directory.quarantine.delete(actor, entry)
-    except DirectoryError as exc:
+        await services.quarantine.delete(actor, entry)
+    except ServiceError as exc:
         return redirect(request, "/panel/me", str(exc), "error")
     return redirect(request, "/panel/me", f"Deleted {found.entry.subject!r}.")
 

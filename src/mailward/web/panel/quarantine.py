@@ -11,7 +11,8 @@ from litestar import Request, get, post
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect, Template
 
-from mailward.directory import DirectoryError, InvalidInput
+from mailward.directory import InvalidInput, ServiceError
+from mailward.web.errors import http_status
 from mailward.web.panel.common import Form, account_url, page, redirect, scoped, web_of
 
 PER_PAGE = 50
@@ -31,7 +32,7 @@ async def held(
     filters = {"address": address.strip(), "status": status}
     error, found = None, None
     try:
-        found = await web_of(request).directory.quarantine.list(
+        found = await web_of(request).services.quarantine.list(
             actor, address=filters["address"] or None,
             status=None if status == "all" else status, page=max(page_number, 1),
             per_page=PER_PAGE)
@@ -46,7 +47,7 @@ async def held(
 async def detail(request: Request[Any, Any, Any], account: FromPath[str],
                  entry: FromPath[int]) -> Template:
     view, actor = await scoped(request, account)
-    found = await web_of(request).directory.quarantine.show(actor, entry)
+    found = await web_of(request).services.quarantine.show(actor, entry)
     return page(request, "quarantine_entry.html", account=view,
                 account_base=account_url(view.name), detail=found)
 
@@ -57,7 +58,7 @@ async def act(request: Request[Any, Any, Any], account: FromPath[str], entry: Fr
               action: FromPath[str], data: FormData) -> Redirect:
     """``release`` (``allow_sender=yes`` also allows the sender) or ``delete``."""
     view, actor = await scoped(request, account)
-    service = web_of(request).directory.quarantine
+    service = web_of(request).services.quarantine
     back = f"{account_url(view.name)}quarantine"
     try:
         if action == "release":
@@ -68,8 +69,8 @@ async def act(request: Request[Any, Any, Any], account: FromPath[str], entry: Fr
         if action == "delete":
             gone = await service.delete(actor, entry)
             return redirect(request, back, f"Deleted the message to {gone.recipient}.")
-    except DirectoryError as exc:
-        if exc.status == 404:
+    except ServiceError as exc:
+        if http_status(exc) == 404:
             raise
         return redirect(request, f"{back}/{entry}", str(exc), "error")
     return redirect(request, back, f"Unknown action {action!r}.", "error")

@@ -11,7 +11,8 @@ from litestar import Request, get, post
 from litestar.exceptions import NotFoundException
 from litestar.response import Redirect, Template
 
-from mailward.directory import DirectoryError, TwoFactorService
+from mailward.directory import ServiceError, TwoFactorService
+from mailward.web.errors import http_status
 from mailward.web.panel.common import (
     Form,
     keep_session_after_password_change,
@@ -30,7 +31,7 @@ async def _page(request: Request[Any, Any, Any], *, status: int = 200,
     user = user_of(request)
     if user.mailbox is not None or user.actor.user_id is None:
         raise NotFoundException("no such page")  # two-factor login is for panel users
-    enabled = await web_of(request).directory.two_factor.enabled(user.actor.user_id)
+    enabled = await web_of(request).services.two_factor.enabled(user.actor.user_id)
     context: dict[str, Any] = {"enabled": enabled, "error": error, "form": form}
     if not enabled:
         secret = request.session.get(ENROL_KEY)
@@ -55,7 +56,7 @@ async def two_factor(request: Request[Any, Any, Any],
     user = user_of(request)
     if user.mailbox is not None:
         raise NotFoundException("no such page")
-    service = web_of(request).directory.two_factor
+    service = web_of(request).services.two_factor
     try:
         if data.get("action") == "on":
             secret = request.session.get(ENROL_KEY)
@@ -68,8 +69,8 @@ async def two_factor(request: Request[Any, Any, Any],
                             "two-factor login is on: every login now asks for a code")
         await service.disable(user.actor, data.get("code", ""))
         return redirect(request, "/panel/security", "two-factor login is off")
-    except DirectoryError as exc:
-        return await _page(request, status=exc.status, error=str(exc))
+    except ServiceError as exc:
+        return await _page(request, status=http_status(exc), error=str(exc))
 
 
 @post("/security/password", include_in_schema=False, request_max_body_size=MAX_FORM)
@@ -78,15 +79,15 @@ async def password(request: Request[Any, Any, Any],
     user = user_of(request)
     if user.mailbox is not None or user.actor.user_id is None:
         raise NotFoundException("no such page")  # mailbox users have /panel/me
-    directory = web_of(request).directory
+    services = web_of(request).services
     try:
-        await directory.users.set_password(
+        await services.users.set_password(
             user.actor, user.login, data.get("password", ""), repeat=data.get("repeat", ""),
             current=data.get("current", ""))
-    except DirectoryError as exc:
-        return await _page(request, status=exc.status, error=str(exc), form="password")
+    except ServiceError as exc:
+        return await _page(request, status=http_status(exc), error=str(exc), form="password")
     keep_session_after_password_change(
-        request, await directory.accounts.credential_of(user.actor.user_id))
+        request, await services.accounts.credential_of(user.actor.user_id))
     return redirect(request, "/panel/security",
                     "password changed: your other sessions are logged out")
 

@@ -10,8 +10,9 @@ from litestar import Request, get, post
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from mailward.directory import DirectoryError
+from mailward.directory import ServiceError
 from mailward.directory.users import login_key
+from mailward.web.errors import http_status
 from mailward.web.panel.common import Form, account_url, page, redirect, scoped, user_of, web_of
 
 MAX_FORM = 16 * 1024
@@ -21,7 +22,7 @@ FormData = Annotated[dict[str, str], Form]
 async def _page(request: Request[Any, Any, Any], account: str, *, status: int = 200,
                 error: str | None = None, form: str = "", login: str = "") -> Template:
     view, actor = await scoped(request, account)
-    users = web_of(request).directory.users
+    users = web_of(request).services.users
     # the list is scoped to the actor already: the lock is one lookup per row
     admins = [(user, await users.limiter.retry_after(login_key(user.login)))
               for user in await users.list(actor, view.name)]
@@ -41,11 +42,11 @@ async def add(request: Request[Any, Any, Any], account: FromPath[str],
               data: FormData) -> Template | Redirect:
     view, actor = await scoped(request, account)
     try:
-        added = await web_of(request).directory.accounts.create_user(
+        added = await web_of(request).services.accounts.create_user(
             actor, data.get("login", ""), data.get("password", ""), account=view.name,
             repeat=data.get("repeat", ""))
-    except DirectoryError as exc:
-        return await _page(request, account, status=exc.status, error=str(exc), form="add")
+    except ServiceError as exc:
+        return await _page(request, account, status=http_status(exc), error=str(exc), form="add")
     return redirect(request, f"{account_url(view.name)}users",
                     f"added {added.login}: they log in at /login with this password")
 
@@ -56,7 +57,7 @@ async def change(request: Request[Any, Any, Any], account: FromPath[str], login:
                  action: FromPath[str], data: FormData) -> Template | Redirect:
     """``password`` (reset), ``unlock`` or ``delete`` (confirmed on a page first)."""
     view, actor = await scoped(request, account)
-    service = web_of(request).directory.users
+    service = web_of(request).services.users
     here = f"{account_url(view.name)}users"
     try:
         if action == "password":
@@ -74,10 +75,10 @@ async def change(request: Request[Any, Any, Any], account: FromPath[str], login:
             message = f"deleted {(await service.delete(actor, login)).login}"
         else:
             return await _page(request, account, status=404, error=f"unknown action {action!r}")
-    except DirectoryError as exc:
-        if exc.status == 404:
+    except ServiceError as exc:
+        if http_status(exc) == 404:
             raise
-        return await _page(request, account, status=exc.status, error=str(exc), form=action,
+        return await _page(request, account, status=http_status(exc), error=str(exc), form=action,
                            login=login)
     return redirect(request, here, message)
 

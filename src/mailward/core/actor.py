@@ -7,10 +7,10 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Select
 
+from mailward.core.errors import Forbidden
 from mailward.db.models import Role
-from mailward.directory.errors import Forbidden
 
-Q = TypeVar("Q", bound=Select[Any])
+Q = TypeVar("Q", bound=Select[*tuple[Any, ...]])  # any select, whatever its columns
 
 
 @dataclass(frozen=True, slots=True)

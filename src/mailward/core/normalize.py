@@ -5,7 +5,7 @@ from __future__ import annotations
 import idna
 from email_validator import EmailNotValidError, validate_email
 
-from mailward.directory.errors import InvalidInput
+from mailward.core.errors import InvalidInput
 
 MAX_DESTINATIONS_CHARS = 128
 MAX_LOCAL_PART_OCTETS = 64
@@ -61,7 +61,7 @@ def parse_destinations(text: str, *, owner: str | None = None) -> str:
     """Validate a comma-separated destination list; return it normalised and comma-joined.
 
     Every entry must be a valid address, none may repeat or be the owner itself, and the
-    joined field may not exceed 128 characters (commas included), as the reference doc says.
+    joined field may not exceed 128 characters (commas included; docs/procedures.md).
     """
     parts = [part.strip() for part in text.split(",")]
     if not any(parts):

@@ -20,9 +20,9 @@ from email.headerregistry import Address as HeaderAddress
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 
-from mailward.directory.errors import InvalidInput
+from mailward.core.errors import InvalidInput
+from mailward.core.normalize import domain_of, normalize_address
 from mailward.directory.mail_login import MailLogin
-from mailward.directory.normalize import domain_of, normalize_address
 from mailward.queue.spool import NewRecipient, Spool
 from mailward.smtp.types import Envelope, Reply
 

@@ -1,11 +1,6 @@
 """The quarantine digest: a mail per address listing its newly held messages, each with a
-signed one-click release link, plus the retention purge; both run in the delivery role.
-
-A link carries ``{web_url}/quarantine/release?t=TOKEN``; the token is the entry id and an
-expiry, signed with HMAC-SHA256 under the web secret (:func:`link_secret`: the delivery
-and web nodes must share it, as ``MAILWARD_WEB_SECRET`` on each). A link expires with its
-message or after :data:`LINK_DAYS` days, whichever is first, and releases once: release
-claims the entry in one conditional UPDATE (:meth:`QuarantineService.release`).
+signed one-click release link (:mod:`mailward.quarantine.links`), plus the retention
+purge; both run in the delivery role.
 
 Several nodes may run the digester over one database: an address is claimed by moving its
 ``quarantine_digests.next_digest_at`` forward in one conditional UPDATE (as the DNS
@@ -15,24 +10,21 @@ re-check does), so each address gets one digest per interval however many nodes 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hmac
 import logging
-import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
-from hashlib import sha256
 from urllib.parse import quote
 
-from sqlalchemy import Select, exists, insert, literal, select, update
+from sqlalchemy import exists, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mailward.config import Settings
+from mailward.core.actor import Q
+from mailward.db import Database
 from mailward.db.models import (
     QuarantineDigest,
     QuarantinedMessage,
@@ -40,132 +32,17 @@ from mailward.db.models import (
     UTCDateTime,
     utcnow,
 )
-from mailward.directory import Actor, Directory
-from mailward.directory.errors import Conflict, InvalidInput, NotFound
-from mailward.filter.quarantine import HELD, Quarantine, QuarantineView, Released
+from mailward.quarantine.links import LINK_DAYS, link_expiry, link_secret, release_token
+from mailward.quarantine.service import HELD, Quarantine, QuarantineView
+from mailward.queue.spool import NewRecipient, Spool
 
-__all__ = ["AlreadyReleased", "ExpiredToken", "InvalidToken", "QuarantineDigester",
-           "ReleaseLinks", "build_digest", "check_token", "link_expiry", "link_secret",
-           "release_token"]
+__all__ = ["DigestItem", "QuarantineDigester", "build_digest"]
 
 log = logging.getLogger(__name__)
 
-LINK_DAYS = 7  # a release link works this long at most
 TICK_SECONDS = 60.0  # how often due addresses are looked for (and expired mail purged)
 BATCH = 100  # addresses claimed per round trip
 MAX_LISTED = 200  # entries listed in one digest (the newest); the rest are counted
-_VERSION = 1
-_PAYLOAD = struct.Struct(">BQQ")  # version, entry id, expiry (Unix seconds)
-_CONTEXT = b"mailward quarantine release\0"  # the web secret also signs CSRF tokens
-_MAC_SIZE = sha256().digest_size
-_MAX_TOKEN = 128
-
-
-class InvalidToken(InvalidInput):
-    """A release link that is malformed or not signed by us."""
-
-
-class ExpiredToken(InvalidToken):
-    """A release link past its expiry."""
-
-
-class AlreadyReleased(Conflict):
-    """The link's message was released before (links work once)."""
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def release_token(secret: bytes, entry_id: int, expires: datetime) -> str:
-    """A URL-safe token that releases quarantine entry ``entry_id`` until ``expires``."""
-    payload = _PAYLOAD.pack(_VERSION, entry_id, int(expires.timestamp()))
-    return _b64(payload + hmac.new(secret, _CONTEXT + payload, sha256).digest())
-
-
-def check_token(secret: bytes, token: str, now: datetime) -> int:
-    """The entry id ``token`` releases; :class:`InvalidToken` if it is malformed or its
-    signature is wrong, :class:`ExpiredToken` if it has expired."""
-    if not token or len(token) > _MAX_TOKEN or not token.isascii():
-        raise InvalidToken("the release link is malformed (copy the whole link)")
-    try:
-        raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidToken("the release link is malformed (copy the whole link)") from None
-    if len(raw) != _PAYLOAD.size + _MAC_SIZE:
-        raise InvalidToken("the release link is malformed (copy the whole link)")
-    payload, mac = raw[:_PAYLOAD.size], raw[_PAYLOAD.size:]
-    if not hmac.compare_digest(mac, hmac.new(secret, _CONTEXT + payload, sha256).digest()):
-        raise InvalidToken("the release link's signature is wrong (altered, or not ours)")
-    version, entry_id, expires = _PAYLOAD.unpack(payload)
-    if version != _VERSION:
-        raise InvalidToken("the release link is of an unknown version")
-    if now.timestamp() >= expires:
-        when = datetime.fromtimestamp(expires, UTC).strftime("%Y-%m-%d %H:%M UTC")
-        raise ExpiredToken(f"the release link expired on {when}")
-    return int(entry_id)
-
-
-def link_expiry(message_expires_at: datetime, now: datetime) -> datetime:
-    """When a link made ``now`` expires: with its message, or after LINK_DAYS days."""
-    return min(message_expires_at, now + timedelta(days=LINK_DAYS))
-
-
-def link_secret(settings: Settings) -> bytes:
-    """The key release links are signed with: the web role's secret."""
-    from mailward.web.sessions import web_secret  # the web secret lives with the sessions
-
-    return web_secret(settings).encode()
-
-
-@dataclass(frozen=True, slots=True)
-class LinkTarget:
-    """The entry a valid release link names, and the account it belongs to."""
-
-    entry: QuarantineView
-    account_id: int
-
-
-class ReleaseLinks:
-    """The web page's side: what a link names, and releasing through it (no login: the
-    signature is the authority; the release acts as the entry's account, named after the
-    recipient in the audit log)."""
-
-    def __init__(self, directory: Directory, settings: Settings) -> None:
-        self.directory = directory
-        self.secret = link_secret(settings)
-
-    async def check(self, token: str, now: datetime | None = None) -> LinkTarget:
-        """The entry ``token`` names; InvalidToken/ExpiredToken, or NotFound if deleted."""
-        entry_id = check_token(self.secret, token, now or utcnow())
-        async with self.directory.db.session() as session:
-            row = (await session.execute(
-                select(QuarantineEntry, QuarantinedMessage)
-                .join(QuarantinedMessage, QuarantinedMessage.id == QuarantineEntry.message_id)
-                .where(QuarantineEntry.id == entry_id))).first()
-            if row is None:
-                raise NotFound("this message is no longer in the quarantine (deleted or "
-                               "expired)")
-            return LinkTarget(QuarantineView.of(row[0], row[1]), row[0].account_id)
-
-    async def release(self, token: str, client: str, now: datetime | None = None) -> Released:
-        """Release the entry ``token`` names; AlreadyReleased on a second use."""
-        target = await self.check(token, now)
-        entry = target.entry
-        if entry.status != HELD:
-            raise AlreadyReleased(_already(entry))
-        actor = Actor.for_account(target.account_id, name=entry.recipient).via(
-            f"digest link {client}")
-        try:
-            return await self.directory.quarantine.release(actor, entry.id)
-        except Conflict:  # released meanwhile (a double click, another node)
-            if (await self.check(token, now)).entry.status != HELD:
-                raise AlreadyReleased(_already(entry)) from None
-            raise
-
-
-def _already(entry: QuarantineView) -> str:
-    return f"this message was already released to {entry.recipient}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,15 +54,16 @@ class DigestItem:
 class QuarantineDigester:
     """Sends each address with newly held mail its digest; purges expired mail."""
 
-    def __init__(self, directory: Directory, settings: Settings, *,
+    def __init__(self, db: Database, settings: Settings, spool: Spool, *,
                  clock: Callable[[], datetime] = utcnow) -> None:
-        self.directory = directory
+        self.db = db
         self.settings = settings
+        self.spool = spool
         self.clock = clock
         self.enabled = settings.quarantine_digest_interval_seconds > 0
         # 0 turns the digest off; a round run by hand still needs to move the claim on
         self.interval = timedelta(seconds=max(settings.quarantine_digest_interval_seconds, 1))
-        self.quarantine = Quarantine(directory.db, settings)
+        self.quarantine = Quarantine(db, settings)
         self._secret: bytes | None = None
 
     async def run(self) -> None:
@@ -221,7 +99,7 @@ class QuarantineDigester:
         return sorted(sent)
 
     @staticmethod
-    def _pending(query: Select, now: datetime) -> Select:  # type: ignore[type-arg]
+    def _pending(query: Q, now: datetime) -> Q:
         """``query`` narrowed to entries not yet in a digest: held, unlisted, their
         message not expired."""
         return (query.join(QuarantinedMessage,
@@ -232,7 +110,7 @@ class QuarantineDigester:
     async def _add_new_recipients(self, now: datetime) -> None:
         """A claim row, due now, for every address with pending entries and no row."""
         missing = ~exists().where(QuarantineDigest.recipient == QuarantineEntry.recipient)
-        async with self.directory.db.session() as session:
+        async with self.db.session() as session:
             try:
                 await session.execute(insert(QuarantineDigest).from_select(
                     ["recipient", "next_digest_at"],
@@ -249,7 +127,7 @@ class QuarantineDigester:
         table = QuarantineDigest
         pending = self._pending(select(QuarantineEntry.id), now).where(
             QuarantineEntry.recipient == table.recipient)
-        async with self.directory.db.session() as session:
+        async with self.db.session() as session:
             due = list(await session.scalars(
                 select(table.recipient).where(table.next_digest_at <= now,
                                               pending.exists())
@@ -268,7 +146,7 @@ class QuarantineDigester:
     async def _unclaim(self, recipient: str, now: datetime) -> None:
         """The digest could not be sent: due again at the next tick."""
         try:
-            async with self.directory.db.session() as session, session.begin():
+            async with self.db.session() as session, session.begin():
                 await session.execute(update(QuarantineDigest).where(
                     QuarantineDigest.recipient == recipient).values(next_digest_at=now))
         except Exception:
@@ -276,9 +154,7 @@ class QuarantineDigester:
 
     async def _send(self, recipient: str, now: datetime) -> bool:
         """Queue ``recipient``'s digest and mark its entries listed; False if none."""
-        from mailward.queue.spool import NewRecipient  # the queue imports the directory
-
-        async with self.directory.db.session() as session:
+        async with self.db.session() as session:
             rows = (await session.execute(
                 self._pending(select(QuarantineEntry, QuarantinedMessage), now)
                 .where(QuarantineEntry.recipient == recipient)
@@ -295,9 +171,9 @@ class QuarantineDigester:
             sender=self.settings.notice_sender, recipient=recipient, items=items,
             omitted=len(entries) - len(items), now=now, node=self.settings.node_name,
             retention_days=self.settings.quarantine_retention_days)
-        await self.directory.queue.spool.enqueue(
+        await self.spool.enqueue(
             sender="", recipients=[NewRecipient(recipient)], data=data, origin="notice")
-        async with self.directory.db.session() as session, session.begin():
+        async with self.db.session() as session, session.begin():
             await session.execute(update(QuarantineEntry).where(
                 QuarantineEntry.id.in_([e.id for e in entries]),
                 QuarantineEntry.digest_sent_at.is_(None)).values(digest_sent_at=now))

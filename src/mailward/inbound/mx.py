@@ -26,7 +26,7 @@ from mailward.filter.auth import Authenticator
 from mailward.filter.judge import Judge, spam_headers, with_subject_tag
 from mailward.filter.learning import without_our_headers
 from mailward.filter.policy import Decision
-from mailward.filter.quarantine import Hold, Quarantine
+from mailward.quarantine.service import Hold, Quarantine
 from mailward.queue.spool import NewCopy, NewRecipient, Spool
 from mailward.smtp.types import Envelope, RecipientParams, Reply
 

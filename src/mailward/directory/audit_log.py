@@ -1,57 +1,21 @@
-"""The audit log: who changed what, when, and from where (panel, API or CLI).
-
-Every mutating service method calls :func:`record` inside its own transaction, so a change
-and its entry commit (or roll back) together. Entries never hold a password, a token or a
-hash of either. Account admins read their account's entries; operators read all of them.
-"""
+"""Reading the audit log (:mod:`mailward.core.audit` writes it): account admins read their
+account's entries, operators all of them, filtered and paged."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Select, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import func, select
 
+from mailward.core.actor import Actor, Q
+from mailward.core.audit import AuditView
+from mailward.core.errors import InvalidInput
+from mailward.core.paging import Page
 from mailward.db import Database
 from mailward.db.models import Account, AuditEntry
-from mailward.directory.actor import Actor
-from mailward.directory.errors import InvalidInput
-from mailward.directory.views import AuditView, Page
 
 MAX_PER_PAGE = 500
 MAX_PAGE = 1_000_000
-UNKNOWN_SOURCE = "unknown"
-
-
-def _cut(text: str, size: int) -> str:
-    return text if len(text) <= size else text[: size - 1] + "…"
-
-
-def record(
-    session: AsyncSession,
-    actor: Actor,
-    action: str,
-    target: str,
-    *,
-    account_id: int | None,
-    detail: str = "",
-) -> AuditEntry:
-    """Add an entry to the caller's open transaction (committed with the change itself).
-
-    ``account_id`` is the account the changed object belongs to (``None``: operator-wide).
-    """
-    entry = AuditEntry(
-        at=datetime.now(UTC),
-        account_id=account_id,
-        actor=_cut(actor.name or actor.role.value, 254),
-        role=actor.role.value,
-        source=_cut(actor.source or UNKNOWN_SOURCE, 80),
-        action=_cut(action, 64),
-        target=_cut(target, 320),
-        detail=detail,
-    )
-    session.add(entry)
-    return entry
 
 
 def _like(text: str) -> str:
@@ -91,7 +55,7 @@ class AuditService:
         if since is not None and until is not None and _utc(since) > _utc(until):
             raise InvalidInput("since is after until")
 
-        def narrow(query: Select) -> Select:  # type: ignore[type-arg]
+        def narrow(query: Q) -> Q:
             query = actor.scope(query, AuditEntry.account_id)
             if action and action.strip():
                 query = query.where(

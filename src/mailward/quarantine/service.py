@@ -16,10 +16,15 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, delete, exists, func, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailward.config import Settings
+from mailward.core.actor import Actor, Q
+from mailward.core.audit import record
+from mailward.core.errors import Conflict, InvalidInput, NotFound
+from mailward.core.normalize import normalize_address, normalize_domain
+from mailward.core.paging import Page
 from mailward.db import Database
 from mailward.db.models import (
     Domain,
@@ -27,11 +32,7 @@ from mailward.db.models import (
     QuarantineEntry,
     utcnow,
 )
-from mailward.directory.actor import Actor
-from mailward.directory.audit import record
-from mailward.directory.errors import Conflict, InvalidInput, NotFound
-from mailward.directory.normalize import normalize_address, normalize_domain
-from mailward.directory.views import Page
+from mailward.directory.facts import domain_keys
 from mailward.filter.learning import without_our_headers
 from mailward.filter.pipeline import Finding
 from mailward.filter.policy import message_senders
@@ -131,9 +132,7 @@ class Quarantine:
         e.g. together with the queued copies of the same message); the message's id."""
         now = utcnow()
         domains = {h.recipient.rsplit("@", 1)[-1] for h in holds}
-        owners = {name: (did, acc) for did, name, acc in await session.execute(
-            select(Domain.id, Domain.name, Domain.account_id)
-            .where(Domain.name.in_(sorted(domains))))}
+        owners = await domain_keys(session, domains)
         message = QuarantinedMessage(
             sender=sender[:320], from_header=_header_of(data, "From")[:320],
             subject=(subject_of(data) or "")[:200], size=len(data), score=score,
@@ -174,7 +173,7 @@ class QuarantineService:
         self.node = settings.node_name
         self.filters = filters  # the allow lists, and the domains' learning
 
-    def _scoped(self, actor: Actor, query: Select) -> Select:  # type: ignore[type-arg]
+    def _scoped(self, actor: Actor, query: Q) -> Q:
         return actor.scope(query, QuarantineEntry.account_id)
 
     async def list(self, actor: Actor, *, address: str | None = None,
@@ -188,7 +187,7 @@ class QuarantineService:
         if status not in (None, HELD, RELEASED):
             raise InvalidInput("status must be held or released")
 
-        def narrow(query: Select) -> Select:  # type: ignore[type-arg]
+        def narrow(query: Q) -> Q:
             query = self._scoped(actor, query.join(
                 QuarantinedMessage, QuarantinedMessage.id == QuarantineEntry.message_id))
             if address:

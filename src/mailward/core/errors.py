@@ -1,39 +1,28 @@
-"""Errors the directory services raise; the API and CLI map them to status codes."""
+"""Errors the services raise; the web layer maps them to HTTP status codes, the CLI to
+messages (``mailward.web.errors.http_status``)."""
 
 from __future__ import annotations
 
 
-class DirectoryError(Exception):
+class ServiceError(Exception):
     """Base class: ``str(error)`` is a one-line reason fit to show a user."""
 
-    status = 400
 
-
-class InvalidInput(DirectoryError):
+class InvalidInput(ServiceError):
     """The request itself is wrong (bad address, weak password, ...)."""
 
-    status = 400
 
-
-class NotFound(DirectoryError):
+class NotFound(ServiceError):
     """Missing, or outside the caller's account (indistinguishable on purpose)."""
 
-    status = 404
 
-
-class Forbidden(DirectoryError):
+class Forbidden(ServiceError):
     """The caller may see the object but not do this to it."""
 
-    status = 403
 
-
-class Conflict(DirectoryError):
+class Conflict(ServiceError):
     """The change clashes with existing data (duplicate name, wrong state)."""
 
-    status = 409
 
-
-class TooManyAttempts(DirectoryError):
+class TooManyAttempts(ServiceError):
     """Too many wrong passwords lately; try again later."""
-
-    status = 429
