@@ -20,6 +20,7 @@ from mailward.app import Services
 from mailward.config import Settings
 from mailward.db import AddressList, QueuedRecipient
 from mailward.directory import Actor, Forbidden, InvalidInput
+from mailward.directory.views import DomainView
 from mailward.dns.lookup import DnsTools
 from mailward.dns.recheck import DnsRechecker
 from mailward.dns.verify import verify_domain
@@ -59,6 +60,17 @@ class World:
             pass
 
 
+async def reseller_claims_victim(directory: Services) -> DomainView:
+    """Reseller Northwind's user sam adds victim.example (not theirs) to its account Evil."""
+    await directory.resellers.create(OP, "Northwind")
+    await directory.accounts.create(OP, "Evil", reseller="Northwind")
+    await directory.accounts.create_user(OP, "sam@northwind.example", PASSWORD,
+                                         reseller="Northwind")
+    sam = await directory.accounts.authenticate("sam@northwind.example", PASSWORD)
+    assert sam is not None
+    return await directory.domains.create(sam, "victim.example", account="Evil")
+
+
 @pytest.fixture
 async def world(settings: Settings, directory: Services) -> AsyncIterator[World]:
     with table_server(ZONE) as (nameserver, table):
@@ -66,18 +78,12 @@ async def world(settings: Settings, directory: Services) -> AsyncIterator[World]
                 sink_server() as attacker:
             configured = mail_settings(settings, dns_nameservers=[nameserver])
             directory = Services(directory.db, configured)
-            await directory.resellers.create(OP, "Northwind")
-            await directory.accounts.create(OP, "Evil", reseller="Northwind")
             await directory.accounts.create(OP, "Acme")
             await directory.domains.create(OP, "acme.example", account="Acme", hosting=True)
             await directory.servers.auto_configure_hosting(OP, "acme.example")
             await directory.bulk.add_lines(
                 OP, ["fwd@acme.example|someone@victim.example|relay"], AddressList.FILTER)
-            await directory.accounts.create_user(OP, "sam@northwind.example", PASSWORD,
-                                                 reseller="Northwind")
-            sam = await directory.accounts.authenticate("sam@northwind.example", PASSWORD)
-            assert sam is not None
-            claimed = await directory.domains.create(sam, "victim.example", account="Evil")
+            claimed = await reseller_claims_victim(directory)
             assert (claimed.verified, claimed.verified_by) == (False, None)
             evil = await directory.accounts.actor_for("Evil")
             await directory.servers.add(evil, "victim.example", attacker.address, preference=10)
@@ -261,14 +267,7 @@ def test_the_cli_shows_and_checks_verification(cli: Cli, settings: Settings) -> 
     assert (added["verified"], added["verified_by"]) == (True, "operator")
 
     async def claim(directory: Services) -> str:
-        await directory.resellers.create(OP, "Northwind")
-        await directory.accounts.create(OP, "Evil", reseller="Northwind")
-        await directory.accounts.create_user(OP, "sam@northwind.example", PASSWORD,
-                                             reseller="Northwind")
-        sam = await directory.accounts.authenticate("sam@northwind.example", PASSWORD)
-        assert sam is not None
-        view = await directory.domains.create(sam, "victim.example", account="Evil")
-        return view.verification_txt
+        return (await reseller_claims_victim(directory)).verification_txt
 
     token = run_directory(settings, claim)
     shown = cli("domain", "show", "victim.example", "--account", "Evil").stdout
@@ -332,13 +331,7 @@ async def test_the_panel_says_why_and_an_operator_marks_it_verified(
     settings: Settings, directory: Services
 ) -> None:
     await directory.accounts.create_user(OP, "root", PASSWORD)
-    await directory.resellers.create(OP, "Northwind")
-    await directory.accounts.create(OP, "Evil", reseller="Northwind")
-    await directory.accounts.create_user(OP, "sam@northwind.example", PASSWORD,
-                                         reseller="Northwind")
-    sam = await directory.accounts.authenticate("sam@northwind.example", PASSWORD)
-    assert sam is not None
-    claimed = await directory.domains.create(sam, "victim.example", account="Evil")
+    claimed = await reseller_claims_victim(directory)
     page = "/panel/accounts/Evil/domains/victim.example"
     async with running_server(settings) as url, \
             httpx.AsyncClient(base_url=url, timeout=30) as one, \

@@ -215,6 +215,36 @@ class Clean:
         return [Finding("clean", 0.1, "test")]
 
 
+@contextlib.asynccontextmanager
+async def listening(intake: MxIntake) -> AsyncIterator[int]:
+    """An MX listener on a free loopback port for ``intake``; its port."""
+    sock = socket.create_server(("127.0.0.1", 0))
+    server = await start_mx(intake, sock=sock, hostname="mx.mailward.test",
+                            tls_context=None, data_size_limit=1_000_000, reverse_dns=None)
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def send(port: int, recipients: list[str], data: bytes) -> tuple[int, bytes]:
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        client.ehlo("client.example")
+        client.mail(OUTSIDER)
+        for recipient in recipients:
+            client.rcpt(recipient)
+        return client.data(data)
+
+
+async def lift_trigger(directory: Services) -> None:
+    """Drop ``refusing_trigger`` early, as a fixed database would be."""
+    async with directory.db.session() as session, session.begin():
+        await session.execute(text(
+            "DROP TRIGGER IF EXISTS test_refuse" if directory.db.is_sqlite
+            else "DROP TRIGGER IF EXISTS test_refuse ON queue_recipients"))
+
+
 async def test_one_data_is_one_transaction(settings: Settings, directory: Services,
                                            refusing_trigger: str) -> None:
     """The Do Not Filter copy and the filtered copy of one DATA are committed together: the
@@ -222,38 +252,20 @@ async def test_one_data_is_one_transaction(settings: Settings, directory: Servic
     each copy once."""
     await served(directory)
     intake = MxIntake(directory.recipients, directory.queue.spool, FilterPipeline([Clean()]))
-    sock = socket.create_server(("127.0.0.1", 0))
-    server = await start_mx(intake, sock=sock, hostname="mx.mailward.test",
-                            tls_context=None, data_size_limit=1_000_000, reverse_dns=None)
-    port = sock.getsockname()[1]
     data = message(OUTSIDER, "open@acme.example", "Twice?")
-
-    def send() -> tuple[int, bytes]:
-        with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
-            client.ehlo("client.example")
-            client.mail(OUTSIDER)
-            client.rcpt("open@acme.example")
-            client.rcpt(refusing_trigger)
-            return client.data(data)
-
-    try:
-        code, reply = await asyncio.to_thread(send)
+    recipients = ["open@acme.example", refusing_trigger]
+    async with listening(intake) as port:
+        code, reply = await asyncio.to_thread(send, port, recipients, data)
         assert (code, reply) == (451, b"4.3.0 Error: temporary failure, try again later")
         assert await queued(directory) == []
         spool_root = settings.data_dir / "queue"
         assert not spool_root.exists() or [p for p in spool_root.rglob("*") if p.is_file()
                                            ] == []
-        async with directory.db.session() as session, session.begin():
-            await session.execute(text(
-                "DROP TRIGGER IF EXISTS test_refuse" if directory.db.is_sqlite
-                else "DROP TRIGGER IF EXISTS test_refuse ON queue_recipients"))
-        code, _ = await asyncio.to_thread(send)  # the client's retry
+        await lift_trigger(directory)
+        code, _ = await asyncio.to_thread(send, port, recipients, data)  # the retry
         assert code == 250
         assert sorted(r for r, _, _ in await queued(directory)) == [
             "filtered@acme.example", "open@acme.example"]
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 class Spammy:
@@ -279,33 +291,15 @@ async def test_a_quarantine_hold_commits_with_the_copies(
     intake = MxIntake(directory.recipients, directory.queue.spool,
                       FilterPipeline([Spammy()]),
                       quarantine=Quarantine(directory.db, settings))
-    sock = socket.create_server(("127.0.0.1", 0))
-    server = await start_mx(intake, sock=sock, hostname="mx.mailward.test",
-                            tls_context=None, data_size_limit=1_000_000, reverse_dns=None)
-    port = sock.getsockname()[1]
     data = message(OUTSIDER, "open@acme.example", "Held and queued")
-
-    def send() -> tuple[int, bytes]:
-        with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
-            client.ehlo("client.example")
-            client.mail(OUTSIDER)
-            client.rcpt("filtered@acme.example")
-            client.rcpt(refusing_trigger)
-            return client.data(data)
-
-    try:
-        code, _ = await asyncio.to_thread(send)
+    recipients = ["filtered@acme.example", refusing_trigger]
+    async with listening(intake) as port:
+        code, _ = await asyncio.to_thread(send, port, recipients, data)
         assert code == 451
         assert await held_entries(directory) == []
         assert await queued(directory) == []
-        async with directory.db.session() as session, session.begin():
-            await session.execute(text(
-                "DROP TRIGGER IF EXISTS test_refuse" if directory.db.is_sqlite
-                else "DROP TRIGGER IF EXISTS test_refuse ON queue_recipients"))
-        code, _ = await asyncio.to_thread(send)  # the client's retry
+        await lift_trigger(directory)
+        code, _ = await asyncio.to_thread(send, port, recipients, data)  # the retry
         assert code == 250
         assert await held_entries(directory) == ["filtered@acme.example"]
         assert [r for r, _, _ in await queued(directory)] == ["open@acme.example"]
-    finally:
-        server.close()
-        await server.wait_closed()

@@ -1,10 +1,11 @@
 """``Services``: the directory and every service above it, wired together once.
 
 This is where the layers meet: the directory's route-change hook is the queue's "retry
-now", the quarantine gets the spool and the filter settings, and the background jobs get
-what they need from here. The directory's own services are reachable under the same
-names as on :class:`~mailward.directory.Directory` (``services.accounts`` …), so the
-panel, the API and the CLI reach every service alike.
+now", its domain-added hook makes the domain's DKIM key, the quarantine gets the spool
+and the filter settings, and the background jobs get what they need from here. The
+directory's own services are reachable under the same names as on
+:class:`~mailward.directory.Directory` (``services.accounts`` …), so the panel, the API
+and the CLI reach every service alike.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ class Services:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
-        directory = Directory(db, settings, on_route_change=retry_domain_now)
+        directory = Directory(db, settings, on_route_change=retry_domain_now,
+                              on_domain_added=DkimService.on_domain_added)
         self.directory = directory
         # the directory's services, under their own names
         self.passwords = directory.passwords

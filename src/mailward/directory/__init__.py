@@ -4,7 +4,7 @@
 ``mailward.app.Services`` adds routing, the queue, the filter and the quarantine). The
 API, panel and CLI all call these, so each rule lives once. Every method takes the
 calling ``Actor`` and scopes its queries to it. Changes the layers above must react to
-(a domain's route changed) reach them through hooks passed in, never imports.
+(a domain's route changed, a domain added) reach them through hooks passed in, never imports.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from mailward.directory.addresses import AddressFilter, AddressService
 from mailward.directory.audit_log import AuditService
 from mailward.directory.auth_limit import AuthLimiter
 from mailward.directory.bulk_add import BulkAddService, BulkResult, LineResult, LineStatus
-from mailward.directory.domains import DomainService
+from mailward.directory.domains import DomainAdded, DomainService, OnDomainAdded
 from mailward.directory.facts import RouteChanged
 from mailward.directory.lookup import Recipient, RecipientLookup, Verdict
 from mailward.directory.mail_login import LoginResult, MailLogin
@@ -35,14 +35,15 @@ class Directory:
     """All directory services over one database."""
 
     def __init__(self, db: Database, settings: Settings, *,
-                 on_route_change: RouteChanged | None = None) -> None:
+                 on_route_change: RouteChanged | None = None,
+                 on_domain_added: OnDomainAdded | None = None) -> None:
         self.db = db
         self.settings = settings
         self.passwords = Passwords(settings)
         quota = settings.default_quota_mb * 1024 * 1024 or None
         self.accounts = AccountService(db, self.passwords)
         self.tokens = TokenService(db)
-        self.domains = DomainService(db, on_route_change)
+        self.domains = DomainService(db, on_route_change, on_domain_added)
         self.addresses = AddressService(db, self.passwords)
         self.bulk = BulkAddService(db, self.passwords, quota)
         self.recipients = RecipientLookup(db, settings.recipient_delimiter,
@@ -68,12 +69,14 @@ __all__ = [
     "BulkResult",
     "Conflict",
     "Directory",
+    "DomainAdded",
     "Forbidden",
     "InvalidInput",
     "LineResult",
     "LineStatus",
     "LoginResult",
     "NotFound",
+    "OnDomainAdded",
     "Recipient",
     "ServiceError",
     "TwoFactorService",

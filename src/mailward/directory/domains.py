@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,24 +17,33 @@ from mailward.db import Database
 from mailward.db.models import Account, Address, Domain, utcnow
 from mailward.directory.facts import RouteChanged
 from mailward.directory.views import DomainView
-from mailward.dkim import keys as dkim_keys
 
 VERIFY_METHODS = ("txt", "mx", "operator")
 
+DomainAdded = Callable[[AsyncSession, int, int], Awaitable[str]]
+"""A step run inside the transaction that adds a domain, once it has an id:
+``(session, domain id, account id)``; returns a note for the audit log."""
+OnDomainAdded = Callable[[], Awaitable[DomainAdded]]
+"""A hook called before a domain is added: it prepares (slow work, such as generating the
+domain's DKIM key, runs here, outside the transaction) and returns the
+:data:`DomainAdded` step. The app layer passes DKIM's key creation."""
+
 
 class DomainService:
-    def __init__(self, db: Database, on_route_change: RouteChanged | None = None) -> None:
+    def __init__(self, db: Database, on_route_change: RouteChanged | None = None,
+                 on_domain_added: OnDomainAdded | None = None) -> None:
         self.db = db
         self.on_route_change = on_route_change  # e.g. retry the domain's deferred mail now
+        self.on_domain_added = on_domain_added  # e.g. give the new domain its DKIM key
 
     async def create(
         self, actor: Actor, name: str, *, account: str, hosting: bool = False
     ) -> DomainView:
         actor.require_manager("add domains")
         domain_name = normalize_domain(name)
-        # The domain's DKIM key is made with it, in the same transaction; the CPU-bound
-        # generation runs in a thread before the transaction starts.
-        keypair = await dkim_keys.new_keypair()
+        # The hook's step (the domain's DKIM key) runs in the same transaction; its slow
+        # preparation (the key's generation) before the transaction starts.
+        added = await self.on_domain_added() if self.on_domain_added is not None else None
         async with self.db.session() as session:
             owner = await session.scalar(actor.scope(
                 select(Account).where(Account.name == " ".join(account.split())), Account.id))
@@ -44,10 +55,10 @@ class DomainService:
             session.add(domain)
             try:
                 await session.flush()
-                key = await dkim_keys.DkimService.add_key(session, domain, keypair=keypair)
+                note = await added(session, domain.id, owner.id) if added else ""
                 record(session, actor, "domain.create", domain_name, account_id=owner.id,
                        detail=f"account {owner.name}, hosting {'on' if hosting else 'off'}, "
-                              f"DKIM selector {key.selector}, "
+                              + (f"{note}, " if note else "")
                               + ("verified (operator)" if actor.is_operator else "unverified"))
                 await session.commit()
             except IntegrityError:

@@ -2,8 +2,9 @@
 a caller's domain (or address) by name, whether and how a domain is served, and who owns
 which.
 
-Routing, the queue and the DNS tools read these here instead of querying the domain
-table themselves; each function takes the caller's open session.
+DKIM, routing, the queue, the filter, the quarantine and the DNS tools read these here
+instead of querying the directory's tables themselves; each function takes the caller's
+open session.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailward.core.actor import Actor
 from mailward.core.errors import InvalidInput, NotFound
 from mailward.core.normalize import normalize_domain
-from mailward.db.models import Address, Domain
+from mailward.db.models import Address, AddressKind, Domain, Role, User
 
 RouteChanged = Callable[[AsyncSession, str], Awaitable[None]]
 """A hook run inside the transaction that changed a domain's route (verified, hosting
@@ -78,7 +79,85 @@ async def domain_keys(session: AsyncSession, names: Iterable[str]) -> dict[str, 
     return {name: (domain_id, account_id) for name, domain_id, account_id in rows.all()}
 
 
+async def address_emails(session: AsyncSession, ids: Iterable[int]) -> dict[int, str]:
+    """``{address id: address}`` of those of ``ids`` that exist."""
+    rows = await session.execute(
+        select(Address.id, Address.email).where(Address.id.in_(sorted(set(ids)))))
+    return {address_id: email for address_id, email in rows.all()}
+
+
+async def address_ids(session: AsyncSession, emails: Iterable[str]) -> dict[str, int]:
+    """``{address: address id}`` of those of ``emails`` (normalised) that are listed."""
+    rows = await session.execute(
+        select(Address.email, Address.id).where(Address.email.in_(sorted(set(emails)))))
+    return {email: address_id for email, address_id in rows.all()}
+
+
+async def address_domain_keys(session: AsyncSession, email: str) -> tuple[int, int] | None:
+    """``(domain id, account id)`` of the listed address ``email`` (normalised)."""
+    row = (await session.execute(
+        select(Address.domain_id, Domain.account_id)
+        .join(Domain, Domain.id == Address.domain_id).where(Address.email == email))).first()
+    return None if row is None else (row[0], row[1])
+
+
 async def domain_address(session: AsyncSession, domain: Domain, email: str) -> Address | None:
     """The address ``email`` (normalised) of ``domain``, if listed."""
     return await session.scalar(
         select(Address).where(Address.domain_id == domain.id, Address.email == email))
+
+
+# -- for dkim and the DNS tools -------------------------------------------------------------
+
+
+async def domain_by_id(session: AsyncSession, domain_id: int) -> DomainFacts | None:
+    """The served domain with id ``domain_id``, or None if there is none (deleted)."""
+    row = (await session.execute(
+        select(Domain.id, Domain.name, Domain.account_id, Domain.hosting, Domain.verified_at)
+        .where(Domain.id == domain_id)
+    )).first()
+    if row is None:
+        return None
+    return DomainFacts(row[0], row[1], row[2], row[3], row[4] is not None)
+
+
+async def all_domain_ids(session: AsyncSession) -> list[int]:
+    """The ids of every domain we serve, ascending."""
+    return list(await session.scalars(select(Domain.id).order_by(Domain.id)))
+
+
+async def domain_names(session: AsyncSession, actor: Actor) -> dict[int, str]:
+    """``{domain id: name}`` of ``actor``'s domains, in name order."""
+    rows = await session.execute(
+        actor.scope(select(Domain.id, Domain.name), Domain.account_id).order_by(Domain.name))
+    return {domain_id: name for domain_id, name in rows.all()}
+
+
+async def account_admin_logins(session: AsyncSession, account_id: int) -> list[str]:
+    """The logins of account ``account_id``'s admins, sorted (not all are addresses)."""
+    return list(await session.scalars(
+        select(User.login).where(User.account_id == account_id,
+                                 User.role == Role.ACCOUNT_ADMIN).order_by(User.login)))
+
+
+@dataclass(frozen=True, slots=True)
+class AddressFacts:
+    """What the cut-over check needs of one address (never its password hash itself)."""
+
+    email: str
+    kind: AddressKind
+    has_password: bool
+    destinations: int  # how many forward / auto-cc destinations
+
+
+async def address_states(session: AsyncSession, actor: Actor, domain: str
+                         ) -> list[AddressFacts]:
+    """The addresses of domain ``domain`` (normalised) that ``actor`` may see, by email."""
+    rows = await session.execute(actor.scope(
+        select(Address.email, Address.kind, Address.password_hash.is_not(None),
+               Address.destinations)
+        .join(Domain, Domain.id == Address.domain_id).where(Domain.name == domain),
+        Address.account_id).order_by(Address.email))
+    return [AddressFacts(email, kind, bool(has_password),
+                         len([d for d in (destinations or "").split(",") if d.strip()]))
+            for email, kind, has_password, destinations in rows.all()]

@@ -23,7 +23,9 @@ from mailward.core.audit import record as record_change
 from mailward.core.errors import Conflict, NotFound
 from mailward.core.normalize import normalize_domain
 from mailward.db import Database
-from mailward.db.models import DkimKey, Domain
+from mailward.db.models import DkimKey
+from mailward.directory import DomainAdded
+from mailward.directory.facts import domain_by_id, domain_facts, scoped_domain
 
 KEY_BITS = 2048
 SELECTOR_PREFIX = "mw"
@@ -127,28 +129,40 @@ class DkimService:
         self.db = db
 
     @staticmethod
-    async def add_key(
-        session: AsyncSession, domain: Domain, *, keypair: KeyPair | None = None
-    ) -> DkimKey:
-        """Add a new active key for ``domain`` (flushed, not committed); retire older ones.
+    async def on_domain_added() -> DomainAdded:
+        """The directory's hook for a domain being added: the key is generated now, before
+        the transaction; the step returned stores it in that transaction."""
+        keypair = await new_keypair()
 
-        ``domain`` must have an id (flush it first). Pass a ``keypair`` made beforehand
-        to keep key generation out of the transaction.
+        async def add(session: AsyncSession, domain_id: int, account_id: int) -> str:
+            key = await DkimService.add_key(session, domain_id, account_id, keypair=keypair)
+            return f"DKIM selector {key.selector}"
+
+        return add
+
+    @staticmethod
+    async def add_key(
+        session: AsyncSession, domain_id: int, account_id: int, *,
+        keypair: KeyPair | None = None
+    ) -> DkimKey:
+        """Add a new active key for the domain (flushed, not committed); retire older ones.
+
+        Pass a ``keypair`` made beforehand to keep key generation out of the transaction.
         """
         if keypair is None:
             keypair = await new_keypair()
         taken = set(
-            await session.scalars(select(DkimKey.selector).where(DkimKey.domain_id == domain.id))
+            await session.scalars(select(DkimKey.selector).where(DkimKey.domain_id == domain_id))
         )
         await session.execute(
             update(DkimKey)
-            .where(DkimKey.domain_id == domain.id, DkimKey.active.is_(True))
+            .where(DkimKey.domain_id == domain_id, DkimKey.active.is_(True))
             .values(active=False)
         )
         now = datetime.now(UTC)
         key = DkimKey(
-            account_id=domain.account_id,
-            domain_id=domain.id,
+            account_id=account_id,
+            domain_id=domain_id,
             selector=selector_for(now, taken),
             private_key=keypair.private_pem,
             public_key=keypair.public_b64,
@@ -167,13 +181,13 @@ class DkimService:
                 return key
         keypair = await new_keypair()
         async with self.db.session() as session:
-            domain = await session.get(Domain, domain_id)
+            domain = await domain_by_id(session, domain_id)
             if domain is None:
                 raise NotFound(f"no domain with id {domain_id}")
             key = await self._active(session, domain_id)
             if key is not None:  # made meanwhile by someone else
                 return key
-            key = await self.add_key(session, domain, keypair=keypair)
+            key = await self.add_key(session, domain.id, domain.account_id, keypair=keypair)
             try:
                 await session.commit()
             except IntegrityError:  # a concurrent ensure won the selector
@@ -186,7 +200,7 @@ class DkimService:
     async def record(self, actor: Actor, domain: str) -> DkimRecordView:
         """The TXT record of the domain's active key (one is made if it has none)."""
         async with self.db.session() as session:
-            found = await self._find(session, actor, domain)
+            found = await scoped_domain(session, actor, domain)
             key = await self._active(session, found.id)
             name = found.name
             domain_id = found.id
@@ -202,8 +216,8 @@ class DkimService:
         """
         keypair = await new_keypair()
         async with self.db.session() as session:
-            found = await self._find(session, actor, domain)
-            key = await self.add_key(session, found, keypair=keypair)
+            found = await scoped_domain(session, actor, domain)
+            key = await self.add_key(session, found.id, found.account_id, keypair=keypair)
             record_change(session, actor, "dkim.rotate", found.name,
                           account_id=found.account_id, detail=f"new selector {key.selector}")
             try:
@@ -219,18 +233,11 @@ class DkimService:
         except Exception:
             return None
         async with self.db.session() as session:
-            row = (
-                await session.execute(
-                    select(DkimKey.selector, DkimKey.private_key)
-                    .join(Domain, Domain.id == DkimKey.domain_id)
-                    .where(Domain.name == name, DkimKey.active.is_(True))
-                    .order_by(DkimKey.created_at.desc(), DkimKey.id.desc())
-                    .limit(1)
-                )
-            ).first()
-        if row is None:
+            facts = await domain_facts(session, name)
+            key = None if facts is None else await self._active(session, facts.id)
+        if key is None:
             return None
-        return row[0], row[1].encode("ascii")
+        return key.selector, key.private_key.encode("ascii")
 
     @staticmethod
     async def _active(session: AsyncSession, domain_id: int) -> DkimKey | None:
@@ -240,15 +247,3 @@ class DkimService:
             .order_by(DkimKey.created_at.desc(), DkimKey.id.desc())
             .limit(1)
         )
-
-    @staticmethod
-    async def _find(session: AsyncSession, actor: Actor, name: str) -> Domain:
-        try:
-            domain_name = normalize_domain(name)
-        except Exception:
-            raise NotFound(f"no domain {name!r}") from None
-        query = select(Domain).where(Domain.name == domain_name)
-        domain = await session.scalar(actor.scope(query, Domain.account_id))
-        if domain is None:
-            raise NotFound(f"no domain {domain_name}")
-        return domain

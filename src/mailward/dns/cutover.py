@@ -36,11 +36,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from sqlalchemy import select
-
 from mailward.config import Settings
-from mailward.db.models import Address, AddressKind
-from mailward.directory import Actor, AddressFilter, Directory
+from mailward.db.models import AddressKind
+from mailward.directory import Actor, Directory
+from mailward.directory.facts import address_states
 from mailward.dns.check import CheckItem, DomainCheck
 from mailward.dns.service import domain_check
 from mailward.routing.servers import ServerService
@@ -242,15 +241,11 @@ def evaluate(
 
 async def domain_addresses(directory: Directory, actor: Actor, domain: str
                            ) -> list[AddressState]:
-    """The addresses of ``domain`` that ``actor`` may see (the directory's scoping)."""
-    query = AddressFilter(domain=domain).apply(
-        select(Address.email, Address.kind, Address.password_hash.is_not(None),
-               Address.destinations), actor).order_by(Address.email)
+    """The addresses of ``domain`` (normalised) that ``actor`` may see (the directory's
+    scoping)."""
     async with directory.db.session() as session:
-        rows = (await session.execute(query)).all()
-    return [AddressState(email, kind, bool(has_password),
-                         len([d for d in (destinations or "").split(",") if d.strip()]))
-            for email, kind, has_password, destinations in rows]
+        found = await address_states(session, actor, domain)
+    return [AddressState(a.email, a.kind, a.has_password, a.destinations) for a in found]
 
 
 async def cutover_readiness(

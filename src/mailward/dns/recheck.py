@@ -19,12 +19,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import exists, insert, literal, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mailward.config import Settings
-from mailward.db.models import Domain, DomainDnsStatus, Role, User, UTCDateTime, utcnow
+from mailward.db.models import DomainDnsStatus, utcnow
 from mailward.directory import Actor, Directory, NotFound
+from mailward.directory.facts import (
+    account_admin_logins,
+    all_domain_ids,
+    domain_by_id,
+    domain_names,
+)
 from mailward.dns.check import DomainCheck
 from mailward.dns.items import CheckItem, Status
 from mailward.dns.notice import build_notice
@@ -39,6 +45,7 @@ log = logging.getLogger(__name__)
 BATCH = 100  # domains claimed per round trip
 CONCURRENCY = 4  # domain checks in flight at once (each asks several servers)
 TICK_SECONDS = 60.0  # how often due domains are looked for
+STATUS_BATCH = 500  # stored statuses read per query (bounded IN lists)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,16 +124,17 @@ class DnsRechecker:
 
     async def _add_new_domains(self, now: datetime) -> None:
         """A status row, due now, for every domain without one."""
-        missing = ~exists().where(DomainDnsStatus.domain_id == Domain.id)
         async with self.directory.db.session() as session:
+            have = set(await session.scalars(select(DomainDnsStatus.domain_id)))
+            missing = [d for d in await all_domain_ids(session) if d not in have]
+            if not missing:
+                return
             try:
-                await session.execute(insert(DomainDnsStatus).from_select(
-                    ["domain_id", "next_check_at", "problems"],
-                    select(Domain.id, literal(now, UTCDateTime()), literal("[]"))
-                    .where(missing)))
+                await session.execute(insert(DomainDnsStatus), [
+                    {"domain_id": d, "next_check_at": now, "problems": "[]"} for d in missing])
                 await session.commit()
-            except IntegrityError:  # another node added them first
-                await session.rollback()
+            except IntegrityError:  # another node added them first (or one was deleted):
+                await session.rollback()  # the next round adds what is still missing
 
     async def _claim(self, now: datetime) -> list[int]:
         """Take up to :data:`BATCH` due domains: each moved to the next round, if still due."""
@@ -148,11 +156,11 @@ class DnsRechecker:
 
     async def _recheck(self, domain_id: int, now: datetime) -> Recheck | None:
         async with self.directory.db.session() as session:
-            domain = await session.get(Domain, domain_id)
+            domain = await domain_by_id(session, domain_id)
             if domain is None:  # deleted meanwhile (its row went with it)
                 return None
             name, account_id = domain.name, domain.account_id
-            unverified = domain.verified_at is None
+            unverified = not domain.verified
         actor = Actor.operator("dns-recheck")
         if unverified:  # proof of control may have been published since
             try:
@@ -208,11 +216,8 @@ class DnsRechecker:
 
     async def _admin_addresses(self, account_id: int) -> list[str]:
         async with self.directory.db.session() as session:
-            logins = await session.scalars(
-                select(User.login).where(User.account_id == account_id,
-                                         User.role == Role.ACCOUNT_ADMIN)
-                .order_by(User.login))
-            return [login for login in logins if _is_address(login)]
+            logins = await account_admin_logins(session, account_id)
+        return [login for login in logins if _is_address(login)]
 
 
 def _is_address(login: str) -> bool:
@@ -231,16 +236,19 @@ async def stored_statuses(directory: Directory, actor: Actor,
                           domain: str | None = None) -> list[StoredStatus]:
     """The stored scheduled-check results of ``actor``'s domains (or of one of them;
     NotFound if it is not theirs). Domains not checked yet have status ``None``."""
-    query = actor.scope(
-        select(Domain.name, DomainDnsStatus)
-        .outerjoin(DomainDnsStatus, DomainDnsStatus.domain_id == Domain.id),
-        Domain.account_id).order_by(Domain.name)
+    only = None
     if domain is not None:
-        view = await directory.domains.get(actor, domain)  # NotFound unless theirs
-        query = query.where(Domain.name == view.name)
+        only = (await directory.domains.get(actor, domain)).name  # NotFound unless theirs
     async with directory.db.session() as session:
-        rows = (await session.execute(query)).all()
-    return [_stored(name, row) for name, row in rows]
+        names = {domain_id: name for domain_id, name in (await domain_names(session, actor)).items()
+                 if only is None or name == only}
+        ids = sorted(names)
+        rows: dict[int, DomainDnsStatus] = {}
+        for start in range(0, len(ids), STATUS_BATCH):
+            chunk = ids[start : start + STATUS_BATCH]
+            rows.update((row.domain_id, row) for row in await session.scalars(
+                select(DomainDnsStatus).where(DomainDnsStatus.domain_id.in_(chunk))))
+    return [_stored(name, rows.get(domain_id)) for domain_id, name in names.items()]
 
 
 def _stored(name: str, row: DomainDnsStatus | None) -> StoredStatus:

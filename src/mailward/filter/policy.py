@@ -21,7 +21,8 @@ from sqlalchemy import or_, select
 
 from mailward.config import Settings
 from mailward.db import Database
-from mailward.db.models import Address, Domain, FilterPolicy, FilterSenderRule
+from mailward.db.models import FilterPolicy, FilterSenderRule
+from mailward.directory.facts import address_ids, domain_keys
 from mailward.filter.features import header_text
 from mailward.filter.parsed import ParsedMessage, parse_headers
 from mailward.filter.pipeline import Action, Finding, Thresholds
@@ -170,20 +171,16 @@ class PolicyStore:
         wanted = sorted(set(recipients))
         domains = sorted({r.rsplit("@", 1)[-1] for r in wanted})
         async with self.db.session() as session:
-            rows = (await session.execute(
-                select(Domain.id, Domain.name, Domain.account_id, Address.id, Address.email)
-                .outerjoin(Address, (Address.domain_id == Domain.id)
-                           & Address.email.in_(wanted))
-                .where(Domain.name.in_(domains)))).all()
-            domain_ids = {name: (did, acc) for did, name, acc, _a, _e in rows}
-            address_ids = {email: aid for _d, _n, _acc, aid, email in rows if aid is not None}
+            domain_ids = await domain_keys(session, domains)
+            listed = await address_ids(session, (r for r in wanted
+                                                 if r.rsplit("@", 1)[-1] in domain_ids))
             ids = sorted({did for did, _acc in domain_ids.values()})
             policies = (await session.scalars(select(FilterPolicy).where(
                 FilterPolicy.domain_id.in_(ids)))).all() if ids else []
             rules = (await session.scalars(select(FilterSenderRule).where(
                 FilterSenderRule.domain_id.in_(ids),
                 or_(FilterSenderRule.address_id.is_(None),
-                    FilterSenderRule.address_id.in_(sorted(address_ids.values())))))).all() \
+                    FilterSenderRule.address_id.in_(sorted(listed.values())))))).all() \
                 if ids else []
         domain_policy = {p.domain_id: p for p in policies if p.address_id is None}
         address_policy = {p.address_id: p for p in policies if p.address_id is not None}
@@ -194,7 +191,7 @@ class PolicyStore:
                 found[recipient] = self.default_policy(recipient)
                 continue
             domain_id, account_id = domain_ids[domain]
-            address_id = address_ids.get(recipient)
+            address_id = listed.get(recipient)
             own = address_policy.get(address_id) if address_id is not None else None
             dom = domain_policy.get(domain_id)
             layers = [p for p in (own, dom) if p is not None]

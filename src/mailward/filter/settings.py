@@ -21,7 +21,12 @@ from mailward.core.errors import Conflict, InvalidInput, NotFound
 from mailward.core.normalize import domain_of, normalize_address, normalize_domain
 from mailward.db import Database
 from mailward.db.models import Address, Domain, FilterPolicy, FilterSenderRule
-from mailward.directory.facts import domain_address, scoped_domain
+from mailward.directory.facts import (
+    address_domain_keys,
+    address_emails,
+    domain_address,
+    scoped_domain,
+)
 from mailward.filter.learning import DomainLearning, Learnt
 from mailward.filter.policy import DMARC_ACTIONS, PolicyStore
 
@@ -182,16 +187,18 @@ class FilterSettingsService:
         """The address's list, or with only a domain its list and all its addresses'."""
         async with self.db.session() as session:
             found, addr = await self._target(session, actor, domain, address)
-            query = (select(FilterSenderRule, Address.email)
-                     .outerjoin(Address, Address.id == FilterSenderRule.address_id)
-                     .where(FilterSenderRule.domain_id == found.id))
+            query = select(FilterSenderRule).where(FilterSenderRule.domain_id == found.id)
             if addr is not None:
                 query = query.where(FilterSenderRule.address_id == addr.id)
-            rows = await session.execute(query.order_by(
-                Address.email.is_not(None), Address.email, FilterSenderRule.action,
-                FilterSenderRule.sender))
-            return [SenderRuleView(found.name, email, rule.sender, rule.action)
-                    for rule, email in rows]
+            rules = list(await session.scalars(query))
+            emails = await address_emails(
+                session, [r.address_id for r in rules if r.address_id is not None])
+            views = [SenderRuleView(found.name, emails.get(rule.address_id)
+                                    if rule.address_id is not None else None,
+                                    rule.sender, rule.action) for rule in rules]
+            # the domain's own list first, then each address's; allow before block
+            return sorted(views, key=lambda v: (v.address is not None, v.address or "",
+                                                v.action, v.sender))
 
     async def add_sender(self, actor: Actor, sender: str, action: str, *,
                          domain: str | None = None, address: str | None = None,
@@ -269,8 +276,6 @@ class FilterSettingsService:
         """A mailbox user's own correction (moving mail into or out of Junk over IMAP):
         learnt for the mailbox's domain. Not audited: it changes no setting."""
         async with self.db.session() as session:
-            row = (await session.execute(
-                select(Domain.id, Domain.account_id).join(Address, Address.domain_id == Domain.id)
-                .where(Address.email == mailbox.lower()))).first()
+            row = await address_domain_keys(session, mailbox.lower())
         if row is not None and len(data) <= MAX_TRAIN_SIZE:
             await self.learning.learn(row[0], row[1], data, spam)

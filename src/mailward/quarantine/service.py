@@ -15,6 +15,8 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
 
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,7 +29,6 @@ from mailward.core.normalize import normalize_address, normalize_domain
 from mailward.core.paging import Page
 from mailward.db import Database
 from mailward.db.models import (
-    Domain,
     QuarantinedMessage,
     QuarantineEntry,
     utcnow,
@@ -100,11 +101,8 @@ class Released:
 
 def _header_of(data: bytes, name: str) -> str:
     head = data.split(b"\r\n\r\n", 1)[0]
-    from email.parser import BytesHeaderParser
-    from email.policy import default
-
     try:
-        value = BytesHeaderParser(policy=default).parsebytes(head).get(name)
+        value = BytesHeaderParser(policy=default_policy).parsebytes(head).get(name)
     except Exception:  # malformed headers: listings show nothing rather than fail
         return ""
     return "" if value is None else " ".join(str(value).split())
@@ -193,13 +191,16 @@ class QuarantineService:
             if address:
                 query = query.where(QuarantineEntry.recipient == normalize_address(address))
             if domain:
-                query = query.join(Domain, Domain.id == QuarantineEntry.domain_id).where(
-                    Domain.name == normalize_domain(domain))
+                query = query.where(QuarantineEntry.domain_id == domain_id)
             if status:
                 query = query.where(QuarantineEntry.status == status)
             return query
 
         async with self.db.session() as session:
+            domain_id = -1  # a domain we do not serve holds nothing
+            if domain:
+                name = normalize_domain(domain)
+                domain_id = (await domain_keys(session, [name])).get(name, (-1, 0))[0]
             total = await session.scalar(narrow(select(func.count(QuarantineEntry.id))))
             rows = await session.execute(
                 narrow(select(QuarantineEntry, QuarantinedMessage))
