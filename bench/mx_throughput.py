@@ -187,6 +187,9 @@ async def run_case(backend: str, route: str, args: argparse.Namespace) -> dict[s
                 # the mail flow alone: the spam checks would ask public DNS for the bench's
                 # made-up domains (bench/filter_accuracy.py measures the filter)
                 "spam_filter": False,
+                # the customer server is the bench's loopback sink; every client session
+                # comes from 127.0.0.1 (one address, unlike real senders)
+                "allow_private_mail_servers": True, "max_connections_per_ip_mx": 1000,
             }
             settings = load_settings(**overrides)
             recipients = await make_world(settings, route, args.sessions, sink_port)

@@ -7,7 +7,7 @@ Only recipients on the Filter list are subject to the verdict; the caller applie
 
 The message is parsed once (``parsed.parse``, bounded by ``limits``) and every check reads
 that one parse. The CPU work — the parse and every check with a ``blocking`` method (rules,
-content model) — runs in worker threads, never on the event loop, within ``time_budget``
+content model) — is one job in a worker thread, never on the event loop, within ``time_budget``
 seconds for the message: past the budget what is left is skipped and a neutral
 ``FILTER_TIMEOUT`` finding (logged) says so; the other checks still give their findings. A
 thread cannot be stopped, but the caps bound what a late one still does.
@@ -108,36 +108,47 @@ class FilterPipeline:
 
     async def run(self, message: FilterInput) -> FilterVerdict:
         """Run every check; a check that fails is logged and contributes nothing."""
-        findings: list[Finding] = []
         if not self.checks:  # pass-through: nothing reads the message
             return FilterVerdict(Action.ACCEPT, 0.0)
-        deadline = asyncio.get_running_loop().time() + self.time_budget
+        names = [getattr(check, "name", str(check)) for check in self.checks]
+        blocking: dict[int, Callable[[FilterInput], Sequence[Finding]]] = {
+            i: work for i, check in enumerate(self.checks)
+            if (work := getattr(check, "blocking", None)) is not None}
+        # The CPU work (parsing, then the blocking checks in order) is one job in a worker
+        # thread, under the budget; what it finished by then counts.
+        done: dict[int, Sequence[Finding]] = {}
+        parsed_box: list[ParsedMessage] = [] if message.parsed is None else [message.parsed]
+
+        def cpu_work() -> None:
+            if not parsed_box:
+                parsed_box.append(parse(message.data, self.limits))
+            read = replace(message, parsed=parsed_box[0])
+            for i, work in blocking.items():
+                try:
+                    done[i] = work(read)
+                except Exception:  # one broken check must not lose or block mail
+                    log.exception("filter check %s failed", names[i])
+                    done[i] = ()
+
         late: list[str] = []  # what the budget left undone
-        parsed = message.parsed
-        if parsed is None:
-            try:
-                parsed = await _within(deadline, parse, message.data, self.limits)
-            except TimeoutError:
-                late.append("parsing")
-                parsed = ParsedMessage.unparsed(message.data, self.limits)
-        findings += cap_findings(parsed)
+        try:
+            await asyncio.wait_for(asyncio.to_thread(cpu_work), self.time_budget)
+        except TimeoutError:
+            late = ([] if parsed_box else ["parsing"]) + [
+                names[i] for i in blocking if i not in done]
+        finished = dict(done)  # the thread may still run on, unseen: its work is capped
+        parsed = parsed_box[0] if parsed_box else ParsedMessage.unparsed(message.data,
+                                                                         self.limits)
         message = replace(message, parsed=parsed)
-        for check in self.checks:
-            name = getattr(check, "name", str(check))
-            blocking: Callable[[FilterInput], Sequence[Finding]] | None = getattr(
-                check, "blocking", None)
+        findings = cap_findings(parsed)
+        for i, check in enumerate(self.checks):
+            if i in blocking:
+                findings.extend(finished.get(i, ()))
+                continue
             try:
-                if blocking is None:
-                    findings.extend(await check(message))
-                elif late:  # the budget is spent
-                    late.append(name)
-                else:
-                    try:
-                        findings.extend(await _within(deadline, blocking, message))
-                    except TimeoutError:
-                        late.append(name)
+                findings.extend(await check(message))
             except Exception:  # one broken check must not lose or block mail
-                log.exception("filter check %s failed", name)
+                log.exception("filter check %s failed", names[i])
         if late:
             log.warning("filter: time budget of %gs spent, not scored: %s (message from %s, "
                         "%d bytes)", self.time_budget, ", ".join(late),
@@ -166,10 +177,3 @@ def cap_findings(parsed: ParsedMessage) -> list[Finding]:
         return [Finding(TOO_DEEP, CAP_SCORE, f"MIME parts nested more than "
                                              f"{parsed.limits.max_depth} deep: not read")]
     return []
-
-
-async def _within(deadline: float, work: Callable[..., T], *args: Any) -> T:
-    """``work(*args)`` in a worker thread; TimeoutError once ``deadline`` (loop time) passes
-    (the thread runs on, unseen: its work is bounded by the caps)."""
-    left = deadline - asyncio.get_running_loop().time()
-    return await asyncio.wait_for(asyncio.to_thread(work, *args), max(left, 0.0))

@@ -606,13 +606,24 @@ class Message:
 
     def __init__(self, data: bytes) -> None:
         self.data = data
-        self.root = parse(data)
+        self._root: _Part | None = None
+
+    @property
+    def root(self) -> _Part:
+        """The MIME tree, parsed when an item first needs it."""
+        if self._root is None:
+            self._root = parse(self.data)
+        return self._root
 
     def envelope(self) -> bytes:
-        return _envelope(self.root.fields)
+        """From the header alone unless the tree is parsed already (a listing's ENVELOPE
+        reads no body)."""
+        return _envelope(self._root.fields) if self._root is not None else envelope(self.data)
 
     def bodystructure(self, *, extensible: bool = True) -> bytes:
         return _body(self.root, extensible)
 
     def section(self, spec: str) -> bytes:
+        if not spec.strip():  # BODY[]: the message as it is
+            return self.data
         return section(self.data, spec, self.root)

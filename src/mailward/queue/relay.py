@@ -26,6 +26,7 @@ from mailward.net.resolver import make_resolver, private_address
 from mailward.queue.outcome import Outcome
 from mailward.routing.routes import Hop
 
+RESOLVER_CACHE_ENTRIES = 10_000  # host names whose addresses are kept for their TTL
 _STATUS = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
 
 
@@ -66,6 +67,8 @@ class Relay:
         self.timeout = timeout
         self.allow_private = allow_private
         self.resolver = None if allow_private else make_resolver(nameservers)
+        if self.resolver is not None:  # one lookup per host per TTL, not per message
+            self.resolver.cache = dns.resolver.LRUCache(RESOLVER_CACHE_ENTRIES)
 
     async def send(self, hops: Sequence[Hop], envelope: Envelope) -> dict[str, Outcome]:
         """Deliver to the first hop that takes each recipient; one outcome per address."""
