@@ -1,81 +1,28 @@
-"""A 250 is a promise: kill the server with SIGKILL while a client sends, restart it, and
-every message that got 250 is delivered. Runs ``mailward serve`` as a real process."""
+"""A 250 is a promise: kill the server with SIGKILL while a client sends (the worker
+process that serves the client, or the whole node: supervisor and workers), let it come
+back (the supervisor restarts a worker; a node is started again), and every message that
+got 250 is delivered. Runs ``mailward serve --workers 2`` as real processes."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import smtplib
-import sys
 import threading
 from collections.abc import AsyncIterator
 
 import pytest
 from mail_helpers import Sink, sink_server
+from worker_helpers import Node, holder
 
 from mailward.app import Services
 from mailward.config import Settings
 from mailward.db import AddressList
 from mailward.directory import Actor
-from mailward.server.run import STOP_SECONDS
 
 OP = Actor.operator()
-MX_LINE = re.compile(rb"^mx\s+smtp://127\.0\.0\.1:(\d+)")
-START_TIMEOUT = 60
 pytestmark = pytest.mark.slow
-
-
-class Server:
-    """``mailward serve --roles mx,delivery`` in a child process."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-        self.proc: asyncio.subprocess.Process | None = None
-        self.port = 0
-        self._drainer: asyncio.Task[None] | None = None
-
-    async def start(self) -> int:
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "mailward", "serve", "--roles", "mx,delivery",
-            env=self.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )
-        assert self.proc.stdout is not None
-        seen = []
-        async with asyncio.timeout(START_TIMEOUT):
-            while True:
-                line = await self.proc.stdout.readline()
-                if not line:
-                    raise RuntimeError(f"server exited: {b''.join(seen).decode()}")
-                seen.append(line)
-                found = MX_LINE.match(line)
-                if found:
-                    self.port = int(found.group(1))
-                    break
-        self._drainer = asyncio.create_task(self._drain())
-        return self.port
-
-    async def _drain(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        while await self.proc.stdout.readline():
-            pass
-
-    async def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        await self.proc.wait()
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.terminate()
-            try:  # serve cancels roles stuck in their shutdown after STOP_SECONDS
-                async with asyncio.timeout(STOP_SECONDS + 30):
-                    await self.proc.wait()
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-                pytest.fail("mailward serve did not exit after SIGTERM")
 
 
 @pytest.fixture
@@ -89,11 +36,15 @@ async def customer(settings: Settings, directory: Services) -> AsyncIterator[Sin
 
 
 def sender_thread(port: int, accepted: list[int], stop: threading.Event,
-                  progress: asyncio.Event, loop: asyncio.AbstractEventLoop) -> None:
-    """Send numbered messages until the server dies; record those answered 250."""
+                  progress: asyncio.Event, loop: asyncio.AbstractEventLoop,
+                  client_port: list[int]) -> None:
+    """Send numbered messages until the server dies; record those answered 250 (and the
+    client's port in ``client_port``)."""
     number = 0
     try:
         with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+            assert client.sock is not None
+            client_port.append(client.sock.getsockname()[1])
             while not stop.is_set():
                 number += 1
                 data = (f"From: a@outside.example\r\nTo: ann@filtered.example\r\n"
@@ -105,30 +56,46 @@ def sender_thread(port: int, accepted: list[int], stop: threading.Event,
         pass  # the server was killed mid-conversation
 
 
+@pytest.mark.parametrize("killed", ["worker", "node"])
 async def test_every_message_answered_250_survives_sigkill(
-    settings: Settings, customer: Sink, mailward_env: dict[str, str], directory: Services
+    settings: Settings, customer: Sink, mailward_env: dict[str, str], directory: Services,
+    killed: str,
 ) -> None:
     customer.rcpt = lambda _a: "451 4.3.2 not now"  # keep everything in the queue
     env = {**os.environ, **mailward_env, "MAILWARD_PORT_MX": "0", "MAILWARD_BIND": "127.0.0.1",
            "MAILWARD_RETRY_FIRST_SECONDS": "1", "MAILWARD_RETRY_MAX_INTERVAL_SECONDS": "1",
            "MAILWARD_QUEUE_POLL_SECONDS": "0.2", "MAILWARD_SMTP_TIMEOUT_SECONDS": "10"}
-    server = Server(env)
+    server = Node(env, "mx,delivery", workers=2)
     try:
-        port = await server.start()
+        await server.start()
+        port = server.ports["mx"][0]
         accepted: list[int] = []
+        client_port: list[int] = []
         stop, progress = threading.Event(), asyncio.Event()
         loop = asyncio.get_running_loop()
         client = asyncio.create_task(asyncio.to_thread(
-            sender_thread, port, accepted, stop, progress, loop))
-        async with asyncio.timeout(60):
-            while len(accepted) < 25:
-                await progress.wait()
-                progress.clear()
-        await server.kill()  # while the client is still sending
+            sender_thread, port, accepted, stop, progress, loop, client_port))
+        try:
+            async with asyncio.timeout(60):
+                while len(accepted) < 25:
+                    await progress.wait()
+                    progress.clear()
+        except TimeoutError:
+            pytest.fail(f"{len(accepted)} accepted; server: {server.lines[-20:]}")
+        mark = len(server.lines)
+        if killed == "node":
+            await server.killed()  # supervisor and workers, while the client is still sending
+        else:  # the worker serving the client, mid-conversation
+            worker = holder(port, client_port[0], set(server.pids))
+            assert worker is not None
+            os.kill(worker, signal.SIGKILL)
         await client
         assert len(accepted) >= 25
         customer.rcpt = lambda _a: None  # the customer's server is back
-        await server.start()
+        if killed == "node":
+            await server.start()
+        else:
+            await server.restarted(server.pids.index(worker), worker, mark)
         try:
             async with asyncio.timeout(90), customer._changed:
                 await customer._changed.wait_for(

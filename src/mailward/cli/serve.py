@@ -1,4 +1,5 @@
-"""``mailward serve``: run the chosen roles (``mailward.server``) in one event loop."""
+"""``mailward serve``: run the chosen roles (``mailward.server``) in ``--workers`` processes,
+one event loop each."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from .runner import settings
 from .schema import is_migrated
 
 INTERRUPTED = 130
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 
 
 def serve(
@@ -27,6 +28,12 @@ def serve(
                      help="'all', or a comma-separated list of mx, delivery, submission, "
                           "imap, pop3, web."),
     ] = "all",
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", "-w", metavar="N", min=1, max=256,
+                     help="Worker processes, one event loop each (default: setting "
+                          "'workers', else the number of CPUs)."),
+    ] = None,
 ) -> None:
     """Serve mail and the web panel until stopped (SIGINT/SIGTERM drain gracefully)."""
     # Imported here: the server pulls in every protocol stack, which other commands skip.
@@ -36,6 +43,8 @@ def serve(
     except ValueError as exc:
         fail(str(exc), EXIT_USAGE)
     config = settings()
+    if workers is not None:
+        config = config.model_copy(update={"workers": workers})
     with handled():
         migrated = asyncio.run(is_migrated(config.db_url))
     if not migrated:
@@ -43,11 +52,15 @@ def serve(
     with _logging_to_stderr():
         try:
             with handled():
-                server.run_until_stopped(config, chosen)
+                status = server.run_until_stopped(config, chosen)
         except KeyboardInterrupt:
             raise typer.Exit(INTERRUPTED) from None
         except OSError as exc:  # a listener cannot bind (port in use, no permission)
             fail(exc.strerror or str(exc))
+        except server.StartFailed as exc:  # a worker could not start; it logged why
+            fail(str(exc))
+    if status:
+        raise typer.Exit(status)
 
 
 @contextlib.contextmanager

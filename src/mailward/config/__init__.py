@@ -128,8 +128,10 @@ class Settings(BaseSettings):
     """IMAP, POP3 and submission sessions that have not logged in are closed after this
     much client silence."""
 
-    # Connection caps per role and process: ``[max_connections] mx = 1000`` in TOML,
+    # Connection caps per role: ``[max_connections] mx = 1000`` in TOML,
     # ``MAILWARD_MAX_CONNECTIONS_MX`` in the environment. Beyond them: 421 / BYE / -ERR.
+    # ``max_connections_<role>`` is the node's total, shared out evenly among its
+    # ``workers`` processes; ``max_connections_per_ip_<role>`` holds in each process.
     max_connections_mx: int = Field(1000, ge=1)
     max_connections_submission: int = Field(500, ge=1)
     max_connections_imap: int = Field(2000, ge=1)
@@ -223,6 +225,39 @@ class Settings(BaseSettings):
     delivery_concurrency: int = Field(20, ge=1, le=1000)
     queue_poll_seconds: float = Field(5.0, gt=0)
 
+    # Processes (issue 18): ``mailward serve`` runs ``workers`` processes per node.
+    workers: int | None = Field(None, ge=1, le=256)
+    """Worker processes per node for ``mailward serve`` (default: the number of CPUs)."""
+    worker_index: int = Field(0, ge=0)
+    """Which worker of this node the process is (set by the supervisor, not by operators);
+    queue leases are owned by ``lease_owner``, so a restarted worker frees only its own."""
+
+    # authcache (issue 18): verified mailbox logins skip Argon2 for a while.
+    mail_auth_cache_seconds: int = Field(300, ge=0)
+    """How long a mailbox password that verified is remembered per process (0: off)."""
+    mail_auth_cache_entries: int = Field(10000, ge=0)
+    """Most mailbox logins remembered per process (least recently used go first; 0: off)."""
+
+    # relay (issue 18): outgoing SMTP connections kept per destination and reused.
+    relay_connection_cache_seconds: float = Field(5.0, ge=0)
+    """How long an idle outgoing SMTP connection is kept for the next message (0: off)."""
+    relay_connection_cache_per_destination: int = Field(20, ge=0)
+    """Most idle outgoing connections kept per destination server (host, port)."""
+    relay_connection_cache_total: int = Field(200, ge=0)
+    """Most idle outgoing connections kept per process (the longest idle close first)."""
+    relay_connection_max_uses: int = Field(100, ge=1)
+    """Most messages sent over one outgoing connection before it is closed."""
+    relay_connection_max_age_seconds: float = Field(300.0, gt=0)
+    """Longest an outgoing connection is reused, counted from its connect."""
+
+    # caches (issue 18): lookups (recipients, routes, domain facts, filter policies) cached
+    # per process; a change is seen at once by the process that made it, within a second
+    # by every other (mailward.db.generation).
+    lookup_cache_entries: int = Field(10000, ge=0)
+    """Most answers each lookup cache keeps per process (least recently used go first; 0: off)."""
+    lookup_cache_seconds: float = Field(60.0, ge=0)
+    """Longest a cached lookup answer is used (a safety net for changes made behind our back)."""
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -301,6 +336,11 @@ class Settings(BaseSettings):
     def node_name(self) -> str:
         """The name this node uses in SMTP (greeting, Received:, Reporting-MTA)."""
         return self.smtp_hostname or self.mx_hosts[0].host
+
+    @property
+    def lease_owner(self) -> str:
+        """Who owns this process's queue leases: the node name and the worker index."""
+        return f"{self.node_name}/{self.worker_index}"
 
     @property
     def postmaster(self) -> str:

@@ -1,19 +1,19 @@
 """A POP3 maildrop: the INBOX snapshot taken at login, its deletions and its lock.
 
-Locking is in-process only (:class:`MaildropLocks`): it keeps two POP3 sessions served
-by this process from sharing one mailbox. Locking across several nodes serving the same
-store is a later concern (it needs a shared lock, e.g. in the database).
+:class:`MaildropLocks` keeps two POP3 sessions served by this process from sharing one
+mailbox; :mod:`mailward.pop3.shared_locks` extends it across processes (the worker
+processes of a node, the nodes sharing the PostgreSQL store).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailward.store import DELETED, INBOX, MailStore, NoSuchMessage
+from mailward.store import DELETED, INBOX, MailStore, batch
 
 
 class MaildropLocks:
-    """Which mailboxes have a POP3 session in the TRANSACTION state (this process)."""
+    """Which mailboxes have a POP3 session in the TRANSACTION state (this process only)."""
 
     def __init__(self) -> None:
         self._held: set[str] = set()
@@ -97,13 +97,9 @@ class Maildrop:
             return 0
         # Current flags, so changes made meanwhile (e.g. over IMAP) are not reverted.
         current = {i.uid: i.flags for i in await self.store.messages(self.mailbox, INBOX)}
-        uids = []
-        for uid in sorted(deleted & current.keys()):
-            try:
-                await self.store.set_flags(self.mailbox, INBOX, uid, current[uid] | {DELETED})
-            except NoSuchMessage:
-                continue
-            uids.append(uid)
-        if not uids:
+        stored = await batch.set_flags_many(
+            self.store, self.mailbox, INBOX,
+            {uid: current[uid] | {DELETED} for uid in sorted(deleted & current.keys())})
+        if not stored:
             return 0
-        return len(await self.store.expunge(self.mailbox, INBOX, uids))
+        return len(await self.store.expunge(self.mailbox, INBOX, sorted(stored)))

@@ -30,8 +30,8 @@ from mailward.inbound.mx import MxIntake
 from mailward.inbound.submission import Signer, SubmissionIntake
 from mailward.net.limits import ConnectionLimiter
 from mailward.pop3 import LoginDeferred, start_pop3
-from mailward.pop3.maildrop import DEFAULT_LOCKS
-from mailward.pop3.shared_locks import PostgresMaildropLocks
+from mailward.pop3.maildrop import MaildropLocks
+from mailward.pop3.shared_locks import FileMaildropLocks, PostgresMaildropLocks
 from mailward.quarantine.digest import QuarantineDigester
 from mailward.quarantine.service import Quarantine
 from mailward.queue.admin import QueueService
@@ -101,6 +101,23 @@ def dkim_signer(service: DkimService) -> Signer:
     return signer
 
 
+def connection_caps(settings: Settings, role: str) -> tuple[int, int]:
+    """This process's ``(total, per client address)`` caps of a listening role: the
+    node's total is shared out among its ``workers`` processes; the per-address cap
+    applies in each process."""
+    total, per_ip = settings.connection_caps(role)
+    return -(-total // (settings.workers or 1)), per_ip
+
+
+def maildrop_locks(settings: Settings) -> MaildropLocks:
+    """POP3 maildrop locks that exclude each other across processes: advisory locks in
+    the shared PostgreSQL store (several nodes), else lock files in the data dir (the
+    worker processes of this node)."""
+    if settings.store_backend == "postgresql":
+        return PostgresMaildropLocks(settings.db_url)
+    return FileMaildropLocks(settings.data_dir / "run" / "pop3-locks")
+
+
 class _Role:
     """Stop flags as an event, so a role wakes the moment it is asked to stop."""
 
@@ -127,6 +144,10 @@ class ListenerRole(_Role):
         self.settings = settings
         self.mail = mail
         self._servers: list[asyncio.Server] = []
+        self.limiter = ConnectionLimiter(*connection_caps(settings, self.role))  # all ports
+
+    role = ""
+    """The settings name of the role (``max_connections_<role>``)."""
 
     async def start(self, sock: socket.socket, index: int,
                     tls: ssl.SSLContext) -> asyncio.Server:
@@ -145,9 +166,12 @@ class ListenerRole(_Role):
             for server in self._servers:
                 server.close()  # stop accepting; sessions finish or time out
             self.closing()
+            # Server.wait_closed does not wait for the connections before Python 3.12:
+            # the limiter counts them (every session releases its count when it ends).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    asyncio.gather(*(s.wait_closed() for s in self._servers)), DRAIN_SECONDS)
+                await asyncio.wait_for(asyncio.gather(
+                    self.limiter.wait_drained(),
+                    *(s.wait_closed() for s in self._servers)), DRAIN_SECONDS)
 
     def closing(self) -> None:
         """The listeners stopped accepting: end long-lived sessions (default: none)."""
@@ -162,10 +186,11 @@ class ListenerRole(_Role):
 
 
 class MxRole(ListenerRole):
+    role = "mx"
+
     def __init__(self, services: Services, settings: Settings, mail: MailSystem) -> None:
         super().__init__(settings, mail)
         on = settings.spam_filter
-        self.limiter = ConnectionLimiter(*settings.connection_caps("mx"))  # both ports
         self.intake = MxIntake(
             services.recipients, mail.spool, filter_pipeline(settings),
             Authenticator(settings) if on else None,
@@ -187,9 +212,10 @@ class MxRole(ListenerRole):
 class SubmissionRole(ListenerRole):
     """587 (STARTTLS) and 465 (implicit TLS): authenticated users sending mail."""
 
+    role = "submission"
+
     def __init__(self, services: Services, settings: Settings, mail: MailSystem) -> None:
         super().__init__(settings, mail)
-        self.limiter = ConnectionLimiter(*settings.connection_caps("submission"))
         self.login = services.mail_login
         self.intake = SubmissionIntake(services.mail_login, mail.spool, mail.signer)
 
@@ -228,14 +254,13 @@ class _DirectoryLogin:
 class Pop3Role(ListenerRole):
     """110 (STLS) and 995 (implicit TLS)."""
 
+    role = "pop3"
+
     def __init__(self, services: Services, settings: Settings, mail: MailSystem) -> None:
         super().__init__(settings, mail)
         self.authenticator = _DirectoryLogin(services.mail_login, "pop3", LoginDeferred)
         self.store = mail.store
-        # With the shared PostgreSQL store, several nodes may serve one mailbox.
-        self.locks = (PostgresMaildropLocks(settings.db_url)
-                      if settings.store_backend == "postgresql" else DEFAULT_LOCKS)
-        self.limiter = ConnectionLimiter(*settings.connection_caps("pop3"))  # both ports
+        self.locks = maildrop_locks(settings)  # other processes serve the mailbox too
 
     async def start(self, sock: socket.socket, index: int,
                     tls: ssl.SSLContext) -> asyncio.Server:
@@ -251,12 +276,13 @@ class Pop3Role(ListenerRole):
 class ImapRole(ListenerRole):
     """143 (STARTTLS) and 993 (implicit TLS)."""
 
+    role = "imap"
+
     def __init__(self, services: Services, settings: Settings, mail: MailSystem) -> None:
         super().__init__(settings, mail)
         self.services = services
         self._services: list[ImapServices] = []
         self._parsed = ParsedCache()  # one for both ports
-        self.limiter = ConnectionLimiter(*settings.connection_caps("imap"))  # both ports too
 
     def closing(self) -> None:
         for services in self._services:  # IDLE sessions would otherwise last 30 minutes
@@ -287,11 +313,13 @@ class DeliveryRole(_Role):
         local = LocalDelivery(services.db, mail.store, mail.spool, services.recipients,
                               ForwardLimits.of(settings))
         self.worker = DeliveryWorker(services.db, settings, mail.spool, local)
-        # the background jobs of the platform run with the delivery workers
+        # the background jobs of the platform run with the delivery workers of the node's
+        # first worker process (one is enough; two would send digests twice)
+        first = settings.worker_index == 0
         self.rechecker = (DnsRechecker(services.directory, settings, mail.spool)
-                          if settings.dns_recheck_interval_seconds else None)
+                          if settings.dns_recheck_interval_seconds and first else None)
         # quarantine: retention purge always, digests unless the interval is 0
-        self.digester = QuarantineDigester(services.db, settings, mail.spool)
+        self.digester = QuarantineDigester(services.db, settings, mail.spool) if first else None
         self.mail = mail
         self.port = 0
 
@@ -300,7 +328,8 @@ class DeliveryRole(_Role):
         tasks = {asyncio.create_task(self.worker.run(), name="mailward-delivery-worker")}
         if self.rechecker is not None:
             tasks.add(asyncio.create_task(self.rechecker.run(), name="mailward-dns-recheck"))
-        tasks.add(asyncio.create_task(self.digester.run(), name="mailward-quarantine"))
+        if self.digester is not None:
+            tasks.add(asyncio.create_task(self.digester.run(), name="mailward-quarantine"))
         self.listening.set()
         stop = asyncio.create_task(self._stop.wait())
         try:
@@ -310,3 +339,4 @@ class DeliveryRole(_Role):
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self.worker.relay.aclose()  # QUIT the cached outgoing connections

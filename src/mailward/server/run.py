@@ -1,13 +1,19 @@
-"""Run the chosen roles in the current event loop until SIGINT/SIGTERM or cancellation."""
+"""Run the chosen roles in the current event loop until SIGINT/SIGTERM or cancellation.
+
+One process of a node runs :func:`run`; ``mailward serve`` with several workers forks them
+from :mod:`mailward.server.supervisor`, each running :func:`run` on the listening sockets
+the supervisor bound (see :func:`listen_sockets`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from importlib.metadata import version
 from types import FrameType
 from typing import Any
@@ -61,15 +67,20 @@ def describe(urls: dict[str, str]) -> list[str]:
     ]
 
 
-def banner(settings: Settings, urls: dict[str, str]) -> list[str]:
-    """What ``mailward serve`` prints at start: listeners, storage, operator hostnames."""
+def banner(settings: Settings, urls: dict[str, str], pids: Iterable[int] = ()) -> list[str]:
+    """What ``mailward serve`` prints at start: listeners, worker processes (``pids``),
+    storage, operator hostnames."""
     database = make_url(settings.db_url).render_as_string(hide_password=True)
     mx = ", ".join(f"{m.host} ({m.priority})" for m in settings.mx_hosts)
     missing = [role for role in KNOWN_ROLES if role not in AVAILABLE_ROLES]
     lines = [f"mailward {version('mailward')} serving {', '.join(sorted(urls))}", *describe(urls)]
     if missing:
         lines.append(f"not implemented yet: {', '.join(missing)}")
+    workers = settings.workers or 1
+    shown = [str(pid) for pid in pids]
     lines += [
+        f"workers   {workers} process{'es' if workers > 1 else ''}, one event loop each"
+        + (f" (pid{'s' if len(shown) > 1 else ''} {', '.join(shown)})" if shown else ""),
         f"database  {database}",
         f"data dir  {settings.data_dir.resolve()}",
         f"MX hosts  {mx}; hosting host {settings.hosting_host}; "
@@ -92,27 +103,47 @@ def _check(roles: set[str]) -> None:
             raise ValueError(f"role {role!r} is not available yet")
 
 
+def listen_sockets(settings: Settings, roles: Iterable[str]) -> dict[str, list[socket.socket]]:
+    """Bind every listener of ``roles`` (``{role: sockets}``); if one cannot be bound,
+    close those bound so far and raise the ``OSError``."""
+    sockets: dict[str, list[socket.socket]] = {}
+    try:
+        for role in LISTENERS:
+            if role in roles:
+                sockets[role] = [bind(settings.bind, getattr(settings, field), role)
+                                 for field, _ in listeners(role, settings)]
+    except BaseException:
+        close_all(sockets)
+        raise
+    return sockets
+
+
+def close_all(sockets: dict[str, list[socket.socket]]) -> None:
+    for bound in sockets.values():
+        for sock in bound:
+            sock.close()
+
+
 async def run(
-    settings: Settings, roles: set[str] | None = None, *, ready: Ready | None = None
+    settings: Settings, roles: set[str] | None = None, *, ready: Ready | None = None,
+    sockets: dict[str, list[socket.socket]] | None = None,
 ) -> None:
     """Serve ``roles`` (default: all available) until a stop signal; then drain and return.
 
     ``ready`` receives ``{role: url}`` once every listener accepts connections, with the
     real port when the configured one is 0; without it, one line per role is printed.
-    Cancelling the task that runs this stops the servers gracefully as well.
+    ``sockets`` are listening sockets bound already (:func:`listen_sockets`, e.g. by the
+    supervisor); without them the listeners are bound here. Either way they are closed
+    on return. Cancelling the task that runs this stops the servers gracefully as well.
     """
     roles = set(AVAILABLE_ROLES) if roles is None else set(roles)
     _check(roles)
+    sockets = listen_sockets(settings, roles) if sockets is None else sockets
     db = Database(settings.db_url)
-    sockets: dict[str, list[socket.socket]] = {}
     try:
         services = Services(db, settings)
         mail = MailSystem.create(services, settings) if roles - {"web"} else None
         servers = _servers(services, settings, roles, mail)
-        for role in servers:
-            for field, _ in listeners(role, settings):
-                sockets.setdefault(role, []).append(
-                    bind(settings.bind, getattr(settings, field)))
         with _stop_on_signals(servers.values()):
             try:
                 await _serve(servers, sockets, settings, ready)
@@ -120,9 +151,7 @@ async def run(
                 if mail is not None:  # stop hearing other nodes' mailbox changes
                     await asyncio.shield(mail.events.close())
     finally:
-        for bound in sockets.values():
-            for sock in bound:
-                sock.close()
+        close_all(sockets)
         await db.dispose()
 
 
@@ -151,7 +180,8 @@ def _servers(services: Services, settings: Settings, roles: set[str],
 
 def _url(role: str, settings: Settings, server: Any) -> str:
     if role not in LISTENERS:
-        return f"{settings.delivery_concurrency} concurrent deliveries"
+        each = " per worker" if (settings.workers or 1) > 1 else ""
+        return f"{settings.delivery_concurrency} concurrent deliveries{each}"
     ports = server.ports if hasattr(server, "ports") else [server.port]
     return ", ".join(
         url_for(settings.bind, port).replace("http", scheme, 1)
@@ -190,7 +220,7 @@ async def _serve(
                 return  # asked to stop before it listened
         urls = {role: _url(role, settings, server) for role, server in servers.items()}
         if ready is None:
-            print("\n".join(banner(settings, urls)), flush=True)
+            print("\n".join(banner(settings, urls, [os.getpid()])), flush=True)
         else:
             ready(urls)
         # asyncio.wait, unlike gather, leaves the servers running if we are cancelled.
@@ -205,8 +235,13 @@ async def _serve(
         await asyncio.shield(_drain(tasks))
 
 
-def run_until_stopped(settings: Settings, roles: set[str] | None = None) -> None:
-    """:func:`run` in a fresh event loop, for ``mailward serve``.
+def run_in_process(settings: Settings, roles: set[str] | None = None) -> None:
+    """:func:`run` in a fresh event loop: ``mailward serve`` with one worker."""
+    run_in_new_loop(run(settings, roles))
+
+
+def run_in_new_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` in a fresh event loop (one worker process of ``mailward serve``).
 
     Unlike ``asyncio.run``, leftover tasks get a bounded chance to finish once the roles
     have stopped: a task that ignores its cancellation is logged and abandoned instead of
@@ -214,7 +249,7 @@ def run_until_stopped(settings: Settings, roles: set[str] | None = None) -> None
     """
     loop = asyncio.new_event_loop()
     try:
-        loop.run_until_complete(run(settings, roles))
+        loop.run_until_complete(main)
     finally:
         leftover = [task for task in asyncio.all_tasks(loop) if not task.done()]
         for task in leftover:

@@ -82,8 +82,8 @@ class RoleServer(uvicorn.Server):
         return int(self.servers[0].sockets[0].getsockname()[1])
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host``:``port`` (port 0 picks a free one)."""
+def bind(host: str, port: int, role: str = "web") -> socket.socket:
+    """A listening TCP socket of ``role`` on ``host``:``port`` (port 0 picks a free one)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     dualstack = host == "::" and socket.has_dualstack_ipv6()  # "::" takes IPv4 too
     try:
@@ -91,7 +91,7 @@ def bind(host: str, port: int) -> socket.socket:
             (host, port), family=family, backlog=2048, dualstack_ipv6=dualstack
         )
     except OSError as exc:
-        raise OSError(exc.errno, f"web: cannot listen on {host}:{port}: {exc.strerror}") from exc
+        raise OSError(exc.errno, f"{role}: cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
 def web_server(services: Services, settings: Settings) -> RoleServer:
@@ -108,6 +108,8 @@ def web_server(services: Services, settings: Settings) -> RoleServer:
     async def purge_sessions() -> int:  # expired panel sessions
         return await purge_expired_sessions(services.db)
 
+    if settings.worker_index:  # one worker of the node purges for all
+        return RoleServer(config)
     return RoleServer(config, {"session-purge": (PURGE_EVERY_SECONDS, purge_sessions)})
 
 

@@ -11,6 +11,10 @@ PostgreSQL hear each other's changes. Versions are per node: each node counts wh
 heard. After its LISTEN connection is lost and re-established, every version is bumped,
 since changes may have been missed meanwhile.
 
+:class:`NodeMailboxEvents` is the same for the worker processes of one node (Maildir
+store): each worker binds a unix datagram socket and sends the names of changed mailboxes
+to the other workers' sockets.
+
 :class:`NotifyingStore` wraps a :class:`MailStore` and announces every successful change.
 All methods must be called from the event loop's thread.
 """
@@ -19,20 +23,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import os
+import socket
+import struct
+import sys
 from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import make_url
 
+from mailward.store import batch
 from mailward.store.interface import (
     INBOX,
     FolderStatus,
     MailStore,
     MessageInfo,
     Stored,
+    Summary,
 )
 
 if TYPE_CHECKING:
@@ -227,6 +239,158 @@ class PostgresMailboxEvents(MailboxEvents):
         raise ConnectionError("the server closed the connection")
 
 
+DATAGRAM_BYTES = 32768  # a batch of mailbox names is sent in datagrams of at most this
+ALL = b"*"  # "every mailbox may have changed": sent after a peer's queue was full
+RESEND_SECONDS = 0.05
+_CREDENTIALS = struct.Struct("iII")  # SCM_CREDENTIALS: pid, uid, gid
+
+
+class NodeMailboxEvents(MailboxEvents):
+    """:class:`MailboxEvents` shared by the ``workers`` processes of one node (Linux).
+
+    Worker ``index`` binds the unix datagram socket ``address(data_dir, index)`` in the
+    abstract namespace (gone with its process: nothing stale is left behind) and sends
+    each batch of changed mailboxes, one name a line, to the other workers' sockets
+    (a worker that is down, e.g. restarting, is skipped). Datagrams are accepted only
+    from processes of the same user (kernel-checked credentials). A peer whose socket
+    queue was full is sent ``*`` (bump every mailbox) once it takes datagrams again.
+    """
+
+    def __init__(self, data_dir: Path, index: int, workers: int, *,
+                 remembered: int = REMEMBERED_MAILBOXES) -> None:
+        super().__init__(remembered=remembered)
+        self._own = self.address(data_dir, index)
+        self._peers = [self.address(data_dir, k) for k in range(workers) if k != index]
+        self._sock: socket.socket | None = None
+        self._pending: set[str] = set()
+        self._overflowed: set[str] = set()
+        self._flush: asyncio.Handle | asyncio.TimerHandle | None = None
+
+    @staticmethod
+    def address(data_dir: Path, index: int) -> str:
+        """The abstract socket address of worker ``index`` of the node using ``data_dir``."""
+        node = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:32]
+        return f"\0mailward-events-{node}-{index}"
+
+    def changed(self, mailbox: str) -> None:
+        """Bump locally now; tell the other workers as soon as the loop is free."""
+        self._bump(mailbox)
+        self._pending.add(mailbox)
+        self._schedule(0)
+
+    async def start(self) -> None:
+        if self._sock is not None:
+            return
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+            sock.bind(self._own)
+        except OSError as exc:  # e.g. a worker of an older run still draining
+            sock.close()
+            log.warning("mailbox events: cannot bind %r (%s); other workers' changes "
+                        "reach this one only by polling", self._own[1:], exc)
+            return
+        self._sock = sock
+        asyncio.get_running_loop().add_reader(sock.fileno(), self._receive)
+        self._schedule(0)  # changes made before start
+
+    async def close(self) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            asyncio.get_running_loop().remove_reader(sock.fileno())
+            sock.close()
+
+    def _schedule(self, delay: float) -> None:
+        if self._sock is None or self._flush is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop: sent with the next change or at start
+            return
+        self._flush = (loop.call_later(delay, self._send) if delay
+                       else loop.call_soon(self._send))
+
+    def _send(self) -> None:
+        self._flush = None
+        sock = self._sock
+        if sock is None:
+            return
+        batch, self._pending = sorted(self._pending), set()
+        datagrams = _datagrams(batch)
+        for peer in self._peers:
+            if peer in self._overflowed:
+                if not _send_to(sock, peer, [ALL]):
+                    continue
+                self._overflowed.discard(peer)  # "*" covers this batch too
+                continue
+            if not _send_to(sock, peer, datagrams):
+                self._overflowed.add(peer)
+        if self._overflowed:
+            self._schedule(RESEND_SECONDS)
+
+    def _receive(self) -> None:
+        sock = self._sock
+        space = socket.CMSG_SPACE(_CREDENTIALS.size)
+        while sock is not None:
+            try:
+                data, ancillary, _flags, _address = sock.recvmsg(DATAGRAM_BYTES, space)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.warning("mailbox events: receiving failed: %s", exc)
+                return
+            if not _from_own_user(ancillary):
+                continue
+            for name in data.split(b"\n"):
+                if name == ALL:
+                    self._bump_all()
+                elif name:
+                    self._bump(name.decode("utf-8", "replace"))
+
+
+def _datagrams(names: list[str]) -> list[bytes]:
+    """``names`` one a line, in datagrams of at most :data:`DATAGRAM_BYTES`."""
+    datagrams: list[bytes] = []
+    current = bytearray()
+    for name in names:
+        encoded = name.encode()
+        if current and len(current) + 1 + len(encoded) > DATAGRAM_BYTES:
+            datagrams.append(bytes(current))
+            current = bytearray()
+        current += (b"\n" if current else b"") + encoded
+    if current:
+        datagrams.append(bytes(current))
+    return datagrams
+
+
+def _send_to(sock: socket.socket, peer: str, datagrams: list[bytes]) -> bool:
+    """Send ``datagrams`` to ``peer``; ``False`` if its queue is full (the rest unsent).
+    A peer that is not there (not started, restarting) counts as served."""
+    for datagram in datagrams:
+        try:
+            sock.sendto(datagram, peer)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except (ConnectionRefusedError, FileNotFoundError):
+            return True
+        except OSError as exc:
+            log.warning("mailbox events: cannot notify %r: %s", peer[1:], exc)
+            return True
+    return True
+
+
+def _from_own_user(ancillary: list[tuple[int, int, bytes]]) -> bool:
+    for level, kind, data in ancillary:
+        if (level, kind) == (socket.SOL_SOCKET, socket.SCM_CREDENTIALS):
+            _pid, uid, _gid = _CREDENTIALS.unpack(data[:_CREDENTIALS.size])
+            return uid == os.getuid()
+    return False
+
+
 class NotifyingStore:
     """A :class:`MailStore` that announces every successful change to ``events``.
 
@@ -304,6 +468,17 @@ class NotifyingStore:
         self.events.changed(mailbox)
         return stored
 
+    async def set_flags_many(
+        self, mailbox: str, folder: str, changes: dict[int, frozenset[str]]
+    ) -> dict[int, frozenset[str]]:
+        stored = await batch.set_flags_many(self.inner, mailbox, folder, changes)
+        if stored:
+            self.events.changed(mailbox)
+        return stored
+
+    async def summaries(self, mailbox: str, folder: str, uids: Iterable[int]) -> dict[int, Summary]:
+        return await batch.summaries(self.inner, mailbox, folder, uids)
+
     async def expunge(
         self, mailbox: str, folder: str, uids: Iterable[int] | None = None
     ) -> list[int]:
@@ -342,7 +517,14 @@ class NotifyingStore:
 
 
 def open_events(settings: Settings) -> MailboxEvents:
-    """The change-event hub for the configured store (LISTEN/NOTIFY on PostgreSQL)."""
+    """The change-event hub for the configured store: LISTEN/NOTIFY on PostgreSQL; unix
+    sockets between the worker processes of a node on Maildir (Linux), else in-process."""
     if settings.store_backend == "postgresql":
         return PostgresMailboxEvents(settings.db_url)
+    workers = settings.workers or 1
+    if workers > 1 and sys.platform.startswith("linux"):
+        return NodeMailboxEvents(settings.data_dir, settings.worker_index, workers)
+    if workers > 1:
+        log.warning("mailbox events between worker processes need Linux; IDLE sessions "
+                    "see other workers' changes only by polling")
     return MailboxEvents()
