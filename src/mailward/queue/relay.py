@@ -9,6 +9,13 @@ a loopback, private, link-local or other non-public address: a host name is reso
 (through the configured resolvers) and only its public addresses are tried; a hop with
 none is a deferral saying why (a customer must not make us connect into the operator's
 own network). The operator's own smarthost (``relay_host``) is exempt.
+
+Connections are reused (:mod:`mailward.queue.connections`): after a transaction the
+session goes back to the relay's cache, RSET first unless the message was taken, and the
+next message to the same server takes it. A reused connection that turns out dead before
+any message data went over it (the server closed it, a 421, a timeout, a 4xx to MAIL) is
+dropped and the delivery made again, once, on a fresh connection: a stale cached
+connection never defers mail. ``aclose`` QUITs the idle connections at shutdown.
 """
 
 from __future__ import annotations
@@ -23,6 +30,12 @@ import dns.exception
 import dns.resolver
 
 from mailward.net.resolver import make_resolver, private_address
+from mailward.queue.connections import (
+    Connection,
+    ConnectionCache,
+    Destination,
+    quit_politely,
+)
 from mailward.queue.outcome import Outcome
 from mailward.routing.routes import Hop
 
@@ -60,12 +73,24 @@ def _xtext(value: str) -> str:
     )
 
 
+@dataclass(slots=True)
+class _Progress:
+    """How far a transaction got: whether message data may have been sent, whether it
+    ended with the message taken (the session is clean then), whether MAIL got a 4xx."""
+
+    data_sent: bool = False
+    clean: bool = False
+    mail_deferred: bool = False
+
+
 class Relay:
     def __init__(self, *, helo: str, timeout: float, allow_private: bool = True,
-                 nameservers: Sequence[str] = ()) -> None:
+                 nameservers: Sequence[str] = (), cache: ConnectionCache | None = None
+                 ) -> None:
         self.helo = helo
         self.timeout = timeout
         self.allow_private = allow_private
+        self.cache = cache if cache is not None else ConnectionCache()
         self.resolver = None if allow_private else make_resolver(nameservers)
         if self.resolver is not None:  # one lookup per host per TTL, not per message
             self.resolver.cache = dns.resolver.LRUCache(RESOLVER_CACHE_ENTRIES)
@@ -115,9 +140,28 @@ class Relay:
             "4.7.0", f"not connecting to {hop}: {why} (allow_private_mail_servers is off)",
             remote_mta=hop.name or hop.host)]
 
+    async def aclose(self) -> None:
+        """QUIT and close the idle connections; none are kept afterwards (shutdown)."""
+        await self.cache.aclose()
+
     async def _attempt(
         self, hop: Hop, envelope: Envelope, recipients: list[tuple[str, str | None, str | None]]
     ) -> dict[str, Outcome]:
+        destination = Destination(hop.host, hop.port, hop.name, self.helo)
+        cached = self.cache.take(destination)
+        if cached is not None:
+            outcomes = await self._deliver(cached, hop, envelope, recipients, reused=True)
+            if outcomes is not None:
+                return outcomes
+        connection = await self._connect(hop, destination)
+        if isinstance(connection, Outcome):
+            return {r[0]: connection for r in recipients}
+        outcomes = await self._deliver(connection, hop, envelope, recipients, reused=False)
+        assert outcomes is not None  # only a reused connection is given up on
+        return outcomes
+
+    async def _connect(self, hop: Hop, destination: Destination) -> Connection | Outcome:
+        """A fresh connection to ``hop`` (greeting, EHLO, STARTTLS when offered)."""
         smtp = aiosmtplib.SMTP(
             hostname=hop.host,
             port=hop.port,
@@ -129,26 +173,63 @@ class Relay:
         try:
             await smtp.connect()
         except (aiosmtplib.SMTPException, OSError) as exc:
-            failure = Outcome.deferred("4.4.1", f"cannot connect to {hop}: {_reason(exc)}",
-                                       remote_mta=hop.name or hop.host)
-            return {r[0]: failure for r in recipients}
+            smtp.close()
+            return Outcome.deferred("4.4.1", f"cannot connect to {hop}: {_reason(exc)}",
+                                    remote_mta=hop.name or hop.host)
+        except BaseException:
+            smtp.close()
+            raise
+        return Connection(smtp, destination)
+
+    async def _deliver(
+        self, connection: Connection, hop: Hop, envelope: Envelope,
+        recipients: list[tuple[str, str | None, str | None]], *, reused: bool,
+    ) -> dict[str, Outcome] | None:
+        """One transaction on ``connection``, which is then kept or closed; None when a
+        reused connection proved dead before any message data was sent (retry afresh)."""
+        smtp = connection.smtp
+        connection.uses += 1
+        progress = _Progress()
         outcomes: dict[str, Outcome] = {}
         try:
-            await self._transaction(smtp, hop, envelope, recipients, outcomes)
+            await self._transaction(smtp, hop, envelope, recipients, outcomes, progress)
         except aiosmtplib.SMTPResponseException as exc:  # MAIL refused, or 4xx/5xx at DATA
             outcome = reply_outcome(exc.code, exc.message, hop)
             outcomes.update({r[0]: outcome for r in recipients if r[0] not in outcomes})
         except (aiosmtplib.SMTPException, OSError) as exc:
+            smtp.close()  # a timeout or a broken session: never reused
             failure = Outcome.deferred("4.4.2", f"connection to {hop} failed: {_reason(exc)}",
                                        remote_mta=hop.name or hop.host)
             outcomes.update({r[0]: failure for r in recipients if r[0] not in outcomes})
-        finally:
-            if smtp.is_connected:
+        except BaseException:  # cancelled mid-transaction: the session state is unknown
+            smtp.close()
+            raise
+        if reused and not progress.data_sent and (
+                not smtp.is_connected or progress.mail_deferred):
+            smtp.close()
+            return None
+        await self._release(connection, clean=progress.clean)
+        return outcomes
+
+    async def _release(self, connection: Connection, *, clean: bool) -> None:
+        """Back to the cache (after RSET unless the transaction ended with the message
+        taken), or QUIT."""
+        smtp = connection.smtp
+        try:
+            if not self.cache.reusable(connection) or not self.cache.enabled:
+                await quit_politely(smtp)
+                return
+            if not clean:
                 try:
-                    await smtp.quit()
+                    await smtp.rset()
                 except (aiosmtplib.SMTPException, OSError):
                     smtp.close()
-        return outcomes
+                    return
+            if not self.cache.put(connection):
+                await quit_politely(smtp)
+        except BaseException:  # cancelled while closing or resetting
+            smtp.close()
+            raise
 
     async def _transaction(
         self,
@@ -157,8 +238,10 @@ class Relay:
         envelope: Envelope,
         recipients: list[tuple[str, str | None, str | None]],
         outcomes: dict[str, Outcome],
+        progress: _Progress,
     ) -> None:
-        """Run MAIL/RCPT/DATA, recording final per-recipient outcomes in ``outcomes``."""
+        """Run MAIL/RCPT/DATA, recording final per-recipient outcomes in ``outcomes`` and
+        how far it got in ``progress``."""
         dsn = smtp.supports_extension("dsn")
         options = [f"SIZE={len(envelope.data)}"] if smtp.supports_extension("size") else []
         if envelope.smtputf8 and smtp.supports_extension("smtputf8"):
@@ -170,7 +253,11 @@ class Relay:
         if dsn and envelope.envid:
             options.append(f"ENVID={_xtext(envelope.envid)}")
         encoding = "utf-8" if envelope.smtputf8 else "ascii"
-        await smtp.mail(envelope.sender, options=options, encoding=encoding)
+        try:
+            await smtp.mail(envelope.sender, options=options, encoding=encoding)
+        except aiosmtplib.SMTPResponseException as exc:
+            progress.mail_deferred = 400 <= exc.code < 500
+            raise
         accepted: list[str] = []
         for address, orcpt, notify in recipients:
             rcpt_options = []
@@ -185,7 +272,9 @@ class Relay:
             else:
                 accepted.append(address)
         if accepted:
+            progress.data_sent = True  # from here a retry could deliver twice
             response = await smtp.data(envelope.data)
+            progress.clean = True
             done = Outcome.delivered(f"{response.code} {' '.join(response.message.split())}",
                                      remote_mta=hop.name or hop.host, relayed=True)
             outcomes.update({address: done for address in accepted})
