@@ -386,3 +386,33 @@ async def test_mail_deleted_by_an_admin_mid_delivery_sends_no_bounce(env: Env) -
     await env.worker.deliver(job)
     assert await env.rows() == []
     assert await env.worker.run_once() == 0  # no DSN was queued
+
+
+async def test_a_restarted_worker_frees_only_its_own_leases(env: Env) -> None:
+    """Leases are per worker process: worker 1 restarting frees what worker 1 held, not
+    what its live sibling holds; worker 0 also frees the leases of workers the node no
+    longer runs (and of the node name alone, as written before leases were per worker)."""
+    base = env.worker.settings.model_copy(update={"workers": 2})
+    node = base.node_name
+    for owner in (f"{node}/0", f"{node}/1", f"{node}/5", node, "other-node/0"):
+        await env.queue(to=["ann@filtered.example"], sender=f"{owner.replace('/', '.')}@x.example")
+    async with env.directory.db.session() as session, session.begin():
+        ids = list(await session.scalars(select(QueuedRecipient.id)
+                                         .order_by(QueuedRecipient.id)))
+        for rid, owner in zip(ids, (f"{node}/0", f"{node}/1", f"{node}/5", node,
+                                    "other-node/0"), strict=True):
+            await session.execute(update(QueuedRecipient).where(QueuedRecipient.id == rid)
+                                  .values(status=QueueStatus.ACTIVE, lease_owner=owner,
+                                          lease_until=utcnow() + timedelta(hours=1)))
+
+    def worker(index: int) -> DeliveryWorker:
+        settings = base.model_copy(update={"worker_index": index})
+        return DeliveryWorker(env.directory.db, settings, env.worker.spool, env.worker.local)
+
+    async def held() -> list[str | None]:
+        return [r.lease_owner for r in await env.rows()]
+
+    assert await worker(1).release_own_leases() == 1
+    assert await held() == [f"{node}/0", None, f"{node}/5", node, "other-node/0"]
+    assert await worker(0).release_own_leases() == 3
+    assert await held() == [None, None, None, None, "other-node/0"]

@@ -6,31 +6,39 @@ the row itself, so a delivery worker on any node can deliver what another node a
 A file left behind by a crash between the two steps was never acknowledged; ``sweep``
 removes such orphans. Several copies of one message (``enqueue_many``) are queued in one
 transaction: all or none, so a client's retry after a failure duplicates nothing.
+
+The hot writes (``enqueue_many``, ``finish``) go through one :class:`GroupCommitter` per
+spool: concurrent messages share a transaction (and its fsync); each caller returns only
+after its group committed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from pathlib import Path
+from typing import Protocol
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailward.core.normalize import domain_of
-from mailward.db import Database, QueuedMessage, QueuedRecipient, QueueStatus
+from mailward.db import Database, QueuedMessage, QueueStatus
 from mailward.db.models import EXTERNAL_ORIGINS, utcnow
-from mailward.directory.facts import domain_owners
+from mailward.directory.facts import domain_facts
+from mailward.queue.group_commit import GroupCommitter, QueueRows
 from mailward.queue.wake import Wakeup
 
 ORPHAN_AGE = timedelta(hours=1)
+SUBJECT = re.compile(rb"(?:^|\n)subject:[ \t]*(.*?)\r?(?=\n(?![ \t])|$)",
+                     re.IGNORECASE | re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,34 +58,60 @@ class NewCopy:
     data: bytes
 
 
+class Spooled(Protocol):
+    """A queued message as far as reading its bytes goes (a row, or what a claim read)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def queue_id(self) -> str: ...
+    @property
+    def body(self) -> bytes | None: ...
+
+
 def new_queue_id() -> str:
     """A short, time-ordered, unguessable id (shown to operators, names the file)."""
     return f"{time.time_ns() // 1_000_000:011X}{secrets.token_hex(5).upper()}"
 
 
 def subject_of(data: bytes) -> str | None:
-    """The Subject of a message for queue listings; never raises on bad headers."""
-    head = data.split(b"\r\n\r\n", 1)[0]
-    try:
-        subject = BytesHeaderParser(policy=default_policy).parsebytes(head).get("subject")
-    except Exception:  # malformed headers: the listing just shows none
+    """The Subject of a message for queue listings; never raises on bad headers.
+
+    Only the header section up to the first Subject field is looked at, and only that
+    field is decoded (RFC 2047), as the email package's default policy does.
+    """
+    end = data.find(b"\r\n\r\n")
+    found = SUBJECT.search(data, 0, len(data) if end < 0 else end + 2)
+    if found is None:
         return None
-    return None if subject is None else " ".join(str(subject).split())[:200]
+    try:
+        raw = found.group(1).decode("ascii", "surrogateescape")
+        subject = default_policy.header_factory("subject", raw)
+    except Exception:  # malformed header: the listing just shows none
+        return None
+    return " ".join(str(subject).split())[:200]
 
 
-def _write_durably(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically and make file and directory entry durable."""
-    created = not path.parent.exists()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-    if created:
-        _fsync_dir(path.parent.parent)
+def _write_durably(paths: list[Path], blobs: list[bytes]) -> None:
+    """Write each blob to its new file and make files and directory entries durable.
+
+    No temporary name and rename: a file only counts once a committed row names it, and
+    that happens after this returned, so a crash midway leaves an orphan for ``sweep``.
+    Each directory is synced once, however many files went into it.
+    """
+    directories: dict[Path, bool] = {}
+    for path, data in zip(paths, blobs, strict=True):
+        if path.parent not in directories:
+            directories[path.parent] = not path.parent.exists()
+            path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "xb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    for directory, created in directories.items():
+        _fsync_dir(directory)
+        if created:
+            _fsync_dir(directory.parent)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -96,6 +130,16 @@ class Spool:
         self.root = data_dir / "queue"
         self.in_database = not db.is_sqlite
         self.wakeup = wakeup or Wakeup(db)
+        self.group = GroupCommitter(db, before_commit=self._announce,
+                                    after_commit=self._woken)
+
+    async def _announce(self, session: AsyncSession, rows: QueueRows) -> None:
+        if rows.messages:
+            await self.wakeup.announce(session)
+
+    def _woken(self, rows: QueueRows) -> None:
+        if rows.messages:
+            self.wakeup.local()
 
     def path_of(self, queue_id: str) -> Path:
         return self.root / queue_id[-2:] / queue_id
@@ -142,16 +186,24 @@ class Spool:
         if not copies or any(not copy.recipients for copy in copies):
             raise ValueError("a message needs at least one recipient")
         ids = [new_queue_id() for _ in copies]
+        pairs = list(zip(ids, copies, strict=True))
+
+        async def work(session: AsyncSession, rows: QueueRows) -> None:
+            await self._add_rows(session, rows, pairs, sender, origin, peer, envid, ret,
+                                 smtputf8)
+            if also is not None:
+                await also(session)
+
         try:
             if not self.in_database:
                 await asyncio.to_thread(self._write_files, ids, copies)
-            await self._insert(list(zip(ids, copies, strict=True)), sender, origin, peer,
-                               envid, ret, smtputf8, also)
+            await self.group.run(work)
+        except asyncio.CancelledError:
+            raise  # its group may still commit: the files stay (``sweep`` finds orphans)
         except BaseException:
             for queue_id in ids:
                 self.discard_file(queue_id)
             raise
-        self.wakeup.local()
         return ids
 
     async def enqueue_in(
@@ -174,33 +226,21 @@ class Spool:
         ids = [new_queue_id() for _ in copies]
         if not self.in_database:
             await asyncio.to_thread(self._write_files, ids, copies)
-        await self._add_rows(session, list(zip(ids, copies, strict=True)), sender, origin,
-                             None, None, None, smtputf8)
+        rows = QueueRows()
+        await self._add_rows(session, rows, list(zip(ids, copies, strict=True)), sender,
+                             origin, None, None, None, smtputf8)
+        await rows.apply(session)
+        await self.wakeup.announce(session)
         return ids
 
     def _write_files(self, ids: list[str], copies: Sequence[NewCopy]) -> None:
-        for queue_id, copy in zip(ids, copies, strict=True):
-            _write_durably(self.path_of(queue_id), copy.data)
-
-    async def _insert(
-        self,
-        copies: list[tuple[str, NewCopy]],
-        sender: str,
-        origin: str,
-        peer: str | None,
-        envid: str | None,
-        ret: str | None,
-        smtputf8: bool,
-        also: Callable[[AsyncSession], Awaitable[object]] | None = None,
-    ) -> None:
-        async with self.db.session() as session, session.begin():
-            await self._add_rows(session, copies, sender, origin, peer, envid, ret, smtputf8)
-            if also is not None:
-                await also(session)
+        _write_durably([self.path_of(queue_id) for queue_id in ids],
+                       [copy.data for copy in copies])
 
     async def _add_rows(
         self,
         session: AsyncSession,
+        rows: QueueRows,
         copies: list[tuple[str, NewCopy]],
         sender: str,
         origin: str,
@@ -209,62 +249,62 @@ class Spool:
         ret: str | None,
         smtputf8: bool,
     ) -> None:
-        domains = {domain_of(r.address) for _, copy in copies for r in copy.recipients}
+        """Add the rows of ``copies`` to ``rows`` (inserted with the rest of the group)."""
         now = utcnow()
         # A row belongs to (is shown to) the account of its recipient's domain; mail from
         # inside mailward to a domain nobody proved belongs to no account, or a tenant
         # claiming someone else's domain would see other tenants' mail to it.
-        owners = await domain_owners(session, domains,
-                                     verified_only=origin not in EXTERNAL_ORIGINS)
+        verified_only = origin not in EXTERNAL_ORIGINS
+        owners: dict[str, int | None] = {}
+        for domain in {domain_of(r.address) for _, copy in copies for r in copy.recipients}:
+            facts = await domain_facts(session, domain)  # cached per process
+            owners[domain] = (facts.account_id if facts is not None
+                              and (facts.verified or not verified_only) else None)
         for queue_id, copy in copies:
-            message = QueuedMessage(
-                queue_id=queue_id,
-                sender=sender,
-                size=len(copy.data),
-                origin=origin,
-                peer=peer,
-                envid=envid,
-                ret=ret,
-                smtputf8=smtputf8,
-                subject=subject_of(copy.data),
-                received_at=now,
-                body=copy.data if self.in_database else None,
-            )
-            message.recipients = [
-                QueuedRecipient(
-                    recipient=r.address,
-                    domain=domain_of(r.address),
-                    account_id=owners.get(domain_of(r.address)),
-                    orcpt=r.orcpt,
-                    notify=",".join(r.notify) or None,
-                    status=QueueStatus.QUEUED,
-                    attempts=0,
-                    next_attempt_at=now,
-                    delay_warned=False,
-                )
-                for r in copy.recipients
-            ]
-            session.add(message)
-        await self.wakeup.announce(session)
+            rows.add(
+                {"queue_id": queue_id, "sender": sender, "size": len(copy.data),
+                 "origin": origin, "peer": peer, "envid": envid, "ret": ret,
+                 "smtputf8": smtputf8, "subject": subject_of(copy.data), "received_at": now,
+                 "body": copy.data if self.in_database else None},
+                [{"recipient": r.address, "domain": domain_of(r.address),
+                  "account_id": owners[domain_of(r.address)], "orcpt": r.orcpt,
+                  "notify": ",".join(r.notify) or None, "status": QueueStatus.QUEUED,
+                  "attempts": 0, "next_attempt_at": now, "lease_until": None,
+                  "lease_owner": None, "last_attempt_at": None, "last_error": None,
+                  "delay_warned": False}
+                 for r in copy.recipients])
 
-    async def read(self, message: QueuedMessage) -> bytes:
-        """The message bytes (``OSError`` if the spool file vanished)."""
+    async def read(self, message: Spooled) -> bytes:
+        """The message bytes (``OSError`` if the spool file or row vanished)."""
         if message.body is not None:
             return message.body
+        if self.in_database:  # not loaded with the row (a large message)
+            async with self.db.session() as session:
+                body = await session.scalar(
+                    select(QueuedMessage.body).where(QueuedMessage.id == message.id))
+            if body is None:
+                raise FileNotFoundError(f"queue {message.queue_id}: message row gone")
+            return body
         return await asyncio.to_thread(self.path_of(message.queue_id).read_bytes)
 
     async def remove_if_done(self, message_id: int, queue_id: str) -> bool:
         """Drop a message whose recipients are all finished; True if it was dropped."""
-        async with self.db.session() as session, session.begin():
-            left = await session.scalar(
-                select(QueuedRecipient.id).where(QueuedRecipient.message_id == message_id)
-                .limit(1)
-            )
-            if left is not None:
-                return False
-            await session.execute(delete(QueuedMessage).where(QueuedMessage.id == message_id))
-        self.discard_file(queue_id)
-        return True
+        return bool(await self.finish([], [message_id]))
+
+    async def finish(self, recipient_ids: Sequence[int], message_ids: Sequence[int]
+                     ) -> list[str]:
+        """Delete finished recipients, then those of ``message_ids`` left with none (and
+        their files), in the next group transaction; the queue ids of messages dropped."""
+        async def work(_session: AsyncSession, rows: QueueRows) -> QueueRows:
+            rows.finished += recipient_ids
+            rows.maybe_done += message_ids
+            return rows
+
+        rows = await self.group.run(work)
+        dropped = [rows.dropped[i] for i in message_ids if i in rows.dropped]
+        for queue_id in dropped:
+            self.discard_file(queue_id)
+        return dropped
 
     def discard_file(self, queue_id: str) -> None:
         if not self.in_database:

@@ -4,6 +4,11 @@ A claim marks rows ``active`` with a lease; a worker that dies leaves the lease 
 out and another worker (on any node) takes the rows again. On PostgreSQL the claim skips
 rows other workers hold (``FOR UPDATE SKIP LOCKED``). Recipients of one message to one
 domain travel together (one SMTP transaction per hop).
+
+A claim reads in one go what its deliveries need (the recipients from the claiming UPDATE,
+their messages in one SELECT, small bodies included); each delivery's outcome is stored
+through the spool's group committer, with those of concurrent deliveries in one
+transaction, and the message dropped in the next group once no recipient is left.
 """
 
 from __future__ import annotations
@@ -14,14 +19,16 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.sql.elements import ColumnElement
 
 from mailward.config import Settings
-from mailward.db import Database, QueuedMessage, QueuedRecipient, QueueStatus
+from mailward.db import Database, QueuedRecipient, QueueStatus
 from mailward.db.models import utcnow
+from mailward.queue.connections import connection_cache
 from mailward.queue.dsn import DsnRecipient, build_dsn, should_notify
+from mailward.queue.group_commit import MESSAGES, RECIPIENTS, WRITE_LOCK, QueueRows
 from mailward.queue.local import LocalDelivery
 from mailward.queue.outcome import Outcome, Result
 from mailward.queue.relay import Envelope, Relay
@@ -31,6 +38,51 @@ from mailward.routing.routes import Router
 log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=15)
 HELD_ELSEWHERE_SECONDS = 0.25  # idle wait when due rows are being claimed by another worker
+CLAIM_BODY_BYTES = 256 * 1024  # bodies in rows (PostgreSQL) up to this size come with a claim
+
+# the claim's statements, built once
+MESSAGE_COLUMNS = (MESSAGES.c.id, MESSAGES.c.queue_id, MESSAGES.c.sender, MESSAGES.c.origin,
+                   MESSAGES.c.envid, MESSAGES.c.ret, MESSAGES.c.smtputf8,
+                   MESSAGES.c.received_at)
+CLAIMED_MESSAGES = select(
+    *MESSAGE_COLUMNS,
+    # a large body is read when its delivery starts, not held by every claim
+    case((MESSAGES.c.size <= CLAIM_BODY_BYTES, MESSAGES.c.body), else_=None).label("body"),
+).where(MESSAGES.c.id.in_(bindparam("ids", expanding=True)))
+DEFER = update(RECIPIENTS).where(RECIPIENTS.c.id == bindparam("row_id"))  # SET: the params
+FINISH = (delete(RECIPIENTS).where(RECIPIENTS.c.id.in_(bindparam("ids", expanding=True)))
+          .returning(RECIPIENTS.c.id))
+RECIPIENT_COLUMNS = (RECIPIENTS.c.id, RECIPIENTS.c.message_id, RECIPIENTS.c.domain,
+                     RECIPIENTS.c.recipient, RECIPIENTS.c.orcpt, RECIPIENTS.c.notify,
+                     RECIPIENTS.c.attempts, RECIPIENTS.c.delay_warned)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedMessage:
+    """What a delivery needs of a queued message (read with the claim)."""
+
+    id: int
+    queue_id: str
+    sender: str
+    origin: str
+    envid: str | None
+    ret: str | None
+    smtputf8: bool
+    received_at: datetime
+    body: bytes | None = None  # None: in the spool file, or a large row read on delivery
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRecipient:
+    """A claimed recipient row, as the claiming UPDATE returned it."""
+
+    id: int
+    recipient: str
+    domain: str
+    orcpt: str | None
+    notify: str | None
+    attempts: int
+    delay_warned: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +92,8 @@ class Job:
     message_id: int
     domain: str
     recipient_ids: tuple[int, ...]
+    message: ClaimedMessage | None = None
+    rows: tuple[ClaimedRecipient, ...] = ()
 
 
 class DeliveryWorker:
@@ -58,7 +112,8 @@ class DeliveryWorker:
         self.router = router or Router(db, settings)
         self.relay = Relay(helo=settings.node_name, timeout=settings.smtp_timeout_seconds,
                            allow_private=settings.allow_private_mail_servers,
-                           nameservers=settings.dns_nameservers)
+                           nameservers=settings.dns_nameservers,
+                           cache=connection_cache(settings))
         self.slots = asyncio.Semaphore(settings.delivery_concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -117,11 +172,23 @@ class DeliveryWorker:
     async def release_own_leases(self) -> int:
         """At start: rows this node had claimed when it last stopped (crash, kill -9) are
         due again now rather than when their lease runs out."""
+        owners = [self.settings.lease_owner]
+        node = self.settings.node_name
+        if self.settings.worker_index == 0:
+            # Worker 0 also frees the leases of workers this node no longer runs (fewer
+            # workers than before) and those written before leases were per worker.
+            running = self.settings.workers or 1
+            owners.append(node)
+        owned: ColumnElement[bool] = QueuedRecipient.lease_owner.in_(owners)
+        if self.settings.worker_index == 0:
+            owned = or_(owned, and_(
+                QueuedRecipient.lease_owner.like(f"{node}/%"),
+                QueuedRecipient.lease_owner.not_in([f"{node}/{k}" for k in range(running)]),
+            ))
         async with self.db.session() as session, session.begin():
             result = await session.execute(
                 update(QueuedRecipient)
-                .where(QueuedRecipient.status == QueueStatus.ACTIVE,
-                       QueuedRecipient.lease_owner == self.settings.node_name)
+                .where(QueuedRecipient.status == QueueStatus.ACTIVE, owned)
                 .values(status=QueueStatus.DEFERRED, lease_until=None, lease_owner=None,
                         next_attempt_at=utcnow())
             )
@@ -150,32 +217,34 @@ class DeliveryWorker:
         if not self.db.is_sqlite:
             messages = messages.with_for_update(skip_locked=True)
         async with self.db.session() as session, session.begin():
+            if self.db.is_sqlite:  # a write transaction from the start (see WRITE_LOCK)
+                await (await session.connection()).exec_driver_sql(WRITE_LOCK)
             message_ids = list(dict.fromkeys((await session.scalars(messages)).all()))
             if not message_ids:
                 return []
-            claimed = await session.execute(
-                update(QueuedRecipient)
-                .where(QueuedRecipient.message_id.in_(message_ids), due)
+            conn = await session.connection()
+            claimed = (await conn.execute(
+                update(RECIPIENTS)
+                .where(RECIPIENTS.c.message_id.in_(message_ids), due)
                 .values(status=QueueStatus.ACTIVE, lease_until=now + LEASE,
-                        lease_owner=self.settings.node_name)
-                .returning(QueuedRecipient.id, QueuedRecipient.message_id,
-                           QueuedRecipient.domain)
-            )
-            groups: dict[tuple[int, str], list[int]] = defaultdict(list)
-            for rid, mid, domain in claimed.all():
-                groups[(mid, domain)].append(rid)
-        return [Job(mid, domain, tuple(ids)) for (mid, domain), ids in groups.items()]
+                        lease_owner=self.settings.lease_owner)
+                .returning(*RECIPIENT_COLUMNS)
+            )).all()
+            found = {row[0]: ClaimedMessage(*row) for row in (await conn.execute(
+                CLAIMED_MESSAGES, {"ids": message_ids})).all()}
+        groups: dict[tuple[int, str], list[ClaimedRecipient]] = defaultdict(list)
+        for rid, mid, domain, recipient, orcpt, notify, attempts, warned in claimed:
+            groups[(mid, domain)].append(
+                ClaimedRecipient(rid, recipient, domain, orcpt, notify, attempts, warned))
+        jobs = []
+        for (mid, domain), rows in groups.items():
+            jobs.append(Job(mid, domain, tuple(r.id for r in rows), found.get(mid),
+                            tuple(rows)))
+        return jobs
 
     async def deliver(self, job: Job) -> None:
-        async with self.db.session() as session:
-            message = await session.scalar(
-                select(QueuedMessage).where(QueuedMessage.id == job.message_id)
-                .options(selectinload(QueuedMessage.recipients))
-            )
-        if message is None:  # deleted by an admin meanwhile
-            return
-        rows = [r for r in message.recipients if r.id in job.recipient_ids]
-        if not rows:
+        message, rows = job.message, list(job.rows)
+        if message is None or not rows:  # deleted by an admin meanwhile
             return
         data = b""
         try:
@@ -188,7 +257,7 @@ class DeliveryWorker:
             outcomes = await self._attempt(message, rows, data)
         await self._record(message, rows, outcomes, data)
 
-    async def _attempt(self, message: QueuedMessage, rows: list[QueuedRecipient],
+    async def _attempt(self, message: ClaimedMessage, rows: list[ClaimedRecipient],
                        data: bytes) -> dict[str, Outcome]:
         route = await self.router.route(rows[0].domain, message.origin)
         if not route.hops:
@@ -215,70 +284,80 @@ class DeliveryWorker:
                 break
         return outcomes
 
-    async def _record(self, message: QueuedMessage, rows: list[QueuedRecipient],
+    async def _record(self, message: ClaimedMessage, rows: list[ClaimedRecipient],
                       outcomes: dict[str, Outcome], data: bytes) -> None:
-        """Store what happened; bounce, warn or retry; drop the message when it is done."""
+        """Store what happened; bounce, warn or retry; drop the message when it is done.
+
+        Runs in the spool's next group transaction (with other deliveries' outcomes); the
+        report commits with the outcome it reports: a crash loses neither alone.
+        """
         now = utcnow()
         expires = message.received_at + timedelta(seconds=self.settings.queue_lifetime_seconds)
         warn_after = timedelta(seconds=self.settings.delay_warning_seconds)
         finished: list[int] = []
-        notices: list[tuple[QueuedRecipient, str, Outcome]] = []
-        async with self.db.session() as session, session.begin():
-            for row in rows:
-                outcome = outcomes[row.recipient]
-                if outcome.result is Result.DEFERRED and now >= expires:
-                    outcome = Outcome.failed(
-                        "4.4.7", f"gave up after {self.settings.queue_lifetime_seconds // 3600}"
-                        f" hours; last error: {outcome.describe()}",
-                        remote_mta=outcome.remote_mta)
-                if outcome.result is Result.DEFERRED:
-                    warn = (not row.delay_warned and warn_after.total_seconds() > 0
-                            and now - message.received_at >= warn_after)
-                    log.info("queue %s: %s deferred (attempt %d): %s", message.queue_id,
-                             row.recipient, row.attempts + 1, outcome.describe())
-                    updated = await session.execute(
-                        update(QueuedRecipient).where(QueuedRecipient.id == row.id).values(
-                            status=QueueStatus.DEFERRED,
-                            attempts=row.attempts + 1,
-                            last_attempt_at=now,
-                            last_error=outcome.describe()[:2000],
-                            next_attempt_at=now + timedelta(
-                                seconds=self.settings.retry_delay(row.attempts + 1)),
-                            lease_until=None,
-                            lease_owner=None,
-                            delay_warned=row.delay_warned or warn,
-                        )
-                    )
-                    if warn and updated.rowcount:  # type: ignore[attr-defined]
-                        notices.append((row, "delayed", outcome))
-                    continue
-                finished.append(row.id)
-                if outcome.result is Result.FAILED:
-                    log.info("queue %s: %s bounced: %s", message.queue_id, row.recipient,
-                             outcome.describe())
-                    notices.append((row, "failed", outcome))
-                else:
-                    log.info("queue %s: %s: %s", message.queue_id, row.recipient,
-                             outcome.describe())
-                    notices.append((row, "relayed" if outcome.relayed else "delivered",
-                                    outcome))
-            if finished:
-                still_queued = set((await session.scalars(
-                    delete(QueuedRecipient).where(QueuedRecipient.id.in_(finished))
-                    .returning(QueuedRecipient.id)
-                )).all())
-                # An admin may have deleted a recipient meanwhile: no report for it then.
-                notices = [n for n in notices
-                           if n[1] == "delayed" or n[0].id in still_queued]
-            # the report commits with the outcome it reports: a crash loses neither alone
-            notified = await self._notify(session, message, notices, data, expires)
-        if notified:
-            self.spool.wakeup.local()
-        if finished:
-            await self.spool.remove_if_done(message.id, message.queue_id)
+        notices: list[tuple[ClaimedRecipient, str, Outcome]] = []
+        deferred: list[tuple[ClaimedRecipient, Outcome, bool]] = []
+        for row in rows:
+            outcome = outcomes[row.recipient]
+            if outcome.result is Result.DEFERRED and now >= expires:
+                outcome = Outcome.failed(
+                    "4.4.7", f"gave up after {self.settings.queue_lifetime_seconds // 3600}"
+                    f" hours; last error: {outcome.describe()}",
+                    remote_mta=outcome.remote_mta)
+            if outcome.result is Result.DEFERRED:
+                warn = (not row.delay_warned and warn_after.total_seconds() > 0
+                        and now - message.received_at >= warn_after)
+                log.info("queue %s: %s deferred (attempt %d): %s", message.queue_id,
+                         row.recipient, row.attempts + 1, outcome.describe())
+                deferred.append((row, outcome, warn))
+                continue
+            finished.append(row.id)
+            if outcome.result is Result.FAILED:
+                log.info("queue %s: %s bounced: %s", message.queue_id, row.recipient,
+                         outcome.describe())
+                notices.append((row, "failed", outcome))
+            else:
+                log.info("queue %s: %s: %s", message.queue_id, row.recipient,
+                         outcome.describe())
+                notices.append((row, "relayed" if outcome.relayed else "delivered", outcome))
 
-    async def _notify(self, session: AsyncSession, message: QueuedMessage,
-                      notices: list[tuple[QueuedRecipient, str, Outcome]], data: bytes,
+        # a report needs to know which finished rows an admin has not deleted meanwhile;
+        # without one, the finished rows go with the group's one DELETE
+        reporting = bool(message.sender) and (any(
+            should_notify(tuple(filter(None, (r.notify or "").split(","))), action)
+            for r, action, _ in notices) or any(warn for _, _, warn in deferred))
+
+        async def work(session: AsyncSession, rows: QueueRows) -> bool:
+            conn = await session.connection()
+            reports = list(notices)
+            for row, outcome, warn in deferred:
+                updated = await conn.execute(DEFER, {
+                    "row_id": row.id, "status": QueueStatus.DEFERRED,
+                    "attempts": row.attempts + 1, "last_attempt_at": now,
+                    "last_error": outcome.describe()[:2000],
+                    "next_attempt_at": now + timedelta(
+                        seconds=self.settings.retry_delay(row.attempts + 1)),
+                    "lease_until": None, "lease_owner": None,
+                    "delay_warned": row.delay_warned or warn})
+                if warn and updated.rowcount:
+                    reports.append((row, "delayed", outcome))
+            if not reporting:
+                rows.finished += finished
+                return False
+            if finished:
+                still_queued = set((await conn.execute(
+                    FINISH, {"ids": finished})).scalars())
+                # An admin may have deleted a recipient meanwhile: no report for it then.
+                reports = [n for n in reports if n[1] == "delayed" or n[0].id in still_queued]
+            return await self._notify(session, message, reports, data, expires)
+
+        if await self.spool.group.run(work):
+            self.spool.wakeup.local()
+        if finished:  # in a later transaction than the deletes: see the other workers' ones
+            await self.spool.finish([], [message.id])
+
+    async def _notify(self, session: AsyncSession, message: ClaimedMessage,
+                      notices: list[tuple[ClaimedRecipient, str, Outcome]], data: bytes,
                       expires: datetime) -> bool:
         """Queue the DSN the sender asked for (never to the null sender) in ``session``'s
         transaction; whether one was queued."""
