@@ -17,6 +17,10 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from mailward.db.generation import GROUP_KEY, LookupCaches, TrackedSession
+
+POOL_SIZE = 10  # PostgreSQL connections kept per process (as many again at a peak)
+
 
 def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_conn.cursor()
@@ -36,16 +40,22 @@ def make_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_pre_ping=True)
+    # Twenty IMAP/POP3 clients queued on SQLAlchemy's default pool of 5 + 10.
+    return create_async_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE,
+                               max_overflow=POOL_SIZE)
 
 
 class Database:
-    """Owns one engine; hands out sessions (``async with db.session() as s``)."""
+    """Owns one engine; hands out sessions (``async with db.session() as s``), which move
+    the lookup generation when they commit a change to what ``lookups`` caches."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.lookups = LookupCaches(url)  # this process's lookup caches over this database
+        self._sessions = async_sessionmaker(
+            self.engine, expire_on_commit=False, sync_session_class=TrackedSession,
+            info={GROUP_KEY: self.lookups})
 
     @property
     def is_sqlite(self) -> bool:

@@ -364,6 +364,9 @@ class StoreMessage(Base):
     flags: Mapped[str] = mapped_column(Text, default="")
     internal_date: Mapped[datetime] = mapped_column(UTCDateTime())
     body: Mapped[bytes] = mapped_column(LargeBinary)
+    # -- helper "store" (issue 18): the message's packed ENVELOPE/BODYSTRUCTURE summary,
+    # kept from delivery on (mailward.store.summary); NULL: made on first listing.
+    summary: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 class StoreSubscription(Base):
@@ -635,3 +638,17 @@ class QuarantineDigest(Base):
 
     recipient: Mapped[str] = mapped_column(String(320), primary_key=True)
     next_digest_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+# -- caches (issue 18): the lookup generation --------------------------------------------
+
+
+class LookupGeneration(Base):
+    """One row (id 1): a counter moved in every transaction that changes a table the
+    per-process lookup caches read, so each process sees in one SELECT whether its cached
+    answers may be out of date (:mod:`mailward.db.generation`)."""
+
+    __tablename__ = "lookup_generation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -47,7 +47,9 @@ class Directory:
         self.addresses = AddressService(db, self.passwords)
         self.bulk = BulkAddService(db, self.passwords, quota)
         self.recipients = RecipientLookup(db, settings.recipient_delimiter,
-                                          postmaster=settings.postmaster)
+                                          postmaster=settings.postmaster,
+                                          cache_entries=settings.lookup_cache_entries,
+                                          cache_seconds=settings.lookup_cache_seconds)
         self.audit = AuditService(db)
         self.two_factor = TwoFactorService(db)
         self.resellers = ResellerService(db)

@@ -4,7 +4,8 @@ which.
 
 DKIM, routing, the queue, the filter, the quarantine and the DNS tools read these here
 instead of querying the directory's tables themselves; each function takes the caller's
-open session.
+open session. :func:`domain_facts` (asked for every message routed or signed) is cached per
+process (:mod:`mailward.db.generation`), except in a session changing the directory.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailward.core.actor import Actor
 from mailward.core.errors import InvalidInput, NotFound
 from mailward.core.normalize import normalize_domain
+from mailward.db.generation import MISS, caches_of, changing
 from mailward.db.models import Address, AddressKind, Domain, Role, User
 
 RouteChanged = Callable[[AsyncSession, str], Awaitable[None]]
@@ -51,6 +53,19 @@ async def scoped_domain(session: AsyncSession, actor: Actor, name: str) -> Domai
 
 async def domain_facts(session: AsyncSession, name: str) -> DomainFacts | None:
     """The served domain ``name`` (already normalised), or None if it is not ours."""
+    caches = caches_of(session)
+    if caches is None or changing(session):  # its own change must show
+        return await _domain_facts(session, name)
+    cache = caches.cache("domain_facts")
+    epoch = await cache.fresh(session)
+    found = cache.get(name)
+    if found is MISS:
+        found = await _domain_facts(session, name)
+        cache.put(name, found, epoch)
+    return found
+
+
+async def _domain_facts(session: AsyncSession, name: str) -> DomainFacts | None:
     row = (await session.execute(
         select(Domain.id, Domain.name, Domain.account_id, Domain.hosting, Domain.verified_at)
         .where(Domain.name == name)

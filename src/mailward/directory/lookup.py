@@ -10,6 +10,10 @@ Postmaster (RFC 5321 §4.5.1): ``postmaster@`` every served domain, and the bare
 gets it as usual; otherwise the answer is the configured postmaster address (the caller
 delivers there, keeping the written address as ORCPT), on the Do Not Filter list: mail
 to the postmaster must reach someone, so the spam filter never refuses it.
+
+Answers (misses too: a dictionary attack asks for many unlisted names) are cached per
+process in the database's lookup caches (:mod:`mailward.db.generation`): a directory change
+is seen at once in the process that made it and within a second in every other.
 """
 
 from __future__ import annotations
@@ -17,11 +21,19 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, replace
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailward.core.errors import InvalidInput
 from mailward.core.normalize import domain_of, normalize_address, subaddress_base
 from mailward.db import Database
+from mailward.db.generation import (
+    DEFAULT_ENTRIES,
+    DEFAULT_SECONDS,
+    MISS,
+    UNCOUNTED,
+    LookupCache,
+)
 from mailward.db.models import Address, AddressKind, AddressList, Domain
 
 
@@ -71,17 +83,22 @@ POSTMASTER = "postmaster"
 
 
 class RecipientLookup:
-    def __init__(self, db: Database, delimiter: str = "+", postmaster: str | None = None
-                 ) -> None:
+    def __init__(self, db: Database, delimiter: str = "+", postmaster: str | None = None,
+                 *, cache_entries: int = DEFAULT_ENTRIES,
+                 cache_seconds: float = DEFAULT_SECONDS) -> None:
         self.db = db
         self.delimiter = delimiter  # sub-addressing: "bob+tag@" is "bob@" unless listed
         self.postmaster = postmaster  # None: postmaster@ only if listed, like any address
+        # normalised address: its Recipient; shared by every lookup over this database
+        self._cache: LookupCache[str, Recipient] = db.lookups.cache(
+            "recipients", cache_entries, cache_seconds)
 
     async def lookup(self, address: str) -> Recipient:
-        """Classify ``address``; one indexed query (two for an unlisted ``bob+tag@``), no
-        tenant scope (the MX serves all). A sub-address is answered as its base address:
-        everything downstream (filter policy, spool, delivery) sees ``bob@``. Unlisted
-        postmaster addresses are answered as the configured postmaster (module doc)."""
+        """Classify ``address``; one indexed query (two for an unlisted ``bob+tag@``) unless
+        cached, no tenant scope (the MX serves all). A sub-address is answered as its base
+        address: everything downstream (filter policy, spool, delivery) sees ``bob@``.
+        Unlisted postmaster addresses are answered as the configured postmaster (module
+        doc)."""
         if self.postmaster is not None and address.strip().lower() == POSTMASTER:
             return await self._postmaster()
         try:
@@ -111,10 +128,21 @@ class RecipientLookup:
         return found
 
     async def record_usage(self, address_id: int, used_bytes: int) -> None:
-        """Keep a mailbox's usage figure (panel, RCPT-time quota check) current."""
+        """Keep a mailbox's usage figure (panel, RCPT-time quota check) current. Cached
+        answers keep their figure until it crosses the quota (then every process reads
+        the address again): only :attr:`Recipient.over_quota` depends on it."""
+        same_side = or_(Address.quota_bytes.is_(None),
+                        and_(Address.used_bytes >= Address.quota_bytes,
+                             Address.quota_bytes <= used_bytes),
+                        and_(Address.used_bytes < Address.quota_bytes,
+                             Address.quota_bytes > used_bytes))
         async with self.db.session() as session, session.begin():
-            await session.execute(
-                update(Address).where(Address.id == address_id).values(used_bytes=used_bytes))
+            quiet = await session.execute(
+                update(Address).where(Address.id == address_id, same_side)
+                .values(used_bytes=used_bytes).execution_options(**UNCOUNTED))
+            if not quiet.rowcount:  # type: ignore[attr-defined]  # crossed (or gone)
+                await session.execute(update(Address).where(Address.id == address_id)
+                                      .values(used_bytes=used_bytes))
 
     async def _postmaster(self) -> Recipient:
         """The configured postmaster: accepted unfiltered even if it is not one of ours."""
@@ -130,6 +158,17 @@ class RecipientLookup:
                          account_id=found.account_id, domain_hosting=found.domain_hosting)
 
     async def _lookup(self, normalized: str) -> Recipient:
+        async with self.db.session() as session:
+            epoch = await self._cache.fresh(session)
+            found = self._cache.get(normalized)
+            if found is not MISS:
+                return found
+            found = await self._query(session, normalized)
+        self._cache.put(normalized, found, epoch)
+        return found
+
+    @staticmethod
+    async def _query(session: AsyncSession, normalized: str) -> Recipient:
         query = (
             select(Domain.account_id, Domain.hosting, Address.list, Address.kind,
                    Address.quota_bytes, Address.used_bytes, Address.id, Address.destinations)
@@ -138,8 +177,7 @@ class RecipientLookup:
                                      Address.email == normalized))
             .where(Domain.name == domain_of(normalized))
         )
-        async with self.db.session() as session:
-            row = (await session.execute(query)).first()
+        row = (await session.execute(query)).first()
         if row is None:
             return Recipient(normalized, Verdict.NOT_OURS)
         account_id, hosting, on_list, kind, quota, used, address_id, destinations = row

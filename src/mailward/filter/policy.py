@@ -9,6 +9,10 @@ List precedence: the address's lists before the domain's; within one list an exa
 entry before a domain entry; block before allow for equally specific entries. An allow
 entry is not honoured for mail that fails DMARC (anyone can write a From: line), nor for an
 envelope-sender match whose SPF failed.
+
+Each recipient's policy is cached per process in the database's lookup caches
+(:mod:`mailward.db.generation`): a change of a policy, a list or the directory is seen at
+once by the process that made it, within a second by every other.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ from dataclasses import dataclass, field
 from email.utils import getaddresses
 
 from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailward.config import Settings
 from mailward.db import Database
+from mailward.db.generation import MISS, LookupCache
 from mailward.db.models import FilterPolicy, FilterSenderRule
 from mailward.directory.facts import address_ids, domain_keys
 from mailward.filter.features import header_text
@@ -161,27 +167,47 @@ class PolicyStore:
         self.defaults = Thresholds(settings.filter_tag_score, settings.filter_quarantine_score,
                                    settings.filter_reject_score)
         self.dmarc_reject = settings.filter_dmarc_reject
+        # recipient: its policy (the defaults are part of the answer, so of the name)
+        self._cache: LookupCache[str, RecipientPolicy] = db.lookups.cache(
+            f"filter-policies {self.defaults} {self.dmarc_reject}",
+            settings.lookup_cache_entries, settings.lookup_cache_seconds)
 
     def default_policy(self, recipient: str) -> RecipientPolicy:
         return RecipientPolicy(recipient, recipient.rsplit("@", 1)[-1], None, None,
                                self.defaults, None, self.dmarc_reject)
 
     async def policies(self, recipients: Iterable[str]) -> dict[str, RecipientPolicy]:
-        """The policy of each recipient (defaults for one whose domain is unknown)."""
-        wanted = sorted(set(recipients))
-        domains = sorted({r.rsplit("@", 1)[-1] for r in wanted})
+        """The policy of each recipient (defaults for one whose domain is unknown): from
+        the cache, those not in it in four queries."""
+        found: dict[str, RecipientPolicy] = {}
+        missing: list[str] = []
         async with self.db.session() as session:
-            domain_ids = await domain_keys(session, domains)
-            listed = await address_ids(session, (r for r in wanted
-                                                 if r.rsplit("@", 1)[-1] in domain_ids))
-            ids = sorted({did for did, _acc in domain_ids.values()})
-            policies = (await session.scalars(select(FilterPolicy).where(
-                FilterPolicy.domain_id.in_(ids)))).all() if ids else []
-            rules = (await session.scalars(select(FilterSenderRule).where(
-                FilterSenderRule.domain_id.in_(ids),
-                or_(FilterSenderRule.address_id.is_(None),
-                    FilterSenderRule.address_id.in_(sorted(listed.values())))))).all() \
-                if ids else []
+            epoch = await self._cache.fresh(session)
+            for recipient in sorted(set(recipients)):
+                cached = self._cache.get(recipient)
+                if cached is MISS:
+                    missing.append(recipient)
+                else:
+                    found[recipient] = cached
+            loaded = await self._load(session, missing) if missing else {}
+        for recipient, policy in loaded.items():
+            self._cache.put(recipient, policy, epoch)
+        return found | loaded
+
+    async def _load(self, session: AsyncSession, wanted: list[str]
+                    ) -> dict[str, RecipientPolicy]:
+        domains = sorted({r.rsplit("@", 1)[-1] for r in wanted})
+        domain_ids = await domain_keys(session, domains)
+        listed = await address_ids(session, (r for r in wanted
+                                             if r.rsplit("@", 1)[-1] in domain_ids))
+        ids = sorted({did for did, _acc in domain_ids.values()})
+        policies = (await session.scalars(select(FilterPolicy).where(
+            FilterPolicy.domain_id.in_(ids)))).all() if ids else []
+        rules = (await session.scalars(select(FilterSenderRule).where(
+            FilterSenderRule.domain_id.in_(ids),
+            or_(FilterSenderRule.address_id.is_(None),
+                FilterSenderRule.address_id.in_(sorted(listed.values())))))).all() \
+            if ids else []
         domain_policy = {p.domain_id: p for p in policies if p.address_id is None}
         address_policy = {p.address_id: p for p in policies if p.address_id is not None}
         found: dict[str, RecipientPolicy] = {}

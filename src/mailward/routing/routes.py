@@ -10,6 +10,10 @@ does not own it: its settings are used only for mail that reached our MX tier fr
 (the sender's MTA chose us by the domain's MX). Mail that starts here (submission,
 forwards, auto-cc copies, DSNs, notices) goes by its public MX, like any outside domain,
 so no tenant can pull another tenant's mail to a domain it claims.
+
+A domain's facts and mail server settings are cached per process in the database's lookup
+caches (:mod:`mailward.db.generation`): a change is seen at once by the process that made
+it, within a second by every other. The order within a preference is drawn per route.
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ from sqlalchemy import select
 
 from mailward.config import Settings
 from mailward.db import Database
+from mailward.db.generation import MISS, LookupCache
 from mailward.db.models import EXTERNAL_ORIGINS, MailServer
-from mailward.directory.facts import domain_facts
+from mailward.directory.facts import DomainFacts, domain_facts
 from mailward.net.resolver import make_resolver
 from mailward.routing.servers import DEFAULT_PORT, normalize_host, parse_server
 
@@ -82,29 +87,26 @@ def order_by_preference(servers: Sequence[tuple[int, Hop]]) -> list[Hop]:
     return ordered
 
 
+Servers = tuple[tuple[int, str, int], ...]  # a domain's (preference, host, port) settings
+
+
 class Router:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
         self.hosting_host = settings.hosting_host.lower()
         self.resolver = make_resolver(settings.dns_nameservers)
+        # domain: (its facts or None if not ours, its (preference, host, port) rows)
+        self._cache: LookupCache[str, tuple[DomainFacts | None, Servers]] = db.lookups.cache(
+            "routes", settings.lookup_cache_entries, settings.lookup_cache_seconds)
 
     async def route(self, domain: str, origin: str | None = None) -> Route:
         """Where mail for ``domain`` goes; ``origin`` is the queue row's origin (``None``:
         unknown, treated as mail that starts here)."""
-        async with self.db.session() as session:
-            served = await domain_facts(session, domain)
-            use_settings = served is not None and (
-                served.verified or origin in EXTERNAL_ORIGINS)
-            if use_settings:
-                assert served is not None
-                rows = (await session.execute(
-                    select(MailServer.preference, MailServer.host, MailServer.port)
-                    .where(MailServer.domain_id == served.id)
-                )).all()
+        served, rows = await self._settings(domain)
         if served is None:
             return await self._external(domain)
-        if not use_settings:
+        if not (served.verified or origin in EXTERNAL_ORIGINS):
             return _noted(await self._external(domain), UNVERIFIED.format(domain=domain))
         hosting = served.hosting
         if not rows:
@@ -116,6 +118,21 @@ class Router:
             if not hops:
                 return Route(temporary=HOSTING_OFF.format(domain=domain))
         return Route(tuple(order_by_preference(hops)))
+
+    async def _settings(self, domain: str) -> tuple[DomainFacts | None, Servers]:
+        """The served domain ``domain`` (None: not ours) and its mail server settings."""
+        async with self.db.session() as session:
+            epoch = await self._cache.fresh(session)
+            found = self._cache.get(domain)
+            if found is not MISS:
+                return found
+            served = await domain_facts(session, domain)
+            rows: Servers = () if served is None else tuple(
+                (pref, host, port) for pref, host, port in (await session.execute(
+                    select(MailServer.preference, MailServer.host, MailServer.port)
+                    .where(MailServer.domain_id == served.id))).all())
+        self._cache.put(domain, (served, rows), epoch)
+        return served, rows
 
     def _hop(self, host: str, port: int) -> Hop:
         if host.lower() == self.hosting_host:
