@@ -3,11 +3,15 @@
 Each protocol's accept path asks :meth:`ConnectionLimiter.admit` before greeting; a
 refusal comes with the reason to put in the protocol's own refusal (``421`` for SMTP,
 ``* BYE`` for IMAP, ``-ERR`` for POP3), and the connection is then closed. Counts are
-per process: with several worker processes a node admits up to that many times the cap.
+per process: with several worker processes each gets its share of the node's total
+(``mailward.server.mail_roles.connection_caps``), while the per-address cap holds in
+each process. :meth:`ConnectionLimiter.wait_drained` lets a stopping listener wait for
+its sessions to end.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from collections import Counter
 from dataclasses import dataclass, field
@@ -35,6 +39,7 @@ class ConnectionLimiter:
     per_ip: int
     _open: Counter[str] = field(default_factory=Counter)
     _count: int = 0
+    _drained: list[asyncio.Future[None]] = field(default_factory=list)
 
     def admit(self, peer: object) -> str | None:
         """Count a new connection, or say why it is refused (and count nothing)."""
@@ -55,6 +60,21 @@ class ConnectionLimiter:
             self._count -= 1
             if not self._open[key]:
                 del self._open[key]
+        if not self._count:
+            for waiter in self._drained:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def wait_drained(self) -> None:
+        """Return once no counted connection is open."""
+        if not self._count:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._drained.append(waiter)
+        try:
+            await waiter
+        finally:
+            self._drained.remove(waiter)
 
     @property
     def open_connections(self) -> int:
