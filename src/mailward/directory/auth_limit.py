@@ -9,7 +9,8 @@ A sliding window per key: once ``max_failures`` failures fall inside the last
   checked (so concurrent guesses cannot overtake the limit, even on different nodes) and
   :meth:`AuthLimiter.forgive` takes it back when the password was right;
 - :meth:`AuthLimiter.retry_after` + :meth:`AuthLimiter.fail` count real failures only
-  (mail clients open several connections at once; right logins must never queue).
+  (mail clients open several connections at once; right logins must never queue);
+  :func:`retry_after_all` asks several limiters (per login, per client) in one query.
 
 Stamps are Unix time, so nodes need synchronised clocks (NTP) as they do for TLS and DKIM.
 """
@@ -19,16 +20,16 @@ from __future__ import annotations
 import math
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, insert, select, text
+from sqlalchemy import Row, delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailward.db import Database
 from mailward.db.models import LoginFailure
 
-__all__ = ["Attempt", "AuthLimiter"]
+__all__ = ["Attempt", "AuthLimiter", "retry_after_all"]
 
 PRUNE_EVERY = 60.0  # seconds between sweeps of expired rows (per process)
 
@@ -142,13 +143,17 @@ class AuthLimiter:
                     own: tuple[int, ...], *, extra: int = 0) -> int:
         """Seconds until each key has fewer than its limit (+ ``extra``) failures in the
         window; ``own`` rows count toward the limit but do not lengthen the wait."""
-        rows = (await session.execute(
-            select(LoginFailure.key, LoginFailure.at, LoginFailure.id)
-            .where(LoginFailure.key.in_(list(keys)), LoginFailure.at > now - self.window)
-            .order_by(LoginFailure.at, LoginFailure.id))).all()
+        return self._wait_of(await _failures(session, keys, now - self.window), now, own,
+                             extra=extra)
+
+    def _wait_of(self, rows: Iterable[Row[str, float, int]], now: float,
+                 own: tuple[int, ...] = (), *, extra: int = 0) -> int:
+        """``_wait`` over failure rows already read (those in the window count)."""
         stamps: dict[str, list[float]] = {}
         mine: dict[str, int] = {}
         for key, at, row_id in rows:
+            if at <= now - self.window:
+                continue
             if row_id in own:
                 mine[key] = mine.get(key, 0) + 1
             else:
@@ -161,3 +166,28 @@ class AuthLimiter:
                 unlock = ats[max(len(ats) - limit, 0)] + self.window
                 wait = max(wait, unlock - now)
         return max(1, math.ceil(wait)) if wait > 0 else 0
+
+
+async def retry_after_all(checks: Sequence[tuple[AuthLimiter, str]]) -> int:
+    """Whole seconds until every ``(limiter, key)`` is unlocked (0: go ahead), asking the
+    database once when the limiters share it (a mail login checks two on every login)."""
+    if not checks:
+        return 0
+    db = checks[0][0].db
+    if any(limiter.db is not db for limiter, _ in checks):
+        return max([await limiter.retry_after(key) for limiter, key in checks])
+    nows = {id(limiter): limiter.clock() for limiter, _ in checks}
+    since = min(nows[id(limiter)] - limiter.window for limiter, _ in checks)
+    async with db.session() as session:
+        rows = await _failures(session, {key for _, key in checks}, since)
+    return max(limiter._wait_of([row for row in rows if row.key == key], nows[id(limiter)])
+               for limiter, key in checks)
+
+
+async def _failures(session: AsyncSession, keys: Iterable[str],
+                    since: float) -> Sequence[Row[str, float, int]]:
+    """The failures of ``keys`` after ``since``, oldest first."""
+    return (await session.execute(
+        select(LoginFailure.key, LoginFailure.at, LoginFailure.id)
+        .where(LoginFailure.key.in_(list(keys)), LoginFailure.at > since)
+        .order_by(LoginFailure.at, LoginFailure.id))).all()

@@ -7,6 +7,11 @@ cannot. A refusal for hosting looks like a wrong password to the client (no orac
 counts as a failure; the log says why. Failures are rate-limited per client IP and per
 address with the same limiter as the web login; a locked client gets ``retry_after`` and
 no password check.
+
+A password that verified is remembered for a short while (``AuthCache``), so mail clients
+that reconnect do not pay Argon2id each time. The address's row (its current hash, kind
+and hosting) is read and the lock checked on every login before the cache is asked; a
+wrong password always takes the full check and counts as a failure.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from mailward.core.normalize import normalize_address
 from mailward.db import Address, AddressKind, Database, Domain
 from mailward.directory.accounts import DUMMY_HASH
 from mailward.directory.addresses import AddressService
-from mailward.directory.auth_limit import AuthLimiter
+from mailward.directory.auth_cache import AuthCache
+from mailward.directory.auth_limit import AuthLimiter, retry_after_all
 from mailward.directory.passwords import Passwords
 from mailward.directory.users import login_key
 
@@ -46,11 +52,12 @@ class LoginResult:
 
 class MailLogin:
     def __init__(self, db: Database, passwords: Passwords, limiter: AuthLimiter,
-                 ip_limiter: AuthLimiter) -> None:
+                 ip_limiter: AuthLimiter, cache: AuthCache | None = None) -> None:
         self.db = db
         self.passwords = passwords
         self.limiter = limiter  # per mailbox
         self.ip_limiter = ip_limiter  # per client IP: many users may share one (NAT)
+        self.cache = cache if cache is not None else AuthCache.of(passwords.settings)
 
     async def authenticate(self, login: str, password: str, peer: str,
                            protocol: str = "mail") -> LoginResult:
@@ -61,9 +68,10 @@ class MailLogin:
         except InvalidInput:
             address = login.strip().lower()[:320]
         mailbox_key, ip_key = f"mailbox:{address}", f"mail-ip:{peer}"
-        wait = max(await self.limiter.retry_after(mailbox_key),
-                   await self.ip_limiter.retry_after(ip_key))
+        wait = await retry_after_all([(self.limiter, mailbox_key),
+                                      (self.ip_limiter, ip_key)])
         if wait:
+            self.cache.forget(address)
             log.warning("%s login for %s from %s refused: locked for %d s", protocol,
                         address, peer, wait)
             return LoginResult(retry_after=wait)
@@ -83,12 +91,17 @@ class MailLogin:
         if row is None or row.kind not in CAN_LOG_IN or not row.password_hash:
             await self.passwords.verify_async(DUMMY_HASH.get(self.passwords), password)
             return False
+        may_log_in = row.hosting or protocol == WEB
+        if may_log_in and self.cache.hit(address, row.password_hash, password):
+            return True
         right = await self.passwords.verify_async(row.password_hash, password)
-        if not row.hosting and protocol != WEB:  # as a wrong password, at the same cost
+        if not may_log_in:  # as a wrong password, at the same cost
             log.warning("%s login for %s from %s refused: hosting is off for its domain "
                         "(password %s)", protocol, address, peer,
                         "right" if right else "wrong")
             return False
+        if right:
+            self.cache.remember(address, row.password_hash, password)
         return right
 
     async def may_send_as(self, login: str, address: str) -> bool:
