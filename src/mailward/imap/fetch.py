@@ -10,6 +10,7 @@ from datetime import datetime
 from mailward.imap.grammar.fetch import FetchAtt
 from mailward.imap.mime import Message
 from mailward.imap.selected import flag_list
+from mailward.store import Summary
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 #: Attributes answered from metadata alone; everything else needs the message bytes.
@@ -28,13 +29,20 @@ def needs_body(items: tuple[FetchAtt, ...]) -> bool:
     return any(item.name not in _METADATA for item in items)
 
 
+def summary_answers(items: tuple[FetchAtt, ...]) -> bool:
+    """Whether a message's metadata and its store summary answer all of ``items``."""
+    return any(_cacheable(item) for item in items) and all(
+        item.name in _METADATA or item.name == "MODSEQ" or _cacheable(item) for item in items)
+
+
 def _cacheable(item: FetchAtt) -> bool:
     return item.name in _PARSED_ITEMS and item.section is None
 
 
 class ParsedCache:
-    """ENVELOPE, BODYSTRUCTURE and BODY of recently fetched messages, so that clients
-    listing a folder again (every reconnect) need no message bytes. A message never
+    """ENVELOPE, BODYSTRUCTURE and BODY of recently fetched messages, in front of the
+    summaries the store keeps (:meth:`mailward.store.MailStore.summaries`), so that
+    clients listing a folder again (every reconnect) need no store call. A message never
     changes under its key (mailbox, folder, UIDVALIDITY, UID, size, internal date)."""
 
     def __init__(self, limit: int = 20_000) -> None:
@@ -52,6 +60,12 @@ class ParsedCache:
         self._items.move_to_end(key)
         while len(self._items) > self.limit:
             self._items.popitem(last=False)
+
+    def fill(self, key: tuple[object, ...], summary: Summary) -> None:
+        """Remember the items a store summary answers for the message at ``key``."""
+        self.put((*key, "ENVELOPE"), b"ENVELOPE " + summary.envelope)
+        self.put((*key, "BODYSTRUCTURE"), b"BODYSTRUCTURE " + summary.bodystructure)
+        self.put((*key, "BODY"), b"BODY " + summary.body)
 
     def needs_raw(self, items: tuple[FetchAtt, ...], key: tuple[object, ...]) -> bool:
         """Whether answering ``items`` for the message at ``key`` needs its bytes."""

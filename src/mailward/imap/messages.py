@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
-from mailward.imap.fetch import fetch_data, needs_body, sets_seen
+from mailward.imap.fetch import fetch_data, needs_body, sets_seen, summary_answers
 from mailward.imap.mailboxes import BadName, folder_name
 from mailward.imap.parse import (
     Command,
@@ -26,6 +26,7 @@ from mailward.store import (
     SEEN,
     NoSuchFolder,
     NoSuchMessage,
+    batch,
 )
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ Handler = Callable[["ImapSession", Command], Awaitable[None]]
 FLUSH_BYTES = 256 * 1024  # send long FETCH answers as they grow
 BATCH_MESSAGES = 100  # messages read from the store in one go by FETCH ...
 BATCH_BYTES = 8 * 1024 * 1024  # ... and about this many bytes of them
+SUMMARY_BATCH = 5000  # messages whose summaries are read in one go (no bytes needed)
 
 
 def _selected(s: ImapSession) -> SelectedFolder:
@@ -88,22 +90,17 @@ async def _fetch(s: ImapSession, cmd: Command) -> None:
     live = [pair for pair in pairs if pair[1] not in sel.vanished]
     missing = len(live) != len(pairs)
     size = 0
-    for batch in _batches(sel, live):
-        raw = await _prefetch(s, sel, cmd.items, [uid for _, uid in batch]) if body else {}
-        for seq, uid in batch:
+    limit = SUMMARY_BATCH if summary_answers(cmd.items) else BATCH_MESSAGES
+    for part in _batches(sel, live, limit):
+        raw = await _prefetch(s, sel, cmd.items, [uid for _, uid in part]) if body else {}
+        seen = await _mark_seen(s, sel, [uid for _, uid in part]) if mark_seen else set()
+        for seq, uid in part:
             items = cmd.items
-            info = sel.infos[uid]
-            if mark_seen and SEEN not in info.flags:
-                try:
-                    flags = await s.store.set_flags(sel.mailbox, sel.name, uid,
-                                                    info.flags | {SEEN})
-                except NoSuchMessage:
-                    sel.vanished.add(uid)
-                    missing = True
-                    continue
-                sel.remember(dataclasses.replace(info, flags=flags))
-                if not wants_flags:
-                    items = (*items, _FLAGS)
+            if uid in sel.vanished:
+                missing = True
+                continue
+            if uid in seen and not wants_flags:
+                items = (*items, _FLAGS)
             data = await _fetch_one(s, sel, items, uid, cmd.uid, raw)
             if data is None:
                 missing = True
@@ -120,19 +117,47 @@ async def _fetch(s: ImapSession, cmd: Command) -> None:
         s.tagged(cmd.tag, "OK", "Fetch completed")
 
 
-def _batches(sel: SelectedFolder, pairs: list[tuple[int, int]]
+async def _mark_seen(s: ImapSession, sel: SelectedFolder, uids: list[int]) -> set[int]:
+    """Set \\Seen on those of ``uids`` without it, in one store call; return them (the
+    ones gone meanwhile are marked vanished)."""
+    changes = {uid: sel.infos[uid].flags | {SEEN} for uid in uids
+               if uid not in sel.vanished and SEEN not in sel.infos[uid].flags}
+    if not changes:
+        return set()
+    before = s.services.events.version(sel.mailbox)
+    stored = await batch.set_flags_many(s.store, sel.mailbox, sel.name, changes)
+    for uid in changes:
+        if uid in stored:
+            sel.remember(dataclasses.replace(sel.infos[uid], flags=stored[uid]))
+        else:
+            sel.vanished.add(uid)
+    own_change(s, sel, before, bool(stored))
+    return set(stored)
+
+
+def own_change(s: ImapSession, sel: SelectedFolder, before: int, changed: bool) -> None:
+    """After a change this session made (and already applied to its view): if no other
+    change of the mailbox can have come in between, the view stays current without
+    listing the folder again. Versions come from one counter, so ``before + 1`` means
+    the only change announced since ``before`` was this one."""
+    after = s.services.events.version(sel.mailbox)
+    if changed and before == sel.version and after == before + 1 and not sel.vanished:
+        sel.version = after
+
+
+def _batches(sel: SelectedFolder, pairs: list[tuple[int, int]], limit: int = BATCH_MESSAGES
              ) -> Iterable[list[tuple[int, int]]]:
-    """Runs of at most ``BATCH_MESSAGES`` messages and about ``BATCH_BYTES``."""
-    batch: list[tuple[int, int]] = []
+    """Runs of at most ``limit`` messages and about ``BATCH_BYTES``."""
+    part: list[tuple[int, int]] = []
     total = 0
     for pair in pairs:
-        batch.append(pair)
+        part.append(pair)
         total += sel.infos[pair[1]].size
-        if len(batch) >= BATCH_MESSAGES or total >= BATCH_BYTES:
-            yield batch
-            batch, total = [], 0
-    if batch:
-        yield batch
+        if len(part) >= limit or (limit == BATCH_MESSAGES and total >= BATCH_BYTES):
+            yield part
+            part, total = [], 0
+    if part:
+        yield part
 
 
 def _cache_key(sel: SelectedFolder, uid: int) -> tuple[object, ...]:
@@ -142,9 +167,15 @@ def _cache_key(sel: SelectedFolder, uid: int) -> tuple[object, ...]:
 
 async def _prefetch(s: ImapSession, sel: SelectedFolder, items: tuple[FetchAtt, ...],
                     uids: list[int]) -> dict[int, bytes]:
-    """The bytes of those messages whose answer the parsed cache cannot give, in one go."""
+    """The bytes of those messages whose answer neither the parsed cache nor the store's
+    summaries can give, in one go (the summaries too)."""
     cache = s.services.parsed
     wanted = [uid for uid in uids if cache.needs_raw(items, _cache_key(sel, uid))]
+    if wanted and summary_answers(items):
+        found = await batch.summaries(s.store, sel.mailbox, sel.name, wanted)
+        for uid, summary in found.items():
+            cache.fill(_cache_key(sel, uid), summary)
+        wanted = [uid for uid in wanted if cache.needs_raw(items, _cache_key(sel, uid))]
     return await s.store.fetch_many(sel.mailbox, sel.name, wanted) if wanted else {}
 
 
@@ -182,14 +213,14 @@ async def _store(s: ImapSession, cmd: Command) -> None:
     if pairs is None:
         return
     given = frozenset(f for f in cmd.flags if f.lower() != RECENT.lower())
+    lowered = {f.lower() for f in given}
     missing = False
-    for seq, uid in pairs:
+    changes: dict[int, frozenset[str]] = {}
+    for _seq, uid in pairs:
         if uid in sel.vanished:
             missing = True
             continue
-        info = sel.infos[uid]
-        current = info.flags
-        lowered = {f.lower() for f in given}
+        current = sel.infos[uid].flags
         if cmd.mode == "+":
             wanted = current | given
         elif cmd.mode == "-":
@@ -197,13 +228,22 @@ async def _store(s: ImapSession, cmd: Command) -> None:
         else:
             wanted = given
         if {f.lower() for f in wanted} != {f.lower() for f in current}:
-            try:
-                stored = await s.store.set_flags(sel.mailbox, sel.name, uid, wanted)
-            except NoSuchMessage:
-                missing = True
+            changes[uid] = wanted
+    if changes:
+        before = s.services.events.version(sel.mailbox)
+        stored = await batch.set_flags_many(s.store, sel.mailbox, sel.name, changes)
+        for uid in changes:
+            if uid in stored:
+                sel.remember(dataclasses.replace(sel.infos[uid], flags=stored[uid]))
+        own_change(s, sel, before, bool(stored))
+        gone = changes.keys() - stored.keys()
+        missing |= bool(gone)
+    else:
+        gone = set()
+    if not cmd.silent:
+        for seq, uid in pairs:
+            if uid in sel.vanished or uid in gone:
                 continue
-            sel.remember(dataclasses.replace(info, flags=stored))
-        if not cmd.silent:
             uid_part = b"UID %d " % uid if cmd.uid else b""
             s.out.append(b"* %d FETCH (%sFLAGS %s)" % (seq, uid_part, flag_list(sel.flags(uid))))
     if missing:
@@ -296,8 +336,10 @@ async def _expunge(s: ImapSession, cmd: Command) -> None:
         if pairs is None:
             return
         only = [uid for _, uid in pairs]
+    before = s.services.events.version(sel.mailbox)
     removed = await s.store.expunge(sel.mailbox, sel.name, only)
     s.out += [b"* %d EXPUNGE" % seq for seq in sel.forget(removed)]
+    own_change(s, sel, before, bool(removed))
     s.tagged(cmd.tag, "OK", "Expunge completed")
 
 

@@ -27,6 +27,7 @@ from mailward.store.interface import (
     SEEN,
     SEPARATOR,
     SYSTEM_FLAGS,
+    BatchedStore,
     FolderExists,
     FolderHasChildren,
     FolderStatus,
@@ -40,6 +41,7 @@ from mailward.store.interface import (
     QuotaExceeded,
     Stored,
     StoreError,
+    Summary,
 )
 from mailward.store.maildir import MaildirStore
 from mailward.store.postgres import PostgresStore
@@ -58,6 +60,7 @@ __all__ = [
     "SEEN",
     "SEPARATOR",
     "SYSTEM_FLAGS",
+    "BatchedStore",
     "FolderExists",
     "FolderHasChildren",
     "FolderStatus",
@@ -76,6 +79,7 @@ __all__ = [
     "QuotaExceeded",
     "StoreError",
     "Stored",
+    "Summary",
     "open_events",
     "open_store",
 ]

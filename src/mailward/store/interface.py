@@ -118,6 +118,17 @@ class MessageInfo:
     internal_date: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What an IMAP listing needs of a message besides its metadata, kept from delivery on
+    (as Dovecot's index cache): its ENVELOPE, BODYSTRUCTURE and BODY values (RFC 3501
+    §7.4.2 syntax, without the item name)."""
+
+    envelope: bytes
+    bodystructure: bytes
+    body: bytes
+
+
 @runtime_checkable
 class MailStore(Protocol):
     """Mailbox storage: folders, messages, flags, UIDs and quota usage.
@@ -232,4 +243,25 @@ class MailStore(Protocol):
 
     async def delete_mailbox(self, mailbox: str) -> None:
         """Remove all storage of the mailbox, subscriptions included (no error if none)."""
+        ...
+
+
+@runtime_checkable
+class BatchedStore(Protocol):
+    """The calls both backends add to :class:`MailStore` so that a protocol command costs
+    one store round trip, not one per message (see :mod:`mailward.store.batch`)."""
+
+    async def summaries(self, mailbox: str, folder: str, uids: Iterable[int]) -> dict[int, Summary]:
+        """The summaries of several messages (UIDs that do not exist are left out).
+
+        Kept since delivery; one missing (a message delivered by an older version or
+        dropped in by another program) is made from the bytes once and kept.
+        """
+        ...
+
+    async def set_flags_many(
+        self, mailbox: str, folder: str, changes: dict[int, frozenset[str]]
+    ) -> dict[int, frozenset[str]]:
+        """Replace the flags of several messages at once (``set_flags`` for each); return
+        them as stored, leaving out the UIDs that do not exist."""
         ...

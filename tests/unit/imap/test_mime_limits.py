@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailward.imap import mime
 from mailward.imap.mime import MAX_DEPTH, MAX_PARTS, Message, bodystructure, section
+from mailward.store import mime  # the parser lives in the store (imap.mime re-exports it)
 
 
 def _chain(depth: int, *, close: bool = True, boundary: str = "b") -> bytes:

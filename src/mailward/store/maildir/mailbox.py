@@ -10,6 +10,7 @@ Invariants kept here:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -56,6 +57,7 @@ from mailward.store.maildir.names import (
     is_inferior,
     superiors,
 )
+from mailward.store.maildir.summaries import SummaryLogs
 from mailward.store.maildir.uidlist import (
     UIDLIST_FILE,
     Entry,
@@ -105,10 +107,13 @@ class FolderCache:
 class Maildir:
     """One mailbox's Maildir++ tree: folders, UID state, messages and usage."""
 
-    def __init__(self, path: Path, mailbox: str, cache: FolderCache) -> None:
+    def __init__(
+        self, path: Path, mailbox: str, cache: FolderCache, summaries: SummaryLogs
+    ) -> None:
         self.path = path
         self.mailbox = mailbox
         self._cache = cache
+        self._summaries = summaries
 
     # -- folders -------------------------------------------------------------------
 
@@ -324,6 +329,7 @@ class Maildir:
         mtime: float,
         flags: frozenset[str],
         quota_bytes: int | None,
+        summary: bytes | None = None,
     ) -> Stored:
         """Move a fsync'd file from ``tmp/`` into the folder and give it a UID."""
         try:
@@ -349,6 +355,9 @@ class Maildir:
         entry = Entry(state.uidnext, tmp.name, size, int(mtime), sub, name)
         append_entries(folder_dir / UIDLIST_FILE, state, [entry])
         quota.add_usage(self.path, size, 1)
+        if summary is not None:
+            with contextlib.suppress(OSError):  # a cache: made again on first listing
+                self._summaries.append(folder_dir, {entry.base: summary})
         return Stored(folder=folder, uid=entry.uid, size=size, uidvalidity=state.uidvalidity)
 
     def check_quota(self, size: int, quota_bytes: int | None) -> None:
@@ -399,7 +408,32 @@ class Maildir:
             del state.entries[entry.uid]
         write_uidlist(folder_dir / UIDLIST_FILE, state)
         quota.add_usage(self.path, -sum(e.size for e in doomed), -len(doomed))
+        self._compact(folder_dir, state)
         return [entry.uid for entry in doomed]
+
+    def _compact(self, folder_dir: Path, state: FolderState) -> None:
+        with contextlib.suppress(OSError):
+            self._summaries.compact(folder_dir, {e.base for e in state.entries.values()})
+
+    # -- summaries -----------------------------------------------------------------
+
+    def summaries(self, folder: str, uids: list[int]) -> tuple[dict[int, bytes], list[int]]:
+        """The kept packed summaries of those messages, and the UIDs that have none."""
+        folder_dir = self.require(folder)
+        state = self.load(folder)
+        if any(uid not in state.entries for uid in uids):
+            state = self.sync(folder)
+        bases = {state.entries[uid].base: uid for uid in uids if uid in state.entries}
+        kept = self._summaries.read(folder_dir, bases)
+        found = {bases[base]: value for base, value in kept.items()}
+        return found, [uid for uid in bases.values() if uid not in found]
+
+    def keep_summaries(self, folder: str, made: dict[int, bytes]) -> None:
+        """Keep summaries made from the bytes (of messages still there)."""
+        folder_dir = self.require(folder)
+        state = self.load(folder)
+        records = {state.entries[uid].base: v for uid, v in made.items() if uid in state.entries}
+        self._summaries.append(folder_dir, records)
 
     def transfer(
         self,
@@ -436,6 +470,7 @@ class Maildir:
             save_keywords(target_dir, target_keywords)
         added: list[Entry] = []
         mapping: dict[int, int] = {}
+        renamed: dict[str, str] = {}  # old base -> new base
         for entry, letters in plans:
             base = unique_base(entry.size)
             name = f"{base}:2,{letters}"
@@ -450,14 +485,18 @@ class Maildir:
             uid = dest.uidnext + len(added)
             added.append(Entry(uid, base, entry.size, entry.mtime, "cur", name))
             mapping[entry.uid] = uid
+            renamed[entry.base] = base
         fsync_dir(target_dir / "cur")
         append_entries(target_dir / UIDLIST_FILE, dest, added)
+        with contextlib.suppress(OSError):
+            self._summaries.copy(source_dir, target_dir, renamed)
         if move:
             for sub in {str(entry.subdir) for entry, _ in plans}:
                 fsync_dir(source_dir / sub)
             for old_uid in mapping:
                 del source.entries[old_uid]
             write_uidlist(source_dir / UIDLIST_FILE, source)
+            self._compact(source_dir, source)
         else:
             quota.add_usage(self.path, sum(e.size for e in added), len(added))
         return mapping

@@ -39,6 +39,7 @@ from mailward.store.interface import (
     NoSuchMessage,
     Stored,
     StoreError,
+    Summary,
 )
 from mailward.store.maildir import subscriptions as subs
 from mailward.store.maildir.files import (
@@ -51,6 +52,8 @@ from mailward.store.maildir.files import (
 from mailward.store.maildir.flags import normalize_flags
 from mailward.store.maildir.mailbox import TRASH_PREFIX, FolderCache, Maildir
 from mailward.store.maildir.names import folder_dirname, normalize_folder, split_mailbox
+from mailward.store.maildir.summaries import SummaryLogs
+from mailward.store.summary import pack, summarize, unpack
 
 T = TypeVar("T")
 FETCH_ATTEMPTS = 3
@@ -63,6 +66,7 @@ class MaildirStore:
         self.root = Path(root)
         self._locks: WeakValueDictionary[str, asyncio.Lock] = WeakValueDictionary()
         self._cache = FolderCache(cached_folders)
+        self._summaries = SummaryLogs()
 
     def maildir_path(self, mailbox: str) -> Path:
         """The Maildir of a mailbox; raises ``InvalidMailbox`` for unsafe names."""
@@ -88,11 +92,12 @@ class MaildirStore:
     def _locked(self, path: Path, mailbox: str, work: Callable[[Maildir], T]) -> T:
         with mailbox_lock(path):
             try:
-                return work(Maildir(path, mailbox, self._cache))
+                return work(Maildir(path, mailbox, self._cache, self._summaries))
             except StoreError:
                 raise
             except BaseException:
                 self._cache.drop_maildir(path)  # a failed write may have left it ahead of disk
+                self._summaries.drop_under(path)
                 raise
 
     # -- delivery ------------------------------------------------------------------
@@ -115,10 +120,13 @@ class MaildirStore:
             raise ValueError("quota_bytes must be None (unlimited) or >= 0")
         data = bytes(data)
         mtime = None if internal_date is None else _timestamp(internal_date)
-        tmp, written = await asyncio.to_thread(_write_tmp, path, mailbox, folder, data, mtime)
+        tmp, written, summary = await asyncio.to_thread(
+            _write_tmp, path, mailbox, folder, data, mtime
+        )
         try:
             return await self._run(
-                mailbox, lambda box: box.commit(folder, tmp, written, wanted, quota_bytes)
+                mailbox,
+                lambda box: box.commit(folder, tmp, written, wanted, quota_bytes, summary),
             )
         except asyncio.CancelledError:
             with contextlib.suppress(OSError):
@@ -217,6 +225,50 @@ class MaildirStore:
                 found[uid] = await self.fetch(mailbox, name, uid)
         return found
 
+    async def summaries(self, mailbox: str, folder: str, uids: Iterable[int]) -> dict[int, Summary]:
+        """Read from the folder's summary log; missing ones are made and kept."""
+        name = normalize_folder(folder)
+        wanted = sorted({uid for uid in uids if isinstance(uid, int) and uid > 0})
+        kept, missing = await self._run(mailbox, lambda box: box.summaries(name, wanted))
+        found: dict[int, Summary] = {}
+        for uid, packed in kept.items():
+            summary = unpack(packed)
+            if summary is None:
+                missing.append(uid)
+            else:
+                found[uid] = summary
+        if missing:
+            raw = await self.fetch_many(mailbox, name, missing)
+            made = await asyncio.to_thread(
+                lambda: {uid: summarize(data) for uid, data in raw.items()}
+            )
+            packed_made = {uid: pack(summary) for uid, summary in made.items()}
+            with contextlib.suppress(OSError):
+                await self._run(mailbox, lambda box: box.keep_summaries(name, packed_made))
+            found.update(made)
+        return found
+
+    async def set_flags_many(
+        self, mailbox: str, folder: str, changes: dict[int, frozenset[str]]
+    ) -> dict[int, frozenset[str]]:
+        """All under one lock, in one worker thread."""
+        name = normalize_folder(folder)
+        wanted = {
+            uid: normalize_flags(flags)
+            for uid, flags in changes.items()
+            if isinstance(uid, int) and not isinstance(uid, bool) and uid > 0
+        }
+
+        def apply(box: Maildir) -> dict[int, frozenset[str]]:
+            box.require(name)
+            done = {}
+            for uid, flags in sorted(wanted.items()):
+                with contextlib.suppress(NoSuchMessage):
+                    done[uid] = box.set_flags(name, uid, flags)
+            return done
+
+        return await self._run(mailbox, apply)
+
     async def set_flags(
         self, mailbox: str, folder: str, uid: int, flags: Iterable[str]
     ) -> frozenset[str]:
@@ -267,6 +319,7 @@ class MaildirStore:
             os.rename(home, trash)
             fsync_dir(home.parent)
             self._cache.drop_maildir(path)
+            self._summaries.drop_under(path)
         shutil.rmtree(trash, ignore_errors=True)
 
 
@@ -283,8 +336,9 @@ def _timestamp(moment: datetime) -> float:
 
 def _write_tmp(
     maildir: Path, mailbox: str, folder: str, data: bytes, mtime: float | None
-) -> tuple[Path, float]:
-    """Write and fsync the message in the folder's ``tmp/``; return its path and mtime."""
+) -> tuple[Path, float, bytes]:
+    """Write and fsync the message in the folder's ``tmp/``; return its path, its mtime
+    and its packed summary."""
     folder_dir = maildir / folder_dirname(folder)
     if folder == INBOX:
         ensure_folder_dirs(maildir, subfolder=False)
@@ -293,4 +347,4 @@ def _write_tmp(
     elif not (folder_dir / "tmp").is_dir():
         ensure_folder_dirs(folder_dir, subfolder=True)
     tmp = folder_dir / "tmp" / unique_base(len(data))
-    return tmp, write_new_file(tmp, data, mtime)
+    return tmp, write_new_file(tmp, data, mtime), pack(summarize(data))

@@ -4,7 +4,8 @@ Several hosting nodes can serve the same mailboxes. Tables (see ``mailward.db.mo
 
     store_mailboxes  address (unique), usage_bytes, last_uidvalidity
     store_folders    mailbox_id, name (unique per mailbox), uidvalidity, uidnext
-    store_messages   folder_id, uid (unique per folder), size, flags, internal_date, body
+    store_messages   folder_id, uid (unique per folder), size, flags, internal_date, body,
+                     summary (packed ENVELOPE/BODYSTRUCTURE, see mailward.store.summary)
     store_subscriptions  mailbox_id, name (unique per mailbox)
 
 Every change runs in one transaction that first locks the mailbox row
@@ -13,26 +14,34 @@ updated in the same transaction as the insert or delete, so it is exact across n
 UIDs come from ``UPDATE store_folders SET uidnext = uidnext + n ... RETURNING``, so
 concurrent deliveries never collide. A change is committed before its call returns.
 Flags are stored as their canonical spellings joined by single spaces.
+
+Reads and flag changes are one statement each (the folder found by the mailbox's address
+and its name in the same statement; only when that finds nothing are the mailbox and
+folder looked up again, to create a new mailbox or raise ``NoSuchFolder``). Flag changes
+take no mailbox lock (they do not touch the quota): the rows are locked in UID order.
+Statements and helpers are in :mod:`mailward.store.postgres.queries`.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sqlalchemy import BigInteger, delete, func, insert, literal, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import (
+    case,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mailward.db.engine import Database
 from mailward.db.models import StoreFolder, StoreMailbox, StoreMessage, utcnow
 from mailward.store.interface import (
-    DELETED,
     INBOX,
-    SEEN,
     FolderExists,
     FolderHasChildren,
     FolderStatus,
@@ -40,8 +49,8 @@ from mailward.store.interface import (
     MessageInfo,
     NoSuchFolder,
     NoSuchMessage,
-    QuotaExceeded,
     Stored,
+    Summary,
 )
 from mailward.store.maildir.flags import normalize_flags
 from mailward.store.maildir.names import (
@@ -50,31 +59,9 @@ from mailward.store.maildir.names import (
     split_mailbox,
     superiors,
 )
+from mailward.store.postgres import queries as q
 from mailward.store.postgres import subscriptions as subs
-
-MAX_UID = 2**63 - 1
-
-_MOVE = text(
-    "UPDATE store_messages SET folder_id = :target, uid = :new "
-    "WHERE folder_id = :source AND uid = :old"
-)
-_COPY = text(
-    "INSERT INTO store_messages (folder_id, uid, size, flags, internal_date, body) "
-    "SELECT :target, :new, size, flags, internal_date, body FROM store_messages "
-    "WHERE folder_id = :source AND uid = :old"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class _Box:
-    id: int
-    usage: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Folder:
-    id: int
-    uidvalidity: int
+from mailward.store.summary import pack, summarize_async, unpack
 
 
 class PostgresStore:
@@ -86,11 +73,11 @@ class PostgresStore:
         self.db = db
 
     @asynccontextmanager
-    async def _write(self, mailbox: str) -> AsyncIterator[tuple[AsyncConnection, _Box]]:
+    async def _write(self, mailbox: str) -> AsyncIterator[tuple[AsyncConnection, q.Box]]:
         """A transaction holding the mailbox row lock (creating the mailbox if needed)."""
         split_mailbox(mailbox)
         async with self.db.engine.begin() as conn:
-            yield conn, await _lock_mailbox(conn, mailbox)
+            yield conn, await q.lock_mailbox(conn, mailbox)
 
     async def _box_id(self, mailbox: str) -> int:
         """The mailbox's id for reading, creating its storage (with INBOX) on first use."""
@@ -124,22 +111,24 @@ class PostgresStore:
             raise ValueError("quota_bytes must be None (unlimited) or >= 0")
         data = bytes(data)
         size = len(data)
-        when = utcnow() if internal_date is None else _aware(internal_date)
+        when = utcnow() if internal_date is None else q.aware(internal_date)
+        summary = pack(await summarize_async(data))
         async with self._write(mailbox) as (conn, box):
-            target = await _folder(conn, box.id, name, mailbox)
-            _check_quota(mailbox, box.usage, size, quota_bytes)
-            uid = await _allocate(conn, target.id, 1)
+            target = await q.find_folder(conn, box.id, name, mailbox)
+            q.check_quota(mailbox, box.usage, size, quota_bytes)
+            uid = await q.allocate(conn, target.id, 1)
             await conn.execute(
                 insert(StoreMessage).values(
                     folder_id=target.id,
                     uid=uid,
                     size=size,
-                    flags=_flags_text(wanted),
+                    flags=q.flags_text(wanted),
                     internal_date=when,
                     body=data,
+                    summary=summary,
                 )
             )
-            await _add_usage(conn, box.id, size)
+            await q.add_usage(conn, box.id, size)
         return Stored(folder=name, uid=uid, size=size, uidvalidity=target.uidvalidity)
 
     async def usage(self, mailbox: str) -> int:
@@ -155,16 +144,25 @@ class PostgresStore:
     # -- folders -------------------------------------------------------------------
 
     async def folders(self, mailbox: str) -> list[FolderStatus]:
-        box_id = await self._box_id(mailbox)
+        split_mailbox(mailbox)
         async with self.db.engine.connect() as conn:
-            found = await _statuses(conn, box_id)
+            found = await q.statuses(conn, mailbox)
+        if not found:  # a new mailbox: created with its INBOX
+            await self._box_id(mailbox)
+            async with self.db.engine.connect() as conn:
+                found = await q.statuses(conn, mailbox)
         return sorted(found, key=lambda s: (s.name != INBOX, s.name))
 
     async def folder_status(self, mailbox: str, folder: str) -> FolderStatus:
+        """One statement (two more the first time a mailbox is used)."""
         name = normalize_folder(folder)
-        box_id = await self._box_id(mailbox)
+        split_mailbox(mailbox)
         async with self.db.engine.connect() as conn:
-            found = await _statuses(conn, box_id, name)
+            found = await q.statuses(conn, mailbox, name)
+        if not found:
+            await self._require_folder(mailbox, name)
+            async with self.db.engine.connect() as conn:
+                found = await q.statuses(conn, mailbox, name)
         if not found:
             raise NoSuchFolder(f"folder {name!r} does not exist in {mailbox}")
         return found[0]
@@ -172,20 +170,20 @@ class PostgresStore:
     async def create_folder(self, mailbox: str, folder: str) -> None:
         name = normalize_folder(folder)
         async with self._write(mailbox) as (conn, box):
-            existing = await _names(conn, box.id)
+            existing = await q.folder_names(conn, box.id)
             if name in existing:
                 raise FolderExists(f"folder {name!r} already exists in {mailbox}")
             for parent in superiors(name):
                 if parent not in existing:
-                    await _insert_folder(conn, box.id, parent)
-            await _insert_folder(conn, box.id, name)
+                    await q.insert_folder(conn, box.id, parent)
+            await q.insert_folder(conn, box.id, name)
 
     async def delete_folder(self, mailbox: str, folder: str) -> None:
         name = normalize_folder(folder)
         if name == INBOX:
             raise InvalidFolderName("INBOX cannot be deleted")
         async with self._write(mailbox) as (conn, box):
-            existing = await _names(conn, box.id)
+            existing = await q.folder_names(conn, box.id)
             if name not in existing:
                 raise NoSuchFolder(f"folder {name!r} does not exist in {mailbox}")
             children = sorted(f for f in existing if is_inferior(f, name))
@@ -194,7 +192,7 @@ class PostgresStore:
                     f"folder {name!r} has sub-folders ({', '.join(children[:3])}); "
                     "delete them first"
                 )
-            target = await _folder(conn, box.id, name, mailbox)
+            target = await q.find_folder(conn, box.id, name, mailbox)
             size = (
                 await conn.execute(
                     select(func.coalesce(func.sum(StoreMessage.size), 0)).where(
@@ -203,7 +201,7 @@ class PostgresStore:
                 )
             ).scalar_one()
             await conn.execute(delete(StoreFolder).where(StoreFolder.id == target.id))
-            await _add_usage(conn, box.id, -int(size))
+            await q.add_usage(conn, box.id, -int(size))
 
     async def rename_folder(self, mailbox: str, folder: str, new_name: str) -> None:
         """Rename with inferiors; each renamed folder gets a new UIDVALIDITY."""
@@ -213,7 +211,7 @@ class PostgresStore:
         if new == old or is_inferior(new, old):
             raise InvalidFolderName(f"cannot rename {old!r} to {new!r} (under itself)")
         async with self._write(mailbox) as (conn, box):
-            existing = await _names(conn, box.id)
+            existing = await q.folder_names(conn, box.id)
             if old not in existing:
                 raise NoSuchFolder(f"folder {old!r} does not exist in {mailbox}")
             if new in existing:
@@ -225,9 +223,9 @@ class PostgresStore:
                 raise FolderExists(f"folder {clash[0]!r} already exists in {mailbox}")
             for parent in superiors(new):
                 if parent not in existing:
-                    await _insert_folder(conn, box.id, parent)
+                    await q.insert_folder(conn, box.id, parent)
             for source, target in targets.items():
-                uidvalidity = await _next_uidvalidity(conn, box.id)
+                uidvalidity = await q.next_uidvalidity(conn, box.id)
                 await conn.execute(
                     update(StoreFolder)
                     .where(StoreFolder.mailbox_id == box.id, StoreFolder.name == source)
@@ -254,103 +252,195 @@ class PostgresStore:
 
     # -- messages ------------------------------------------------------------------
 
-    async def messages(self, mailbox: str, folder: str) -> list[MessageInfo]:
-        name = normalize_folder(folder)
+    async def _require_folder(self, mailbox: str, name: str) -> None:
+        """Raise ``NoSuchFolder`` unless the folder exists (creating the mailbox if new):
+        the slow path after a one-statement read found no row."""
         box_id = await self._box_id(mailbox)
         async with self.db.engine.connect() as conn:
-            source = await _folder(conn, box_id, name, mailbox)
-            rows = await conn.execute(
-                select(
-                    StoreMessage.uid,
-                    StoreMessage.size,
-                    StoreMessage.flags,
-                    StoreMessage.internal_date,
-                )
-                .where(StoreMessage.folder_id == source.id)
-                .order_by(StoreMessage.uid)
+            await q.find_folder(conn, box_id, name, mailbox)
+
+    async def messages(self, mailbox: str, folder: str) -> list[MessageInfo]:
+        """One statement (the folder found by the mailbox's address and its name)."""
+        name = normalize_folder(folder)
+        split_mailbox(mailbox)
+        statement = (
+            select(
+                StoreMessage.uid,
+                StoreMessage.size,
+                StoreMessage.flags,
+                StoreMessage.internal_date,
             )
-            return [
-                MessageInfo(
-                    uid=int(row.uid),
-                    size=int(row.size),
-                    flags=_flags_set(row.flags),
-                    internal_date=row.internal_date,
-                )
-                for row in rows
-            ]
+            .select_from(StoreFolder)
+            .join(StoreMailbox, StoreMailbox.id == StoreFolder.mailbox_id)
+            .outerjoin(StoreMessage, StoreMessage.folder_id == StoreFolder.id)
+            .where(StoreMailbox.address == mailbox, StoreFolder.name == name)
+            .order_by(StoreMessage.uid)
+        )
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(statement)).all()
+        if not rows:
+            await self._require_folder(mailbox, name)
+        return [
+            MessageInfo(
+                uid=int(row.uid),
+                size=int(row.size),
+                flags=q.flags_set(row.flags),
+                internal_date=row.internal_date,
+            )
+            for row in rows
+            if row.uid is not None
+        ]
 
     async def fetch(self, mailbox: str, folder: str, uid: int) -> bytes:
         name = normalize_folder(folder)
-        box_id = await self._box_id(mailbox)
+        split_mailbox(mailbox)
+        q.check_uid(uid, name)
         async with self.db.engine.connect() as conn:
-            source = await _folder(conn, box_id, name, mailbox)
-            _check_uid(uid, name)
             body = (
                 await conn.execute(
                     select(StoreMessage.body).where(
-                        StoreMessage.folder_id == source.id, StoreMessage.uid == uid
+                        StoreMessage.folder_id == q.folder_of(mailbox, name),
+                        StoreMessage.uid == uid,
                     )
                 )
             ).scalar()
         if body is None:
+            await self._require_folder(mailbox, name)
             raise NoSuchMessage(f"no message with UID {uid} in {name!r}")
         return bytes(body)
 
     async def fetch_many(self, mailbox: str, folder: str, uids: Iterable[int]) -> dict[int, bytes]:
+        """One statement for all of them."""
         name = normalize_folder(folder)
-        wanted = sorted({uid for uid in uids if 0 < uid <= MAX_UID})
-        box_id = await self._box_id(mailbox)
+        split_mailbox(mailbox)
+        wanted = q.valid_uids(uids)
+        if not wanted:
+            await self._require_folder(mailbox, name)
+            return {}
         async with self.db.engine.connect() as conn:
-            source = await _folder(conn, box_id, name, mailbox)
-            if not wanted:
-                return {}
-            rows = await conn.execute(
-                select(StoreMessage.uid, StoreMessage.body).where(
-                    StoreMessage.folder_id == source.id, StoreMessage.uid.in_(wanted)
+            rows = (
+                await conn.execute(
+                    select(StoreMessage.uid, StoreMessage.body).where(
+                        StoreMessage.folder_id == q.folder_of(mailbox, name),
+                        StoreMessage.uid.in_(wanted),
+                    )
                 )
-            )
-            return {int(uid): bytes(body) for uid, body in rows}
+            ).all()
+        if not rows:
+            await self._require_folder(mailbox, name)
+        return {int(uid): bytes(body) for uid, body in rows}
+
+    async def summaries(self, mailbox: str, folder: str, uids: Iterable[int]) -> dict[int, Summary]:
+        """One statement when all are kept; one that lacks its summary comes with its bytes,
+        is summarised and kept (one more statement for all of those)."""
+        name = normalize_folder(folder)
+        split_mailbox(mailbox)
+        wanted = q.valid_uids(uids)
+        if not wanted:
+            await self._require_folder(mailbox, name)
+            return {}
+        current = func.substring(StoreMessage.summary, 1, len(q.SUMMARY_PREFIX))
+        stale = (StoreMessage.summary.is_(None)) | (current != q.SUMMARY_PREFIX)
+        async with self.db.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(
+                        StoreMessage.folder_id,
+                        StoreMessage.uid,
+                        StoreMessage.summary,
+                        case((stale, StoreMessage.body)).label("raw"),
+                    ).where(
+                        StoreMessage.folder_id == q.folder_of(mailbox, name),
+                        StoreMessage.uid.in_(wanted),
+                    )
+                )
+            ).all()
+        if not rows:
+            await self._require_folder(mailbox, name)
+            return {}
+        found: dict[int, Summary] = {}
+        made: dict[int, Summary] = {}
+        for row in rows:
+            kept = unpack(row.summary)
+            if kept is not None:
+                found[int(row.uid)] = kept
+            else:
+                raw = row.raw if row.raw is not None else await self.fetch(mailbox, name, row.uid)
+                made[int(row.uid)] = await summarize_async(bytes(raw))
+        if made:
+            async with self.db.engine.begin() as conn:
+                await conn.execute(
+                    q.SAVE_SUMMARIES,
+                    {
+                        "folder": int(rows[0].folder_id),
+                        "uids": list(made),
+                        "summaries": [pack(summary) for summary in made.values()],
+                    },
+                )
+        return found | made
 
     async def set_flags(
         self, mailbox: str, folder: str, uid: int, flags: Iterable[str]
     ) -> frozenset[str]:
         name = normalize_folder(folder)
-        wanted = normalize_flags(flags)
-        async with self._write(mailbox) as (conn, box):
-            source = await _folder(conn, box.id, name, mailbox)
-            _check_uid(uid, name)
-            changed = (
-                await conn.execute(
-                    update(StoreMessage)
-                    .where(StoreMessage.folder_id == source.id, StoreMessage.uid == uid)
-                    .values(flags=_flags_text(wanted))
-                    .returning(StoreMessage.id)
-                )
-            ).scalar()
-            if changed is None:
-                raise NoSuchMessage(f"no message with UID {uid} in {name!r}")
-        return wanted
+        q.check_uid(uid, name)
+        stored = await self.set_flags_many(mailbox, name, {uid: frozenset(flags)})
+        if uid not in stored:
+            raise NoSuchMessage(f"no message with UID {uid} in {name!r}")
+        return stored[uid]
+
+    async def set_flags_many(
+        self, mailbox: str, folder: str, changes: dict[int, frozenset[str]]
+    ) -> dict[int, frozenset[str]]:
+        """One statement; no mailbox lock (flags do not count against the quota)."""
+        name = normalize_folder(folder)
+        split_mailbox(mailbox)
+        wanted = {uid: normalize_flags(flags) for uid, flags in changes.items()}
+        valid = q.valid_uids(wanted)
+        if not valid:
+            await self._require_folder(mailbox, name)
+            return {}
+        params = {
+            "address": mailbox,
+            "name": name,
+            "uids": valid,
+            "flags": [q.flags_text(wanted[uid]) for uid in valid],
+        }
+        async with self.db.engine.begin() as conn:
+            done = (await conn.execute(q.SET_FLAGS, params)).scalars().all()
+        if not done:
+            await self._require_folder(mailbox, name)
+        return {int(uid): wanted[int(uid)] for uid in done}
 
     async def expunge(
         self, mailbox: str, folder: str, uids: Iterable[int] | None = None
     ) -> list[int]:
+        """Two statements: lock the mailbox (finding the folder), delete and count."""
         name = normalize_folder(folder)
-        chosen = None if uids is None else _valid_uids(uids)
-        async with self._write(mailbox) as (conn, box):
-            source = await _folder(conn, box.id, name, mailbox)
+        split_mailbox(mailbox)
+        chosen = None if uids is None else q.valid_uids(uids)
+        async with self.db.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(StoreMailbox.id, StoreFolder.id.label("folder_id"))
+                    .select_from(StoreMailbox)
+                    .outerjoin(
+                        StoreFolder,
+                        (StoreFolder.mailbox_id == StoreMailbox.id) & (StoreFolder.name == name),
+                    )
+                    .where(StoreMailbox.address == mailbox)
+                    .with_for_update(of=StoreMailbox)
+                )
+            ).first()
+            if row is None or row.folder_id is None:
+                box = await q.lock_mailbox(conn, mailbox)  # created if new
+                await q.find_folder(conn, box.id, name, mailbox)  # NoSuchFolder
+                return []
             if chosen is not None and not chosen:
                 return []
-            statement = delete(StoreMessage).where(
-                StoreMessage.folder_id == source.id,
-                func.strpos(StoreMessage.flags, DELETED) > 0,
-            )
-            if chosen is not None:
-                statement = statement.where(StoreMessage.uid.in_(chosen))
-            rows = (
-                await conn.execute(statement.returning(StoreMessage.uid, StoreMessage.size))
-            ).all()
-            await _add_usage(conn, box.id, -sum(int(row.size) for row in rows))
-        return sorted(int(row.uid) for row in rows)
+            params = {"box": int(row.id), "folder": int(row.folder_id), "uids": chosen}
+            removed = (await conn.execute(q.EXPUNGE, params)).scalars().all()
+        return sorted(int(uid) for uid in removed)
 
     async def copy(
         self,
@@ -382,10 +472,10 @@ class PostgresStore:
     ) -> dict[int, int]:
         """Copy or move messages to ``target_folder``; return old UID → new UID."""
         source_name, target_name = normalize_folder(folder), normalize_folder(target_folder)
-        chosen = _valid_uids(uids)
+        chosen = q.valid_uids(uids)
         async with self._write(mailbox) as (conn, box):
-            source = await _folder(conn, box.id, source_name, mailbox)
-            target = await _folder(conn, box.id, target_name, mailbox)
+            source = await q.find_folder(conn, box.id, source_name, mailbox)
+            target = await q.find_folder(conn, box.id, target_name, mailbox)
             if not chosen:
                 return {}
             rows = (
@@ -399,174 +489,19 @@ class PostgresStore:
                 return {}
             total = sum(int(row.size) for row in rows)
             if not move:
-                _check_quota(mailbox, box.usage, total, quota_bytes)
-            first = await _allocate(conn, target.id, len(rows))
+                q.check_quota(mailbox, box.usage, total, quota_bytes)
+            first = await q.allocate(conn, target.id, len(rows))
             mapping = {int(row.uid): first + i for i, row in enumerate(rows)}
             params = [
                 {"source": source.id, "target": target.id, "old": old, "new": new}
                 for old, new in mapping.items()
             ]
-            await conn.execute(_MOVE if move else _COPY, params)
+            await conn.execute(q.MOVE if move else q.COPY, params)
             if not move:
-                await _add_usage(conn, box.id, total)
+                await q.add_usage(conn, box.id, total)
         return mapping
 
     async def delete_mailbox(self, mailbox: str) -> None:
         split_mailbox(mailbox)
         async with self.db.engine.begin() as conn:
             await conn.execute(delete(StoreMailbox).where(StoreMailbox.address == mailbox))
-
-
-# -- helpers (all run inside the caller's transaction) --------------------------------
-
-
-async def _lock_mailbox(conn: AsyncConnection, mailbox: str) -> _Box:
-    """Lock the mailbox row, creating the mailbox with its INBOX if it has none."""
-    locking = (
-        select(StoreMailbox.id, StoreMailbox.usage_bytes)
-        .where(StoreMailbox.address == mailbox)
-        .with_for_update()
-    )
-    row = (await conn.execute(locking)).first()
-    if row is None:
-        created = (
-            await conn.execute(
-                pg_insert(StoreMailbox)
-                .values(address=mailbox, usage_bytes=0, last_uidvalidity=0, created_at=utcnow())
-                .on_conflict_do_nothing(index_elements=[StoreMailbox.address])
-                .returning(StoreMailbox.id)
-            )
-        ).scalar()
-        if created is not None:
-            await _insert_folder(conn, int(created), INBOX)
-        row = (await conn.execute(locking)).one()
-    return _Box(id=int(row.id), usage=int(row.usage_bytes))
-
-
-async def _next_uidvalidity(conn: AsyncConnection, box_id: int) -> int:
-    """A UIDVALIDITY above every one this mailbox has handed out (time-based)."""
-    now = literal(int(time.time()), BigInteger)
-    return int(
-        (
-            await conn.execute(
-                update(StoreMailbox)
-                .where(StoreMailbox.id == box_id)
-                .values(last_uidvalidity=func.greatest(now, StoreMailbox.last_uidvalidity + 1))
-                .returning(StoreMailbox.last_uidvalidity)
-            )
-        ).scalar_one()
-    )
-
-
-async def _insert_folder(conn: AsyncConnection, box_id: int, name: str) -> None:
-    uidvalidity = await _next_uidvalidity(conn, box_id)
-    await conn.execute(
-        insert(StoreFolder).values(mailbox_id=box_id, name=name, uidvalidity=uidvalidity, uidnext=1)
-    )
-
-
-async def _names(conn: AsyncConnection, box_id: int) -> set[str]:
-    rows = await conn.execute(select(StoreFolder.name).where(StoreFolder.mailbox_id == box_id))
-    return {row.name for row in rows}
-
-
-async def _folder(conn: AsyncConnection, box_id: int, name: str, mailbox: str) -> _Folder:
-    row = (
-        await conn.execute(
-            select(StoreFolder.id, StoreFolder.uidvalidity).where(
-                StoreFolder.mailbox_id == box_id, StoreFolder.name == name
-            )
-        )
-    ).first()
-    if row is None:
-        raise NoSuchFolder(f"folder {name!r} does not exist in {mailbox}")
-    return _Folder(id=int(row.id), uidvalidity=int(row.uidvalidity))
-
-
-async def _allocate(conn: AsyncConnection, folder_id: int, count: int) -> int:
-    """Reserve ``count`` UIDs atomically; return the first."""
-    uidnext = (
-        await conn.execute(
-            update(StoreFolder)
-            .where(StoreFolder.id == folder_id)
-            .values(uidnext=StoreFolder.uidnext + count)
-            .returning(StoreFolder.uidnext)
-        )
-    ).scalar_one()
-    return int(uidnext) - count
-
-
-async def _add_usage(conn: AsyncConnection, box_id: int, delta: int) -> None:
-    if delta:
-        await conn.execute(
-            update(StoreMailbox)
-            .where(StoreMailbox.id == box_id)
-            .values(usage_bytes=StoreMailbox.usage_bytes + delta)
-        )
-
-
-async def _statuses(
-    conn: AsyncConnection, box_id: int, name: str | None = None
-) -> list[FolderStatus]:
-    statement = (
-        select(
-            StoreFolder.name,
-            StoreFolder.uidvalidity,
-            StoreFolder.uidnext,
-            func.count(StoreMessage.id).label("exists"),
-            func.count(StoreMessage.id)
-            .filter(func.strpos(StoreMessage.flags, SEEN) == 0)
-            .label("unseen"),
-        )
-        .select_from(StoreFolder)
-        .outerjoin(StoreMessage, StoreMessage.folder_id == StoreFolder.id)
-        .where(StoreFolder.mailbox_id == box_id)
-        .group_by(StoreFolder.id)
-    )
-    if name is not None:
-        statement = statement.where(StoreFolder.name == name)
-    return [
-        FolderStatus(
-            name=row.name,
-            uidvalidity=int(row.uidvalidity),
-            uidnext=int(row.uidnext),
-            exists=int(row.exists),
-            unseen=int(row.unseen),
-        )
-        for row in await conn.execute(statement)
-    ]
-
-
-def _check_quota(mailbox: str, usage: int, size: int, quota_bytes: int | None) -> None:
-    if quota_bytes is None:
-        return
-    if quota_bytes <= 0 or usage + size > quota_bytes:
-        raise QuotaExceeded(mailbox, usage, size, quota_bytes)
-
-
-def _check_uid(uid: int, folder: str) -> None:
-    if not isinstance(uid, int) or isinstance(uid, bool) or not 0 < uid <= MAX_UID:
-        raise NoSuchMessage(f"{uid!r} is not a valid UID in {folder!r}")
-
-
-def _valid_uids(uids: Iterable[int]) -> list[int]:
-    """The distinct UIDs that can exist, ascending (others are skipped, as IMAP does)."""
-    return sorted(
-        {
-            uid
-            for uid in uids
-            if isinstance(uid, int) and not isinstance(uid, bool) and 0 < uid <= MAX_UID
-        }
-    )
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
-def _flags_text(flags: frozenset[str]) -> str:
-    return " ".join(sorted(flags))
-
-
-def _flags_set(stored: str) -> frozenset[str]:
-    return frozenset(stored.split())
