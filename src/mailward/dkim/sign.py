@@ -3,6 +3,10 @@
 dkimpy's own async verifier needs aiodns; instead the key record is resolved first with
 dnspython's async resolver (or any ``TxtLookup``), then the synchronous verifier runs in a
 thread with a ``dnsfunc`` answering from that result.
+
+Each message is split into header fields and body once (``dkim.rfc822_parse``, in the
+worker thread) and dkimpy's signer or verifier is given that split, instead of splitting
+it again itself.
 """
 
 from __future__ import annotations
@@ -45,29 +49,30 @@ OVERSIGNED_HEADERS: tuple[str, ...] = ("from",)
 TxtLookup = Callable[[str], Awaitable[bytes | None]]
 
 
-def _header_names(message: bytes) -> set[str]:
-    headers, _ = dkim.rfc822_parse(message)
-    return {name.decode("ascii", "replace").lower() for name, _ in headers}
+def _split(message: bytes, **options: object) -> dkim.DKIM:
+    """A dkimpy signer/verifier of ``message``, split once into fields and body."""
+    fields, body = dkim.rfc822_parse(message)
+    handler = dkim.DKIM(None, **options)
+    handler.headers, handler.body = fields, body
+    return handler
 
 
 def _sign_sync(
     message: bytes, domain: str, selector: str, private_key: bytes, headers: Iterable[str]
 ) -> bytes:
-    present = _header_names(message)
+    linesep = b"\r\n" if b"\r\n" in message else b"\n"
+    signer = _split(message, signature_algorithm=b"rsa-sha256", linesep=linesep)
+    present = {name.decode("ascii", "replace").lower() for name, _ in signer.headers}
     if "from" not in present:
         raise ValueError("a message without a From header cannot be DKIM-signed")
     include = [h for h in dict.fromkeys(h.lower() for h in headers) if h in present]
     include += [h for h in OVERSIGNED_HEADERS if h in include]
-    linesep = b"\r\n" if b"\r\n" in message else b"\n"
-    signature = dkim.sign(
-        message,
+    signature = signer.sign(
         selector.encode("ascii"),
         domain.encode("ascii"),
         private_key,
         canonicalize=(b"relaxed", b"relaxed"),
-        signature_algorithm=b"rsa-sha256",
         include_headers=[h.encode("ascii") for h in include],
-        linesep=linesep,
     )
     if linesep == b"\n":
         signature = signature.replace(b"\r\n", b"\n")
@@ -123,9 +128,8 @@ def dns_txt_lookup(nameservers: list[str] | None = None, *, timeout: float = 5.0
     return lookup
 
 
-def _key_name(message: bytes) -> str | None:
+def _key_name(headers: list[list[bytes]]) -> str | None:
     """``<s>._domainkey.<d>`` of the topmost DKIM-Signature, if any and well-formed."""
-    headers, _ = dkim.rfc822_parse(message)
     for name, value in headers:
         if name.lower() == b"dkim-signature":
             try:
@@ -148,7 +152,11 @@ async def verify(
     The key record is fetched with ``lookup`` if given, else from ``nameservers`` (see
     :func:`dns_txt_lookup`).
     """
-    name = _key_name(message)
+    try:
+        verifier = await asyncio.to_thread(_split, message)
+    except dkim.DKIMException:  # a header dkimpy cannot read
+        return False
+    name = _key_name(verifier.headers)
     if name is None:
         return False
     if lookup is None:
@@ -164,7 +172,7 @@ async def verify(
 
     def run() -> bool:
         try:
-            return bool(dkim.verify(message, dnsfunc=dnsfunc))
+            return bool(verifier.verify(dnsfunc=dnsfunc))
         except dkim.DKIMException:
             return False
 

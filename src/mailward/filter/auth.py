@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from email.utils import getaddresses
+from typing import TypeVar
 
 import authres
 import authres.arc
@@ -37,8 +38,8 @@ from publicsuffixlist import PublicSuffixList
 
 from mailward.config import Settings
 from mailward.filter.features import header_text
-from mailward.filter.parsed import parse_headers
-from mailward.filter.pipeline import FilterInput, Finding
+from mailward.filter.parsed import HeaderIndex
+from mailward.filter.pipeline import FilterInput, Finding, headers_of
 from mailward.net.resolver import make_sync_resolver
 
 __all__ = ["AuthCheck", "AuthOutcome", "Authenticator"]
@@ -102,13 +103,16 @@ class Authenticator:
         return await asyncio.to_thread(self.check_blocking, message)
 
     def check_blocking(self, message: FilterInput) -> AuthOutcome:
-        from_domain = _from_domain(message)
+        """The outcome (blocking: DNS, CPU). The headers are read from the message's header
+        index (``FilterInput.headers``, made here when the caller has none)."""
+        headers = headers_of(message)
+        from_domain = _from_domain(headers)
         mail_from = message.sender or f"postmaster@{message.helo}"
         spf_domain = mail_from.rsplit("@", 1)[-1].lower()
         spf_result = self._spf(message.peer, mail_from, message.helo)
-        signatures = self._dkim(message.data)
+        signatures = self._dkim(headers)
         dmarc_result, policy = self._dmarc(from_domain, spf_result, spf_domain, signatures)
-        arc, sealer, recorded = self._arc(message.data)
+        arc, sealer, recorded = self._arc(headers)
         trusted = arc == "pass" and self.trusts(sealer)
         override = "arc" if (trusted and dmarc_result == "fail"
                              and vouches_for(recorded, from_domain)) else ""
@@ -136,13 +140,14 @@ class Authenticator:
         return {"error": "temperror", "unknown": "permerror", "ambiguous": "permerror"}.get(
             result, result)
 
-    def _dkim(self, data: bytes) -> tuple[DkimOutcome, ...]:
-        count = len(re.findall(rb"(?im)^dkim-signature\s*:", data))
+    def _dkim(self, headers: HeaderIndex) -> tuple[DkimOutcome, ...]:
         found = []
-        for index in range(min(count, 5)):  # a few signatures are plenty
-            verifier = dkim.DKIM(data, timeout=int(self.timeout) or 1)
+        for index in range(min(headers.count("dkim-signature"), 5)):  # a few are plenty
+            verifier = _verifier(dkim.DKIM, headers, self.timeout)
             txt, timeouts = self._recording_txt()
             try:
+                if headers.malformed:  # what dkimpy's own parse refuses
+                    raise dkim.MessageFormatError("unexpected characters in the header")
                 ok = verifier.verify(idx=index, dnsfunc=txt)
                 # dkimpy reports a key lookup that timed out as a bad signature
                 result = "pass" if ok else "temperror" if timeouts else "fail"
@@ -157,12 +162,14 @@ class Authenticator:
             found.append(DkimOutcome(result, domain, selector))
         return tuple(found)
 
-    def _arc(self, data: bytes) -> tuple[str, str, str]:
+    def _arc(self, headers: HeaderIndex) -> tuple[str, str, str]:
         """The ARC chain's validation (RFC 8617 5.2) and, if it passes, the newest seal's d=
         and that instance's ARC-Authentication-Results value."""
         txt, timeouts = self._recording_txt()
         try:
-            cv, sets, _reason = dkim.ARC(data, timeout=int(self.timeout) or 1).verify(
+            if headers.malformed:  # what dkimpy's own parse refuses
+                raise dkim.MessageFormatError("unexpected characters in the header")
+            cv, sets, _reason = _verifier(dkim.ARC, headers, self.timeout).verify(
                 dnsfunc=txt)
         except Exception:  # dkimpy's errors, and what malformed ARC sets make of its parser
             cv, sets = dkim.CV_Fail, []
@@ -312,15 +319,20 @@ def _spf_code(result: str) -> object:
             "permerror": dmarc.SPF_PERMFAIL}.get(result, dmarc.SPF_NEUTRAL)
 
 
-def _from_domain(message: FilterInput) -> str:
-    """The one From: domain ("" for none or several); only the header block is read (the
-    pipeline's parse when there is one)."""
-    parsed = message.parsed
-    msg = parsed.root if parsed is not None and parsed.root is not None else \
-        parse_headers(message.data)
-    if msg is None:
-        return ""
-    addresses = getaddresses([header_text(str(v)) for v in msg.get_all("From", [])])
+_Verifier = TypeVar("_Verifier", dkim.DKIM, dkim.ARC)
+
+
+def _verifier(kind: type[_Verifier], headers: HeaderIndex, timeout: float) -> _Verifier:
+    """A dkimpy verifier reading the message's header index (dkimpy would split the whole
+    message again for each one it is given)."""
+    verifier = kind(None, timeout=int(timeout) or 1)
+    verifier.headers, verifier.body = headers.dkim_headers(), headers.body()
+    return verifier
+
+
+def _from_domain(headers: HeaderIndex) -> str:
+    """The one From: domain ("" for none or several)."""
+    addresses = getaddresses([header_text(str(v)) for v in headers.get_all("From")])
     domains = {a.rsplit("@", 1)[1].lower().rstrip(".") for _n, a in addresses if "@" in a}
     return domains.pop() if len(domains) == 1 else ""
 

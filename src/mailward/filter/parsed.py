@@ -11,19 +11,30 @@ stopped it (the pipeline turns that into a scored finding). Decoded text is capp
 does more work than that, however the message is built.
 
 Messages under the caps parse exactly as ``BytesParser(policy=compat32)`` parses them.
+
+What reads only headers shares a ``HeaderIndex`` (the header block split once, in the form
+dkimpy verifies from) instead of parsing again. ``PARSES`` counts every parse made here,
+by kind: ``message`` (``parse``), ``headers`` (``parse_headers``), ``index``
+(``HeaderIndex.of``); the MX path makes one ``message`` and one ``index`` per message.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import policy
 from email.feedparser import FeedParser
 from email.message import Message
 from email.parser import Parser
+from email.policy import Policy
 from typing import Any
 
-__all__ = ["Limits", "ParsedMessage", "parse", "parse_headers", "parse_message"]
+__all__ = ["PARSES", "HeaderIndex", "Limits", "ParsedMessage", "parse", "parse_headers",
+           "parse_message"]
+
+PARSES: Counter[str] = Counter()  # parses made in this process, by kind (see above)
 
 CHUNK = 64 * 1024  # characters fed to the parser at a time (work stops within one chunk)
 _HEADERS = Parser(policy=policy.compat32)
@@ -140,6 +151,7 @@ def _payload(part: Message) -> bytes | None:
 
 def parse(data: bytes, limits: Limits | None = None) -> ParsedMessage:
     """The message read within ``limits``; never raises (``root`` None: unparsable)."""
+    PARSES["message"] += 1
     limits = limits or Limits()
     if data.startswith(b"From "):  # mbox separator line
         data = data.split(b"\n", 1)[1] if b"\n" in data else b""
@@ -211,6 +223,7 @@ def parse_message(data: bytes) -> Message | None:
 
 def parse_headers(data: bytes) -> Message | None:
     """The header block alone (the body is not read): for what only needs headers."""
+    PARSES["headers"] += 1
     if data.startswith(b"From "):
         data = data.split(b"\n", 1)[1] if b"\n" in data else b""
     try:
@@ -219,3 +232,110 @@ def parse_headers(data: bytes) -> Message | None:
         return _HEADERS.parsestr(text[:end] if end else text, headersonly=True)
     except Exception:
         return None
+
+
+# -- the header index ---------------------------------------------------------------------
+
+_FIELD_NAME = re.compile(rb"([\x21-\x7e]+?):")  # as dkimpy's rfc822_parse reads a field
+
+
+class HeaderIndex:
+    """A message's header block split once into its fields, for what reads headers only
+    (SPF/DKIM/DMARC/ARC, the MX's own Authentication-Results, the quarantine's From and
+    Subject): made once per message at the end of DATA and passed along.
+
+    ``fields`` are ``[name, raw value]`` byte pairs exactly as dkimpy's ``rfc822_parse``
+    makes them (the value with its folding, each line ending CRLF; mbox ``From `` lines
+    skipped), so dkimpy verifies from them without splitting the message again; ``spans``
+    are each field's bytes in ``data``. A line that is neither a field nor a continuation
+    ends the block there (as the email package reads it) and sets ``malformed`` (dkimpy
+    refuses such a message). Values are read as the email package reads them: ``get_all``
+    gives what ``Message.get_all`` gives under that policy (a folded value's line ends are
+    CRLF, as on the MX path, where a message has no other)."""
+
+    __slots__ = ("_body", "body_start", "data", "fields", "malformed", "spans")
+
+    def __init__(self, data: bytes, fields: list[list[bytes]], spans: list[tuple[int, int]],
+                 body_start: int, malformed: bool) -> None:
+        self.data = data
+        self.fields = fields
+        self.spans = spans
+        self.body_start = body_start
+        self.malformed = malformed
+        self._body: bytes | None = None
+
+    @classmethod
+    def of(cls, data: bytes) -> HeaderIndex:
+        """Split the header block of ``data`` (the body is not read)."""
+        PARSES["index"] += 1
+        fields: list[list[bytes]] = []
+        spans: list[tuple[int, int]] = []
+        pos, size, malformed = 0, len(data), False
+        body_start = size
+        while pos < size:
+            newline = data.find(b"\n", pos)
+            end = size if newline < 0 else newline + 1
+            stop = newline - (newline > pos and data[newline - 1] == 13) if newline >= 0 \
+                else size
+            line = data[pos:stop]
+            if not line:  # the blank line: the body follows
+                body_start = end
+                break
+            if line[0] in (9, 32):  # a continuation of the field before
+                if not fields:
+                    malformed, body_start = True, pos
+                    break
+                fields[-1][1] += line + b"\r\n"
+                spans[-1] = (spans[-1][0], end)
+            elif (found := _FIELD_NAME.match(line)) is not None:
+                fields.append([found.group(1), line[found.end():] + b"\r\n"])
+                spans.append((pos, end))
+            elif not line.startswith(b"From "):  # mbox separators are skipped
+                malformed, body_start = True, pos
+                break
+            pos = end
+        return cls(data, fields, spans, body_start, malformed)
+
+    def body(self) -> bytes:
+        """The body with CRLF line ends (as dkimpy's ``rfc822_parse`` gives it)."""
+        if self._body is None:
+            rest = self.data[self.body_start:]
+            if rest.count(b"\n") != rest.count(b"\r\n"):
+                rest = re.sub(rb"\r?\n", b"\r\n", rest)
+            self._body = rest
+        return self._body
+
+    def dkim_headers(self) -> list[list[bytes]]:
+        """The fields for a dkimpy verifier (a new list of new pairs: it may reorder)."""
+        return [[name, value] for name, value in self.fields]
+
+    def count(self, name: str) -> int:
+        """How many fields are called ``name`` (any case)."""
+        wanted = name.lower().encode("ascii")
+        return sum(1 for field_name, _ in self.fields if field_name.lower() == wanted)
+
+    def get_all(self, name: str, policy: Policy = policy.compat32) -> list[Any]:
+        """The values of the fields called ``name``, as ``Message.get_all`` gives them."""
+        wanted = name.lower().encode("ascii")
+        return [policy.header_fetch_parse(
+                    field_name.decode("ascii", "surrogateescape"),
+                    value.decode("ascii", "surrogateescape").lstrip(" \t").rstrip("\r\n"))
+                for field_name, value in self.fields if field_name.lower() == wanted]
+
+    def text(self, name: str) -> str:
+        """The first ``name`` field decoded (RFC 2047, the default policy), whitespace
+        collapsed; "" when there is none or it cannot be read."""
+        try:
+            values = self.get_all(name, policy.default)
+        except Exception:  # malformed header: listings show nothing rather than fail
+            return ""
+        return " ".join(str(values[0]).split()) if values else ""
+
+    def without(self, drop: Callable[[bytes, bytes], bool]) -> bytes:
+        """``data`` without the fields ``drop(name, value)`` is true of."""
+        kept, at = [], 0
+        for (name, value), (start, end) in zip(self.fields, self.spans, strict=True):
+            if drop(name, value):
+                kept.append(self.data[at:start])
+                at = end
+        return b"".join(kept) + self.data[at:] if kept else self.data

@@ -6,11 +6,12 @@ checks configured every message is accepted (pass-through); the spam engine adds
 Only recipients on the Filter list are subject to the verdict; the caller applies it.
 
 The message is parsed once (``parsed.parse``, bounded by ``limits``) and every check reads
-that one parse. The CPU work — the parse and every check with a ``blocking`` method (rules,
-content model) — is one job in a worker thread, never on the event loop, within ``time_budget``
-seconds for the message: past the budget what is left is skipped and a neutral
-``FILTER_TIMEOUT`` finding (logged) says so; the other checks still give their findings. A
-thread cannot be stopped, but the caps bound what a late one still does.
+that one parse; what reads headers only shares the intake's ``HeaderIndex``
+(``FilterInput.headers``). The CPU work — the parse and every check with a ``blocking``
+method (rules, content model) — is one job in a worker thread, never on the event loop,
+within ``time_budget`` seconds for the message: past the budget what is left is skipped and
+a neutral ``FILTER_TIMEOUT`` finding (logged) says so; the other checks still give their
+findings. A thread cannot be stopped, but the caps bound what a late one still does.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
-from mailward.filter.parsed import Limits, ParsedMessage, parse
+from mailward.filter.parsed import HeaderIndex, Limits, ParsedMessage, parse
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +60,17 @@ class FilterInput:
     tls: bool = False
     auth: Any = None  # the AuthOutcome, when intake already authenticated the message
     parsed: ParsedMessage | None = field(default=None, compare=False, repr=False)
+    headers: HeaderIndex | None = field(default=None, compare=False, repr=False)
 
 
 def parsed_of(message: FilterInput) -> ParsedMessage:
     """The message's one parse (the pipeline's, or made now with the default limits)."""
     return message.parsed if message.parsed is not None else parse(message.data)
+
+
+def headers_of(message: FilterInput) -> HeaderIndex:
+    """The message's header index (the intake's, or made now)."""
+    return message.headers if message.headers is not None else HeaderIndex.of(message.data)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,22 +9,29 @@ client's retry duplicates nothing; quarantine holds of the same message commit w
 
 Postmaster mail is accepted as the directory answers it (``RecipientLookup``): delivered
 to the configured postmaster, the address as written kept as ORCPT, never refused as spam.
+RCPT and DATA both ask the directory (its answers are cached per process).
+
+A message is read once: with the filter on, one worker-thread job splits its header block
+(``HeaderIndex``) and authenticates it (SPF, DKIM, DMARC, ARC) from that index; the
+pipeline's one bounded parse (in its own job, within the time budget) serves the checks and
+the judge; the quarantine hold takes From and Subject from the same index.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
-import time
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailward.directory.lookup import Recipient, RecipientLookup, Verdict
+from mailward.directory.lookup import RecipientLookup, Verdict
 from mailward.filter import Action, FilterInput, FilterPipeline, FilterVerdict
-from mailward.filter.auth import Authenticator
+from mailward.filter.auth import Authenticator, AuthOutcome
 from mailward.filter.judge import Judge, spam_headers, with_subject_tag
 from mailward.filter.learning import without_our_headers
+from mailward.filter.parsed import HeaderIndex
 from mailward.filter.policy import Decision
 from mailward.quarantine.service import Hold, Quarantine
 from mailward.queue.spool import NewCopy, NewRecipient, Spool
@@ -44,8 +51,6 @@ SPAM_REJECTED = Reply(550, "5.7.1", "Message refused as spam")
 SENDER_BLOCKED = Reply(550, "5.7.1", "Message refused: the sender is blocked by the recipient")
 DMARC_REJECTED = Reply(550, "5.7.1", "Message refused: it fails the DMARC policy of the "
                                      "sender's domain")
-ANSWER_REUSE_SECONDS = 60.0  # RCPT lookups reused at DATA time (saves a query each)
-MAX_REMEMBERED = 10_000
 
 
 def _queued(ids: list[str]) -> Reply:
@@ -60,27 +65,38 @@ def _refusal(decision: Decision) -> Reply:
     return SPAM_REJECTED
 
 
-def _authenticated(data: bytes, value: str, authserv_id: str) -> bytes:
-    """``data`` with our Authentication-Results on top, and any claiming to be ours
+def _authenticated(headers: HeaderIndex, value: str, authserv_id: str) -> bytes:
+    """The message with our Authentication-Results on top, and any claiming to be ours
     before it dropped (RFC 8601 §5: a sender could forge our results)."""
+    ours = re.compile(rb"(?i)\s*" + re.escape(authserv_id.encode()) + rb"\s*(;|$)")
+
+    def forged(name: bytes, raw: bytes) -> bool:
+        return (name.lower() == b"authentication-results"
+                and ours.match(raw.split(b"\r\n", 1)[0]) is not None)
+
+    kept = headers.without(forged)
+    if headers.malformed:  # a lenient reader may take lines past the index's end as fields
+        kept = _without_forged_lines(kept, ours)
+    return f"Authentication-Results: {value}\r\n".encode() + kept
+
+
+def _without_forged_lines(data: bytes, ours: re.Pattern[bytes]) -> bytes:
+    """``data`` without the Authentication-Results fields claiming to be ours anywhere
+    before its first blank line, read line by line."""
     head, sep, body = data.partition(b"\r\n\r\n")
-    if not sep:
-        head, body = data, b""
-    kept = []
-    ours = re.compile(rb"(?i)^authentication-results:\s*" + re.escape(authserv_id.encode())
-                      + rb"\s*(;|$)")
+    kept: list[bytes] = []
     skipping = False
     for line in head.split(b"\r\n"):
         if line[:1] in (b" ", b"\t"):  # a continuation of the previous field
             if not skipping:
                 kept.append(line)
             continue
-        skipping = bool(ours.match(line))
+        name, colon, raw = line.partition(b":")
+        skipping = bool(colon) and name.lower() == b"authentication-results" and \
+            ours.match(raw) is not None
         if not skipping:
             kept.append(line)
-    new_head = b"\r\n".join(kept)
-    field = f"Authentication-Results: {value}\r\n".encode()
-    return field + new_head + (b"\r\n\r\n" + body if sep else b"")
+    return b"\r\n".join(kept) + sep + body
 
 
 class MxIntake:
@@ -94,22 +110,9 @@ class MxIntake:
         self.authenticator = authenticator  # None: no Authentication-Results (filter off)
         self.judge = judge  # None: the pipeline's thresholds, no lists (filter off)
         self.quarantine = quarantine  # None: what would be held is delivered tagged
-        self._answers: dict[str, tuple[float, Recipient]] = {}
-
-    async def _lookup(self, address: str, *, reuse: bool) -> Recipient:
-        now = time.monotonic()
-        if reuse:
-            remembered = self._answers.get(address)
-            if remembered is not None and now - remembered[0] < ANSWER_REUSE_SECONDS:
-                return remembered[1]
-        found = await self.lookup.lookup(address)
-        if len(self._answers) >= MAX_REMEMBERED:
-            self._answers.clear()
-        self._answers[address] = (now, found)
-        return found
 
     async def check_recipient(self, address: str) -> Reply:
-        found = await self._lookup(address, reuse=False)  # always the directory's answer
+        found = await self.lookup.lookup(address)
         if found.verdict is not Verdict.ACCEPTED:
             return REPLIES[found.verdict]
         if found.over_quota:
@@ -121,7 +124,7 @@ class MxIntake:
         unfiltered: list[RecipientParams] = []
         seen: set[str] = set()
         for rcpt in envelope.recipients:
-            found = await self._lookup(rcpt.address, reuse=True)
+            found = await self.lookup.lookup(rcpt.address)  # the directory's cache: cheap
             if found.address in seen:  # bob@ and bob+tag@ in one transaction: one copy
                 continue
             seen.add(found.address)
@@ -130,18 +133,16 @@ class MxIntake:
             orcpt = rcpt.orcpt or (f"rfc822;{rcpt.address}"
                                    if found.address != rcpt.address.strip().lower() else None)
             target.append(RecipientParams(found.address, rcpt.notify, orcpt))
-        data, auth = envelope.data, None
+        data, auth, headers = envelope.data, None, None
         if self.authenticator is not None:  # every recipient gets the results
-            auth = await self.authenticator.check(FilterInput(
-                sender=envelope.sender, recipients=(), data=data, peer=envelope.peer,
-                helo=envelope.helo, tls=envelope.tls))
-            data = _authenticated(data, auth.header, self.authenticator.authserv_id)
+            headers, auth, data = await asyncio.to_thread(self._authenticate, envelope,
+                                                          self.authenticator)
         if not filtered:
             return _queued(await self._spool(envelope, [(unfiltered, data)]))
         verdict = await self.pipeline.run(FilterInput(
             sender=envelope.sender, recipients=tuple(r.address for r in filtered),
             data=envelope.data, peer=envelope.peer, helo=envelope.helo, tls=envelope.tls,
-            auth=auth,
+            auth=auth, headers=headers,
         ))
         decisions = await self._decide(filtered, verdict, envelope, auth)
         if not unfiltered and all(d.action is Action.REJECT for d in decisions.values()):
@@ -174,7 +175,7 @@ class MxIntake:
             assert self.quarantine is not None
             held_ids.append(await self.quarantine.add_hold(
                 session, sender=envelope.sender, peer=envelope.peer, data=data,
-                score=verdict.score, findings=verdict.findings, holds=held))
+                score=verdict.score, findings=verdict.findings, holds=held, headers=headers))
 
         ids: list[str] = []
         if spooled:  # the holds commit with the copies: one DATA, one transaction
@@ -183,11 +184,22 @@ class MxIntake:
             assert self.quarantine is not None
             held_ids.append(await self.quarantine.hold(
                 sender=envelope.sender, peer=envelope.peer, data=data, score=verdict.score,
-                findings=verdict.findings, holds=held))
+                findings=verdict.findings, holds=held, headers=headers))
         for held_id in held_ids:
             log.info("quarantined mail from %s for %s (#%d): %s", envelope.sender or "<>",
                      ", ".join(h.recipient for h in held), held_id, held[0].reason)
         return _queued([f"quarantine#{held_id}" for held_id in held_ids] + ids)
+
+    @staticmethod
+    def _authenticate(envelope: Envelope, authenticator: Authenticator,
+                      ) -> tuple[HeaderIndex, AuthOutcome, bytes]:
+        """The message's header index, its authentication, and its bytes with our
+        Authentication-Results (blocking: run in a worker thread)."""
+        headers = HeaderIndex.of(envelope.data)
+        auth = authenticator.check_blocking(FilterInput(
+            sender=envelope.sender, recipients=(), data=envelope.data, peer=envelope.peer,
+            helo=envelope.helo, tls=envelope.tls, headers=headers))
+        return headers, auth, _authenticated(headers, auth.header, authenticator.authserv_id)
 
     async def _decide(self, filtered: list[RecipientParams], verdict: FilterVerdict,
                       envelope: Envelope, auth: object) -> dict[str, Decision]:

@@ -17,12 +17,12 @@ import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from email.headerregistry import Address as HeaderAddress
-from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 
 from mailward.core.errors import InvalidInput
 from mailward.core.normalize import domain_of, normalize_address
 from mailward.directory.mail_login import MailLogin
+from mailward.filter.parsed import HeaderIndex
 from mailward.queue.spool import NewRecipient, Spool
 from mailward.smtp.types import Envelope, Reply
 
@@ -66,13 +66,13 @@ def header_problem(data: bytes) -> str | None:
     return None
 
 
-def from_addresses(data: bytes, field: str = "from") -> list[str] | None:
+def from_addresses(data: bytes | HeaderIndex, field: str = "from") -> list[str] | None:
     """The addresses of the From: (or ``field``) header, or None if it is missing or
-    unreadable."""
-    head = data.split(b"\r\n\r\n", 1)[0]
+    unreadable (``data``: the message, or its header index)."""
+    headers = data if isinstance(data, HeaderIndex) else HeaderIndex.of(data)
     try:
-        header = BytesHeaderParser(policy=default_policy).parsebytes(head).get(field)
-        addresses: tuple[HeaderAddress, ...] = header.addresses if header is not None else ()
+        values = headers.get_all(field, default_policy)
+        addresses: tuple[HeaderAddress, ...] = values[0].addresses if values else ()
     except Exception:  # malformed header: treat as unreadable
         return None
     found = [a.addr_spec for a in addresses if a.addr_spec and a.addr_spec != "<>"]
@@ -106,16 +106,16 @@ class SubmissionIntake:
         if problem is not None:
             log.info("submission: refused a message of %s: %s", login, problem)
             return Reply(550, "5.6.0", problem)
-        senders = from_addresses(envelope.data)
+        headers = HeaderIndex.of(envelope.data)  # the header block, split once
+        senders = from_addresses(headers)
         if senders is None:
             return Reply(550, "5.6.0", "Message needs a readable From: header")
         for address in senders:
             if not await self.login.may_send_as(login, address):
                 log.warning("submission: %s tried From: %s", login, address)
                 return FROM_NOT_YOURS
-        head = envelope.data.split(b"\r\n\r\n", 1)[0].lower()
-        if b"\r\nsender:" in head or head.startswith(b"sender:"):  # names checked above
-            for address in from_addresses(envelope.data, "sender") or ["<unreadable>"]:
+        if headers.count("sender"):  # names checked above
+            for address in from_addresses(headers, "sender") or ["<unreadable>"]:
                 if not await self.login.may_send_as(login, address):
                     log.warning("submission: %s tried Sender: %s", login, address)
                     return SENDER_NOT_YOURS

@@ -11,12 +11,11 @@ caller's accounts.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.parser import BytesHeaderParser
-from email.policy import default as default_policy
 
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,10 +34,11 @@ from mailward.db.models import (
 )
 from mailward.directory.facts import domain_keys
 from mailward.filter.learning import without_our_headers
+from mailward.filter.parsed import HeaderIndex
 from mailward.filter.pipeline import Finding
 from mailward.filter.policy import message_senders
 from mailward.filter.settings import FilterSettingsService
-from mailward.queue.spool import NewRecipient, Spool, subject_of
+from mailward.queue.spool import NewRecipient, Spool
 
 __all__ = ["Hold", "Quarantine", "QuarantineDetail", "QuarantineService", "QuarantineView",
            "Released"]
@@ -99,15 +99,6 @@ class Released:
     allowed: str | None  # the sender added to the recipient's allow list
 
 
-def _header_of(data: bytes, name: str) -> str:
-    head = data.split(b"\r\n\r\n", 1)[0]
-    try:
-        value = BytesHeaderParser(policy=default_policy).parsebytes(head).get(name)
-    except Exception:  # malformed headers: listings show nothing rather than fail
-        return ""
-    return "" if value is None else " ".join(str(value).split())
-
-
 class Quarantine:
     """The MX tier's side: hold messages, and drop expired ones (no tenant scope)."""
 
@@ -116,24 +107,30 @@ class Quarantine:
         self.retention = timedelta(days=settings.quarantine_retention_days)
 
     async def hold(self, *, sender: str, peer: str | None, data: bytes, score: float,
-                   findings: tuple[Finding, ...], holds: list[Hold]) -> int:
+                   findings: tuple[Finding, ...], holds: list[Hold],
+                   headers: HeaderIndex | None = None) -> int:
         """Store the message for ``holds`` durably (committed); the message's id (each
         recipient's entry has its own id, which the services take)."""
         async with self.db.session() as session, session.begin():
             return await self.add_hold(session, sender=sender, peer=peer, data=data,
-                                       score=score, findings=findings, holds=holds)
+                                       score=score, findings=findings, holds=holds,
+                                       headers=headers)
 
     async def add_hold(self, session: AsyncSession, *, sender: str, peer: str | None,
                        data: bytes, score: float, findings: tuple[Finding, ...],
-                       holds: list[Hold]) -> int:
+                       holds: list[Hold], headers: HeaderIndex | None = None) -> int:
         """Add the message for ``holds`` to ``session``'s transaction (the caller commits,
-        e.g. together with the queued copies of the same message); the message's id."""
+        e.g. together with the queued copies of the same message); the message's id.
+        From and Subject are read from ``headers`` (the intake's header index of the
+        message; made here when not given)."""
         now = utcnow()
+        if headers is None:
+            headers = await asyncio.to_thread(HeaderIndex.of, data)
         domains = {h.recipient.rsplit("@", 1)[-1] for h in holds}
         owners = await domain_keys(session, domains)
         message = QuarantinedMessage(
-            sender=sender[:320], from_header=_header_of(data, "From")[:320],
-            subject=(subject_of(data) or "")[:200], size=len(data), score=score,
+            sender=sender[:320], from_header=headers.text("From")[:320],
+            subject=headers.text("Subject")[:200], size=len(data), score=score,
             findings=json.dumps([{"check": f.check, "score": f.score, "reason": f.reason}
                                  for f in findings]),
             peer=peer, received_at=now, expires_at=now + self.retention, content=data)
