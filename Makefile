@@ -14,7 +14,7 @@ LOCK_FLAGS := --python-version 3.11 --generate-hashes --quiet --custom-compile-c
 # downloads one.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: run test lint bench lock clean
+.PHONY: run test lint bench bench-compare lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,13 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/pop3_load.py
 	$(BIN)/python bench/imap_load.py
 	$(BIN)/python bench/filter_accuracy.py
+
+# mailward against Postfix and Dovecot (private instances on loopback, installed from Debian
+# by scripts/ensure-peers; needs root): `make bench-compare COMPARE_ARGS="--messages 5000"`.
+bench-compare: $(VENV)/.installed-dev
+	scripts/ensure-postgres
+	scripts/ensure-peers
+	$(BIN)/python bench/compare.py $(COMPARE_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

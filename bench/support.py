@@ -112,6 +112,69 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _process_table() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, utime + stime + cutime + cstime in ticks) of every process."""
+    table = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # exited meanwhile: its parent's cutime has it once reaped
+            table[int(entry.name)] = (int(fields[1]), sum(int(f) for f in fields[11:15]))
+    return table
+
+
+def process_tree(root: int, table: dict[int, tuple[int, int]] | None = None) -> set[int]:
+    """``root`` and its live descendants."""
+    table = _process_table() if table is None else table
+    if root not in table:
+        raise BenchFailed(f"process {root} is gone")
+    tree, grown = {root}, True
+    while grown:
+        grown = False
+        for pid, (parent, _) in table.items():
+            if parent in tree and pid not in tree:
+                tree.add(pid)
+                grown = True
+    return tree
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """utime + stime of ``root`` and every live descendant, plus what their reaped children
+    used (cutime + cstime), from /proc: the CPU of a multi-process server so far."""
+    table = _process_table()
+    ticks = sum(table[pid][1] for pid in process_tree(root, table))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (for servers that need a number)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def greeted(port: int, prefix: bytes, seconds: float = 60.0) -> None:
+    """Wait (polling) until a connection to ``port`` is greeted with ``prefix``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                if (await asyncio.wait_for(reader.readline(), 10)).startswith(prefix):
+                    return
+            finally:
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+        except (OSError, TimeoutError):
+            pass
+        if time.monotonic() > deadline:
+            raise BenchFailed(f"nothing greeted {prefix!r} on 127.0.0.1:{port} in {seconds} s")
+        await asyncio.sleep(0.1)  # polling interval
+
+
 def argon2_cost() -> str:
     """CPU time of one login's Argon2id verify at the default (production) parameters."""
     from mailward.config import Settings
