@@ -18,6 +18,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, bindparam, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -145,16 +146,19 @@ class DeliveryWorker:
         than spin until that worker commits.
         """
         poll = self.settings.queue_poll_seconds
+        def earliest(column: Any, status: QueueStatus) -> Any:
+            # one status per minimum: each is an index-only lookup on
+            # ix_queue_recipients_due (an IN list made PostgreSQL scan every row)
+            return (select(func.min(column)).where(QueuedRecipient.status == status)
+                    .scalar_subquery())
+
         async with self.db.session() as session:
-            retry = await session.scalar(
-                select(func.min(QueuedRecipient.next_attempt_at))
-                .where(QueuedRecipient.status.in_([QueueStatus.QUEUED, QueueStatus.DEFERRED]))
-            )
-            lease = await session.scalar(
-                select(func.min(QueuedRecipient.lease_until))
-                .where(QueuedRecipient.status == QueueStatus.ACTIVE)
-            )
-        times = [t for t in (retry, lease) if t is not None]
+            found = (await session.execute(select(
+                earliest(QueuedRecipient.next_attempt_at, QueueStatus.QUEUED),
+                earliest(QueuedRecipient.next_attempt_at, QueueStatus.DEFERRED),
+                earliest(QueuedRecipient.lease_until, QueueStatus.ACTIVE),
+            ))).one()
+        times = [t for t in found if t is not None]
         if not times:
             return poll
         wait = (min(times) - utcnow()).total_seconds()
