@@ -40,8 +40,9 @@ from sqlalchemy.sql.elements import TextClause
 from mailward.db.models import LookupGeneration
 
 WATCHED = frozenset({"accounts", "domains", "addresses", "mail_servers", "filter_policies",
-                     "filter_sender_rules"})
-"""The tables the cached lookups read (accounts: deleting one cascades to its domains)."""
+                     "filter_sender_rules", "filter_domain_models"})
+"""The tables the cached lookups read (accounts: deleting one cascades to its domains;
+filter_domain_models: which domains have learnt corrections, and since when)."""
 CHECK_SECONDS = 1.0  # how stale another process's change may be seen here, at most
 DEFAULT_ENTRIES = 10_000
 DEFAULT_SECONDS = 60.0

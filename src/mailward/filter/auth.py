@@ -20,8 +20,10 @@ message its delivery.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from email.utils import getaddresses
 from typing import TypeVar
@@ -40,7 +42,7 @@ from mailward.config import Settings
 from mailward.filter.features import header_text
 from mailward.filter.parsed import HeaderIndex
 from mailward.filter.pipeline import FilterInput, Finding, headers_of
-from mailward.net.resolver import make_sync_resolver
+from mailward.net.resolver import answer_cache, make_sync_resolver
 
 __all__ = ["AuthCheck", "AuthOutcome", "Authenticator"]
 
@@ -54,6 +56,17 @@ SCORES = {  # (check, result) → points
 _PSL = PublicSuffixList()
 _DMARC_TAG = re.compile(r"^\s*v\s*=\s*DMARC1\b", re.I)
 _INSTANCE_TAG = re.compile(r"^\s*i\s*=\s*\d+\s*;")
+AUTH_THREADS = 32  # threads mostly waiting on DNS answers, not using a CPU
+_pools: dict[int, ThreadPoolExecutor] = {}  # process id → its pool (none survive a fork)
+T = TypeVar("T")
+
+
+def _pool() -> ThreadPoolExecutor:
+    """This process's threads for authentication jobs (``Authenticator.run``)."""
+    pool = _pools.get(os.getpid())
+    if pool is None:
+        pool = _pools[os.getpid()] = ThreadPoolExecutor(AUTH_THREADS, "filter-auth")
+    return pool
 
 
 class _Suffixes:
@@ -93,14 +106,23 @@ class Authenticator:
 
     def __init__(self, settings: Settings, authserv_id: str | None = None) -> None:
         self.timeout = settings.dns_timeout_seconds
-        self.resolver = make_sync_resolver(settings.dns_nameservers, self.timeout)
+        # answers kept for their TTL: a sender's records serve its next messages too
+        self.resolver = make_sync_resolver(settings.dns_nameservers, self.timeout,
+                                           cache=answer_cache())
         self.authserv_id = authserv_id or settings.node_name
         self.trusted_sealers = tuple(
             domain.strip().lower().rstrip(".") for domain in settings.filter_trusted_arc_sealers
             if domain.strip().rstrip("."))
 
     async def check(self, message: FilterInput) -> AuthOutcome:
-        return await asyncio.to_thread(self.check_blocking, message)
+        return await self.run(self.check_blocking, message)
+
+    @staticmethod
+    async def run(work: Callable[..., T], *args: object) -> T:
+        """``work(*args)`` in this process's authentication threads: a job that waits on DNS
+        there holds none of the default pool's threads, which the CPU work of the filter
+        and the spool's writes queue for."""
+        return await asyncio.get_running_loop().run_in_executor(_pool(), work, *args)
 
     def check_blocking(self, message: FilterInput) -> AuthOutcome:
         """The outcome (blocking: DNS, CPU). The headers are read from the message's header

@@ -22,6 +22,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from mailward.db import Database
+from mailward.db.generation import MISS, LookupCache
 from mailward.db.models import FilterDomainModel, utcnow
 from mailward.filter.content import score_of
 from mailward.filter.features import Features, extract, features_of
@@ -63,6 +64,8 @@ class DomainLearning:
         self.db = db
         self._base = base
         self._models: dict[int, tuple[datetime, LogisticModel]] = {}
+        self._stamps: LookupCache[int, datetime | None] = db.lookups.cache(
+            "filter.domain_model_stamps")
 
     @property
     def base(self) -> ContentModel:
@@ -123,10 +126,20 @@ class DomainLearning:
         if not ids:
             return {}
         async with self.db.session() as session:
-            stamps: dict[int, datetime] = {
-                domain_id: at for domain_id, at in await session.execute(
+            # when each domain's model last changed (None: it has none), cached per process
+            # like the other lookups: most messages then ask the database nothing here
+            epoch = await self._stamps.fresh(session)
+            known = {d: self._stamps.get(d) for d in ids}
+            unknown = [d for d, at in known.items() if at is MISS]
+            if unknown:
+                read = dict((await session.execute(
                     select(FilterDomainModel.domain_id, FilterDomainModel.updated_at)
-                    .where(FilterDomainModel.domain_id.in_(ids)))}
+                    .where(FilterDomainModel.domain_id.in_(unknown)))).all())
+                for domain_id in unknown:
+                    known[domain_id] = read.get(domain_id)
+                    self._stamps.put(domain_id, read.get(domain_id), epoch)
+            stamps: dict[int, datetime] = {
+                d: at for d, at in known.items() if at is not None and at is not MISS}
             stale = [d for d, at in stamps.items()
                      if d not in self._models or self._models[d][0] != at]
             if stale:

@@ -19,7 +19,6 @@ the judge; the quarantine hold takes From and Subject from the same index.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -135,8 +134,8 @@ class MxIntake:
             target.append(RecipientParams(found.address, rcpt.notify, orcpt))
         data, auth, headers = envelope.data, None, None
         if self.authenticator is not None:  # every recipient gets the results
-            headers, auth, data = await asyncio.to_thread(self._authenticate, envelope,
-                                                          self.authenticator)
+            headers, auth, data = await self.authenticator.run(
+                self._authenticate, envelope, self.authenticator)
         if not filtered:
             return _queued(await self._spool(envelope, [(unfiltered, data)]))
         verdict = await self.pipeline.run(FilterInput(

@@ -18,12 +18,14 @@ import idna
 
 __all__ = [
     "absolute_name",
+    "answer_cache",
     "direct_resolver",
     "make_resolver",
     "parse_nameserver",
     "private_address",
 ]
 
+CACHE_SIZE = 10_000  # answers an ``answer_cache`` keeps (least recently used go first)
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 
 
@@ -79,11 +81,19 @@ def _resolver(servers: list[tuple[str, int]], lifetime: float) -> dns.asyncresol
     return resolver
 
 
-def make_sync_resolver(nameservers: Sequence[str], lifetime: float = 10.0
-                       ) -> dns.resolver.Resolver:
+def answer_cache(size: int = CACHE_SIZE) -> dns.resolver.LRUCache:
+    """A thread-safe DNS answer cache keeping each answer for its TTL (a negative answer
+    for its SOA's minimum, and not at all when the server sent no SOA)."""
+    return dns.resolver.LRUCache(size)
+
+
+def make_sync_resolver(nameservers: Sequence[str], lifetime: float = 10.0,
+                       cache: dns.resolver.LRUCache | None = None) -> dns.resolver.Resolver:
     """Like :func:`make_resolver`, blocking: for libraries that ask DNS themselves in a
-    worker thread (pyspf, dkimpy)."""
+    worker thread (pyspf, dkimpy). ``cache`` (:func:`answer_cache`) keeps answers for
+    their TTL, as a recursive resolver would; the default asks every time."""
     resolver = dns.resolver.Resolver(configure=not nameservers)
+    resolver.cache = cache
     if nameservers:
         resolver.nameservers = [dns.nameserver.Do53Nameserver(*parse_nameserver(entry))
                                 for entry in nameservers]
@@ -92,10 +102,13 @@ def make_sync_resolver(nameservers: Sequence[str], lifetime: float = 10.0
     return resolver
 
 
-def make_resolver(nameservers: Sequence[str], lifetime: float = 10.0
-                  ) -> dns.asyncresolver.Resolver:
-    """The system's resolver, or the configured ``IP`` / ``IP:PORT`` / ``[IPv6]:PORT``."""
-    return _resolver([parse_nameserver(entry) for entry in nameservers], lifetime)
+def make_resolver(nameservers: Sequence[str], lifetime: float = 10.0,
+                  cache: dns.resolver.LRUCache | None = None) -> dns.asyncresolver.Resolver:
+    """The system's resolver, or the configured ``IP`` / ``IP:PORT`` / ``[IPv6]:PORT``;
+    ``cache`` as for :func:`make_sync_resolver`."""
+    resolver = _resolver([parse_nameserver(entry) for entry in nameservers], lifetime)
+    resolver.cache = cache
+    return resolver
 
 
 def direct_resolver(server: str, port_default: int, lifetime: float = 5.0

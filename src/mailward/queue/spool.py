@@ -20,6 +20,7 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from email.policy import default as default_policy
@@ -90,6 +91,11 @@ def subject_of(data: bytes) -> str | None:
     except Exception:  # malformed header: the listing just shows none
         return None
     return " ".join(str(subject).split())[:200]
+
+
+# Spool files are written and fsynced on threads of their own: on the default executor
+# they queued behind the spam filter's CPU jobs, holding every SMTP session's 250 back.
+_WRITERS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="mailward-spool")
 
 
 def _write_durably(paths: list[Path], blobs: list[bytes]) -> None:
@@ -196,7 +202,8 @@ class Spool:
 
         try:
             if not self.in_database:
-                await asyncio.to_thread(self._write_files, ids, copies)
+                await asyncio.get_running_loop().run_in_executor(
+                    _WRITERS, self._write_files, ids, copies)
             await self.group.run(work)
         except asyncio.CancelledError:
             raise  # its group may still commit: the files stay (``sweep`` finds orphans)
@@ -225,7 +232,8 @@ class Spool:
             raise ValueError("a message needs at least one recipient")
         ids = [new_queue_id() for _ in copies]
         if not self.in_database:
-            await asyncio.to_thread(self._write_files, ids, copies)
+            await asyncio.get_running_loop().run_in_executor(
+                _WRITERS, self._write_files, ids, copies)
         rows = QueueRows()
         await self._add_rows(session, rows, list(zip(ids, copies, strict=True)), sender,
                              origin, None, None, None, smtputf8)
