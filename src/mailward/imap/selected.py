@@ -70,8 +70,8 @@ class SelectedFolder:
         return flags | {RECENT} if uid in self.recent else flags
 
     def keywords(self) -> list[str]:
-        return sorted({f for info in self.infos.values() for f in info.flags
-                       if not f.startswith("\\")})
+        distinct = {info.flags for info in self.infos.values()}  # stores share flag sets
+        return sorted({f for flags in distinct for f in flags if not f.startswith("\\")})
 
     def remember(self, info: MessageInfo) -> None:
         """Record flags this session itself just stored (no echo at the next sync)."""
@@ -112,9 +112,13 @@ class SelectedFolder:
                 out += [b"* %d EXPUNGE" % seq for seq in self.forget(gone)]
             else:
                 self.vanished.update(gone)
+        known = self.infos
         for uid in self.uids:
             new = current.get(uid)
-            if new is not None and new.flags != self.infos[uid].flags:
+            if new is None:
+                continue
+            old = known[uid].flags
+            if new.flags is not old and new.flags != old:
                 self.infos[uid] = new
                 out.append(b"* %d FETCH (FLAGS %s)" % (self.seq_of(uid) or 0,
                                                        flag_list(self.flags(uid))))

@@ -56,7 +56,8 @@ PREAUTH_TIMEOUT = 60.0  # client silence allowed before login
 PREAUTH_MAX_LITERAL = 8192  # largest literal accepted before login
 SEND_TIMEOUT = 300.0
 REFUSE_TIMEOUT = 10.0  # seconds to send the refusal to a client over the connection caps
-IDLE_POLL = 30.0  # re-check the store while idling even without a change notice
+IDLE_POLL = 30.0  # wake-up period of an idling session (cheap: no store call)
+IDLE_RESYNC = 600.0  # list the folder again while idling even without a change notice
 _TAG = re.compile(rb"^([\x21-\x7e]+?) ")
 
 BASE_CAPABILITIES = ("IMAP4rev1", "SASL-IR", "LITERAL+", "ID", "ENABLE", "IDLE")
@@ -96,6 +97,8 @@ class ImapServices:
     stopping: bool = False
     sessions: set[ImapSession] = field(default_factory=set)
     spam_reporter: SpamReporter | None = None  # learns from moves into/out of Junk
+    idle_poll: float = IDLE_POLL  # see :func:`_idle`
+    idle_resync: float = IDLE_RESYNC
 
     def shut_down(self) -> None:
         """Say BYE to every session: at once if it waits for the client, else after its
@@ -458,20 +461,27 @@ async def _enable(s: ImapSession, cmd: Command) -> None:
 
 
 async def _idle(s: ImapSession, cmd: Command) -> None:
+    """RFC 2177. Changes are learnt from the mailbox's change events: an idling session
+    lists its folder only when the mailbox's version moved, or as a safety net once every
+    ``idle_resync`` seconds (a change made behind the server's back, e.g. a file dropped
+    into a Maildir); waking every ``idle_poll`` seconds costs no store call."""
     s.out.append(b"+ idling")
     await s.flush()
     events = s.services.events
+    loop = asyncio.get_running_loop()
     read = asyncio.ensure_future(s._await_client(s._line()))
-    deadline = asyncio.get_running_loop().time() + s.services.idle_timeout
+    deadline = loop.time() + s.services.idle_timeout
+    resync_at = loop.time() + s.services.idle_resync
     try:
         while True:
             sel = s.selected
             waiter: asyncio.Future[Any]  # only its completion matters, not its result
+            poll = s.services.idle_poll
             if sel is not None:
-                waiter = asyncio.ensure_future(events.wait(sel.mailbox, sel.version, IDLE_POLL))
+                waiter = asyncio.ensure_future(events.wait(sel.mailbox, sel.version, poll))
             else:
-                waiter = asyncio.ensure_future(asyncio.sleep(IDLE_POLL))
-            remaining = deadline - asyncio.get_running_loop().time()
+                waiter = asyncio.ensure_future(asyncio.sleep(poll))
+            remaining = deadline - loop.time()
             done, _ = await asyncio.wait({read, waiter}, timeout=max(remaining, 0),
                                          return_when=asyncio.FIRST_COMPLETED)
             if read in done:
@@ -489,7 +499,10 @@ async def _idle(s: ImapSession, cmd: Command) -> None:
                 s.untagged("BYE Autologout; idle for too long")
                 raise Close
             if sel is not None:
-                await s.updates(force=True)
+                safety = loop.time() >= resync_at
+                if safety:
+                    resync_at = loop.time() + s.services.idle_resync
+                await s.updates(force=safety)
                 await s.flush()
     finally:
         if not read.done():

@@ -307,13 +307,18 @@ class Maildir:
     def messages(self, folder: str) -> list[MessageInfo]:
         state = self.sync(folder)
         keywords = load_keywords(self.folder_dir(folder))
+        shared: dict[str, frozenset[str]] = {}  # one flag set per distinct info string
+
+        def flags(name: str | None) -> frozenset[str]:
+            letters = split_name(name or "")[1]
+            found = shared.get(letters)
+            if found is None:
+                found = shared[letters] = letters_to_flags(letters, keywords)
+            return found
+
         return [
-            MessageInfo(
-                uid=entry.uid,
-                size=entry.size,
-                flags=letters_to_flags(split_name(entry.name or "")[1], keywords),
-                internal_date=datetime.fromtimestamp(entry.mtime, UTC),
-            )
+            MessageInfo(entry.uid, entry.size, flags(entry.name),
+                        datetime.fromtimestamp(entry.mtime, UTC))
             for entry in state.entries.values()
         ]
 

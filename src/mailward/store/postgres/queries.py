@@ -3,6 +3,7 @@ transaction (see :mod:`mailward.store.postgres.store`)."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -237,5 +238,8 @@ def flags_text(flags: frozenset[str]) -> str:
     return " ".join(sorted(flags))
 
 
+@functools.lru_cache(maxsize=4096)
 def flags_set(stored: str) -> frozenset[str]:
+    """The flags of a stored flags text; one shared set per distinct text (a folder has
+    few distinct ones), so a listing of many messages is cheap in time and memory."""
     return frozenset(stored.split())

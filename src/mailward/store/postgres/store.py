@@ -280,15 +280,11 @@ class PostgresStore:
             rows = (await conn.execute(statement)).all()
         if not rows:
             await self._require_folder(mailbox, name)
+        flags_set = q.flags_set
         return [
-            MessageInfo(
-                uid=int(row.uid),
-                size=int(row.size),
-                flags=q.flags_set(row.flags),
-                internal_date=row.internal_date,
-            )
-            for row in rows
-            if row.uid is not None
+            MessageInfo(uid, size, flags_set(flags), internal_date)
+            for uid, size, flags, internal_date in rows
+            if uid is not None
         ]
 
     async def fetch(self, mailbox: str, folder: str, uid: int) -> bytes:
