@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pop3_load
 from compare_peers import Sink
 from imap_load import KINDS
 from imap_load import client_loop as imap_client_loop
@@ -102,58 +103,12 @@ async def mx_run(port: int, pid: int, sink: Sink, recipient: str, args: Any,
 # -- paths 2 and 3: mailbox sessions ------------------------------------------------------
 
 
-async def pop3_session(port: int, address: str, password: str, sizes: list[int],
-                       retr: int) -> None:
-    """connect, USER/PASS, STAT, LIST, RETR 1..``retr``, QUIT; checks every answer."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-
-    async def ok(command: str | None = None) -> bytes:
-        if command is not None:
-            writer.write(command.encode() + b"\r\n")
-        if not (line := await reader.readline()).startswith(b"+OK"):
-            raise BenchFailed(f"{(command or 'greeting').split(' ')[0]}: {line[:200]!r}")
-        return line
-
-    async def multiline(command: str) -> list[bytes]:
-        await ok(command)
-        lines = []
-        while (line := await reader.readline()) != b".\r\n":
-            if not line.endswith(b"\r\n"):
-                raise BenchFailed(f"{command}: truncated answer {line[:200]!r}")
-            lines.append(line[1:] if line.startswith(b"..") else line)  # dot-unstuffed
-        return lines
-
-    try:
-        await ok()
-        await ok(f"USER {address}")
-        await ok(f"PASS {password}")
-        if (line := await ok("STAT")).split()[1:3] != [b"%d" % len(sizes), b"%d" % sum(sizes)]:
-            raise BenchFailed(f"STAT: {line!r}, expected {len(sizes)} {sum(sizes)}")
-        if (lines := await multiline("LIST")) != [
-                f"{n} {s}\r\n".encode() for n, s in enumerate(sizes, 1)]:
-            raise BenchFailed(f"LIST: {lines[:3]!r}...")
-        for n in range(1, retr + 1):
-            if (octets := sum(map(len, await multiline(f"RETR {n}")))) != sizes[n - 1]:
-                raise BenchFailed(f"RETR {n}: {octets} octets, expected {sizes[n - 1]}")
-        await ok("QUIT")
-        if await reader.read(1):
-            raise BenchFailed("data after QUIT")
-    finally:
-        writer.close()
-        with contextlib.suppress(ConnectionError):
-            await writer.wait_closed()
-
-
 async def pop3_client_loop(port: int, user: User, until: float, retr: int,
                            sessions: list[float], errors: list[str]) -> None:
+    """bench/pop3_load.py's sessions, RETR of the first ``retr`` messages, any STAT text."""
     sizes = [size for _, (size, _) in sorted(user[2].items())]
-    while (start := time.monotonic()) < until:
-        try:
-            await asyncio.wait_for(pop3_session(port, user[0], user[1], sizes, retr), 60)
-        except (BenchFailed, OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
-            errors.append(f"{user[0]}: {type(exc).__name__}: {exc}")
-            continue
-        sessions.append(time.monotonic() - start)
+    await pop3_load.client_loop(port, (user[0], user[1], sizes), until, sessions, errors,
+                                retr, exact_stat=False)
 
 
 async def mailbox_load(protocol: str, port: int, pid: int, users: list[User],

@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import imaplib
 import os
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,16 +34,14 @@ from typing import Any
 from scale_support import (
     Imap,
     Smtp,
-    bench_overrides,
-    bulk_add,
-    make_account,
+    bench_world,
     message,
     percentiles,
     raise_nofile,
     server,
     tree_rss_mb,
 )
-from support import BenchFailed, database
+from support import BenchFailed
 
 DOMAIN = "hosted.bench.example"
 OWNER = f"owner@{DOMAIN}"
@@ -116,36 +113,30 @@ def imap_times(port: int, count: int) -> dict[str, list[float]]:
 
 
 async def run_mailbox(backend: str, args: argparse.Namespace) -> dict[str, Any]:
-    from mailward.config import load_settings
     from mailward.db import Database
     from mailward.store import MaildirStore, open_store
 
     count = args.mailbox_messages or (5_000 if args.quick else 100_000)
-    with tempfile.TemporaryDirectory(prefix="mailward-scale-") as name:
-        tmp = Path(name)
-        async with database(backend, tmp) as url:
-            overrides = bench_overrides(tmp, url, backend, args.workers)
-            settings = load_settings(**overrides)
-            await make_account(settings, {DOMAIN: True})
-            await bulk_add(settings, [f"{OWNER}|{PASSWORD}"])
-            db = Database(url)
-            store = open_store(settings, db)
-            await store.deliver(OWNER, small(1))
-            started, sync_s = time.monotonic(), 0.0
-            if isinstance(store, MaildirStore):
-                await asyncio.to_thread(write_maildir, store.maildir_path(OWNER) / "cur", count)
-                fill_s = time.monotonic() - started
-                started = time.monotonic()
-                if len(await store.messages(OWNER, "INBOX")) != count:
-                    raise BenchFailed("the store's sync did not find every file")
-                sync_s = time.monotonic() - started
-            else:
-                await fill_postgres(db, count)
-                fill_s = time.monotonic() - started
-            await db.dispose()
-            async with server(overrides, {"imap"}, tmp) as (ports, pid, report):
-                times = await asyncio.to_thread(imap_times, ports["imap"][0], count)
-                rss = tree_rss_mb(pid)
+    async with bench_world(backend, args.workers, {DOMAIN: True},
+                           [f"{OWNER}|{PASSWORD}"]) as (tmp, overrides, settings):
+        db = Database(overrides["database_url"])
+        store = open_store(settings, db)
+        await store.deliver(OWNER, small(1))
+        started, sync_s = time.monotonic(), 0.0
+        if isinstance(store, MaildirStore):
+            await asyncio.to_thread(write_maildir, store.maildir_path(OWNER) / "cur", count)
+            fill_s = time.monotonic() - started
+            started = time.monotonic()
+            if len(await store.messages(OWNER, "INBOX")) != count:
+                raise BenchFailed("the store's sync did not find every file")
+            sync_s = time.monotonic() - started
+        else:
+            await fill_postgres(db, count)
+            fill_s = time.monotonic() - started
+        await db.dispose()
+        async with server(overrides, {"imap"}, tmp) as (ports, pid, report):
+            times = await asyncio.to_thread(imap_times, ports["imap"][0], count)
+            rss = tree_rss_mb(pid)
     r = {"backend": backend, "count": count, "fill_s": fill_s, "sync_s": sync_s,
          **times, "rss_mb": rss, "peak_mb": report["hwm_mb"],
          "problems": report["problems"]}
@@ -179,55 +170,48 @@ async def open_idle(port: int, users: list[str], n: int, done: list[Imap],
 
 
 async def run_idle(backend: str, args: argparse.Namespace) -> dict[str, Any]:
-    from mailward.config import load_settings
-
     conns = args.idle or (500 if args.quick else 10_000)
     users = [f"idle{i}@{DOMAIN}" for i in range(min(args.idle_users, conns))]
     nofile = raise_nofile(conns + 1000)
     if nofile < conns + 100:
         raise BenchFailed(f"RLIMIT_NOFILE {nofile} is too low for {conns} connections")
-    with tempfile.TemporaryDirectory(prefix="mailward-scale-") as name:
-        tmp = Path(name)
-        async with database(backend, tmp) as url:
-            overrides = bench_overrides(
-                tmp, url, backend, args.workers, max_connections_imap=conns + 100,
-                max_connections_per_ip_imap=conns + 100)
-            settings = load_settings(**overrides)
-            await make_account(settings, {DOMAIN: True})
-            await bulk_add(settings, [f"{u}|{PASSWORD}" for u in users])
-            clients: list[Imap] = []
-            async with server(overrides, {"imap", "mx", "delivery"}, tmp,
-                              nofile=conns + 1000) as (ports, pid, report):
-                port = ports["imap"][0]
-                warm = await Imap.login(port, users[0], PASSWORD)  # first-use costs
-                await warm.command("LOGOUT")
-                warm.close()
-                await asyncio.sleep(1)
-                before = tree_rss_mb(pid)
-                started, limit = time.monotonic(), asyncio.Semaphore(100)
-                try:
-                    await asyncio.gather(*(open_idle(port, users, n, clients, limit)
-                                           for n in range(conns)))
-                    open_s = time.monotonic() - started
-                    await asyncio.sleep(2)  # let the server settle (buffers, GC)
-                    after = tree_rss_mb(pid)
-                    heard: list[float] = []
+    async with bench_world(backend, args.workers, {DOMAIN: True},
+                           [f"{u}|{PASSWORD}" for u in users],
+                           max_connections_imap=conns + 100,
+                           max_connections_per_ip_imap=conns + 100) as (tmp, overrides, _):
+        clients: list[Imap] = []
+        async with server(overrides, {"imap", "mx", "delivery"}, tmp,
+                          nofile=conns + 1000) as (ports, pid, report):
+            port = ports["imap"][0]
+            warm = await Imap.login(port, users[0], PASSWORD)  # first-use costs
+            await warm.command("LOGOUT")
+            warm.close()
+            await asyncio.sleep(1)
+            before = tree_rss_mb(pid)
+            started, limit = time.monotonic(), asyncio.Semaphore(100)
+            try:
+                await asyncio.gather(*(open_idle(port, users, n, clients, limit)
+                                       for n in range(conns)))
+                open_s = time.monotonic() - started
+                await asyncio.sleep(2)  # let the server settle (buffers, GC)
+                after = tree_rss_mb(pid)
+                heard: list[float] = []
 
-                    async def wait(client: Imap) -> None:
-                        await client.next_exists()
-                        heard.append(time.monotonic())
+                async def wait(client: Imap) -> None:
+                    await client.next_exists()
+                    heard.append(time.monotonic())
 
-                    waiters = [asyncio.create_task(wait(c)) for c in clients]
-                    smtp, sent = await Smtp.open(ports["mx"][0]), 0.0
-                    for i in range(0, len(users), 100):
-                        sent = await smtp.send(users[i:i + 100], message(users[i], i))
-                    await smtp.close()
-                    _, pending = await asyncio.wait(waiters, timeout=90)
-                    for task in pending:
-                        task.cancel()
-                finally:
-                    for c in clients:
-                        c.close()
+                waiters = [asyncio.create_task(wait(c)) for c in clients]
+                smtp, sent = await Smtp.open(ports["mx"][0]), 0.0
+                for i in range(0, len(users), 100):
+                    sent = await smtp.send(users[i:i + 100], message(users[i], i))
+                await smtp.close()
+                _, pending = await asyncio.wait(waiters, timeout=90)
+                for task in pending:
+                    task.cancel()
+            finally:
+                for c in clients:
+                    c.close()
     lat = percentiles([t - sent for t in heard])
     r = {"backend": backend, "conns": conns, "users": len(users), "open_s": open_s,
          "before_mb": before, "after_mb": after,

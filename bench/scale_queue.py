@@ -19,24 +19,20 @@ import argparse
 import asyncio
 import contextlib
 import statistics
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from mx_throughput import Arrivals, sink
 from scale_support import (
     Smtp,
-    bench_overrides,
-    bulk_add,
-    make_account,
+    bench_world,
     message,
     percentiles,
     server,
 )
-from support import BenchFailed, database
+from support import BenchFailed
 
 SESSIONS = 4
 RELAY = "relay.bench.example"
@@ -179,39 +175,33 @@ async def relay(port: int, arrivals: Arrivals, count: int) -> dict[str, Any]:
 async def run(backend: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     from sqlalchemy import func, select
 
-    from mailward.config import load_settings
     from mailward.db import Database, QueuedRecipient
 
     count = args.queue_messages or (100 if args.quick else 500)
     rows, have = [], 0
-    with tempfile.TemporaryDirectory(prefix="mailward-scale-") as name:
-        tmp = Path(name)
-        async with database(backend, tmp) as url:
-            arrivals = Arrivals()
-            async with sink(arrivals) as sink_port:
-                overrides = bench_overrides(tmp, url, backend, args.workers)
-                settings = load_settings(**overrides)
-                await make_account(settings, {RELAY: False}, sink_port)
-                await bulk_add(settings, [f"user{i}@{RELAY}" for i in range(10)])
-                db = Database(url)
-                sizes = tiers(args)
-                for n, tier in enumerate(sizes):
-                    fill_s = await fill(db, have, tier)
-                    have = tier
-                    queries = await queue_queries(settings, tier, n in (0, len(sizes) - 1))
-                    arrivals.times.clear()
-                    async with server(overrides, {"mx", "delivery"}, tmp) as (ports, _, rep):
-                        result = await relay(ports["mx"][0], arrivals, count)
-                    async with db.session() as s:
-                        left = await s.scalar(select(func.count()).select_from(QueuedRecipient))
-                    if left != tier:
-                        raise BenchFailed(f"{left} queue rows after the run, expected {tier}")
-                    rows.append({"backend": backend, "rows": tier, "fill_s": fill_s,
-                                 "count": count, **queries, **result,
-                                 "rss_mb": rep["hwm_mb"],
-                                 "problems": rep["problems"]})
-                    print_row(rows[-1])
-                await db.dispose()
+    arrivals = Arrivals()
+    async with sink(arrivals) as sink_port, bench_world(
+            backend, args.workers, {RELAY: False}, [f"user{i}@{RELAY}" for i in range(10)],
+            sink_port) as (tmp, overrides, settings):
+        db = Database(overrides["database_url"])
+        sizes = tiers(args)
+        for n, tier in enumerate(sizes):
+            fill_s = await fill(db, have, tier)
+            have = tier
+            queries = await queue_queries(settings, tier, n in (0, len(sizes) - 1))
+            arrivals.times.clear()
+            async with server(overrides, {"mx", "delivery"}, tmp) as (ports, _, rep):
+                result = await relay(ports["mx"][0], arrivals, count)
+            async with db.session() as s:
+                left = await s.scalar(select(func.count()).select_from(QueuedRecipient))
+            if left != tier:
+                raise BenchFailed(f"{left} queue rows after the run, expected {tier}")
+            rows.append({"backend": backend, "rows": tier, "fill_s": fill_s,
+                         "count": count, **queries, **result,
+                         "rss_mb": rep["hwm_mb"],
+                         "problems": rep["problems"]})
+            print_row(rows[-1])
+        await db.dispose()
     return rows
 
 

@@ -1,6 +1,7 @@
 """What the scale benches (``bench/scale.py``) share: the server child with every role's
 ports, the RSS of its process tree, percentiles, the bench settings, a world of one
-account and its domains, and small raw SMTP and IMAP clients that time each command."""
+account and its domains in a scratch database, and small raw SMTP and IMAP clients that
+time each command."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ import json
 import os
 import re
 import resource
-import signal
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from support import BenchFailed
+from support import BenchFailed, child, database
 
 SCRIPT = str(Path(__file__).with_name("scale.py"))
 SENDER = "bench@outside.bench.example"
@@ -117,41 +118,39 @@ async def server(overrides: dict[str, Any], roles: set[str], tmp: Path, nofile: 
     """Our ``roles`` in a child (as bench/support.py ``server_child``, but every role's
     ports): yields {role: ports}, the child's pid and a report filled at its exit."""
     report: dict[str, Any] = {}
-    log_path = tmp / "server.log"
     profile = os.environ.get("MAILWARD_SCALE_PROFILE")  # a directory for cProfile dumps
     if profile:
         profile = str(Path(profile) / f"{'-'.join(sorted(roles))}-{time.time_ns()}.pstats")
     arg = json.dumps({**overrides, "_roles": sorted(roles), "_nofile": nofile,
                       "_profile": profile})
-    with await asyncio.to_thread(log_path.open, "wb") as log:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, SCRIPT, "--serve", arg, cwd=tmp,
-            stdout=asyncio.subprocess.PIPE, stderr=log, limit=1 << 20)
-    assert proc.stdout is not None
-    try:
-        line = await asyncio.wait_for(proc.stdout.readline(), 120)
-        if not line:
-            raise BenchFailed(f"server did not start:\n{log_path.read_text()[-3000:]}")
+    async with child([sys.executable, SCRIPT, "--serve", arg], tmp, report, 120,
+                     limit=1 << 20) as (proc, role_urls):
         ports: dict[str, list[int]] = {}
-        for role, urls in json.loads(line).items():
+        for role, urls in role_urls.items():
             found = [u for u in urls.split(", ")
                      if re.fullmatch(r"[a-z0-9]+://127\.0\.0\.1:\d+", u)]
             ports[role] = [int(u.rsplit(":", 1)[1]) for u in found]
         yield ports, proc.pid, report
         report["hwm_mb"] = tree_rss_mb(proc.pid, "VmHWM")
-        proc.send_signal(signal.SIGTERM)
-        out = await asyncio.wait_for(proc.stdout.read(), 120)
-        if await asyncio.wait_for(proc.wait(), 120) != 0:
-            raise BenchFailed(f"server exited with {proc.returncode}:\n"
-                              f"{log_path.read_text()[-3000:]}")
-        report.update(json.loads(out.decode().strip().splitlines()[-1]))
-    finally:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-        await proc.wait()
-    report["problems"] = [line for line in log_path.read_text(errors="replace").splitlines()
-                          if re.search(r" (WARNING|ERROR|CRITICAL) |Traceback", line)]
+
+
+@contextlib.asynccontextmanager
+async def bench_world(backend: str, workers: int | None, domains: dict[str, bool],
+                      lines: list[str], sink_port: int = 0, **extra: Any,
+                      ) -> AsyncIterator[tuple[Path, dict[str, Any], Any]]:
+    """A scratch directory and database, the bench settings (``extra`` added), account
+    Bench with ``domains`` (as :func:`make_account`) and the bulk-added ``lines``; yields
+    the directory, the settings overrides and the loaded settings."""
+    from mailward.config import load_settings
+
+    with tempfile.TemporaryDirectory(prefix="mailward-scale-") as name:
+        tmp = Path(name)
+        async with database(backend, tmp) as url:
+            overrides = bench_overrides(tmp, url, backend, workers, **extra)
+            settings = load_settings(**overrides)
+            await make_account(settings, domains, sink_port)
+            await bulk_add(settings, lines)
+            yield tmp, overrides, settings
 
 
 async def make_account(settings: Any, domains: dict[str, bool], sink_port: int = 0) -> None:

@@ -14,22 +14,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from scale_support import (
     Imap,
     Smtp,
-    bench_overrides,
-    bulk_add,
-    make_account,
+    bench_world,
     message,
     percentiles,
     server,
 )
-from support import BenchFailed, database
+from support import BenchFailed
 
 DOMAIN = "hosted.bench.example"
 PROBE = f"probe@{DOMAIN}"
@@ -129,32 +125,26 @@ async def probes(port: int, watcher: Imap, until: float) -> list[float]:
 
 
 async def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
-    from mailward.config import load_settings
     from mailward.db import Database
 
     seconds = args.seconds or (15 if args.quick else 60)
-    with tempfile.TemporaryDirectory(prefix="mailward-scale-") as name:
-        tmp = Path(name)
-        async with database(backend, tmp) as url:
-            overrides = bench_overrides(tmp, url, backend, args.workers)
-            settings = load_settings(**overrides)
-            await make_account(settings, {DOMAIN: True})
-            await bulk_add(settings, [f"{a}|{PASSWORD}" for a in [PROBE, *LOAD]])
-            db = Database(url)
-            async with server(overrides, {"mx", "delivery", "imap"}, tmp) as (ports, _, rep):
-                mx = ports["mx"][0]
-                top = None if args.rate else await peak(mx, db, 100 if args.quick else 400)
-                rate = args.rate or (top or 0) / 2
-                watcher = await Imap.login(ports["imap"][0], PROBE, PASSWORD)
-                await watcher.idle()
-                until = time.monotonic() + seconds
-                started = time.monotonic()
-                sent, latencies = await asyncio.gather(
-                    load(mx, rate, until), probes(mx, watcher, until))
-                elapsed = time.monotonic() - started
-                await queue_empty(db, time.monotonic() + 120)
-                watcher.close()
-            await db.dispose()
+    async with bench_world(backend, args.workers, {DOMAIN: True},
+                           [f"{a}|{PASSWORD}" for a in [PROBE, *LOAD]]) as (tmp, overrides, _):
+        db = Database(overrides["database_url"])
+        async with server(overrides, {"mx", "delivery", "imap"}, tmp) as (ports, _, rep):
+            mx = ports["mx"][0]
+            top = None if args.rate else await peak(mx, db, 100 if args.quick else 400)
+            rate = args.rate or (top or 0) / 2
+            watcher = await Imap.login(ports["imap"][0], PROBE, PASSWORD)
+            await watcher.idle()
+            until = time.monotonic() + seconds
+            started = time.monotonic()
+            sent, latencies = await asyncio.gather(
+                load(mx, rate, until), probes(mx, watcher, until))
+            elapsed = time.monotonic() - started
+            await queue_empty(db, time.monotonic() + 120)
+            watcher.close()
+        await db.dispose()
     lat = percentiles(latencies)
     r = {"backend": backend, "peak": top, "rate": rate, "sent_per_s": sent / elapsed,
          **lat, "problems": rep["problems"]}

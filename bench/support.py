@@ -77,30 +77,28 @@ def serve(overrides: str, roles: set[str]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def server_child(script: str, overrides: dict[str, Any], tmp: Path, role: str
-                       ) -> AsyncIterator[tuple[list[int], int, dict[str, Any]]]:
-    """``script --serve OVERRIDES`` in a child (it calls :func:`serve`); yields the ports
-    of ``role`` (loopback only), the child's pid and a report filled at its exit (peak RSS,
-    CPU, and the WARNING/ERROR lines of its log under ``problems``)."""
-    report: dict[str, Any] = {}
+async def child(argv: list[str], tmp: Path, report: dict[str, Any], seconds: float,
+                **kwargs: Any) -> AsyncIterator[tuple[asyncio.subprocess.Process, Any]]:
+    """A server child ``argv`` (it calls :func:`serve`) run in ``tmp``, logging to
+    ``tmp/server.log``; yields it and its first stdout line (JSON: the role URLs), then at the
+    end of the block SIGTERMs it and fills ``report`` (peak RSS, CPU, and the
+    WARNING/ERROR lines of its log under ``problems``). ``seconds``: the time allowed for each of
+    the start, the rest of its output and its exit."""
     log_path = tmp / "server.log"
     with await asyncio.to_thread(log_path.open, "wb") as log:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, script, "--serve", json.dumps(overrides), cwd=tmp,
-            stdout=asyncio.subprocess.PIPE, stderr=log)
+            *argv, cwd=tmp, stdout=asyncio.subprocess.PIPE, stderr=log, **kwargs)
     assert proc.stdout is not None
     try:
-        line = await asyncio.wait_for(proc.stdout.readline(), 60)
+        line = await asyncio.wait_for(proc.stdout.readline(), seconds)
         if not line:
             raise BenchFailed(f"server did not start:\n{log_path.read_text()[-3000:]}")
-        urls = json.loads(line)[role].split(", ")
-        assert all(re.fullmatch(r"[a-z0-9]+://127\.0\.0\.1:\d+", u) for u in urls), urls
-        yield [int(u.rsplit(":", 1)[1]) for u in urls], proc.pid, report
+        yield proc, json.loads(line)
         proc.send_signal(signal.SIGTERM)
-        out = await asyncio.wait_for(proc.stdout.read(), 60)
-        if await asyncio.wait_for(proc.wait(), 60) != 0:
+        out = await asyncio.wait_for(proc.stdout.read(), seconds)
+        if await asyncio.wait_for(proc.wait(), seconds) != 0:
             raise BenchFailed(f"server exited with {proc.returncode}:\n"
-                             f"{log_path.read_text()[-3000:]}")
+                              f"{log_path.read_text()[-3000:]}")
         report.update(json.loads(out.decode().strip().splitlines()[-1]))
     finally:
         if proc.returncode is None:
@@ -109,6 +107,19 @@ async def server_child(script: str, overrides: dict[str, Any], tmp: Path, role: 
         await proc.wait()
     report["problems"] = [line for line in log_path.read_text(errors="replace").splitlines()
                           if re.search(r" (WARNING|ERROR|CRITICAL) |Traceback", line)]
+
+
+@contextlib.asynccontextmanager
+async def server_child(script: str, overrides: dict[str, Any], tmp: Path, role: str
+                       ) -> AsyncIterator[tuple[list[int], int, dict[str, Any]]]:
+    """``script --serve OVERRIDES`` in a :func:`child`; yields the ports of ``role``
+    (loopback only), the child's pid and the report filled at its exit."""
+    report: dict[str, Any] = {}
+    async with child([sys.executable, script, "--serve", json.dumps(overrides)], tmp,
+                     report, 60) as (proc, role_urls):
+        urls = role_urls[role].split(", ")
+        assert all(re.fullmatch(r"[a-z0-9]+://127\.0\.0\.1:\d+", u) for u in urls), urls
+        yield [int(u.rsplit(":", 1)[1]) for u in urls], proc.pid, report
 
 
 def cpu_seconds(pid: int) -> float:

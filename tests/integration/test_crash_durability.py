@@ -13,12 +13,11 @@ import threading
 from collections.abc import AsyncIterator
 
 import pytest
-from mail_helpers import Sink, sink_server
-from worker_helpers import Node, holder
+from mail_helpers import Sink
+from worker_helpers import Node, filtered_customer, holder
 
 from mailward.app import Services
 from mailward.config import Settings
-from mailward.db import AddressList
 from mailward.directory import Actor
 
 OP = Actor.operator()
@@ -27,11 +26,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 async def customer(settings: Settings, directory: Services) -> AsyncIterator[Sink]:
-    await directory.accounts.create(OP, "Acme")
-    await directory.domains.create(OP, "filtered.example", account="Acme")
-    await directory.bulk.add_lines(OP, ["ann@filtered.example"], AddressList.FILTER)
-    async with sink_server() as sink:
-        await directory.servers.add(OP, "filtered.example", sink.address, preference=10)
+    async with filtered_customer(directory) as sink:
         yield sink
 
 

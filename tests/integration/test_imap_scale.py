@@ -4,24 +4,25 @@ and SELECT costs a fixed number of statements whatever the folder's size."""
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from store_helpers import (
+    ANN,
+    Auth,
+    Client,
+    empty_store_db,
+    imap,
+    pg_or_maildir_fixture,  # noqa: F401 - the fixture pg_or_maildir
+    statements,
+)
 
-from mailward.db import Database
-from mailward.imap.server import start_imap
 from mailward.imap.session import ImapServices
 from mailward.store import INBOX, MaildirStore, MailStore, MessageInfo, NotifyingStore
 from mailward.store.events import MailboxEvents
 from mailward.store.postgres import PostgresStore
-
-ANN = "ann@example.com"
-PASSWORD = "ann-secret"
 
 
 def _message(n: int) -> bytes:
@@ -29,21 +30,12 @@ def _message(n: int) -> bytes:
             f"Message-ID: <m{n}@t>\r\n\r\nbody {n}\r\n").encode()
 
 
-@pytest.fixture(params=["maildir", "postgresql"])
-def pg_or_maildir(request: pytest.FixtureRequest) -> str | None:
-    """The PostgreSQL URL, or ``None`` for the Maildir store."""
-    return request.getfixturevalue("pg_database") if request.param == "postgresql" else None
-
-
 @pytest.fixture
 async def store(pg_or_maildir: str | None, tmp_path: Path) -> AsyncIterator[MailStore]:
     if pg_or_maildir is None:
         yield MaildirStore(tmp_path / "mail")
         return
-    db = Database(pg_or_maildir)
-    async with db.engine.begin() as conn:
-        await conn.execute(text("TRUNCATE store_messages, store_folders, store_mailboxes "
-                                "RESTART IDENTITY CASCADE"))
+    db = await empty_store_db(pg_or_maildir)
     try:
         yield PostgresStore(db)
     finally:
@@ -88,52 +80,6 @@ class CountingEvents(MailboxEvents):
         await asyncio.wait_for(reached.wait(), 30)
 
 
-class Auth:
-    async def authenticate(self, login: str, password: str, peer: str) -> str | None:
-        return login if (login, password) == (ANN, PASSWORD) else None
-
-
-class Client:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer, self.n = reader, writer, 0
-
-    async def command(self, line: str) -> list[bytes]:
-        """Untagged responses of one command that must end OK."""
-        self.n += 1
-        tag = f"t{self.n}".encode()
-        self.writer.write(tag + b" " + line.encode() + b"\r\n")
-        out: list[bytes] = []
-        while True:
-            response = await asyncio.wait_for(self.reader.readline(), 30)
-            assert response, "connection closed"
-            if response.startswith(tag + b" "):
-                assert response.startswith(tag + b" OK"), response
-                return out
-            out.append(response)
-
-    async def line(self) -> bytes:
-        return await asyncio.wait_for(self.reader.readline(), 30)
-
-
-@asynccontextmanager
-async def imap(services: ImapServices) -> AsyncIterator[Client]:
-    """A listener for ``services`` and a client logged in as ann with INBOX selected."""
-    sock = socket.create_server(("127.0.0.1", 0))
-    server = await start_imap(services, sock=sock, implicit_tls=False)
-    reader, writer = await asyncio.open_connection(*sock.getsockname()[:2])
-    client = Client(reader, writer)
-    await reader.readline()
-    try:
-        await client.command(f"LOGIN {ANN} {PASSWORD}")
-        await client.command("SELECT INBOX")
-        yield client
-    finally:
-        writer.close()
-        server.close()
-        services.shut_down()
-        await server.wait_closed()
-
-
 def _services(store: MailStore, *, resync: float) -> tuple[ImapServices, CountingStore,
                                                              CountingEvents]:
     events = CountingEvents()
@@ -148,7 +94,7 @@ async def test_an_idle_session_lists_its_folder_only_after_a_change(store: MailS
     for n in range(3):
         await store.deliver(ANN, _message(n))
     services, counting, events = _services(store, resync=3600)
-    async with imap(services) as client:
+    async with imap(services, Client) as client:
         listed = counting.listings
         client.writer.write(b"i IDLE\r\n")
         assert (await client.line()).startswith(b"+ ")
@@ -168,7 +114,7 @@ async def test_an_idle_session_still_lists_now_and_then_as_a_safety_net(
         store: MailStore) -> None:
     await store.deliver(ANN, _message(1))
     services, counting, events = _services(store, resync=0)
-    async with imap(services) as client:
+    async with imap(services, Client) as client:
         listed = counting.listings
         client.writer.write(b"i IDLE\r\n")
         assert (await client.line()).startswith(b"+ ")
@@ -184,27 +130,9 @@ async def test_an_idle_session_still_lists_now_and_then_as_a_safety_net(
             pass
 
 
-@contextmanager
-def statements(db: Database) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement)
-
-    target = db.engine.sync_engine
-    event.listen(target, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(target, "before_cursor_execute", count)
-
-
 async def test_select_costs_the_same_statements_whatever_the_folder_size(
         pg_database: str) -> None:
-    db = Database(pg_database)
-    async with db.engine.begin() as conn:
-        await conn.execute(text("TRUNCATE store_messages, store_folders, store_mailboxes "
-                                "RESTART IDENTITY CASCADE"))
+    db = await empty_store_db(pg_database)
     try:
         store = PostgresStore(db)
         await store.deliver(ANN, _message(0))
@@ -215,7 +143,7 @@ async def test_select_costs_the_same_statements_whatever_the_folder_size(
                                     else frozenset({"$Label"}))
             services = ImapServices(authenticator=Auth(), store=store,
                                     allow_plaintext_auth=True)
-            async with imap(services) as client:
+            async with imap(services, Client) as client:
                 with statements(db) as seen:
                     lines = await client.command("SELECT INBOX")
                 counts.append(len(seen))

@@ -12,12 +12,11 @@ from collections.abc import AsyncIterator
 
 import dkim
 import pytest
-from dns_server import dns_server
-from mail_helpers import Sink, mail_roles, mail_settings, port_of, sink_server, smtp_send
+from filter_helpers import filtered_world
+from mail_helpers import Sink, smtp_send
 
 from mailward.app import Services
 from mailward.config import Settings
-from mailward.db import AddressList
 from mailward.directory import Actor
 from mailward.dkim.keys import generate_keypair
 from mailward.filter.parsed import PARSES
@@ -59,18 +58,8 @@ def signed_and_sealed(subject: str, text: bytes) -> bytes:
 
 @pytest.fixture
 async def world(settings: Settings, directory: Services) -> AsyncIterator[tuple[int, Sink]]:
-    await directory.accounts.create(OP, "Acme")
-    await directory.domains.create(OP, "filtered.example", account="Acme")
-    await directory.bulk.add_lines(OP, ["ann@filtered.example"], AddressList.FILTER)
-    await directory.bulk.add_lines(OP, ["bob@filtered.example"], AddressList.NO_FILTER)
-    with dns_server(ZONE) as nameserver:
-        async with sink_server() as customer:
-            await directory.servers.add(OP, "filtered.example", customer.address,
-                                        preference=10)
-            configured = mail_settings(settings, spam_filter=True,
-                                       dns_nameservers=[nameserver], dns_timeout_seconds=1)
-            async with mail_roles(configured) as urls:
-                yield port_of(urls["mx"]), customer
+    async with filtered_world(settings, directory, ZONE) as world:
+        yield world
 
 
 async def send_counting(mx: int, recipients: list[str], data: bytes) -> Counter[str]:

@@ -10,20 +10,15 @@ import smtplib
 from collections.abc import AsyncIterator
 
 import pytest
-from dns_server import dns_server
+from filter_helpers import filtered_world
 from mail_helpers import (
     Sink,
     filter_mail,
-    mail_roles,
-    mail_settings,
-    port_of,
-    sink_server,
     smtp_send,
 )
 
 from mailward.app import Services
 from mailward.config import Settings
-from mailward.db import AddressList
 from mailward.directory import Actor
 
 OP = Actor.operator()
@@ -46,18 +41,8 @@ def mail(sender: str, subject: str, *, attachment: str | None = None,
 
 @pytest.fixture
 async def world(settings: Settings, directory: Services) -> AsyncIterator[tuple[int, Sink]]:
-    await directory.accounts.create(OP, "Acme")
-    await directory.domains.create(OP, "filtered.example", account="Acme")
-    await directory.bulk.add_lines(OP, ["ann@filtered.example"], AddressList.FILTER)
-    await directory.bulk.add_lines(OP, ["bob@filtered.example"], AddressList.NO_FILTER)
-    with dns_server(ZONE) as nameserver:
-        async with sink_server() as customer:
-            await directory.servers.add(OP, "filtered.example", customer.address,
-                                        preference=10)
-            configured = mail_settings(settings, spam_filter=True,
-                                       dns_nameservers=[nameserver], dns_timeout_seconds=1)
-            async with mail_roles(configured) as urls:
-                yield port_of(urls["mx"]), customer
+    async with filtered_world(settings, directory, ZONE) as world:
+        yield world
 
 
 async def test_authentication_results_and_a_clean_message(world: tuple[int, Sink]) -> None:

@@ -10,18 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
+from store_helpers import (
+    ANN,
+    PASSWORD,
+    Auth,
+    Client,
+    empty_store_db,
+    pg_or_maildir_fixture,  # noqa: F401 - the fixture pg_or_maildir
+    statements,
+)
+from store_helpers import imap as store_imap
 
 from mailward.db import Database
-from mailward.imap.server import start_imap
 from mailward.imap.session import ImapServices
 from mailward.pop3.maildrop import MaildropLocks
 from mailward.pop3.session import Pop3Session
@@ -30,8 +38,6 @@ from mailward.store.maildir.summaries import SUMMARIES_FILE
 from mailward.store.mime import Message
 from mailward.store.postgres import PostgresStore
 
-ANN = "ann@example.com"
-PASSWORD = "ann-secret"
 LITERAL = re.compile(rb"\{(\d+)\}\r\n$")
 
 
@@ -65,12 +71,6 @@ class Backend:
     db: Database | None = None
 
 
-@pytest.fixture(params=["maildir", "postgresql"])
-def pg_or_maildir(request: pytest.FixtureRequest) -> str | None:
-    """The PostgreSQL URL, or ``None`` for the Maildir store."""
-    return request.getfixturevalue("pg_database") if request.param == "postgresql" else None
-
-
 @pytest.fixture
 async def backend(pg_or_maildir: str | None, tmp_path: Path) -> AsyncIterator[Backend]:
     if pg_or_maildir is None:
@@ -87,10 +87,7 @@ async def backend(pg_or_maildir: str | None, tmp_path: Path) -> AsyncIterator[Ba
 
         yield Backend("maildir", lambda: MaildirStore(root), spoil, forget)
         return
-    db = Database(pg_or_maildir)
-    async with db.engine.begin() as conn:
-        await conn.execute(text("TRUNCATE store_messages, store_folders, store_mailboxes "
-                                "RESTART IDENTITY CASCADE"))
+    db = await empty_store_db(pg_or_maildir)
 
     async def spoil_pg() -> None:
         async with db.engine.begin() as conn:
@@ -116,50 +113,21 @@ async def _run(step: Any) -> None:
 # -- a small IMAP client ------------------------------------------------------------------
 
 
-class Auth:
-    async def authenticate(self, login: str, password: str, peer: str) -> str | None:
-        return login if (login, password) == (ANN, PASSWORD) else None
+class LiteralClient(Client):
+    """Inlines literals into the response lines (no time limit)."""
+
+    async def response(self) -> bytes:
+        response = await self.reader.readline()
+        while (m := LITERAL.search(response)) is not None:
+            response += await self.reader.readexactly(int(m.group(1)))
+            response += await self.reader.readline()
+        return response
 
 
-class Client:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer, self.n = reader, writer, 0
-
-    async def command(self, line: str) -> list[bytes]:
-        """Untagged responses (literals inlined) of one command that must end OK."""
-        self.n += 1
-        tag = f"t{self.n}".encode()
-        self.writer.write(tag + b" " + line.encode() + b"\r\n")
-        out: list[bytes] = []
-        while True:
-            response = await self.reader.readline()
-            while (m := LITERAL.search(response)) is not None:
-                response += await self.reader.readexactly(int(m.group(1)))
-                response += await self.reader.readline()
-            if response.startswith(tag + b" "):
-                assert response.startswith(tag + b" OK"), response
-                return out
-            out.append(response)
-
-
-@asynccontextmanager
-async def imap(store: MailStore) -> AsyncIterator[Client]:
+def imap(store: MailStore) -> AbstractAsyncContextManager[LiteralClient]:
     """A listener with a fresh parsed cache over ``store``, and a logged-in client."""
     services = ImapServices(authenticator=Auth(), store=store, allow_plaintext_auth=True)
-    sock = socket.create_server(("127.0.0.1", 0))
-    server = await start_imap(services, sock=sock, implicit_tls=False)
-    reader, writer = await asyncio.open_connection(*sock.getsockname()[:2])
-    client = Client(reader, writer)
-    await reader.readline()
-    try:
-        await client.command(f"LOGIN {ANN} {PASSWORD}")
-        await client.command("SELECT INBOX")
-        yield client
-    finally:
-        writer.close()
-        server.close()
-        services.shut_down()
-        await server.wait_closed()
+    return store_imap(services, LiteralClient)
 
 
 def _item(response: bytes, name: bytes) -> bytes:
@@ -259,27 +227,9 @@ async def test_the_summary_log_survives_expunges_and_a_torn_tail(tmp_path: Path)
 # -- PostgreSQL: statements per command ---------------------------------------------
 
 
-@contextmanager
-def statements(db: Database) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement)
-
-    target = db.engine.sync_engine
-    event.listen(target, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(target, "before_cursor_execute", count)
-
-
 @pytest.fixture
 async def pg(pg_database: str) -> AsyncIterator[Backend]:
-    db = Database(pg_database)
-    async with db.engine.begin() as conn:
-        await conn.execute(text("TRUNCATE store_messages, store_folders, store_mailboxes "
-                                "RESTART IDENTITY CASCADE"))
+    db = await empty_store_db(pg_database)
     try:
         yield Backend("postgresql", lambda: PostgresStore(db), lambda: None, lambda: None, db)
     finally:

@@ -15,8 +15,8 @@ import signal
 from collections.abc import AsyncIterator
 
 import pytest
-from mail_helpers import Sink, sink_server
-from worker_helpers import Node, holder, running, stopped
+from mail_helpers import Sink
+from worker_helpers import Node, filtered_customer, holder, running, stopped
 
 from mailward.app import Services
 from mailward.config import Settings
@@ -56,11 +56,7 @@ async def hosted(directory: Services) -> None:
 
 @pytest.fixture
 async def customer(directory: Services) -> AsyncIterator[Sink]:
-    await directory.accounts.create(OP, "Acme")
-    await directory.domains.create(OP, "filtered.example", account="Acme")
-    await directory.bulk.add_lines(OP, ["ann@filtered.example"], AddressList.FILTER)
-    async with sink_server() as sink:
-        await directory.servers.add(OP, "filtered.example", sink.address, preference=10)
+    async with filtered_customer(directory) as sink:
         yield sink
 
 

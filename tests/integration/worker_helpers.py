@@ -12,6 +12,11 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+from mail_helpers import Sink, sink_server
+
+from mailward.app import Services
+from mailward.db import AddressList
+from mailward.directory import Actor
 from mailward.server.run import STOP_SECONDS
 
 START_TIMEOUT = 60
@@ -189,3 +194,15 @@ async def stopped(*pids: int) -> AsyncIterator[None]:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
+
+
+@contextlib.asynccontextmanager
+async def filtered_customer(directory: Services) -> AsyncIterator[Sink]:
+    """Customer domain filtered.example (ann listed Filter) delivering to a loopback sink."""
+    op = Actor.operator()
+    await directory.accounts.create(op, "Acme")
+    await directory.domains.create(op, "filtered.example", account="Acme")
+    await directory.bulk.add_lines(op, ["ann@filtered.example"], AddressList.FILTER)
+    async with sink_server() as sink:
+        await directory.servers.add(op, "filtered.example", sink.address, preference=10)
+        yield sink
