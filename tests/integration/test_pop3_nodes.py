@@ -30,14 +30,16 @@ async def node(url: str) -> AsyncIterator[int]:
     """One node: its own connections, store and lock registry; yields its POP3 port."""
     db = Database(url)
     sock = socket.create_server(("127.0.0.1", 0))
+    locks = PostgresMaildropLocks(url)
     server = await start_pop3(authenticator=Logins(), store=PostgresStore(db), sock=sock,
                               hostname="node.example", tls_context=None, implicit_tls=False,
-                              allow_plaintext_auth=True, locks=PostgresMaildropLocks(url))
+                              allow_plaintext_auth=True, locks=locks)
     try:
         yield sock.getsockname()[1]
     finally:
         server.close()
         await server.wait_closed()
+        await locks.aclose()
         await db.dispose()
 
 
@@ -60,3 +62,26 @@ async def test_a_mailbox_open_on_one_node_is_in_use_on_the_other(settings: Setti
         other = await asyncio.to_thread(login, second)
         assert (await asyncio.to_thread(other.stat))[0] == 1
         await asyncio.to_thread(other.quit)
+
+
+async def test_a_released_lock_session_is_kept_and_reused(settings: Settings) -> None:
+    """A lock's database session, once its lock is released, serves the next lock (one
+    round trip per POP3 login, not a new connection), and it really holds nothing: the
+    other node takes the mailbox at once."""
+    first, second = (PostgresMaildropLocks(settings.db_url) for _ in range(2))
+    try:
+        assert await first.acquire(ANN)
+        [session] = first._sessions.values()
+        assert not await second.acquire(ANN)
+        await first.release(ANN)
+        assert first._idle == [session]
+        assert await second.acquire(ANN)  # the released lock is free for another node
+        assert not await first.acquire(ANN)  # the kept session tried and found it taken
+        await second.release(ANN)
+        assert await first.acquire("bob@acme.example")
+        assert first._sessions["bob@acme.example"] is session  # no new connection
+        await first.release("bob@acme.example")
+    finally:
+        await first.aclose()
+        await second.aclose()
+    assert first._idle == [] and session.is_closed()

@@ -31,6 +31,9 @@ class MaildropLocks:
     def held(self, mailbox: str) -> bool:
         return mailbox in self._held
 
+    async def aclose(self) -> None:
+        """Let go of whatever the locks keep between sessions (here: nothing)."""
+
 
 DEFAULT_LOCKS = MaildropLocks()
 

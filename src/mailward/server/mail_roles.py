@@ -172,9 +172,13 @@ class ListenerRole(_Role):
                 await asyncio.wait_for(asyncio.gather(
                     self.limiter.wait_drained(),
                     *(s.wait_closed() for s in self._servers)), DRAIN_SECONDS)
+            await self.closed()
 
     def closing(self) -> None:
         """The listeners stopped accepting: end long-lived sessions (default: none)."""
+
+    async def closed(self) -> None:
+        """The sessions ended (or the drain timed out): free what they shared."""
 
     @property
     def ports(self) -> list[int]:
@@ -261,6 +265,9 @@ class Pop3Role(ListenerRole):
         self.authenticator = _DirectoryLogin(services.mail_login, "pop3", LoginDeferred)
         self.store = mail.store
         self.locks = maildrop_locks(settings)  # other processes serve the mailbox too
+
+    async def closed(self) -> None:
+        await self.locks.aclose()
 
     async def start(self, sock: socket.socket, index: int,
                     tls: ssl.SSLContext) -> asyncio.Server:
