@@ -71,6 +71,9 @@ class PostgresStore:
         if db.engine.dialect.name != "postgresql":
             raise ValueError("PostgresStore needs a PostgreSQL database")
         self.db = db
+        # Reads are one statement each: in autocommit they need no BEGIN and ROLLBACK
+        # round trips around it (the writes keep their transactions: ``_write``).
+        self._reads = db.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @asynccontextmanager
     async def _write(self, mailbox: str) -> AsyncIterator[tuple[AsyncConnection, q.Box]]:
@@ -82,7 +85,7 @@ class PostgresStore:
     async def _box_id(self, mailbox: str) -> int:
         """The mailbox's id for reading, creating its storage (with INBOX) on first use."""
         split_mailbox(mailbox)
-        async with self.db.engine.connect() as conn:
+        async with self._reads.connect() as conn:
             box_id = (
                 await conn.execute(select(StoreMailbox.id).where(StoreMailbox.address == mailbox))
             ).scalar()
@@ -133,7 +136,7 @@ class PostgresStore:
 
     async def usage(self, mailbox: str) -> int:
         split_mailbox(mailbox)
-        async with self.db.engine.connect() as conn:
+        async with self._reads.connect() as conn:
             used = (
                 await conn.execute(
                     select(StoreMailbox.usage_bytes).where(StoreMailbox.address == mailbox)
@@ -145,11 +148,11 @@ class PostgresStore:
 
     async def folders(self, mailbox: str) -> list[FolderStatus]:
         split_mailbox(mailbox)
-        async with self.db.engine.connect() as conn:
+        async with self._reads.connect() as conn:
             found = await q.statuses(conn, mailbox)
         if not found:  # a new mailbox: created with its INBOX
             await self._box_id(mailbox)
-            async with self.db.engine.connect() as conn:
+            async with self._reads.connect() as conn:
                 found = await q.statuses(conn, mailbox)
         return sorted(found, key=lambda s: (s.name != INBOX, s.name))
 
@@ -157,11 +160,11 @@ class PostgresStore:
         """One statement (two more the first time a mailbox is used)."""
         name = normalize_folder(folder)
         split_mailbox(mailbox)
-        async with self.db.engine.connect() as conn:
+        async with self._reads.connect() as conn:
             found = await q.statuses(conn, mailbox, name)
         if not found:
             await self._require_folder(mailbox, name)
-            async with self.db.engine.connect() as conn:
+            async with self._reads.connect() as conn:
                 found = await q.statuses(conn, mailbox, name)
         if not found:
             raise NoSuchFolder(f"folder {name!r} does not exist in {mailbox}")
@@ -237,7 +240,7 @@ class PostgresStore:
 
     async def subscriptions(self, mailbox: str) -> list[str]:
         split_mailbox(mailbox)
-        async with self.db.engine.connect() as conn:
+        async with self._reads.connect() as conn:
             return await subs.list_subscriptions(conn, mailbox)
 
     async def subscribe(self, mailbox: str, folder: str) -> None:
@@ -256,7 +259,7 @@ class PostgresStore:
         """Raise ``NoSuchFolder`` unless the folder exists (creating the mailbox if new):
         the slow path after a one-statement read found no row."""
         box_id = await self._box_id(mailbox)
-        async with self.db.engine.connect() as conn:
+        async with self._reads.connect() as conn:
             await q.find_folder(conn, box_id, name, mailbox)
 
     async def messages(self, mailbox: str, folder: str) -> list[MessageInfo]:
@@ -276,7 +279,7 @@ class PostgresStore:
             .where(StoreMailbox.address == mailbox, StoreFolder.name == name)
             .order_by(StoreMessage.uid)
         )
-        async with self.db.engine.connect() as conn:
+        async with self._reads.connect() as conn:
             rows = (await conn.execute(statement)).all()
         if not rows:
             await self._require_folder(mailbox, name)
@@ -291,7 +294,7 @@ class PostgresStore:
         name = normalize_folder(folder)
         split_mailbox(mailbox)
         q.check_uid(uid, name)
-        async with self.db.engine.connect() as conn:
+        async with self._reads.connect() as conn:
             body = (
                 await conn.execute(
                     select(StoreMessage.body).where(
@@ -313,7 +316,7 @@ class PostgresStore:
         if not wanted:
             await self._require_folder(mailbox, name)
             return {}
-        async with self.db.engine.connect() as conn:
+        async with self._reads.connect() as conn:
             rows = (
                 await conn.execute(
                     select(StoreMessage.uid, StoreMessage.body).where(
@@ -337,7 +340,7 @@ class PostgresStore:
             return {}
         current = func.substring(StoreMessage.summary, 1, len(q.SUMMARY_PREFIX))
         stale = (StoreMessage.summary.is_(None)) | (current != q.SUMMARY_PREFIX)
-        async with self.db.engine.connect() as conn:
+        async with self._reads.connect() as conn:
             rows = (
                 await conn.execute(
                     select(
