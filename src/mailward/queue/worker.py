@@ -92,9 +92,12 @@ class Job:
 
     message_id: int
     domain: str
-    recipient_ids: tuple[int, ...]
     message: ClaimedMessage | None = None
     rows: tuple[ClaimedRecipient, ...] = ()
+
+    @property
+    def recipient_ids(self) -> tuple[int, ...]:
+        return tuple(row.id for row in self.rows)
 
 
 class DeliveryWorker:
@@ -240,11 +243,8 @@ class DeliveryWorker:
         for rid, mid, domain, recipient, orcpt, notify, attempts, warned in claimed:
             groups[(mid, domain)].append(
                 ClaimedRecipient(rid, recipient, domain, orcpt, notify, attempts, warned))
-        jobs = []
-        for (mid, domain), rows in groups.items():
-            jobs.append(Job(mid, domain, tuple(r.id for r in rows), found.get(mid),
-                            tuple(rows)))
-        return jobs
+        return [Job(mid, domain, found.get(mid), tuple(rows))
+                for (mid, domain), rows in groups.items()]
 
     async def deliver(self, job: Job) -> None:
         message, rows = job.message, list(job.rows)
