@@ -10,13 +10,21 @@ from mailward.db.migrate import current_revision, head_revision, is_current, upg
 from mailward.db.models import Base
 
 
+def _modelled(name: str | None, type_: str, _parents: object) -> bool:
+    """SQLite's FTS5 table of the mail search index (and its shadow tables) is made by
+    migration 0018 outside the models."""
+    return not (type_ == "table" and name is not None and name.startswith("mail_search_fts"))
+
+
 async def test_schema_matches_models(db_url: str) -> None:
     engine = make_engine(db_url)
     try:
         async with engine.connect() as conn:
             diff = await conn.run_sync(
                 lambda c: compare_metadata(
-                    MigrationContext.configure(c, opts={"compare_type": True}), Base.metadata
+                    MigrationContext.configure(
+                        c, opts={"compare_type": True, "include_name": _modelled}),
+                    Base.metadata
                 )
             )
         assert diff == []

@@ -257,6 +257,20 @@ class Settings(BaseSettings):
     """Most answers each lookup cache keeps per process (least recently used go first; 0: off)."""
     lookup_cache_seconds: float = Field(60.0, ge=0)
     """Longest a cached lookup answer is used (a safety net for changes made behind our back)."""
+    # webmail sending (issue 19, H3): undo send and send later hold mail in our queue.
+    webmail_undo_seconds: int = Field(10, ge=0, le=30)
+    """Default undo-send window: sent mail waits this long in the queue (0: off)."""
+    webmail_max_upload_bytes: int = Field(25 * 1024 * 1024, ge=1024)
+    """Largest total of attachments one webmail message may carry."""
+    webmail_send_later_max_days: int = Field(60, ge=1, le=3650)
+    """Furthest ahead "send later" may schedule a message."""
+    # webmail images (issue 19, H2): the proxy that fetches remote images for a mail body.
+    webmail_image_proxy_allow: list[str] = Field(default_factory=list)
+    """Private networks the image proxy may still fetch from (JSON list: ["10.1.0.0/16"])."""
+    webmail_image_proxy_timeout_seconds: float = Field(5.0, gt=0)
+    """Longest one proxied image fetch may take, DNS and redirects included."""
+    webmail_image_proxy_max_bytes: int = Field(5 * 1024 * 1024, ge=1024)
+    """Largest remote image the proxy passes on."""
 
     @classmethod
     def settings_customise_sources(

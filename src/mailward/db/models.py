@@ -652,3 +652,201 @@ class LookupGeneration(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+# -- webmail sending (issue 19): held mail and delivery outcomes --------------------------
+
+
+class WebmailOutbox(Base):
+    """A message a mailbox sent from webmail: its queue id, the Sent copy, and until when
+    the queue holds it (undo window or send later). Kept after delivery for the trace."""
+
+    __tablename__ = "webmail_outbox"
+    __table_args__ = (Index("ix_webmail_outbox_mailbox_message_id", "mailbox", "message_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    queue_id: Mapped[str] = mapped_column(String(32), unique=True)
+    mailbox: Mapped[str] = mapped_column(String(320))
+    message_id: Mapped[str] = mapped_column(String(250))
+    subject: Mapped[str] = mapped_column(String(200), default="")
+    recipients: Mapped[str] = mapped_column(Text)  # envelope recipients, comma-separated
+    sent_folder: Mapped[str | None] = mapped_column(String(500))
+    sent_uid: Mapped[int | None] = mapped_column(Integer)
+    release_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    undo: Mapped[bool] = mapped_column(Boolean, default=True)  # False: sent later
+    draft_state: Mapped[str | None] = mapped_column(Text)  # the form's state, for undo
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WebmailDelivery(Base):
+    """How a recipient of a webmail message finished (it then leaves the queue): written
+    by the delivery worker with the outcome, for the sender's delivery trace."""
+
+    __tablename__ = "webmail_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    queue_id: Mapped[str] = mapped_column(String(32), index=True)
+    recipient: Mapped[str] = mapped_column(String(320))
+    result: Mapped[str] = mapped_column(String(10))  # delivered, relayed, bounced
+    status: Mapped[str] = mapped_column(String(16))  # RFC 3463, e.g. "2.0.0"
+    detail: Mapped[str] = mapped_column(Text)  # the remote reply or our reason
+    remote_mta: Mapped[str | None] = mapped_column(String(253))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+WEBMAIL_ORIGIN = "webmail"  # queue origin of mail sent from webmail (starts inside mailward)
+
+
+# -- webmail (issue 19, H4): address book, identities, settings, mailbox two-factor ------
+# Keyed by the mailbox's address; the foreign key to ``addresses.email`` takes the rows
+# with the address when it is deleted (directly, or with its domain).
+
+
+class WebmailContact(Base):
+    """A contact of a mailbox's address book; its addresses are ``WebmailContactEmail``s."""
+
+    __tablename__ = "webmail_contacts"
+    __table_args__ = (
+        Index("ix_webmail_contacts_mailbox_name_key", "mailbox", "name_key"),
+        UniqueConstraint("mailbox", "uid"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailbox: Mapped[str] = mapped_column(
+        String(320), ForeignKey("addresses.email", ondelete="CASCADE"))
+    uid: Mapped[str | None] = mapped_column(String(255))  # the vCard UID, when imported
+    name: Mapped[str] = mapped_column(String(200), default="")
+    name_key: Mapped[str] = mapped_column(String(200), default="")  # casefolded, for search
+    organisation: Mapped[str] = mapped_column(String(200), default="")
+    note: Mapped[str] = mapped_column(Text, default="")
+    phones: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of strings
+    used: Mapped[int] = mapped_column(Integer, default=0)  # mails sent to it (suggestions)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class WebmailContactEmail(Base):
+    """One address of a contact; ``position`` 0 is its primary address."""
+
+    __tablename__ = "webmail_contact_emails"
+    __table_args__ = (
+        UniqueConstraint("contact_id", "email"),
+        Index("ix_webmail_contact_emails_mailbox_email", "mailbox", "email"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("webmail_contacts.id", ondelete="CASCADE"))
+    mailbox: Mapped[str] = mapped_column(String(320))  # the contact's, for scoped lookups
+    email: Mapped[str] = mapped_column(String(320))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class WebmailContactGroup(Base):
+    """A named group of a mailbox's contacts (vCard CATEGORIES)."""
+
+    __tablename__ = "webmail_contact_groups"
+    __table_args__ = (UniqueConstraint("mailbox", "name_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailbox: Mapped[str] = mapped_column(
+        String(320), ForeignKey("addresses.email", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    name_key: Mapped[str] = mapped_column(String(100))  # casefolded: names are unique so
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WebmailContactGroupMember(Base):
+    """A contact in a group (both of the same mailbox)."""
+
+    __tablename__ = "webmail_contact_group_members"
+
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("webmail_contact_groups.id", ondelete="CASCADE"), primary_key=True)
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("webmail_contacts.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class WebmailIdentity(Base):
+    """A sender identity of a mailbox: an address it may send as, a name, signatures."""
+
+    __tablename__ = "webmail_identities"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailbox: Mapped[str] = mapped_column(
+        String(320), ForeignKey("addresses.email", ondelete="CASCADE"), index=True)
+    address: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    reply_to: Mapped[str | None] = mapped_column(String(320))
+    signature_text: Mapped[str] = mapped_column(Text, default="")
+    signature_html: Mapped[str | None] = mapped_column(Text)  # as given; sanitised when shown
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WebmailPrefs(Base):
+    """A mailbox's webmail settings: the JSON object of the keys it changed."""
+
+    __tablename__ = "webmail_prefs"
+
+    mailbox: Mapped[str] = mapped_column(
+        String(320), ForeignKey("addresses.email", ondelete="CASCADE"), primary_key=True)
+    prefs: Mapped[str] = mapped_column(Text, default="{}")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class MailboxTotp(Base):
+    """A mailbox's two-factor login (RFC 6238): its base32 secret and the last time step a
+    code was accepted for (a code is good once), as ``User.totp_*`` for panel users."""
+
+    __tablename__ = "mailbox_two_factor"
+
+    mailbox: Mapped[str] = mapped_column(
+        String(320), ForeignKey("addresses.email", ondelete="CASCADE"), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(64))
+    last_step: Mapped[int | None] = mapped_column(BigInteger)
+    enabled_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# -- helper H1 (issue 19): the webmail's mail search index -----------------------------
+
+from sqlalchemy.dialects.postgresql import TSVECTOR  # noqa: E402 - only this block uses it
+
+
+class MailSearchDoc(Base):
+    """One message in the search index (:mod:`mailward.store.search_index`), keyed as the
+    store keys it. PostgreSQL keeps the words in ``tsv`` (weights: A from, B to, C
+    subject, D body); SQLite leaves ``tsv`` NULL and keeps them in the FTS5 table
+    ``mail_search_fts`` (made by migration 0018 only there), whose rowid is ``id``."""
+
+    __tablename__ = "mail_search_docs"
+    __table_args__ = (
+        UniqueConstraint("mailbox", "folder", "uidvalidity", "uid"),
+        Index("ix_mail_search_docs_tsv", "tsv", postgresql_using="gin"),  # SQLite: unused
+        # newest first: PostgreSQL walks it backwards for a query most messages match
+        Index("ix_mail_search_docs_mailbox_received", "mailbox", "received"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(320))
+    folder: Mapped[str] = mapped_column(String(1024))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    uid: Mapped[int] = mapped_column(BigInteger)
+    received: Mapped[datetime] = mapped_column(UTCDateTime())
+    tsv: Mapped[str | None] = mapped_column(
+        Text().with_variant(TSVECTOR(), "postgresql"), nullable=True)
+
+
+class MailSearchFolder(Base):
+    """A folder's store counters when the search index last caught up with it: a search
+    skips the folder while they are unchanged."""
+
+    __tablename__ = "mail_search_folders"
+    __table_args__ = (UniqueConstraint("mailbox", "folder"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(320))
+    folder: Mapped[str] = mapped_column(String(1024))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    uidnext: Mapped[int] = mapped_column(BigInteger)
+    messages: Mapped[int] = mapped_column(BigInteger)
