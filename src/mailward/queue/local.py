@@ -34,7 +34,8 @@ from mailward.queue.loops import (
 )
 from mailward.queue.outcome import Outcome
 from mailward.queue.spool import NewRecipient, Spool
-from mailward.store import MailStore, QuotaExceeded
+from mailward.store import MailStore, QuotaExceeded, Stored
+from mailward.store.search_index import SearchIndex
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class LocalDelivery:
         self.spool = spool
         self.recipients = recipients or RecipientLookup(db)  # sub-addressing as on the MX
         self.limits = limits or ForwardLimits()
+        self.search_index = SearchIndex(db)  # webmail search: indexed as delivered
 
     async def deliver(self, recipient: str, *, sender: str, data: bytes,
                       smtputf8: bool = False) -> Outcome:
@@ -80,9 +82,10 @@ class LocalDelivery:
         stored = ""
         if kind in (AddressKind.MAILBOX, AddressKind.AUTOCC):
             try:
-                await self.store.deliver(recipient, copy, quota_bytes=quota)
+                landed = await self.store.deliver(recipient, copy, quota_bytes=quota)
             except QuotaExceeded:
                 return Outcome.deferred("4.2.2", f"mailbox {recipient} is full (over quota)")
+            await self._index(recipient, landed, copy)
             await self._record_usage(address_id, recipient)
             stored = f"delivered to mailbox {recipient}; "
         if kind in (AddressKind.FORWARDER, AddressKind.AUTOCC) and found.destinations:
@@ -127,6 +130,15 @@ class LocalDelivery:
                 smtputf8=smtputf8,
             )
         return None
+
+    async def _index(self, mailbox: str, landed: Stored, data: bytes) -> None:
+        """Add the message to the search index; a failure is logged, never the delivery's
+        (a search indexes what is missing when it next looks at the folder)."""
+        try:
+            await self.search_index.add(mailbox, landed, data)
+        except Exception:
+            log.warning("search index: %s %s/%d not indexed at delivery", mailbox,
+                        landed.folder, landed.uid, exc_info=True)
 
     async def _record_usage(self, address_id: int, mailbox: str) -> None:
         """Keep the directory's usage figure (panel, RCPT-time quota check) current."""

@@ -122,11 +122,12 @@ class MessageInfo:
 class Summary:
     """What an IMAP listing needs of a message besides its metadata, kept from delivery on
     (as Dovecot's index cache): its ENVELOPE, BODYSTRUCTURE and BODY values (RFC 3501
-    §7.4.2 syntax, without the item name)."""
+    §7.4.2 syntax, without the item name), and its References field for threading."""
 
     envelope: bytes
     bodystructure: bytes
     body: bytes
+    references: bytes = b""
 
 
 @runtime_checkable

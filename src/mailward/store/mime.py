@@ -603,6 +603,10 @@ def section(data: bytes, spec: str, root: _Part | None = None) -> bytes:
     return _header_fields(msg, names, kind.endswith(".NOT"))
 
 
+MAX_REFERENCES = 4096
+"""Kept of a References field for threading (the newest IDs are the ones at its end)."""
+
+
 class Message:
     """A message parsed once, for any number of FETCH items."""
 
@@ -624,6 +628,12 @@ class Message:
 
     def bodystructure(self, *, extensible: bool = True) -> bytes:
         return _body(self.root, extensible)
+
+    def references(self) -> bytes:
+        """The References field's value (unfolded, at most ``MAX_REFERENCES`` bytes)."""
+        raw = _header_fields(self.root, ["references"], False)
+        value = raw.partition(b":")[2] if b":" in raw else b""
+        return b" ".join(value.split())[:MAX_REFERENCES]
 
     def section(self, spec: str) -> bytes:
         if not spec.strip():  # BODY[]: the message as it is
