@@ -7,7 +7,8 @@ at most one Sender:, every field name printable ASCII right before its colon (``
 or a line without a colon would let other readers see other senders). Any recipient is
 accepted: the user is authenticated, and routing delivers local recipients into their
 mailboxes and the rest to their domains' MX hosts (or the smarthost), with the queue's
-retries and bounces.
+retries and bounces. Webmail sends through :meth:`SubmissionIntake.submit` too, so the same
+rules, signing and spool apply to it.
 """
 
 from __future__ import annotations
@@ -16,12 +17,16 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from email.headerregistry import Address as HeaderAddress
 from email.policy import default as default_policy
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailward.core.errors import InvalidInput
 from mailward.core.normalize import domain_of, normalize_address
 from mailward.directory.mail_login import MailLogin
+from mailward.dkim import DkimService, sign
 from mailward.filter.parsed import HeaderIndex
 from mailward.queue.spool import NewRecipient, Spool
 from mailward.smtp.types import Envelope, Reply
@@ -79,7 +84,22 @@ def from_addresses(data: bytes | HeaderIndex, field: str = "from") -> list[str] 
     return found or None
 
 
+def dkim_signer(service: DkimService) -> Signer:
+    """Sign with the From: domain's active DKIM key (unsigned if it has none)."""
+
+    async def signer(data: bytes, domain: str) -> bytes:
+        key = await service.signing_key(domain)
+        if key is None:
+            return data
+        selector, private_key = key
+        return await sign(data, domain=domain, selector=selector, private_key=private_key)
+
+    return signer
+
+
 class SubmissionIntake:
+    """The one path of mail a mailbox user sends: SMTP submission and webmail alike."""
+
     def __init__(self, login: MailLogin, spool: Spool, signer: Signer | None = None) -> None:
         self.login = login
         self.spool = spool
@@ -102,31 +122,67 @@ class SubmissionIntake:
         login = envelope.authenticated_as
         if login is None:  # the listener never lets this happen
             return Reply(530, "5.7.0", "Authentication required")
-        problem = header_problem(envelope.data)
+        recipients = [NewRecipient(normalize_address(r.address), r.orcpt, r.notify)
+                      for r in envelope.recipients]
+        return await self.submit(
+            login, envelope.sender, recipients, envelope.data, peer=envelope.peer,
+            envid=envelope.envid, ret=envelope.ret, smtputf8=envelope.smtputf8,
+            sender_checked=True)  # at MAIL FROM
+
+    async def refusal(self, login: str, data: bytes) -> tuple[Reply | None, str]:
+        """Why ``login`` may not send this message (None: it may), and the first From:
+        address (the DKIM signing domain's): the header checks and the sender rules."""
+        problem = header_problem(data)
         if problem is not None:
             log.info("submission: refused a message of %s: %s", login, problem)
-            return Reply(550, "5.6.0", problem)
-        headers = HeaderIndex.of(envelope.data)  # the header block, split once
+            return Reply(550, "5.6.0", problem), ""
+        headers = HeaderIndex.of(data)  # the header block, split once
         senders = from_addresses(headers)
         if senders is None:
-            return Reply(550, "5.6.0", "Message needs a readable From: header")
+            return Reply(550, "5.6.0", "Message needs a readable From: header"), ""
         for address in senders:
             if not await self.login.may_send_as(login, address):
                 log.warning("submission: %s tried From: %s", login, address)
-                return FROM_NOT_YOURS
+                return FROM_NOT_YOURS, address
         if headers.count("sender"):  # names checked above
             for address in from_addresses(headers, "sender") or ["<unreadable>"]:
                 if not await self.login.may_send_as(login, address):
                     log.warning("submission: %s tried Sender: %s", login, address)
-                    return SENDER_NOT_YOURS
-        data = envelope.data
+                    return SENDER_NOT_YOURS, address
+        return None, senders[0]
+
+    async def submit(
+        self,
+        login: str,
+        sender: str,
+        recipients: list[NewRecipient],
+        data: bytes,
+        *,
+        origin: str = "submission",
+        peer: str | None = None,
+        envid: str | None = None,
+        ret: str | None = None,
+        smtputf8: bool = False,
+        sender_checked: bool = False,
+        not_before: datetime | None = None,
+        queue_id: str | None = None,
+        also: Callable[[AsyncSession], Awaitable[object]] | None = None,
+    ) -> Reply:
+        """Check, DKIM-sign and queue what ``login`` sends; 250 with the queue id, or the
+        refusal (nothing queued). ``not_before``, ``queue_id`` and ``also``: see
+        :meth:`Spool.enqueue` (webmail holds its mail for undo send and send later)."""
+        if not sender_checked:
+            answer = await self.check_sender(login, sender)
+            if not answer.ok:
+                return answer
+        refused, author = await self.refusal(login, data)
+        if refused is not None:
+            return refused
         if self.signer is not None:
-            data = await self.signer(data, domain_of(normalize_address(senders[0])))
-        recipients = [NewRecipient(normalize_address(r.address), r.orcpt, r.notify)
-                      for r in envelope.recipients]
-        queue_id = await self.spool.enqueue(
-            sender=normalize_address(envelope.sender), recipients=recipients, data=data,
-            origin="submission", peer=envelope.peer, envid=envelope.envid, ret=envelope.ret,
-            smtputf8=envelope.smtputf8,
+            data = await self.signer(data, domain_of(normalize_address(author)))
+        queued = await self.spool.enqueue(
+            sender=normalize_address(sender), recipients=recipients, data=data,
+            origin=origin, peer=peer, envid=envid, ret=ret, smtputf8=smtputf8,
+            not_before=not_before, queue_id=queue_id, also=also,
         )
-        return Reply(250, "2.0.0", f"Ok: queued as {queue_id}")
+        return Reply(250, "2.0.0", f"Ok: queued as {queued}")

@@ -19,7 +19,7 @@ from mailward.core.errors import InvalidInput, NotFound
 from mailward.core.normalize import normalize_domain
 from mailward.core.paging import Page
 from mailward.db import Database, QueuedMessage, QueuedRecipient, QueueStatus
-from mailward.db.models import utcnow
+from mailward.db.models import WebmailOutbox, utcnow
 from mailward.queue.spool import Spool
 
 MAX_PER_PAGE = 1000
@@ -114,10 +114,15 @@ class QueueService:
             )
 
     async def retry(self, actor: Actor, queue_id: str) -> QueueMessageView:
-        """Make the caller's waiting recipients of a message due now."""
+        """Make the caller's waiting recipients of a message due now (not webmail mail
+        its sender still holds back: undo window or send later)."""
         async with self.db.session() as session, session.begin():
             message, rows = await self._message(session, actor, queue_id)
-            waiting = [r for r in rows if r.status is not QueueStatus.ACTIVE]
+            held_until = await session.scalar(select(WebmailOutbox.release_at).where(
+                WebmailOutbox.queue_id == message.queue_id))
+            held = held_until is not None and held_until > utcnow()
+            waiting = [r for r in rows if r.status is not QueueStatus.ACTIVE
+                       and not (held and r.status is QueueStatus.QUEUED)]
             if waiting:
                 await session.execute(
                     update(QueuedRecipient)

@@ -10,6 +10,10 @@ transaction: all or none, so a client's retry after a failure duplicates nothing
 The hot writes (``enqueue_many``, ``finish``) go through one :class:`GroupCommitter` per
 spool: concurrent messages share a transaction (and its fsync); each caller returns only
 after its group committed.
+
+Webmail holds mail back in the queue itself (``not_before``: rows not due before the end
+of the undo window or the send-later time) and cancels it with ``cancel_unclaimed`` while
+no worker has claimed it.
 """
 
 from __future__ import annotations
@@ -22,19 +26,19 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.policy import default as default_policy
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailward.core.normalize import domain_of
 from mailward.db import Database, QueuedMessage, QueueStatus
 from mailward.db.models import EXTERNAL_ORIGINS, utcnow
 from mailward.directory.facts import domain_facts
-from mailward.queue.group_commit import GroupCommitter, QueueRows
+from mailward.queue.group_commit import MESSAGES, RECIPIENTS, WRITE_LOCK, GroupCommitter, QueueRows
 from mailward.queue.wake import Wakeup
 
 ORPHAN_AGE = timedelta(hours=1)
@@ -128,6 +132,10 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class _TooLate(Exception):
+    """A worker claimed or tried the message first (rolls the cancelling back)."""
+
+
 class Spool:
     """Puts messages into the queue and gets their bytes back."""
 
@@ -161,14 +169,20 @@ class Spool:
         envid: str | None = None,
         ret: str | None = None,
         smtputf8: bool = False,
+        not_before: datetime | None = None,
+        queue_id: str | None = None,
+        also: Callable[[AsyncSession], Awaitable[object]] | None = None,
     ) -> str:
         """Make the message durable and queue one row per recipient; returns the queue id.
 
-        Only once this returns may the message be acknowledged.
+        Only once this returns may the message be acknowledged. ``not_before``: no worker
+        claims the rows before then (webmail's undo window and send later); ``queue_id``:
+        one the caller made with :func:`new_queue_id` (to name it in ``also``'s rows).
         """
         [queue_id] = await self.enqueue_many(
             [NewCopy(recipients, data)], sender=sender, origin=origin, peer=peer,
-            envid=envid, ret=ret, smtputf8=smtputf8)
+            envid=envid, ret=ret, smtputf8=smtputf8, not_before=not_before, also=also,
+            ids=[queue_id] if queue_id else None)
         return queue_id
 
     async def enqueue_many(
@@ -182,21 +196,27 @@ class Spool:
         ret: str | None = None,
         smtputf8: bool = False,
         also: Callable[[AsyncSession], Awaitable[object]] | None = None,
+        not_before: datetime | None = None,
+        ids: Sequence[str] | None = None,
     ) -> list[str]:
         """Queue several copies of one message atomically; their queue ids, in order.
 
         Every copy's bytes are made durable first, then all rows are committed in one
         transaction, with whatever ``also`` adds to it (e.g. quarantine rows of the same
         message). If anything fails, nothing is queued and the files are removed.
+        ``not_before``: the rows are not due before then; ``ids``: the copies' queue ids
+        (made by :func:`new_queue_id`) when the caller needs them beforehand.
         """
         if not copies or any(not copy.recipients for copy in copies):
             raise ValueError("a message needs at least one recipient")
-        ids = [new_queue_id() for _ in copies]
+        ids = list(ids) if ids is not None else [new_queue_id() for _ in copies]
+        if len(ids) != len(copies):
+            raise ValueError("one queue id per copy")
         pairs = list(zip(ids, copies, strict=True))
 
         async def work(session: AsyncSession, rows: QueueRows) -> None:
             await self._add_rows(session, rows, pairs, sender, origin, peer, envid, ret,
-                                 smtputf8)
+                                 smtputf8, not_before)
             if also is not None:
                 await also(session)
 
@@ -256,9 +276,13 @@ class Spool:
         envid: str | None,
         ret: str | None,
         smtputf8: bool,
+        not_before: datetime | None = None,
     ) -> None:
         """Add the rows of ``copies`` to ``rows`` (inserted with the rest of the group)."""
         now = utcnow()
+        # held mail (send later) counts as received when it falls due: its queue lifetime
+        # and delay warnings run from then
+        due = max(now, not_before) if not_before is not None else now
         # A row belongs to (is shown to) the account of its recipient's domain; mail from
         # inside mailward to a domain nobody proved belongs to no account, or a tenant
         # claiming someone else's domain would see other tenants' mail to it.
@@ -272,12 +296,12 @@ class Spool:
             rows.add(
                 {"queue_id": queue_id, "sender": sender, "size": len(copy.data),
                  "origin": origin, "peer": peer, "envid": envid, "ret": ret,
-                 "smtputf8": smtputf8, "subject": subject_of(copy.data), "received_at": now,
+                 "smtputf8": smtputf8, "subject": subject_of(copy.data), "received_at": due,
                  "body": copy.data if self.in_database else None},
                 [{"recipient": r.address, "domain": domain_of(r.address),
                   "account_id": owners[domain_of(r.address)], "orcpt": r.orcpt,
                   "notify": ",".join(r.notify) or None, "status": QueueStatus.QUEUED,
-                  "attempts": 0, "next_attempt_at": now, "lease_until": None,
+                  "attempts": 0, "next_attempt_at": due, "lease_until": None,
                   "lease_owner": None, "last_attempt_at": None, "last_error": None,
                   "delay_warned": False}
                  for r in copy.recipients])
@@ -313,6 +337,44 @@ class Spool:
         for queue_id in dropped:
             self.discard_file(queue_id)
         return dropped
+
+    async def cancel_unclaimed(
+        self, queue_id: str, also: Callable[[AsyncSession], Awaitable[object]] | None = None
+    ) -> bool:
+        """Delete a message and its rows if no worker has claimed or tried any of them yet
+        (webmail's undo send), with whatever ``also`` does, in one transaction; False (and
+        nothing changed) when it is too late.
+
+        The delete is conditional: a worker claiming the rows at the same moment either
+        commits first (the rows are no longer ``queued``: nothing is deleted) or waits for
+        this transaction (its claim then finds no row).
+        """
+        try:
+            async with self.db.session() as session, session.begin():
+                conn = await session.connection()
+                if self.db.is_sqlite:  # a write transaction from the start (see WRITE_LOCK)
+                    await conn.exec_driver_sql(WRITE_LOCK)
+                message_id = await session.scalar(
+                    select(QueuedMessage.id).where(QueuedMessage.queue_id == queue_id))
+                if message_id is None:
+                    return False
+                deleted = (await conn.execute(
+                    delete(RECIPIENTS).where(
+                        RECIPIENTS.c.message_id == message_id,
+                        RECIPIENTS.c.status == QueueStatus.QUEUED,
+                        RECIPIENTS.c.attempts == 0, RECIPIENTS.c.lease_owner.is_(None))
+                    .returning(RECIPIENTS.c.id))).all()
+                left = await conn.scalar(select(func.count()).select_from(RECIPIENTS).where(
+                    RECIPIENTS.c.message_id == message_id))
+                if not deleted or left:
+                    raise _TooLate
+                await conn.execute(delete(MESSAGES).where(MESSAGES.c.id == message_id))
+                if also is not None:
+                    await also(session)
+        except _TooLate:  # rolled back
+            return False
+        self.discard_file(queue_id)
+        return True
 
     def discard_file(self, queue_id: str) -> None:
         if not self.in_database:

@@ -8,7 +8,13 @@ domain travel together (one SMTP transaction per hop).
 A claim reads in one go what its deliveries need (the recipients from the claiming UPDATE,
 their messages in one SELECT, small bodies included); each delivery's outcome is stored
 through the spool's group committer, with those of concurrent deliveries in one
-transaction, and the message dropped in the next group once no recipient is left.
+transaction, and the message dropped in the next group once no recipient is left. How
+each recipient of webmail mail (origin ``webmail``) finished is written in that same
+transaction (``webmail_deliveries``: the sender's delivery trace).
+
+Mail held back (webmail's undo window, send later) is queued with its rows not due until
+then: no claim takes it early, and an idle worker's wait already ends at the earliest due
+row.
 """
 
 from __future__ import annotations
@@ -18,15 +24,15 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, case, delete, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from mailward.config import Settings
 from mailward.db import Database, QueuedRecipient, QueueStatus
-from mailward.db.models import utcnow
+from mailward.db.models import WEBMAIL_ORIGIN, WebmailDelivery, utcnow
 from mailward.queue.connections import connection_cache
 from mailward.queue.dsn import DsnRecipient, build_dsn, should_notify
 from mailward.queue.group_commit import MESSAGES, RECIPIENTS, WRITE_LOCK, QueueRows
@@ -53,6 +59,8 @@ CLAIMED_MESSAGES = select(
 DEFER = update(RECIPIENTS).where(RECIPIENTS.c.id == bindparam("row_id"))  # SET: the params
 FINISH = (delete(RECIPIENTS).where(RECIPIENTS.c.id.in_(bindparam("ids", expanding=True)))
           .returning(RECIPIENTS.c.id))
+# how each recipient of a webmail message finished (it leaves the queue): the trace
+WEBMAIL_OUTCOMES = insert(cast(Table, WebmailDelivery.__table__))
 RECIPIENT_COLUMNS = (RECIPIENTS.c.id, RECIPIENTS.c.message_id, RECIPIENTS.c.domain,
                      RECIPIENTS.c.recipient, RECIPIENTS.c.orcpt, RECIPIENTS.c.notify,
                      RECIPIENTS.c.attempts, RECIPIENTS.c.delay_warned)
@@ -334,6 +342,14 @@ class DeliveryWorker:
         async def work(session: AsyncSession, rows: QueueRows) -> bool:
             conn = await session.connection()
             reports = list(notices)
+            if message.origin == WEBMAIL_ORIGIN and notices:
+                await conn.execute(WEBMAIL_OUTCOMES, [
+                    {"queue_id": message.queue_id, "recipient": row.recipient,
+                     "result": "bounced" if action == "failed" else action,
+                     "status": outcome.status[:16], "detail": outcome.detail[:2000],
+                     "remote_mta": (outcome.remote_mta or None) and outcome.remote_mta[:253],
+                     "at": now}
+                    for row, action, outcome in notices])
             for row, outcome, warn in deferred:
                 updated = await conn.execute(DEFER, {
                     "row_id": row.id, "status": QueueStatus.DEFERRED,

@@ -17,7 +17,6 @@ from mailward.app import Services
 from mailward.config import Settings
 from mailward.directory.forwarding import ForwardLimits
 from mailward.directory.mail_login import MailLogin
-from mailward.dkim import DkimService, sign
 from mailward.dns.recheck import DnsRechecker
 from mailward.filter import filter_pipeline
 from mailward.filter.auth import Authenticator
@@ -27,7 +26,7 @@ from mailward.imap.server import start_imap
 from mailward.imap.session import ImapServices
 from mailward.imap.session import LoginDeferred as ImapLoginDeferred
 from mailward.inbound.mx import MxIntake
-from mailward.inbound.submission import Signer, SubmissionIntake
+from mailward.inbound.submission import Signer, SubmissionIntake, dkim_signer
 from mailward.net.limits import ConnectionLimiter
 from mailward.pop3 import LoginDeferred, start_pop3
 from mailward.pop3.maildrop import MaildropLocks
@@ -86,19 +85,6 @@ class MailSystem:
         events = open_events(settings)
         return cls(queue.spool, open_store(settings, services.db, events), queue, settings,
                    dkim_signer(services.dkim), events)
-
-
-def dkim_signer(service: DkimService) -> Signer:
-    """Sign with the From: domain's active DKIM key (unsigned if it has none)."""
-
-    async def signer(data: bytes, domain: str) -> bytes:
-        key = await service.signing_key(domain)
-        if key is None:
-            return data
-        selector, private_key = key
-        return await sign(data, domain=domain, selector=selector, private_key=private_key)
-
-    return signer
 
 
 def connection_caps(settings: Settings, role: str) -> tuple[int, int]:
