@@ -40,6 +40,7 @@ class Services:
         self.recipients = directory.recipients
         self.audit = directory.audit
         self.two_factor = directory.two_factor
+        self.mailbox_two_factor = directory.mailbox_two_factor
         self.resellers = directory.resellers
         self.limiter = directory.limiter
         self.mail_login = directory.mail_login

@@ -24,6 +24,7 @@ from mailward.directory.facts import RouteChanged
 from mailward.directory.lookup import Recipient, RecipientLookup, Verdict
 from mailward.directory.mail_login import LoginResult, MailLogin
 from mailward.directory.mailbox_self import MailboxSelfService
+from mailward.directory.mailbox_two_factor import MailboxTwoFactor
 from mailward.directory.passwords import Passwords
 from mailward.directory.resellers import ResellerService
 from mailward.directory.tokens import TokenService
@@ -52,6 +53,7 @@ class Directory:
                                           cache_seconds=settings.lookup_cache_seconds)
         self.audit = AuditService(db)
         self.two_factor = TwoFactorService(db)
+        self.mailbox_two_factor = MailboxTwoFactor(db)
         self.resellers = ResellerService(db)
         # One brute-force limit for web, POP3, IMAP and submission logins, counted in the
         # database so that every node of a cluster enforces it.

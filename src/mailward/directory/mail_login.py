@@ -67,9 +67,7 @@ class MailLogin:
             address = normalize_address(login)
         except InvalidInput:
             address = login.strip().lower()[:320]
-        mailbox_key, ip_key = f"mailbox:{address}", f"mail-ip:{peer}"
-        wait = await retry_after_all([(self.limiter, mailbox_key),
-                                      (self.ip_limiter, ip_key)])
+        wait = await self.retry_after(address, peer)
         if wait:
             self.cache.forget(address)
             log.warning("%s login for %s from %s refused: locked for %d s", protocol,
@@ -77,10 +75,19 @@ class MailLogin:
             return LoginResult(retry_after=wait)
         if await self._verify(address, password, protocol, peer):
             return LoginResult(mailbox=address)
-        attempt = await self.limiter.fail(mailbox_key)
-        await self.ip_limiter.fail(ip_key, attempt=attempt)  # an unlock takes both back
+        await self.fail(address, peer)
         log.info("%s login failed for %s from %s", protocol, address, peer)
         return LoginResult()
+
+    async def retry_after(self, address: str, peer: str) -> int:
+        """Seconds until ``address`` may try again from ``peer`` (0: now)."""
+        return await retry_after_all([(self.limiter, f"mailbox:{address}"),
+                                      (self.ip_limiter, f"mail-ip:{peer}")])
+
+    async def fail(self, address: str, peer: str) -> None:
+        """Count a failed login (a wrong password, or a wrong second-factor code)."""
+        attempt = await self.limiter.fail(f"mailbox:{address}")
+        await self.ip_limiter.fail(f"mail-ip:{peer}", attempt=attempt)  # an unlock takes both back
 
     async def _verify(self, address: str, password: str, protocol: str, peer: str) -> bool:
         async with self.db.session() as session:
@@ -122,6 +129,19 @@ class MailLogin:
             return False
         targets = {d.strip().lower() for d in (row.destinations or "").split(",")}
         return login in targets
+
+    async def sender_addresses(self, login: str, limit: int = 200) -> list[str]:
+        """The addresses :meth:`may_send_as` allows ``login``: itself first, then the
+        forwarders that deliver to it (at most ``limit``), sorted."""
+        async with self.db.session() as session:
+            rows = (await session.execute(
+                select(Address.email, Address.destinations).where(
+                    Address.kind == AddressKind.FORWARDER,
+                    Address.destinations.contains(login, autoescape=True))
+                .order_by(Address.email).limit(limit * 4))).all()
+        found = [row.email for row in rows if login in
+                 {d.strip().lower() for d in (row.destinations or "").split(",")}]
+        return [login, *found[:limit]]
 
     async def quota(self, mailbox: str) -> int | None:
         """The mailbox's quota in bytes (``None``: unlimited or not a mailbox)."""
