@@ -34,6 +34,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("dns",),
     ("inbound",),
     ("app",),
+    ("webmail",),
     ("web",),
     ("server",),
     ("cli",),
