@@ -180,7 +180,8 @@ def test_ready_lines() -> None:
     assert url_for("::", 81) == "http://[::1]:81"
     assert url_for("2001:db8::1", 80) == "http://[2001:db8::1]:80"
     assert describe({"web": "http://127.0.0.1:8080"}) == [
-        "web      http://127.0.0.1:8080  (panel /panel, API /api/v1, OpenAPI /api/v1/openapi.json)"
+        "web      http://127.0.0.1:8080  "
+        "(panel /panel, webmail /mail, API /api/v1, OpenAPI /api/v1/openapi.json)"
     ]
 
 

@@ -159,7 +159,7 @@ def _servers(services: Services, settings: Settings, roles: set[str],
              mail: MailSystem | None) -> dict[str, Any]:
     servers: dict[str, Any] = {}
     if "web" in roles:
-        servers["web"] = web_server(services, settings)
+        servers["web"] = web_server(services, settings, mail)
     if "mx" in roles:
         assert mail is not None
         servers["mx"] = MxRole(services, settings, mail)

@@ -12,10 +12,14 @@ import uvicorn
 
 from mailward.app import Services
 from mailward.config import Settings
+from mailward.server.mail_roles import MailSystem
+from mailward.store import open_store
+from mailward.store.events import open_events
 from mailward.web import create_app
+from mailward.web.context import STATE_KEY, WebContext
 from mailward.web.sessions import PURGE_EVERY_SECONDS, purge_expired_sessions
 
-DESCRIPTION = "panel /panel, API /api/v1, OpenAPI /api/v1/openapi.json"
+DESCRIPTION = "panel /panel, webmail /mail, API /api/v1, OpenAPI /api/v1/openapi.json"
 GRACEFUL_SHUTDOWN_SECONDS = 30
 
 log = logging.getLogger(__name__)
@@ -45,11 +49,13 @@ class RoleServer(uvicorn.Server):
     starts, then every interval beside it (e.g. the session purge)."""
 
     def __init__(self, config: uvicorn.Config,
-                 background: dict[str, tuple[float, Job]] | None = None) -> None:
+                 background: dict[str, tuple[float, Job]] | None = None, *,
+                 start: Job | None = None, stop: Job | None = None) -> None:
         super().__init__(config)
         self.listening = asyncio.Event()
         self.background = dict(background or {})
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.start, self.stop = start, stop  # before serving / after (e.g. mailbox events)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -57,6 +63,15 @@ class RoleServer(uvicorn.Server):
         yield
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.start is not None:
+            await self.start()
+        try:
+            await self._serve_role(sockets)
+        finally:
+            if self.stop is not None:
+                await asyncio.shield(self.stop())
+
+    async def _serve_role(self, sockets: list[socket.socket] | None) -> None:
         for name, (_, job) in self.background.items():
             await run_once(name, job)
         self.tasks = {name: asyncio.create_task(every(seconds, name, job),
@@ -76,6 +91,14 @@ class RoleServer(uvicorn.Server):
         if not self.should_exit:
             self.listening.set()
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Tell the app first (its update streams end), then stop as uvicorn does."""
+        state = getattr(self.config.app, "state", None)
+        context = state.get(STATE_KEY) if state is not None else None
+        if isinstance(context, WebContext):
+            context.stopping.set()
+        await super().shutdown(sockets=sockets)
+
     @property
     def port(self) -> int:
         """The port actually bound (meaningful once ``listening`` is set)."""
@@ -94,8 +117,20 @@ def bind(host: str, port: int, role: str = "web") -> socket.socket:
         raise OSError(exc.errno, f"{role}: cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
-def web_server(services: Services, settings: Settings) -> RoleServer:
-    app = create_app(services, settings)
+def web_server(services: Services, settings: Settings,
+               mail: MailSystem | None = None) -> RoleServer:
+    """The web role. Its webmail writes to a mail store that announces changes to IMAP
+    IDLE sessions and to the webmail's live updates: the store and events of the mail
+    roles of this process (``mail``), else its own, heard while the role serves."""
+    start: Job | None
+    stop: Job | None
+    if mail is not None:
+        store, start, stop = mail.store, mail.start_events, None  # the process closes them
+    else:
+        events = open_events(settings)
+        store, start, stop = open_store(settings, services.db, events), events.start, \
+            events.close
+    app = create_app(services, settings, store)
     config = uvicorn.Config(
         app,
         host=settings.bind,
@@ -109,8 +144,9 @@ def web_server(services: Services, settings: Settings) -> RoleServer:
         return await purge_expired_sessions(services.db)
 
     if settings.worker_index:  # one worker of the node purges for all
-        return RoleServer(config)
-    return RoleServer(config, {"session-purge": (PURGE_EVERY_SECONDS, purge_sessions)})
+        return RoleServer(config, start=start, stop=stop)
+    return RoleServer(config, {"session-purge": (PURGE_EVERY_SECONDS, purge_sessions)},
+                      start=start, stop=stop)
 
 
 WILDCARDS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}

@@ -1,4 +1,5 @@
-"""The Litestar application: panel page, JSON API, OpenAPI document, error handling."""
+"""The Litestar application: panel pages, webmail, JSON API, OpenAPI document, error
+handling."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from litestar.template import TemplateConfig
 from mailward.app import Services
 from mailward.config import Settings
 from mailward.directory.auth_limit import AuthLimiter
+from mailward.store import MailStore, open_store
 from mailward.web import dnstools, quarantine_links
 from mailward.web.api import API_PATH, BEARER, api_routers
 from mailward.web.autoconfig import autoconfig_handlers
@@ -28,7 +30,16 @@ from mailward.web.home import index
 from mailward.web.login import IP_PREFIX
 from mailward.web.panel import panel_handlers
 from mailward.web.quarantine_links import quarantine_router
-from mailward.web.sessions import SESSION_STORE, DatabaseStore, csrf_config, session_config
+from mailward.web.sessions import (
+    MAIL_SESSION_NAMESPACE,
+    MAIL_SESSION_STORE,
+    SESSION_STORE,
+    DatabaseStore,
+    csrf_config,
+    session_config,
+)
+from mailward.web.webmail import mail_routers
+from mailward.webmail import Webmail
 
 TEMPLATES = Path(__file__).parent / "templates"
 # Every page: no framing (clickjacking), no inline script or style, nothing from elsewhere
@@ -74,16 +85,21 @@ def openapi_config() -> OpenAPIConfig:
     )
 
 
-def create_app(services: Services, settings: Settings) -> Litestar:
-    """Build the web app over ``services``. Panel and API logins count failures per
-    login (``auth_failures_per_window``, the directory's limit, which an admin's unlock
-    clears) and per client address with its own, much higher limit
-    (``auth_ip_failures_per_window``): an office behind one NAT is not locked out by a
-    few bad guesses against one of its users."""
+def create_app(services: Services, settings: Settings,
+               store: MailStore | None = None) -> Litestar:
+    """Build the web app over ``services``; the webmail reads and writes ``store`` (the
+    configured one, without change notices, when not given: the web role passes one that
+    tells IMAP IDLE sessions and the webmail's live updates about changes).
+
+    Panel and API logins count failures per login (``auth_failures_per_window``, the
+    directory's limit, which an admin's unlock clears) and per client address with its
+    own, much higher limit (``auth_ip_failures_per_window``): an office behind one NAT is
+    not locked out by a few bad guesses against one of its users."""
     limiter = AuthLimiter(services.db, settings.auth_failures_per_window,
                           settings.auth_window_seconds,
                           prefix_limits={IP_PREFIX: settings.auth_ip_failures_per_window})
     templates = TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine)
+    webmail = Webmail(services, store if store is not None else open_store(settings, services.db))
     return Litestar(
         route_handlers=[
             index,
@@ -91,6 +107,7 @@ def create_app(services: Services, settings: Settings) -> Litestar:
             tools_router(),
             quarantine_router(),
             *autoconfig_handlers(),
+            *mail_routers(settings),
             create_static_files_router(path="/static", directories=[STATIC],
                                        include_in_schema=False),
             *api_routers(),
@@ -103,10 +120,11 @@ def create_app(services: Services, settings: Settings) -> Litestar:
         csrf_config=csrf_config(settings),
         # in the database, so every web node shares sessions and the public pages' limits
         stores={SESSION_STORE: DatabaseStore(services.db),
+                MAIL_SESSION_STORE: DatabaseStore(services.db, MAIL_SESSION_NAMESPACE),
                 **{name: DatabaseStore(services.db, f"{name}:") for name in (
                     dnstools.RATE_LIMIT_STORE, quarantine_links.RATE_LIMIT_STORE)}},
         plugins=[FlashPlugin(FlashConfig(template_config=templates))],
-        state=State({STATE_KEY: WebContext(services, settings, limiter)}),
+        state=State({STATE_KEY: WebContext(services, settings, limiter, webmail)}),
         response_headers=[ResponseHeader(name=k, value=v) for k, v in SECURITY_HEADERS.items()],
         logging_config=None,  # the process (``mailward serve``) owns logging, not the app
     )

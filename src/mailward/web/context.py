@@ -1,8 +1,10 @@
-"""What the web app's handlers share: services, settings, the login limiter, the caller."""
+"""What the web app's handlers share: services, settings, the login limiter, the webmail
+(over the mail store, when the app has one), the caller."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from typing import Any
 
 from litestar import Request
@@ -15,6 +17,7 @@ from mailward.app import Services
 from mailward.config import Settings
 from mailward.directory import Actor
 from mailward.directory.auth_limit import AuthLimiter
+from mailward.webmail import Webmail
 
 STATE_KEY = "mailward"
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="mailward"'}
@@ -25,6 +28,10 @@ class WebContext:
     services: Services
     settings: Settings
     limiter: AuthLimiter
+    webmail: Webmail | None = None  # None: an app without a mail store (no /mail pages)
+    # set when the server begins to stop: long-lived answers (the webmail's update
+    # streams) end then instead of holding up the graceful shutdown
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def context_of(connection: ASGIConnection[Any, Any, Any, Any]) -> WebContext:

@@ -1,6 +1,8 @@
-"""Panel sessions and CSRF: server-side session data in the database (so every web node
-sees every login, and logging out ends the session everywhere), the cookie flags, and the
-secret the CSRF tokens are signed with.
+"""Panel and webmail sessions and CSRF: server-side session data in the database (so every
+web node sees every login, and logging out ends the session everywhere), the cookie flags,
+and the secret the CSRF tokens are signed with. The webmail (``/mail``) has its own
+session, cookie and idle lifetime (:func:`mail_session_config`); the panel's session
+middleware leaves ``/mail`` alone.
 """
 
 from __future__ import annotations
@@ -25,10 +27,15 @@ from mailward.db import Database
 from mailward.db.models import WebSession, utcnow
 
 __all__ = [
+    "MAIL_SESSION_NAMESPACE",
+    "MAIL_SESSION_STORE",
     "PURGE_EVERY_SECONDS",
+    "READ_ONLY",
     "SESSION_STORE",
     "DatabaseStore",
     "csrf_config",
+    "mail_cookie_name",
+    "mail_session_config",
     "new_session_id",
     "purge_expired_sessions",
     "session_config",
@@ -40,7 +47,11 @@ PURGE_EVERY_SECONDS = 3600  # the web role deletes expired sessions this often
 # not panel pages: the API authenticates with bearer tokens (no ambient credential to
 # forge), the public tools and client set-up documents need no session
 NO_SESSION = ["^/api/", "^/static/", "^/tools/", "^/mail/config", "^/.well-known/",
-              "^/autodiscover/", "^/Autodiscover/", "^/quarantine/"]
+              "^/autodiscover/", "^/Autodiscover/", "^/quarantine/",
+              "^/mail/", "^/mail$"]  # the webmail: its own session (mail_session_config)
+MAIL_SESSION_STORE = "mail_sessions"
+MAIL_SESSION_NAMESPACE = "mail:"  # its keys in the web_sessions table
+MAIL_SESSION_SECONDS = 4 * 3600  # idle lifetime of a webmail login; every request renews it
 
 
 def _expiry(expires_in: int | timedelta | None) -> datetime | None:
@@ -125,6 +136,7 @@ def _behind_tls(settings: Settings) -> bool:
 
 
 _NEW_ID = "mailward.new_session_id"
+READ_ONLY = "session_read_only"  # a route handler's ``opt``: no session write, no cookie
 
 
 def new_session_id(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
@@ -141,6 +153,9 @@ class _Backend(ServerSideSessionBackend):
 
     async def store_in_message(self, scope_session: Any, message: Any,
                                connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+        handler = connection.scope.get("route_handler")
+        if handler is not None and handler.opt.get(READ_ONLY):
+            return  # reads the session, never sets a cookie (e.g. the image proxy)
         if not scope_session:  # empty, or cleared (logout)
             if self.config.key in connection.cookies:  # forget it: row and cookie
                 await super().store_in_message(Empty, message, connection)
@@ -176,9 +191,30 @@ def session_config(settings: Settings) -> ServerSideSessionConfig:
         exclude=NO_SESSION)
 
 
+def mail_cookie_name(settings: Settings) -> str:
+    """``__Host-`` when served over TLS: the browser then insists on Secure, Path=/ and no
+    Domain, so no sibling host can plant or shadow the cookie."""
+    return "__Host-mailward_mail" if _behind_tls(settings) else "mailward_mail"
+
+
+def mail_session_config(settings: Settings) -> ServerSideSessionConfig:
+    """The webmail's session (middleware of the ``/mail`` routes only): HttpOnly, Secure
+    over TLS, Path=/, no Domain. SameSite=Lax, not Strict: with Strict, following a link
+    to ``/mail/msg?...`` from a mail notification or another site would arrive without
+    the cookie and show the login page; Lax still withholds it from cross-site POSTs
+    (and the CSRF token guards those anyway)."""
+    return _Config(
+        store=MAIL_SESSION_STORE, key=mail_cookie_name(settings),
+        max_age=MAIL_SESSION_SECONDS, renew_on_access=True, httponly=True, samesite="lax",
+        secure=_behind_tls(settings), path="/")
+
+
 def csrf_config(settings: Settings) -> CSRFConfig:
     """Double-submit CSRF tokens on every state-changing panel request."""
     return CSRFConfig(
         secret=web_secret(settings), cookie_name="mailward_csrf", cookie_samesite="lax",
         cookie_secure=_behind_tls(settings), cookie_httponly=True,
-        exclude=["^/api/", "^/autodiscover/", "^/Autodiscover/"])
+        # and the webmail's GET-only routes loaded by the sandboxed message iframe: no
+        # CSRF cookie set from there
+        exclude=["^/api/", "^/autodiscover/", "^/Autodiscover/", "^/mail/img$",
+                 "^/mail/msg/inline$"])
