@@ -21,16 +21,14 @@ session's browser is alive. The loop is marked running here only while Playwrigh
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
-import importlib
 import re
-import threading
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+from threaded_roles import roles_in_thread
 
 from mailward.config import Settings
 
@@ -38,11 +36,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "test-output" / "screenshots"
 HERE = Path(__file__).resolve().parent
-START_TIMEOUT = 30
-STOP_TIMEOUT = 30  # the role drains its connections within this
 
-# ``mailward.server.run`` the attribute is the function; this is the module.
-server_run = importlib.import_module("mailward.server.run")
 
 Shot = Callable[[Page, str], Path]
 
@@ -110,59 +104,9 @@ def browser() -> Iterator[Browser]:
 
 @contextlib.contextmanager
 def serving_in_thread(settings: Settings) -> Iterator[str]:
-    """Run the ``web`` role of ``settings`` in a thread with its own loop; yield its URL.
-
-    ``ready`` hands the thread's loop, the serving task and the URL over; stopping cancels
-    that task in its loop (a graceful stop, as in ``api_server.running_server``) and joins
-    the thread. A server that fails to start, dies during the test or does not stop in
-    ``STOP_TIMEOUT`` fails the test.
-    """
-    started: concurrent.futures.Future[tuple[asyncio.AbstractEventLoop, asyncio.Task[None], str]]
-    started = concurrent.futures.Future()
-    failure: list[BaseException] = []
-    stopping = threading.Event()
-
-    async def serve() -> None:
-        loop, task = asyncio.get_running_loop(), asyncio.current_task()
-        assert task is not None
-
-        def ready(urls: dict[str, str]) -> None:
-            started.set_result((loop, task, urls["web"]))
-
-        await server_run.run(settings, {"web"}, ready=ready)
-
-    def main() -> None:
-        try:
-            asyncio.run(serve())
-        except asyncio.CancelledError:
-            if not stopping.is_set():
-                failure.append(RuntimeError("the web server task was cancelled"))
-        except BaseException as exc:
-            failure.append(exc)
-        else:
-            if not stopping.is_set():
-                failure.append(RuntimeError("the web server stopped on its own"))
-        finally:
-            if not started.done():
-                started.set_exception(failure[0] if failure else RuntimeError("no start"))
-
-    thread = threading.Thread(target=main, name="mailward-web (browser test)", daemon=True)
-    thread.start()
-    try:
-        loop, task, url = started.result(timeout=START_TIMEOUT)
-    except concurrent.futures.TimeoutError:
-        pytest.fail(f"the web server did not start within {START_TIMEOUT}s")
-    try:
-        yield url
-    finally:
-        stopping.set()
-        with contextlib.suppress(RuntimeError):  # the loop is closed: it stopped already
-            loop.call_soon_threadsafe(task.cancel)
-        thread.join(STOP_TIMEOUT)
-        if thread.is_alive():
-            pytest.fail(f"the web server thread did not stop within {STOP_TIMEOUT}s")
-        if failure:
-            raise failure[0]
+    """The ``web`` role of ``settings`` in a thread (:func:`roles_in_thread`); its URL."""
+    with roles_in_thread(settings) as (_, urls):
+        yield urls["web"]
 
 
 @pytest.fixture

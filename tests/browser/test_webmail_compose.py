@@ -14,6 +14,7 @@ from playwright.sync_api import Page, expect
 from webmail_fixtures import (  # noqa: F401 - the fixtures
     ANN,
     BOB,
+    VCARDS,
     Node,
     attachment_names,
     body_text,
@@ -27,20 +28,6 @@ from webmail_fixtures import (  # noqa: F401 - the fixtures
 Shot = Callable[[Page, str], Path]
 SLOW = 15_000  # ms: autosave, upload and delivery steps
 BIG = bytes(range(256)) * 8192  # 2 MiB: the upload reports progress on its way
-VCARDS = """BEGIN:VCARD\r
-VERSION:3.0\r
-FN:Dora Explorer\r
-N:Explorer;Dora;;;\r
-EMAIL;TYPE=INTERNET:dora@maps.example\r
-END:VCARD\r
-BEGIN:VCARD\r
-VERSION:3.0\r
-FN:Eve Listener\r
-N:Listener;Eve;;;\r
-EMAIL;TYPE=INTERNET:eve@wire.example\r
-TEL;TYPE=CELL:+1 555 0100\r
-END:VCARD\r
-"""
 
 
 def t(name: str) -> str:

@@ -19,6 +19,7 @@ from playwright.sync_api import Locator, Page, expect
 from webmail_fixtures import (  # noqa: F401 - the fixtures
     ANN,
     BOB,
+    VCARDS,
     Node,
     attachment_names,
     body_text,
@@ -39,20 +40,6 @@ REPORT_HTML = """<html><head><style>p.lead { color: #335 }</style></head><body>
 <script>document.title = "pwned"; parent.document.title = "pwned";</script>
 <p onclick="alert(1)">Regards, Bob</p></body></html>"""
 SHEET = b"month,total\njan,10\nfeb,12\n"
-VCARDS = """BEGIN:VCARD\r
-VERSION:3.0\r
-FN:Dora Explorer\r
-N:Explorer;Dora;;;\r
-EMAIL;TYPE=INTERNET:dora@maps.example\r
-END:VCARD\r
-BEGIN:VCARD\r
-VERSION:3.0\r
-FN:Eve Listener\r
-N:Listener;Eve;;;\r
-EMAIL;TYPE=INTERNET:eve@wire.example\r
-TEL;TYPE=CELL:+1 555 0100\r
-END:VCARD\r
-"""
 
 
 def test_the_node_delivers_and_holds(mail_node: Node) -> None:

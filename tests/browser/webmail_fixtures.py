@@ -26,14 +26,11 @@ mail is quarantined from 6 points. Globex (globex.example, hosting) has carol.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import email
 import email.policy
 import html.parser
-import importlib
 import smtplib
-import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -44,6 +41,7 @@ import pytest
 from dns_server import dns_server
 from mail_helpers import filter_mail, mail_settings, port_of
 from playwright.sync_api import Page, expect
+from threaded_roles import roles_in_thread
 
 from mailward.app import Services
 from mailward.config import Settings
@@ -63,7 +61,6 @@ ANN, BOB, CAROL = f"ann@{DOMAIN}", f"bob@{DOMAIN}", f"carol@{OTHER_DOMAIN}"
 SPAMMER = "sales@shop.example"
 OUTSIDE = "friend@outside.example"
 WAIT = 30.0  # seconds any one step of the node may take
-START_TIMEOUT, STOP_TIMEOUT = 30, 60
 IMAGE_HOST = "img.remote.example"  # a "remote" image host: 127.0.0.1 in the test DNS
 ZONE = f"""
 shop.example.    300 IN TXT "v=spf1 ip4:127.0.0.1 -all"
@@ -71,9 +68,6 @@ outside.example. 300 IN TXT "v=spf1 ip4:127.0.0.1 -all"
 {IMAGE_HOST}.    300 IN A   127.0.0.1
 """
 ROLES = frozenset({"web", "mx", "delivery"})
-
-# ``mailward.server.run`` the attribute is the function; this is the module.
-server_run = importlib.import_module("mailward.server.run")
 
 
 # -- messages ------------------------------------------------------------------------------
@@ -326,59 +320,15 @@ async def seed(settings: Settings) -> None:
 
 @contextlib.contextmanager
 def running_node(settings: Settings, roles: frozenset[str] = ROLES) -> Iterator[Node]:
-    """Run ``roles`` of ``settings`` in a thread with its own loop (as the browser
-    conftest's ``serving_in_thread``); yield the :class:`Node`. A node that fails to
-    start, dies during the test or does not stop in time fails the test."""
-    started: concurrent.futures.Future[tuple[asyncio.AbstractEventLoop, asyncio.Task[None],
-                                             dict[str, str]]] = concurrent.futures.Future()
-    failure: list[BaseException] = []
-    stopping = threading.Event()
-
-    async def serve() -> None:
-        loop, task = asyncio.get_running_loop(), asyncio.current_task()
-        assert task is not None
-
-        def ready(urls: dict[str, str]) -> None:
-            started.set_result((loop, task, urls))
-
-        await server_run.run(settings, set(roles), ready=ready)
-
-    def main() -> None:
+    """Run ``roles`` of ``settings`` in a thread with its own loop (the browser conftest's
+    ``roles_in_thread``); yield the :class:`Node`. A node that fails to start, dies during
+    the test or does not stop in time fails the test."""
+    with roles_in_thread(settings, roles, "node") as (loop, urls):
+        node = Node(settings, urls, loop)
         try:
-            asyncio.run(serve())
-        except asyncio.CancelledError:
-            if not stopping.is_set():
-                failure.append(RuntimeError("the node's task was cancelled"))
-        except BaseException as exc:
-            failure.append(exc)
-        else:
-            if not stopping.is_set():
-                failure.append(RuntimeError("the node stopped on its own"))
+            yield node
         finally:
-            if not started.done():
-                started.set_exception(failure[0] if failure else RuntimeError("no start"))
-
-    thread = threading.Thread(target=main, name="mailward-node (webmail test)", daemon=True)
-    thread.start()
-    try:
-        loop, task, urls = started.result(timeout=START_TIMEOUT)
-    except concurrent.futures.TimeoutError:
-        pytest.fail(f"the node did not start within {START_TIMEOUT}s")
-    node = Node(settings, urls, loop)
-    try:
-        yield node
-    finally:
-        try:
             node.close()
-        finally:
-            stopping.set()
-            with contextlib.suppress(RuntimeError):  # the loop is closed: it stopped already
-                loop.call_soon_threadsafe(task.cancel)
-            thread.join(STOP_TIMEOUT)
-            if thread.is_alive():
-                pytest.fail(f"the node thread did not stop within {STOP_TIMEOUT}s")
-            if failure:
-                raise failure[0]
 
 
 def node_settings(settings: Settings, nameserver: str, **overrides: Any) -> Settings:
@@ -491,3 +441,20 @@ def file_of(tmp: Path, name: str, data: bytes) -> Path:
     path = tmp / name
     path.write_bytes(data)
     return path
+
+
+# two contacts as a vCard 3.0 file (the import steps of the browser tests)
+VCARDS = """BEGIN:VCARD\r
+VERSION:3.0\r
+FN:Dora Explorer\r
+N:Explorer;Dora;;;\r
+EMAIL;TYPE=INTERNET:dora@maps.example\r
+END:VCARD\r
+BEGIN:VCARD\r
+VERSION:3.0\r
+FN:Eve Listener\r
+N:Listener;Eve;;;\r
+EMAIL;TYPE=INTERNET:eve@wire.example\r
+TEL;TYPE=CELL:+1 555 0100\r
+END:VCARD\r
+"""

@@ -23,12 +23,12 @@ from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import SMTP, default
 from email.utils import format_datetime, getaddresses, parsedate_to_datetime
-from html.parser import HTMLParser
 from urllib.parse import quote, unquote
 
 from mailward.core.errors import InvalidInput
 from mailward.core.normalize import normalize_address
 from mailward.webmail.reading import Attachment
+from mailward.webmail.sanitize import html_to_text
 
 __all__ = ["DRAFT_HEADER", "ComposeForm", "Upload", "addresses", "build", "draft_form",
            "format_addresses", "forward_form", "forward_subject", "html_to_text", "reply_form",
@@ -38,9 +38,6 @@ DRAFT_HEADER = "X-Mailward-Draft"
 #: building policy: CRLF, and 7-bit safe parts (quoted-printable or base64 as needed)
 BUILD_POLICY = SMTP.clone(cte_type="7bit")
 _PREFIX = re.compile(r"^\s*(?:(?:re|aw|sv|fwd?|wg|tr)(?:\[\d+\])?\s*:\s*)+", re.IGNORECASE)
-_BLOCKS = {"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
-           "pre", "table", "ul", "ol", "hr", "section", "article", "header", "footer"}
-
 
 @dataclass(frozen=True, slots=True)
 class Upload:
@@ -141,47 +138,6 @@ def reply_subject(subject: str) -> str:
 
 def forward_subject(subject: str) -> str:
     return "Fwd: " + _PREFIX.sub("", subject)
-
-
-class _TextMaker(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-        self.skip = 0
-        self.href: list[str | None] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("script", "style", "head", "title"):
-            self.skip += 1
-        elif tag in _BLOCKS:
-            self.out.append("\n")
-        if tag == "li":
-            self.out.append("* ")
-        if tag == "a":
-            self.href.append(dict(attrs).get("href"))
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("script", "style", "head", "title"):
-            self.skip = max(0, self.skip - 1)
-        elif tag in _BLOCKS and tag != "br":
-            self.out.append("\n")
-        if tag == "a" and self.href:
-            href = self.href.pop()
-            if href and href.startswith(("http:", "https:")) and href not in self.out[-1:]:
-                self.out.append(f" <{href}>")
-
-    def handle_data(self, data: str) -> None:
-        if not self.skip:
-            self.out.append(re.sub(r"\s+", " ", data))
-
-
-def html_to_text(html: str) -> str:
-    """A plain-text rendering of an HTML body (for quoting; never any markup)."""
-    maker = _TextMaker()
-    maker.feed(html)
-    maker.close()
-    lines = [line.strip() for line in "".join(maker.out).splitlines()]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
 def body_text(msg: EmailMessage) -> str:

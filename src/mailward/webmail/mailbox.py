@@ -58,6 +58,7 @@ __all__ = ["CONVERSATION_SCAN", "FolderInfo", "HeadCache", "ListPage", "MailboxV
 #: Per folder, how many of the newest messages a conversation (or the Sent folder's part
 #: of a threaded list) is looked for in.
 CONVERSATION_SCAN = 1000
+MAX_GROUPINGS = 64  # folder listings whose conversations are kept (most recently used)
 MAX_PER_PAGE = 500
 SORTS = ("date", "from", "subject", "size")
 ONLY = ("unread", "flagged")
@@ -141,6 +142,9 @@ class MailboxView:
         self.services = services
         self.store = store
         self.cache = cache or HeadCache()
+        # conversations of a folder's listing, by the messages it was made of
+        self._groups: OrderedDict[tuple[str, str, int, int], builtins.list[
+            builtins.list[tuple[str, int]]]] = OrderedDict()
 
     # -- folders --------------------------------------------------------------------------
 
@@ -245,21 +249,29 @@ class MailboxView:
         if folder not in (sent, FOLDER_OF["trash"], FOLDER_OF["junk"]):
             with contextlib.suppress(NoSuchFolder):
                 items += await self._scan(mailbox, sent)
+        # the grouping depends only on which messages there are (heads never change)
+        key = (mailbox, folder, status.uidvalidity, hash(tuple(i.key for i in items)))
+        groups = self._groups.get(key)
+        if groups is None:
+            groups = [[cast(tuple[str, int], m.key) for m in members] for members in group(items)]
+            self._groups[key] = groups
+            while len(self._groups) > MAX_GROUPINGS:
+                self._groups.popitem(last=False)
+        else:
+            self._groups.move_to_end(key)
         by_uid = {i.uid: i for i in infos}
-        rows: builtins.list[tuple[MessageRow, MessageInfo, Head | None]] = []
-        for members in group(items):
-            keys = [cast(tuple[str, int], m.key) for m in members]
-            here = [by_uid[k[1]] for k in keys if k[0] == folder]
+        threads: builtins.list[tuple[MessageInfo, builtins.list[MessageInfo], int]] = []
+        for keys in groups:
+            here = [by_uid[k[1]] for k in keys if k[0] == folder and k[1] in by_uid]
             if not here or (only is not None and not any(_matches(i, only) for i in here)):
                 continue
-            newest = max(here, key=lambda i: (i.internal_date, i.uid))
-            row = _row(folder, newest, heads.get(newest.uid), thread_size=len(members))
-            row = replace(row, seen=all(SEEN in i.flags for i in here),
+            threads.append((max(here, key=lambda i: (i.internal_date, i.uid)), here, len(keys)))
+        threads.sort(key=lambda t: _sort_key(sort, t[0], heads.get(t[0].uid)), reverse=reverse)
+        chosen = [replace(_row(folder, newest, heads.get(newest.uid), thread_size=size),
+                          seen=all(SEEN in i.flags for i in here),
                           flagged=any(FLAGGED in i.flags for i in here))
-            rows.append((row, newest, heads.get(newest.uid)))
-        rows.sort(key=lambda r: _sort_key(sort, r[1], r[2]), reverse=reverse)
-        chosen = [r[0] for r in rows[(page - 1) * per_page: page * per_page]]
-        return ListPage(chosen, page, _pages(len(rows), per_page), len(rows))
+                  for newest, here, size in threads[(page - 1) * per_page: page * per_page]]
+        return ListPage(chosen, page, _pages(len(threads), per_page), len(threads))
 
     async def rows(self, mailbox: str, hits: builtins.list[tuple[str, int]],
                    ) -> builtins.list[MessageRow]:
