@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import concurrent.futures
-import contextlib
 import http.server
-import importlib
 import threading
 from collections.abc import Coroutine, Iterator
 from email.message import EmailMessage
@@ -22,6 +19,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
+from threaded_roles import roles_in_thread
 
 from mailward.app import Services
 from mailward.config import Settings
@@ -42,7 +40,6 @@ EVIL = ("<h1>Monthly newsletter</h1><p>Hello reader, here is the news.</p>"
         "<p><img src='http://127.0.0.1:{port}/banner.png' alt='remote banner' width='60'"
         " height='20'></p><a href='https://example.org/more'>Read more</a>")
 
-server_run = importlib.import_module("mailward.server.run")
 
 
 class _Images(http.server.BaseHTTPRequestHandler):
@@ -104,37 +101,6 @@ async def _seed(settings: Settings, image_port: int) -> None:
         await db.dispose()
 
 
-@contextlib.contextmanager
-def _serving(settings: Settings) -> Iterator[str]:
-    """The web role in a thread with its own loop (as the browser conftest runs it)."""
-    started: concurrent.futures.Future[tuple[asyncio.AbstractEventLoop, asyncio.Task[None],
-                                             str]] = concurrent.futures.Future()
-
-    async def serve() -> None:
-        loop, task = asyncio.get_running_loop(), asyncio.current_task()
-        assert task is not None
-        await server_run.run(settings, {"web"}, ready=lambda urls: started.set_result(
-            (loop, task, urls["web"])))
-
-    def main() -> None:
-        with contextlib.suppress(asyncio.CancelledError):
-            try:
-                asyncio.run(serve())
-            except BaseException as exc:
-                if not started.done():
-                    started.set_exception(exc)
-
-    thread = threading.Thread(target=main, name="mailward-web (webmail read)", daemon=True)
-    thread.start()
-    loop, task, url = started.result(timeout=WAIT)
-    try:
-        yield url
-    finally:
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(task.cancel)
-        thread.join(60)
-
-
 @pytest.fixture
 def web_server(settings: Settings, image_host: int) -> Iterator[str]:
     """This module's server: the web role over a store with ann's mail in it."""
@@ -144,8 +110,8 @@ def web_server(settings: Settings, image_host: int) -> Iterator[str]:
         "webmail_image_proxy_allow": ["127.0.0.1/32"]})
     asyncio.run(_seed(configured, image_host))
     _SETTINGS["current"] = configured
-    with _serving(configured) as url:
-        yield url
+    with roles_in_thread(configured) as (_, urls):
+        yield urls["web"]
 
 
 _SETTINGS: dict[str, Settings] = {}

@@ -3,10 +3,10 @@ whenever the mailbox's version changes) and ``/mail/poll`` (the version as JSON,
 clients without EventSource).
 
 A stream waits on the store's :class:`~mailward.store.MailboxEvents` for the mailbox
-(IMAP IDLE's notices: deliveries, other sessions' changes, other nodes' changes) and
-re-reads the version when one arrives, else every ``RECHECK_SECONDS`` (every
-``HEARTBEAT_SECONDS`` without events); a comment line is the heartbeat when nothing
-changed. A stream ends after ``STREAM_SECONDS`` (the
+(IMAP IDLE's notices: deliveries, other sessions' changes, other nodes' changes), and
+re-reads the version at least every ``HEARTBEAT_SECONDS`` in any case (for changes no
+event announces, e.g. another program writing the Maildir), sending a comment line as a
+heartbeat when nothing changed. A stream ends after ``STREAM_SECONDS`` (the
 browser reconnects, and the login is checked again) or when the server begins to stop;
 a session may hold ``MAX_STREAMS`` at once.
 """
@@ -33,9 +33,6 @@ from mailward.webmail import Webmail
 __all__ = ["HANDLERS", "HEARTBEAT_SECONDS", "MAX_STREAMS", "STREAM_SECONDS", "changes"]
 
 HEARTBEAT_SECONDS = 10.0
-#: With store events, a quiet mailbox's version (which lists every folder) is re-read only
-#: this often: for changes no event announces (another program writing the Maildir).
-RECHECK_SECONDS = 60.0
 STREAM_SECONDS = 600.0
 MAX_STREAMS = 4
 RETRY_MS = 3000  # how long the browser waits before reconnecting
@@ -86,17 +83,11 @@ async def changes(webmail: Webmail, mailbox: str, since: str | None = None, *,
     if since is not None and since != last:  # changed between the page and this stream
         yield "change", last
     ends = time.monotonic() + lifetime
-    recheck_at = time.monotonic() + RECHECK_SECONDS
     while (left := ends - time.monotonic()) > 0:
         assert notice is not None
-        before = notice
         notice = await _next_notice(events, mailbox, notice, min(heartbeat, left), stopping)
         if notice is None:
             return
-        if events is not None and notice == before and time.monotonic() < recheck_at:
-            yield "heartbeat", last  # nothing announced: the version is not re-read
-            continue
-        recheck_at = time.monotonic() + RECHECK_SECONDS
         current = await webmail.mailboxes.version(mailbox)
         if current != last:
             last = current
