@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -107,9 +108,19 @@ def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
         url = request.getfixturevalue("pg_database")
         _truncate(url)
         return url
-    url = f"sqlite+aiosqlite:///{tmp_path / 'mailward.db'}"
-    asyncio.run(upgrade(url))
-    return url
+    path = tmp_path / "mailward.db"
+    shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database migrated once per test session; each test gets a copy of it (the
+    migrations take a third of a second, a copy a millisecond)."""
+    path = tmp_path_factory.mktemp("template") / "mailward.db"
+    asyncio.run(upgrade(f"sqlite+aiosqlite:///{path}"))
+    assert not path.with_name(path.name + "-wal").exists()  # everything is in the file
+    return path
 
 
 @pytest.fixture
