@@ -1,5 +1,12 @@
 """``mailward serve``: run the chosen roles (``mailward.server``) in ``--workers`` processes,
-one event loop each."""
+one event loop each.
+
+With several workers the metrics of every worker process are kept in files of
+``data_dir/metrics`` (``PROMETHEUS_MULTIPROC_DIR``): ``prometheus_client`` decides how it
+keeps values when it is first imported, so the directory is set up before the server, the
+CLI's output helpers (they import the directory, which counts failed logins) or anything
+else that imports it; this module imports nothing that does at its top.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +14,18 @@ import asyncio
 import contextlib
 import importlib
 import logging
-import sys
+import os
 from collections.abc import Iterator
 from typing import Annotated
 
 import typer
 
-from .output import EXIT_USAGE, fail, handled
-from .runner import settings
-from .schema import is_migrated
+from mailward.config import Settings, load_settings
+from mailward.obs.logs import configure_logging
+from mailward.obs.multiproc import TooLate, prepare
 
 INTERRUPTED = 130
-LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
+METRICS_DIR = "metrics"  # under data_dir: the worker processes' metric files
 
 
 def serve(
@@ -36,44 +43,73 @@ def serve(
     ] = None,
 ) -> None:
     """Serve mail and the web panel until stopped (SIGINT/SIGTERM drain gracefully)."""
-    # Imported here: the server pulls in every protocol stack, which other commands skip.
+    config = _settings_if_valid()
+    if config is not None and (workers or config.workers or _cpus()) > 1:
+        _metrics_dir(config)
+    # Imported only now (see the module): the output helpers, Alembic, and the server,
+    # which pulls in every protocol stack.
+    output = importlib.import_module("mailward.cli.output")
+    schema = importlib.import_module("mailward.cli.schema")
     server = importlib.import_module("mailward.server")
+    if config is None:
+        with output.handled():  # says why the settings are invalid, and exits
+            config = load_settings()
+    config = config.model_copy(update={"workers": workers or config.workers or _cpus()})
     try:
         chosen = server.parse_roles(roles)
     except ValueError as exc:
-        fail(str(exc), EXIT_USAGE)
-    config = settings()
-    if workers is not None:
-        config = config.model_copy(update={"workers": workers})
-    with handled():
-        migrated = asyncio.run(is_migrated(config.db_url))
+        output.fail(str(exc), output.EXIT_USAGE)
+    with output.handled():
+        migrated = asyncio.run(schema.is_migrated(config.db_url))
     if not migrated:
-        fail("the database is not initialised or not migrated: run `mailward init` first")
-    with _logging_to_stderr():
+        output.fail("the database is not initialised or not migrated: run `mailward init` "
+                    "first")
+    with _logging(config):  # the supervisor warns if the metrics cannot be aggregated
         try:
-            with handled():
+            with output.handled():
                 status = server.run_until_stopped(config, chosen)
         except KeyboardInterrupt:
             raise typer.Exit(INTERRUPTED) from None
         except OSError as exc:  # a listener cannot bind (port in use, no permission)
-            fail(exc.strerror or str(exc))
+            output.fail(exc.strerror or str(exc))
         except server.StartFailed as exc:  # a worker could not start; it logged why
-            fail(str(exc))
+            output.fail(str(exc))
     if status:
         raise typer.Exit(status)
 
 
+def _settings_if_valid() -> Settings | None:
+    """The settings, ``None`` if invalid (asked again, and explained, under ``handled``)."""
+    try:
+        return load_settings()
+    except Exception:
+        return None
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on (``workers``' default, as the supervisor counts)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+def _metrics_dir(config: Settings) -> None:
+    """An empty ``data_dir/metrics`` as ``PROMETHEUS_MULTIPROC_DIR`` (for the workers)."""
+    with contextlib.suppress(TooLate):  # serve inside a program that imported it (the
+        prepare((config.data_dir / METRICS_DIR).resolve())  # supervisor logs it)
+
+
 @contextlib.contextmanager
-def _logging_to_stderr() -> Iterator[None]:
-    """Log INFO and up to stderr while serving; leave global logging as it was after."""
+def _logging(config: Settings) -> Iterator[None]:
+    """Log ``log_level`` and up to stderr as ``log_format`` while serving; leave global
+    logging as it was after."""
     root = logging.getLogger()
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    previous = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    handlers, level = list(root.handlers), root.level
+    configure_logging(config.log_format, config.log_level)
     try:
         yield
     finally:
-        root.removeHandler(handler)
-        root.setLevel(previous)
+        for handler in list(root.handlers):
+            if handler not in handlers:
+                root.removeHandler(handler)
+        root.setLevel(level)

@@ -12,6 +12,9 @@ A password that verified is remembered for a short while (``AuthCache``), so mai
 that reconnect do not pay Argon2id each time. The address's row (its current hash, kind
 and hosting) is read and the lock checked on every login before the cache is asked; a
 wrong password always takes the full check and counts as a failure.
+
+Failures are counted in ``mailward_auth_failures_total`` and the failures that lock the
+mailbox or the client in ``mailward_auth_lockouts_total``, by protocol.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from mailward.directory.auth_cache import AuthCache
 from mailward.directory.auth_limit import AuthLimiter, retry_after_all
 from mailward.directory.passwords import Passwords
 from mailward.directory.users import login_key
+from mailward.obs.metrics import AUTH_FAILURES, LOCKOUTS
 
 log = logging.getLogger(__name__)
 WEB = "web"  # the panel's mailbox login (``protocol``), which needs no hosting
@@ -76,7 +80,13 @@ class MailLogin:
         if await self._verify(address, password, protocol, peer):
             return LoginResult(mailbox=address)
         await self.fail(address, peer)
-        log.info("%s login failed for %s from %s", protocol, address, peer)
+        AUTH_FAILURES.labels(protocol).inc()
+        if await self.retry_after(address, peer):  # this failure locked it
+            LOCKOUTS.labels(protocol).inc()
+            log.warning("%s login failed for %s from %s: now locked", protocol, address,
+                        peer)
+        else:
+            log.info("%s login failed for %s from %s", protocol, address, peer)
         return LoginResult()
 
     async def retry_after(self, address: str, peer: str) -> int:

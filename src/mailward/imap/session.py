@@ -4,6 +4,11 @@ States: not authenticated → authenticated → selected → logout. Commands of
 authenticated and selected states live in :mod:`mailward.imap.mailboxes` and
 :mod:`mailward.imap.messages`; this module has the I/O loop, the any-state and
 login commands, IDLE (RFC 2177) and the untagged updates sent after each command.
+
+Each connection counts in ``mailward_connections_total{role="imap"}``, an admitted one in
+``mailward_sessions{protocol="imap"}`` while it lasts, each command's time (but IDLE's,
+which lasts as long as the client wants) in ``mailward_command_seconds``; its log lines
+carry a session id (``session=``).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import contextlib
 import logging
 import re
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -35,6 +41,8 @@ from mailward.imap.selected import RecentClaims, SelectedFolder
 from mailward.net.limits import ConnectionLimiter
 from mailward.net.lines import OVERLONG, read_line
 from mailward.net.sasl import decode_sasl_plain
+from mailward.obs.logs import reset_context, set_context
+from mailward.obs.metrics import COMMAND_SECONDS, CONNECTIONS, SESSIONS
 from mailward.store import (
     FolderExists,
     FolderHasChildren,
@@ -46,6 +54,7 @@ from mailward.store import (
     StoreError,
 )
 from mailward.store.events import MailboxEvents
+from mailward.trace.ids import new_id
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +138,7 @@ class ImapSession:
         self.bad = 0
         self.waiting = False  # for the client's next input (between commands, IDLE)
         self.lessons: list[Lesson] = []  # for the spam reporter once the answer is sent
+        self.session_id = new_id()
 
     # -- output ----------------------------------------------------------------------
 
@@ -213,6 +223,14 @@ class ImapSession:
     # -- loop ------------------------------------------------------------------------
 
     async def run(self) -> None:
+        CONNECTIONS.labels("imap").inc()
+        tokens = set_context(session=self.session_id)
+        try:
+            await self._run()
+        finally:
+            reset_context(tokens)
+
+    async def _run(self) -> None:
         limiter = self.services.limiter
         peer = self.writer.get_extra_info("peername")
         refused = limiter.admit(peer) if limiter is not None else None
@@ -220,6 +238,8 @@ class ImapSession:
             await self._refuse(f"BYE [UNAVAILABLE] {refused.capitalize()}")
             return
         self.services.sessions.add(self)
+        sessions = SESSIONS.labels("imap")
+        sessions.inc()
         try:
             caps = " ".join(self.capabilities())
             self.untagged(f"OK [CAPABILITY {caps}] {self.services.hostname} IMAP ready")
@@ -243,6 +263,7 @@ class ImapSession:
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, TimeoutError):
             await self.report_pending()  # the command was carried out all the same
         finally:
+            sessions.dec()
             if limiter is not None:  # before closing: the client may come back at once
                 limiter.release(peer)
             self.services.sessions.discard(self)
@@ -293,6 +314,7 @@ class ImapSession:
         if handler is None:
             self.tagged(command.tag, "BAD", f"{command.name} not allowed now")
             return
+        started = time.perf_counter()
         try:
             if self.selected is not None and command.name in messages.SELECTED:
                 # Learn of changes first (never as EXPUNGE: the client's sequence
@@ -307,6 +329,10 @@ class ImapSession:
             log.exception("IMAP %s failed for %s", command.name, self.user)
             self.tagged(command.tag, "NO", "Internal error, try again later", "SERVERBUG")
             return
+        finally:
+            if command.name != "IDLE":
+                name = f"UID {command.name}" if command.uid else command.name
+                COMMAND_SECONDS.labels("imap", name).observe(time.perf_counter() - started)
         if self.selected is not None and command.name not in ("IDLE", "LOGOUT"):
             await self.updates(allow_expunge=command.uid or command.name not in
                                ("FETCH", "STORE", "SEARCH"),

@@ -2,6 +2,10 @@
 
 Commands are read one line at a time and answered in order, so a client may pipeline
 them (RFC 2449 PIPELINING).
+
+Each connection counts in ``mailward_connections_total{role="pop3"}``, an admitted one in
+``mailward_sessions{protocol="pop3"}`` while it lasts, each command's time in
+``mailward_command_seconds``; its log lines carry a session id (``session=``).
 """
 
 from __future__ import annotations
@@ -10,12 +14,15 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import time
 from collections.abc import Callable
 from typing import Protocol
 
 from mailward.net.limits import ConnectionLimiter
 from mailward.net.lines import OVERLONG, read_line
 from mailward.net.sasl import decode_sasl_plain
+from mailward.obs.logs import reset_context, set_context
+from mailward.obs.metrics import COMMAND_SECONDS, CONNECTIONS, SESSIONS
 from mailward.pop3.commands import (
     Command,
     CommandError,
@@ -29,6 +36,7 @@ from mailward.pop3.commands import (
 )
 from mailward.pop3.maildrop import Entry, Maildrop, MaildropLocks
 from mailward.store import MailStore, StoreError
+from mailward.trace.ids import new_id
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +98,7 @@ class Pop3Session:
         self.user: str | None = None
         self.maildrop: Maildrop | None = None
         self.errors = 0
+        self.session_id = new_id()
 
     # -- I/O -----------------------------------------------------------------------
 
@@ -109,6 +118,14 @@ class Pop3Session:
             return await read_line(self.reader)
 
     async def run(self) -> None:
+        CONNECTIONS.labels("pop3").inc()
+        tokens = set_context(session=self.session_id)
+        try:
+            await self._run()
+        finally:
+            reset_context(tokens)
+
+    async def _run(self) -> None:
         peer = self.writer.get_extra_info("peername")
         refused = self.limiter.admit(peer) if self.limiter is not None else None
         if refused is not None:  # RFC 3206: a temporary condition
@@ -118,6 +135,8 @@ class Pop3Session:
                     await self.writer.drain()
             await self._close(REFUSE_TIMEOUT)
             return
+        sessions = SESSIONS.labels("pop3")
+        sessions.inc()
         try:
             await self.send(ok(f"{self.hostname} POP3 ready"))
             while True:
@@ -134,6 +153,7 @@ class Pop3Session:
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
             pass
         finally:
+            sessions.dec()
             if self.maildrop is not None:
                 with contextlib.suppress(Exception):
                     await self.locks.release(self.maildrop.mailbox)
@@ -173,7 +193,11 @@ class Pop3Session:
         if handler is None:
             await self.fail("Unknown command or not allowed in this state")
             return
-        await handler(self, cmd)
+        started = time.perf_counter()
+        try:
+            await handler(self, cmd)
+        finally:
+            COMMAND_SECONDS.labels("pop3", cmd.verb).observe(time.perf_counter() - started)
 
     # -- any state ----------------------------------------------------------------
 

@@ -13,6 +13,13 @@ supervisor vanished drains and exits too.
 
 Node-wide background jobs run in worker 0 only (see ``DeliveryRole`` and ``web_server``);
 queue leases are per worker (``Settings.lease_owner``).
+
+The supervisor also serves ``/metrics``, ``/healthz`` and ``/readyz``
+(:class:`~mailward.server.observe.Observer`, a thread of its own): ready while every
+worker listens. Metrics aggregate over the workers when ``PROMETHEUS_MULTIPROC_DIR`` was
+set before ``prometheus_client`` was imported (``mailward serve`` does, see
+:mod:`mailward.obs.multiproc`); the live gauges of a worker that exits are dropped.
+With one worker, :func:`serve_in_process` runs the roles and the listener in this process.
 """
 
 from __future__ import annotations
@@ -32,6 +39,11 @@ from typing import Any, NoReturn
 
 from mailward.config import Settings
 from mailward.config.secret import web_secret
+from mailward.obs.logs import configure_logging
+from mailward.obs.loop import watch_lag
+from mailward.obs.metrics import mark_process_dead, multiprocess_mode
+from mailward.obs.multiproc import ENV
+from mailward.server.observe import Observer
 from mailward.server.roles import AVAILABLE_ROLES
 from mailward.server.run import (
     STOP_SECONDS,
@@ -41,7 +53,6 @@ from mailward.server.run import (
     listen_sockets,
     run,
     run_in_new_loop,
-    run_in_process,
 )
 from mailward.smtp.tls import ensure_certificate
 
@@ -76,9 +87,38 @@ def run_until_stopped(settings: Settings, roles: set[str] | None = None) -> int:
     count = worker_count(settings)
     settings = settings.model_copy(update={"workers": count, "worker_index": 0})
     if count == 1:
-        run_in_process(settings, roles)
+        serve_in_process(settings, roles)
         return 0
     return Supervisor(settings, roles).run()
+
+
+def serve_in_process(settings: Settings, roles: set[str]) -> None:
+    """``mailward serve`` with one worker: the roles, and the metrics listener in a
+    thread, in this process until stopped."""
+    _check(roles)
+    with Observer(settings) as observer:
+        run_in_new_loop(_observed(settings, roles, observer))
+
+
+async def _observed(settings: Settings, roles: set[str], observer: Observer) -> None:
+    def ready(urls: dict[str, str]) -> None:
+        observer.listening = True
+        print("\n".join(with_metrics(banner(settings, urls, [os.getpid()]), observer)),
+              flush=True)
+
+    lag = asyncio.create_task(watch_lag(), name="mailward-loop-lag")
+    try:
+        await run(settings, roles, ready=ready)
+    finally:
+        observer.listening = False
+        lag.cancel()
+        await asyncio.gather(lag, return_exceptions=True)
+
+
+def with_metrics(lines: list[str], observer: Observer) -> list[str]:
+    """The start banner with the metrics listener's line after the roles' lines."""
+    at = next((k for k, line in enumerate(lines) if line.startswith("workers ")), len(lines))
+    return [*lines[:at], observer.banner_line(), *lines[at:]]
 
 
 @dataclass
@@ -105,6 +145,7 @@ class Supervisor:
         self._signals: list[int] = []
         self._buffer = b""
         self._fds: dict[str, int] = {}
+        self.observer: Observer | None = None
 
     # -- the supervisor ---------------------------------------------------------------
 
@@ -115,15 +156,20 @@ class Supervisor:
         previous = {sig: signal.getsignal(sig) for sig in WATCHED}
         old_wakeup = -1
         try:
+            self.observer = Observer(self.settings)
+            if not multiprocess_mode():
+                log.warning("%s was not set before prometheus_client was imported: "
+                            "/metrics shows the supervisor's own values only", ENV)
             self._open_pipes()
             for sig in WATCHED:
                 signal.signal(sig, self._on_signal)
             old_wakeup = signal.set_wakeup_fd(self._fds["wake_w"], warn_on_full_buffer=False)
             for worker in self.workers:
                 self._fork(worker)
+            self.observer.start()  # after the first forks: no thread is copied into them
             if self._start():
-                print("\n".join(banner(self.settings, self.urls,
-                                       [w.pid for w in self.workers])), flush=True)
+                lines = banner(self.settings, self.urls, [w.pid for w in self.workers])
+                print("\n".join(with_metrics(lines, self.observer)), flush=True)
                 self._supervise()
             self._drain()
         finally:
@@ -133,7 +179,15 @@ class Supervisor:
             for fd in self._fds.values():
                 os.close(fd)
             close_all(self.sockets)
+            if self.observer is not None:
+                self.observer.close()
         return 1 if self.failed_stop else 0
+
+    def _set_listening(self) -> None:
+        """``/readyz`` says the roles listen while every worker does (and none stops)."""
+        if self.observer is not None:
+            self.observer.listening = not self.stopping and all(
+                w.ready for w in self.workers)
 
     def _prepare(self) -> None:
         """What workers would otherwise race to create: the TLS pair, the web secret."""
@@ -183,7 +237,9 @@ class Supervisor:
                          min(RESTART_MAX, RESTART_MIN * 2 ** (worker.quick_deaths - 2)))
                 log.error("worker %d (pid %d) %s; restarting it in %.1f s", worker.index,
                           worker.pid, _how(status), delay)
+                mark_process_dead(worker.pid)
                 worker.pid, worker.ready, worker.restart_at = 0, False, now + delay
+                self._set_listening()
             for worker in self.workers:
                 if worker.restart_at is not None and worker.restart_at <= time.monotonic():
                     self._fork(worker)
@@ -204,6 +260,7 @@ class Supervisor:
 
     def _stop_all(self, signum: int = signal.SIGTERM) -> None:
         self.stopping = True
+        self._set_listening()
         close_all(self.sockets)  # once the workers closed theirs, new clients are refused
         self.sockets = {}
         for worker in self.workers:
@@ -233,6 +290,7 @@ class Supervisor:
                     log.error("worker %d (pid %d) %s while stopping", worker.index,
                               worker.pid, _how(status))
                     self.failed_stop = True
+                mark_process_dead(worker.pid)
                 worker.pid = 0
 
     def _wait(self, timeout: float | None) -> list[dict[str, Any]]:
@@ -255,6 +313,7 @@ class Supervisor:
                 worker.ready = True
                 self.urls = message["urls"]
                 log.info("worker %d ready (pid %d)", worker.index, worker.pid)
+                self._set_listening()
         return messages
 
     def _reap(self) -> list[tuple[Worker, int]]:
@@ -299,6 +358,9 @@ class Supervisor:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, WATCHED)
             for name in ("wake_r", "wake_w", "ready_r", "life_w"):
                 os.close(self._fds.pop(name))
+            if self.observer is not None:  # the supervisor's listener, not ours
+                self.observer.socket.close()
+            configure_logging(self.settings.log_format, self.settings.log_level)
             settings = self.settings.model_copy(update={"worker_index": index})
             run_in_new_loop(_worker(settings, self.roles, self.sockets, index,
                                     self._fds["ready_w"], self._fds["life_r"]))
@@ -333,10 +395,13 @@ async def _worker(settings: Settings, roles: set[str], sockets: dict[str, list[s
     def ready(urls: dict[str, str]) -> None:
         _tell(ready_fd, {"index": index, "pid": os.getpid(), "urls": urls})
 
+    lag = asyncio.create_task(watch_lag(), name="mailward-loop-lag")
     try:
         await run(settings, roles, ready=ready, sockets=sockets)
     finally:
         loop.remove_reader(lifeline)
+        lag.cancel()
+        await asyncio.gather(lag, return_exceptions=True)
 
 
 def _tell(fd: int | None, message: dict[str, Any]) -> None:

@@ -136,6 +136,7 @@ def web_server(services: Services, settings: Settings,
         host=settings.bind,
         port=settings.port_web,
         log_level="warning",
+        log_config=None,  # uvicorn's loggers propagate to the root (mailward.obs.logs)
         lifespan="on",
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,

@@ -26,6 +26,7 @@ from mailward.web.autoconfig import autoconfig_handlers
 from mailward.web.context import DEPENDENCIES, STATE_KEY, WebContext
 from mailward.web.dnstools import tools_router
 from mailward.web.errors import EXCEPTION_HANDLERS
+from mailward.web.health import healthz, readyz
 from mailward.web.home import index
 from mailward.web.login import IP_PREFIX
 from mailward.web.panel import panel_handlers
@@ -103,6 +104,8 @@ def create_app(services: Services, settings: Settings,
     return Litestar(
         route_handlers=[
             index,
+            healthz,
+            readyz,
             *panel_handlers(),
             tools_router(),
             quarantine_router(),
