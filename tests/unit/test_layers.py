@@ -20,9 +20,10 @@ ROOT = SRC / "mailward"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     # bottom to top; packages on one line must not import each other
-    ("net",),
+    ("net", "obs"),
     ("config", "db"),
     ("core",),
+    ("trace",),
     ("directory",),
     ("dkim",),
     ("routing",),

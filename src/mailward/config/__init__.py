@@ -272,6 +272,24 @@ class Settings(BaseSettings):
     webmail_image_proxy_max_bytes: int = Field(5 * 1024 * 1024, ge=1024)
     """Largest remote image the proxy passes on."""
 
+    # observability (issue 20): logs, Prometheus metrics, health endpoints.
+    log_format: Literal["logfmt", "json", "text"] = "logfmt"
+    """Log line format of ``mailward serve``: logfmt (key=value), JSON (one object a line), text."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Least severe log level written by ``mailward serve``."""
+    port_metrics: int = Field(2981, ge=0, le=65535)
+    """Port of the /metrics, /healthz and /readyz listener (0: any free port)."""
+    metrics_bind: str | None = None
+    """Address the metrics listener binds (default: ``bind``)."""
+    metrics_allow: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
+    """Networks (CIDR, JSON list) whose clients may read /metrics; others get 403."""
+    metrics_token: SecretStr | None = None
+    """If set, /metrics also needs ``Authorization: Bearer <token>`` (401 otherwise)."""
+    # message trace (issue 20): how long the events of a message's life are kept.
+    trace_retention_days: int = Field(30, ge=1)
+    """How long trace events (and webmail's sent-mail delivery reports) are kept; the
+    dashboard's counters at least 31 days."""
+
     @classmethod
     def settings_customise_sources(
         cls,

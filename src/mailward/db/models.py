@@ -279,6 +279,9 @@ class QueuedMessage(Base):
     subject: Mapped[str | None] = mapped_column(String(200))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # the message's trace (issue 20): the queue id of the first copy of what arrived; its
+    # forwards, DSNs and releases keep it (None: queued before traces existed)
+    trace_id: Mapped[str | None] = mapped_column(String(32), index=True)
 
     recipients: Mapped[list[QueuedRecipient]] = relationship(
         back_populates="message", cascade="all, delete-orphan", passive_deletes=True
@@ -592,6 +595,7 @@ class QuarantinedMessage(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     content: Mapped[bytes] = mapped_column(LargeBinary)
+    trace_id: Mapped[str | None] = mapped_column(String(32))  # the message's trace
 
     entries: Mapped[list[QuarantineEntry]] = relationship(
         back_populates="message", cascade="all, delete-orphan", passive_deletes=True
@@ -683,6 +687,7 @@ class WebmailDelivery(Base):
     by the delivery worker with the outcome, for the sender's delivery trace."""
 
     __tablename__ = "webmail_deliveries"
+    __table_args__ = (Index("ix_webmail_deliveries_at", "at"),)  # retention (mailward.trace)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     queue_id: Mapped[str] = mapped_column(String(32), index=True)
@@ -850,3 +855,79 @@ class MailSearchFolder(Base):
     uidvalidity: Mapped[int] = mapped_column(BigInteger)
     uidnext: Mapped[int] = mapped_column(BigInteger)
     messages: Mapped[int] = mapped_column(BigInteger)
+
+
+# -- message trace (issue 20): events, and the counters the charts read -----------------
+
+_TRACE_ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite: a rowid alias
+
+
+class TraceEventRow(Base):
+    """One event of a message's life (:mod:`mailward.trace`): connection, RCPT answer,
+    verdict, delivery attempt, ... ``domain`` and ``mailbox`` are whom it concerns (the
+    tenant scope); both None for events about the whole message."""
+
+    __tablename__ = "trace_events"
+    __table_args__ = (
+        Index("ix_trace_events_domain_at", "domain", "at"),
+        Index("ix_trace_events_mailbox_at", "mailbox", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(_TRACE_ID, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    node: Mapped[str] = mapped_column(String(260))
+    trace_id: Mapped[str] = mapped_column(String(32), index=True)
+    session_id: Mapped[str | None] = mapped_column(String(32))
+    queue_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(16))
+    sender: Mapped[str | None] = mapped_column(String(320), index=True)
+    recipient: Mapped[str | None] = mapped_column(String(320), index=True)
+    domain: Mapped[str | None] = mapped_column(String(253))
+    mailbox: Mapped[str | None] = mapped_column(String(320))
+    peer: Mapped[str | None] = mapped_column(String(64), index=True)
+    subject: Mapped[str | None] = mapped_column(String(200))
+    message_id: Mapped[str | None] = mapped_column(String(250), index=True)
+    detail: Mapped[str] = mapped_column(Text, default="{}")  # JSON object
+
+
+class TraceCount(Base):
+    """How many events of one kind (``metric``) a domain had in one hour; domain ``*`` is
+    every domain together. Added to by each process's recorder (never recounted)."""
+
+    __tablename__ = "trace_counts"
+    __table_args__ = (Index("ix_trace_counts_hour", "hour"),)  # pruning by age
+
+    domain: Mapped[str] = mapped_column(String(253), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(32), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class TraceTop(Base):
+    """How often one sender or recipient (``field``) was refused for a domain in one hour."""
+
+    __tablename__ = "trace_top"
+    __table_args__ = (Index("ix_trace_top_hour", "hour"),)
+
+    domain: Mapped[str] = mapped_column(String(253), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    field: Mapped[str] = mapped_column(String(10), primary_key=True)
+    value: Mapped[str] = mapped_column(String(320), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class TraceGauge(Base):
+    """A sampled value (queue depth by state) for the charts; ``account_id`` None is the
+    whole platform."""
+
+    __tablename__ = "trace_gauges"
+    __table_args__ = (Index("ix_trace_gauges_account_name_at", "account_id", "name", "at"),
+                      Index("ix_trace_gauges_at", "at"))
+
+    id: Mapped[int] = mapped_column(_TRACE_ID, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(32))
+    value: Mapped[int] = mapped_column(BigInteger)
