@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from sqlalchemy import exists, insert, literal, select, update
@@ -35,6 +36,9 @@ from mailward.db.models import (
 from mailward.quarantine.links import LINK_DAYS, link_expiry, link_secret, release_token
 from mailward.quarantine.service import HELD, Quarantine, QuarantineView
 from mailward.queue.spool import NewRecipient, Spool
+
+if TYPE_CHECKING:
+    from mailward.trace.recorder import Trace
 
 __all__ = ["DigestItem", "QuarantineDigester", "build_digest"]
 
@@ -55,7 +59,7 @@ class QuarantineDigester:
     """Sends each address with newly held mail its digest; purges expired mail."""
 
     def __init__(self, db: Database, settings: Settings, spool: Spool, *,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, trace: Trace | None = None) -> None:
         self.db = db
         self.settings = settings
         self.spool = spool
@@ -63,7 +67,7 @@ class QuarantineDigester:
         self.enabled = settings.quarantine_digest_interval_seconds > 0
         # 0 turns the digest off; a round run by hand still needs to move the claim on
         self.interval = timedelta(seconds=max(settings.quarantine_digest_interval_seconds, 1))
-        self.quarantine = Quarantine(db, settings)
+        self.quarantine = Quarantine(db, settings, trace=trace)  # expiry: ``discard``
         self._secret: bytes | None = None
 
     async def run(self) -> None:

@@ -7,6 +7,10 @@ conditional UPDATE, so a double click or a second node cannot deliver it twice),
 the message for that recipient alone, teaches the domain's model "ham", and on request
 adds the sender to the recipient's allow list. Every read and change is scoped to the
 caller's accounts.
+
+A held message keeps the trace id of the mail it came in with: its release (``release``,
+the queued copy continuing that trace) and its deletion or expiry (``discard``) are
+recorded there, in the transaction that makes the change (with a ``Trace``).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,7 +43,13 @@ from mailward.filter.parsed import HeaderIndex
 from mailward.filter.pipeline import Finding
 from mailward.filter.policy import message_senders
 from mailward.filter.settings import FilterSettingsService
-from mailward.queue.spool import NewRecipient, Spool
+from mailward.queue.spool import NewRecipient, Spool, new_queue_id
+from mailward.queue.traced import scope
+from mailward.trace.events import EventGroup, Kind, TraceEvent
+from mailward.trace.events import Outcome as Traced
+
+if TYPE_CHECKING:
+    from mailward.trace.recorder import Trace
 
 __all__ = ["Hold", "Quarantine", "QuarantineDetail", "QuarantineService", "QuarantineView",
            "Released"]
@@ -49,6 +60,16 @@ HELD, RELEASED = "held", "released"
 MAX_PER_PAGE = 500
 HEADER_PREVIEW = 16 * 1024
 RELEASED_HEADER = "X-Mailward-Quarantine"
+
+
+def _event(kind: Kind, result: Traced, quarantine_id: int, *, recipient: str,
+           account_id: int | None, sender: str, queue_id: str | None = None,
+           **detail: object) -> TraceEvent:
+    """A quarantine event about ``recipient``'s held copy (entry ``quarantine_id``)."""
+    domain, mailbox = scope(recipient, account_id, sender)
+    return TraceEvent(kind, result, sender=sender, recipient=recipient, domain=domain,
+                      mailbox=mailbox, queue_id=queue_id,
+                      detail={"quarantine_id": quarantine_id, **detail})
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,27 +123,31 @@ class Released:
 class Quarantine:
     """The MX tier's side: hold messages, and drop expired ones (no tenant scope)."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, *,
+                 trace: Trace | None = None) -> None:
         self.db = db
         self.retention = timedelta(days=settings.quarantine_retention_days)
+        self.trace = trace  # records ``discard`` for held mail that expires (None: nothing)
 
     async def hold(self, *, sender: str, peer: str | None, data: bytes, score: float,
                    findings: tuple[Finding, ...], holds: list[Hold],
-                   headers: HeaderIndex | None = None) -> int:
+                   headers: HeaderIndex | None = None, trace_id: str | None = None) -> int:
         """Store the message for ``holds`` durably (committed); the message's id (each
         recipient's entry has its own id, which the services take)."""
         async with self.db.session() as session, session.begin():
             return await self.add_hold(session, sender=sender, peer=peer, data=data,
                                        score=score, findings=findings, holds=holds,
-                                       headers=headers)
+                                       headers=headers, trace_id=trace_id)
 
     async def add_hold(self, session: AsyncSession, *, sender: str, peer: str | None,
                        data: bytes, score: float, findings: tuple[Finding, ...],
-                       holds: list[Hold], headers: HeaderIndex | None = None) -> int:
+                       holds: list[Hold], headers: HeaderIndex | None = None,
+                       trace_id: str | None = None) -> int:
         """Add the message for ``holds`` to ``session``'s transaction (the caller commits,
         e.g. together with the queued copies of the same message); the message's id.
         From and Subject are read from ``headers`` (the intake's header index of the
-        message; made here when not given)."""
+        message; made here when not given). ``trace_id``: the trace of the mail it came
+        in with (its release and deletion are recorded there)."""
         now = utcnow()
         if headers is None:
             headers = await asyncio.to_thread(HeaderIndex.of, data)
@@ -133,7 +158,8 @@ class Quarantine:
             subject=headers.text("Subject")[:200], size=len(data), score=score,
             findings=json.dumps([{"check": f.check, "score": f.score, "reason": f.reason}
                                  for f in findings]),
-            peer=peer, received_at=now, expires_at=now + self.retention, content=data)
+            peer=peer, received_at=now, expires_at=now + self.retention, content=data,
+            trace_id=trace_id)
         session.add(message)
         await session.flush()
         for hold in holds:
@@ -148,6 +174,8 @@ class Quarantine:
         """Delete expired messages (with their entries) and messages no entry refers to."""
         now = now or utcnow()
         async with self.db.session() as session, session.begin():
+            if self.trace is not None:
+                await self._discarded(session, now)
             expired = await session.execute(
                 delete(QuarantinedMessage).where(QuarantinedMessage.expires_at <= now))
             orphaned = await session.execute(delete(QuarantinedMessage).where(
@@ -157,14 +185,32 @@ class Quarantine:
             log.info("quarantine: %d expired or unreferenced message(s) deleted", count)
         return count
 
+    async def _discarded(self, session: AsyncSession, now: datetime) -> None:
+        """Record ``discard`` for the held entries of the messages expiring now."""
+        assert self.trace is not None
+        found = await session.execute(
+            select(QuarantineEntry, QuarantinedMessage.sender, QuarantinedMessage.trace_id)
+            .join(QuarantinedMessage, QuarantinedMessage.id == QuarantineEntry.message_id)
+            .where(QuarantinedMessage.expires_at <= now, QuarantineEntry.status == HELD,
+                   QuarantinedMessage.trace_id.is_not(None))
+            .order_by(QuarantineEntry.id))
+        traces: dict[str, list[TraceEvent]] = {}
+        for entry, sender, trace_id in found:
+            traces.setdefault(str(trace_id), []).append(_event(
+                Kind.DISCARD, Traced.DISCARDED, entry.id, recipient=entry.recipient,
+                account_id=entry.account_id, sender=sender, reason="expired"))
+        for trace_id, events in traces.items():
+            await self.trace.add(session, EventGroup(trace_id, events))
+
 
 class QuarantineService:
     """Listing, showing, releasing and deleting held mail, for a caller."""
 
     def __init__(self, db: Database, settings: Settings, spool: Spool,
-                 filters: FilterSettingsService) -> None:
+                 filters: FilterSettingsService, *, trace: Trace | None = None) -> None:
         self.db = db
         self.spool = spool
+        self.trace = trace  # None: releases and deletions are not traced
         self.node = settings.node_name
         self.filters = filters  # the allow lists, and the domains' learning
 
@@ -249,14 +295,23 @@ class QuarantineService:
                    detail=f"#{entry.id} from {message.sender or '<>'}: {message.subject}")
             await session.commit()
             recipient, domain_id, account_id = entry.recipient, entry.domain_id, entry.account_id
-            sender, data = message.sender, message.content
-        marker = (f"{RELEASED_HEADER}: released by {actor.name or actor.role.value} "
-                  f"on {self.node}\r\n").encode()
+            sender, data, trace_id = message.sender, message.content, message.trace_id
+        by = actor.name or actor.role.value
+        marker = f"{RELEASED_HEADER}: released by {by} on {self.node}\r\n".encode()
+        queue_id = new_queue_id()
+
+        async def traced(session: AsyncSession) -> None:  # with the copy's rows
+            if self.trace is not None:
+                await self.trace.add(session, EventGroup(trace_id or queue_id, [_event(
+                    Kind.RELEASE, Traced.RELEASED, entry_id, recipient=recipient,
+                    account_id=account_id, sender=sender, queue_id=queue_id, by=by)]))
+
         try:
-            queue_id = await self.spool.enqueue(
+            await self.spool.enqueue(
                 # the sender's own X-Spam-*/X-Mailward-* fields must not speak for us
                 sender=sender, recipients=[NewRecipient(recipient)],
-                data=marker + without_our_headers(data), origin="release")
+                data=marker + without_our_headers(data), origin="release",
+                queue_id=queue_id, parent_trace=trace_id, also=traced)
         except BaseException:  # not delivered: hold it again
             async with self.db.session() as session, session.begin():
                 await session.execute(update(QuarantineEntry).where(
@@ -298,6 +353,11 @@ class QuarantineService:
             record(session, actor, "quarantine.delete", entry.recipient,
                    account_id=entry.account_id,
                    detail=f"#{entry.id} from {message.sender or '<>'}: {message.subject}")
+            if self.trace is not None and message.trace_id and entry.status == HELD:
+                await self.trace.add(session, EventGroup(message.trace_id, [_event(
+                    Kind.DISCARD, Traced.DISCARDED, entry.id, recipient=entry.recipient,
+                    account_id=entry.account_id, sender=message.sender, reason="deleted",
+                    by=actor.name or actor.role.value)]))
             await session.delete(entry)
             await session.flush()
             others = await session.scalar(select(func.count(QuarantineEntry.id)).where(

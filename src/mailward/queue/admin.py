@@ -1,7 +1,8 @@
 """Queue administration: list, show, retry now, delete — what the CLI and API call.
 
 An account sees and touches only the queued recipients of its own domains; an operator
-sees everything (including mail leaving us: forwards and bounces).
+sees everything (including mail leaving us: forwards and bounces). A delete records a
+``dequeue`` event per recipient removed in the message's trace (with a ``Trace``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import builtins
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +23,11 @@ from mailward.core.paging import Page
 from mailward.db import Database, QueuedMessage, QueuedRecipient, QueueStatus
 from mailward.db.models import WebmailOutbox, utcnow
 from mailward.queue.spool import Spool
+from mailward.queue.traced import dequeued
+from mailward.trace.events import EventGroup
+
+if TYPE_CHECKING:
+    from mailward.trace.recorder import Trace
 
 MAX_PER_PAGE = 1000
 HELD_PREFIX = "4.3.5 "  # Router: the domain has no mail server settings
@@ -76,9 +83,10 @@ def _entry(row: QueuedRecipient, message: QueuedMessage) -> QueueEntry:
 
 
 class QueueService:
-    def __init__(self, db: Database, spool: Spool) -> None:
+    def __init__(self, db: Database, spool: Spool, *, trace: Trace | None = None) -> None:
         self.db = db
         self.spool = spool
+        self.trace = trace  # None: deletes are not traced
 
     async def list(
         self, actor: Actor, *, domain: str | None = None, status: str | None = None,
@@ -143,7 +151,15 @@ class QueueService:
                 delete(QueuedRecipient).where(QueuedRecipient.id.in_([r.id for r in rows]))
             )
             _audit(session, actor, "queue.delete", message.queue_id, rows)
-        await self.spool.remove_if_done(message.id, message.queue_id)
+            if self.trace is not None:
+                by = (actor.name or actor.role.value)[:254]
+                await self.trace.add(session, EventGroup(
+                    message.trace_id or message.queue_id,
+                    [dequeued(message.queue_id, "deleted", by, recipient=row.recipient,
+                              sender=message.sender, account_id=row.account_id)
+                     for row in rows]))
+        # the dequeue events are written: none more when the message row goes
+        await self.spool.remove_if_done(message.id, message.queue_id, reason=None)
         return view
 
     async def _message(

@@ -14,12 +14,14 @@ whoever is waiting in one transaction instead:
   exception: nothing of any member is committed, nobody is told it is (the MX answers
   each of them 451);
 * queue rows the members add through :class:`QueueRows` are inserted with one statement
-  per table for the whole group (SQLAlchemy Core, built once).
+  per table for the whole group (SQLAlchemy Core, built once), and so are the members'
+  message trace events (``mailward.trace.recorder.batched``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ from sqlalchemy import Table, bindparam, delete, exists, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailward.db import Database, QueuedMessage, QueuedRecipient
+from mailward.trace.recorder import batched
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -48,7 +51,7 @@ DELETE_DONE_MESSAGES = (
     delete(MESSAGES)
     .where(MESSAGES.c.id.in_(bindparam("ids", expanding=True)),
            ~exists().where(RECIPIENTS.c.message_id == MESSAGES.c.id))
-    .returning(MESSAGES.c.id, MESSAGES.c.queue_id))
+    .returning(MESSAGES.c.id, MESSAGES.c.queue_id, MESSAGES.c.trace_id))
 
 
 @dataclass(slots=True)
@@ -56,13 +59,17 @@ class QueueRows:
     """The group's batched queue changes, one statement each at the end of its
     transaction: message rows (keyed by queue id) and recipient rows naming their message
     by queue id to insert; finished recipients to delete; then the messages to drop if no
-    recipient is left (``dropped``: ``{message id: queue id}`` of those that were)."""
+    recipient is left (``dropped``: ``{message id: queue id}`` of those that were,
+    ``traces``: their trace ids; ``why``: ``{message id: (reason, by)}`` the dropping
+    member gave, for the trace's ``dequeue`` event)."""
 
     messages: list[dict[str, Any]] = field(default_factory=list)
     recipients: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     finished: list[int] = field(default_factory=list)
     maybe_done: list[int] = field(default_factory=list)
     dropped: dict[int, str] = field(default_factory=dict)
+    traces: dict[int, str] = field(default_factory=dict)
+    why: dict[int, tuple[str, str | None]] = field(default_factory=dict)
 
     def add(self, message: dict[str, Any], recipients: list[dict[str, Any]]) -> None:
         self.messages.append(message)
@@ -79,8 +86,9 @@ class QueueRows:
         if self.finished:
             await conn.execute(DELETE_RECIPIENTS, {"ids": self.finished})
         if self.maybe_done:
-            self.dropped = dict((await conn.execute(
-                DELETE_DONE_MESSAGES, {"ids": self.maybe_done})).all())
+            found = (await conn.execute(DELETE_DONE_MESSAGES, {"ids": self.maybe_done})).all()
+            self.dropped = {mid: queue_id for mid, queue_id, _trace in found}
+            self.traces = {mid: trace_id or queue_id for mid, queue_id, trace_id in found}
 
 
 Work = Callable[[AsyncSession, QueueRows], Awaitable[T]]
@@ -123,7 +131,9 @@ class GroupCommitter:
         member: _Member[T] = _Member(work, asyncio.get_running_loop().create_future())
         self._waiting.append(member)
         if self._runner is None or self._runner.done():
-            self._runner = asyncio.create_task(self._drain())
+            # a fresh context: the group serves many messages, so its log lines carry
+            # none of its first caller's ids (``mailward.obs.logs.bind``)
+            self._runner = asyncio.create_task(self._drain(), context=contextvars.Context())
         return await member.done
 
     async def _drain(self) -> None:
@@ -146,11 +156,12 @@ class GroupCommitter:
             async with self.db.session() as session, session.begin():
                 if self.db.is_sqlite:
                     await (await session.connection()).exec_driver_sql(WRITE_LOCK)
-                for member in group:
-                    results.append(await member.work(session, rows))
-                await rows.apply(session)
-                if self.before_commit is not None:
-                    await self.before_commit(session, rows)
+                async with batched(session):  # every member's trace events: one insert
+                    for member in group:
+                        results.append(await member.work(session, rows))
+                    await rows.apply(session)
+                    if self.before_commit is not None:
+                        await self.before_commit(session, rows)
         except Exception as exc:
             log.warning("queue group commit of %d failed: %r", len(group), exc)
             for member in group:

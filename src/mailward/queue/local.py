@@ -19,6 +19,7 @@ the directory's :class:`~mailward.directory.lookup.RecipientLookup`, as on the M
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from mailward.db import AddressKind, Database
 from mailward.directory.forwarding import ForwardLimits, expand, load_graph
@@ -32,7 +33,7 @@ from mailward.queue.loops import (
     is_loop,
     without_field,
 )
-from mailward.queue.outcome import Outcome
+from mailward.queue.outcome import Forwarded, Outcome
 from mailward.queue.spool import NewRecipient, Spool
 from mailward.store import MailStore, QuotaExceeded, Stored
 from mailward.store.search_index import SearchIndex
@@ -62,7 +63,10 @@ class LocalDelivery:
         self.search_index = SearchIndex(db)  # webmail search: indexed as delivered
 
     async def deliver(self, recipient: str, *, sender: str, data: bytes,
-                      smtputf8: bool = False) -> Outcome:
+                      smtputf8: bool = False, trace_id: str | None = None) -> Outcome:
+        """Deliver to a hosted address; the outcome names the mailbox, the folder it
+        landed in and the forward/auto-cc copies queued (each stores ``trace_id``, the
+        trace of the message delivered)."""
         found = await self.recipients.local(recipient)  # bob+tag@ is bob@ unless listed
         recipient = found.address
         if found.verdict is not Verdict.ACCEPTED:
@@ -80,6 +84,7 @@ class LocalDelivery:
             return Outcome.deferred("4.2.1", f"{recipient} is not set up yet (pending setup)")
         copy = add_delivered_to(without_field(data, COPIES_FIELD), recipient)
         stored = ""
+        folder: str | None = None
         if kind in (AddressKind.MAILBOX, AddressKind.AUTOCC):
             try:
                 landed = await self.store.deliver(recipient, copy, quota_bytes=quota)
@@ -87,19 +92,26 @@ class LocalDelivery:
                 return Outcome.deferred("4.2.2", f"mailbox {recipient} is full (over quota)")
             await self._index(recipient, landed, copy)
             await self._record_usage(address_id, recipient)
-            stored = f"delivered to mailbox {recipient}; "
+            stored, folder = f"delivered to mailbox {recipient}; ", landed.folder
         if kind in (AddressKind.FORWARDER, AddressKind.AUTOCC) and found.destinations:
             targets = list(found.destinations)
-            refused = await self._forward(recipient, targets, data, copy, sender=sender,
-                                          smtputf8=smtputf8)
-            if refused:
-                return Outcome.failed("5.4.6", stored + refused)
-            return Outcome.delivered(f"{stored}forwarded to {', '.join(targets)}")
-        return Outcome.delivered(f"delivered to mailbox {recipient}")
+            forwarded = await self._forward(
+                recipient, targets, data, copy, sender=sender, smtputf8=smtputf8,
+                kind="autocc" if kind is AddressKind.AUTOCC else "forward",
+                trace_id=trace_id)
+            if isinstance(forwarded, str):
+                return replace(Outcome.failed("5.4.6", stored + forwarded),
+                               mailbox=recipient, folder=folder)
+            return replace(Outcome.delivered(f"{stored}forwarded to {', '.join(targets)}"),
+                           mailbox=recipient, folder=folder, forwarded=forwarded)
+        return replace(Outcome.delivered(f"delivered to mailbox {recipient}"),
+                       mailbox=recipient, folder=folder)
 
     async def _forward(self, recipient: str, targets: list[str], data: bytes, copy: bytes,
-                       *, sender: str, smtputf8: bool) -> str | None:
-        """Queue a copy to each target within the caps; else why not (nothing queued)."""
+                       *, sender: str, smtputf8: bool, kind: str, trace_id: str | None
+                       ) -> tuple[Forwarded, ...] | str:
+        """Queue a copy to each target within the caps (the copies queued); else why not
+        (nothing queued)."""
         limits = self.limits
         hops = count_delivered_to(data)  # forwarders this message has passed already
         if hops + 1 > limits.max_depth:
@@ -121,15 +133,18 @@ class LocalDelivery:
             share = min(need, spare)
             spare -= share
             shares.setdefault(share, []).append(target)
+        queued: list[Forwarded] = []
         for share, group in shares.items():
-            await self.spool.enqueue(
+            queue_id = await self.spool.enqueue(
                 sender=sender,
                 recipients=[NewRecipient(t) for t in group],
                 data=add_field(copy, COPIES_FIELD, str(share)),
                 origin="forward",
                 smtputf8=smtputf8,
+                parent_trace=trace_id,
             )
-        return None
+            queued.append(Forwarded(queue_id, tuple(group), kind))
+        return tuple(queued)
 
     async def _index(self, mailbox: str, landed: Stored, data: bytes) -> None:
         """Add the message to the search index; a failure is logged, never the delivery's

@@ -13,12 +13,30 @@ class Result(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Forwarded:
+    """A copy local delivery queued for a forwarder or an auto-cc (for the trace)."""
+
+    queue_id: str
+    to: tuple[str, ...]
+    copy: str  # "forward" or "autocc"
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     result: Result
     status: str  # RFC 3463 enhanced status, e.g. "5.1.1"
     detail: str  # human-readable reason or the remote server's reply
     remote_mta: str | None = None
     relayed: bool = False  # handed to another server (DSN action "relayed")
+    local: bool = False  # delivered (or tried) here: the hosting route
+    # what the trace tells of the attempt: the address connected to and how long the
+    # transaction took (relay); the mailbox, its folder and the copies queued (local)
+    ip: str | None = None
+    port: int | None = None
+    duration_ms: int | None = None
+    mailbox: str | None = None
+    folder: str | None = None
+    forwarded: tuple[Forwarded, ...] = ()
 
     @classmethod
     def delivered(cls, detail: str = "delivered", *, remote_mta: str | None = None,

@@ -16,12 +16,17 @@ next message to the same server takes it. A reused connection that turns out dea
 any message data went over it (the server closed it, a 421, a timeout, a 4xx to MAIL) is
 dropped and the delivery made again, once, on a fresh connection: a stale cached
 connection never defers mail. ``aclose`` QUITs the idle connections at shutdown.
+
+Each outcome names the address connected to and how long its attempt took (``ip``,
+``duration_ms``: what the message trace shows of it).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -147,18 +152,22 @@ class Relay:
     async def _attempt(
         self, hop: Hop, envelope: Envelope, recipients: list[tuple[str, str | None, str | None]]
     ) -> dict[str, Outcome]:
+        started = time.monotonic()
         destination = Destination(hop.host, hop.port, hop.name, self.helo)
         cached = self.cache.take(destination)
         if cached is not None:
+            ip = _peer_ip(cached.smtp, hop)
             outcomes = await self._deliver(cached, hop, envelope, recipients, reused=True)
             if outcomes is not None:
-                return outcomes
+                return _stamped(outcomes, ip, hop.port, started)
         connection = await self._connect(hop, destination)
         if isinstance(connection, Outcome):
-            return {r[0]: connection for r in recipients}
+            return _stamped({r[0]: connection for r in recipients}, _ip(hop.host), hop.port,
+                            started)
+        ip = _peer_ip(connection.smtp, hop)
         outcomes = await self._deliver(connection, hop, envelope, recipients, reused=False)
         assert outcomes is not None  # only a reused connection is given up on
-        return outcomes
+        return _stamped(outcomes, ip, hop.port, started)
 
     async def _connect(self, hop: Hop, destination: Destination) -> Connection | Outcome:
         """A fresh connection to ``hop`` (greeting, EHLO, STARTTLS when offered)."""
@@ -278,6 +287,32 @@ class Relay:
             done = Outcome.delivered(f"{response.code} {' '.join(response.message.split())}",
                                      remote_mta=hop.name or hop.host, relayed=True)
             outcomes.update({address: done for address in accepted})
+
+
+def _ip(host: str) -> str | None:
+    """``host`` if it is an IP address."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return None
+
+
+def _peer_ip(smtp: aiosmtplib.SMTP, hop: Hop) -> str | None:
+    """The address a connected session talks to (for the trace)."""
+    transport = smtp.transport
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return _ip(hop.host)
+
+
+def _stamped(outcomes: dict[str, Outcome], ip: str | None, port: int, started: float
+             ) -> dict[str, Outcome]:
+    """``outcomes`` with the address and port tried and the attempt's duration (for the
+    trace)."""
+    duration_ms = int((time.monotonic() - started) * 1000)
+    return {address: dataclasses.replace(outcome, ip=ip, port=port, duration_ms=duration_ms)
+            for address, outcome in outcomes.items()}
 
 
 def _reason(exc: BaseException) -> str:

@@ -14,6 +14,12 @@ after its group committed.
 Webmail holds mail back in the queue itself (``not_before``: rows not due before the end
 of the undo window or the send-later time) and cancels it with ``cancel_unclaimed`` while
 no worker has claimed it.
+
+Every message row names its trace (``trace_id``, :mod:`mailward.trace`): a new message's
+first copy has the trace's id as its queue id; copies made from it later (forwards, DSNs,
+releases) store the trace of the message they come from (``parent_trace``). When a
+message leaves the queue, the group transaction that drops it records the trace's
+``dequeue`` event (with a :class:`~mailward.trace.recorder.Trace`).
 """
 
 from __future__ import annotations
@@ -21,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.policy import default as default_policy
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,7 +44,13 @@ from mailward.db import Database, QueuedMessage, QueueStatus
 from mailward.db.models import EXTERNAL_ORIGINS, utcnow
 from mailward.directory.facts import domain_facts
 from mailward.queue.group_commit import MESSAGES, RECIPIENTS, WRITE_LOCK, GroupCommitter, QueueRows
+from mailward.queue.traced import dequeued
 from mailward.queue.wake import Wakeup
+from mailward.trace import ids
+from mailward.trace.events import EventGroup
+
+if TYPE_CHECKING:
+    from mailward.trace.recorder import Trace
 
 ORPHAN_AGE = timedelta(hours=1)
 SUBJECT = re.compile(rb"(?:^|\n)subject:[ \t]*(.*?)\r?(?=\n(?![ \t])|$)",
@@ -76,7 +87,7 @@ class Spooled(Protocol):
 
 def new_queue_id() -> str:
     """A short, time-ordered, unguessable id (shown to operators, names the file)."""
-    return f"{time.time_ns() // 1_000_000:011X}{secrets.token_hex(5).upper()}"
+    return ids.new_id()
 
 
 def subject_of(data: bytes) -> str | None:
@@ -139,8 +150,10 @@ class _TooLate(Exception):
 class Spool:
     """Puts messages into the queue and gets their bytes back."""
 
-    def __init__(self, db: Database, data_dir: Path, wakeup: Wakeup | None = None) -> None:
+    def __init__(self, db: Database, data_dir: Path, wakeup: Wakeup | None = None, *,
+                 trace: Trace | None = None) -> None:
         self.db = db
+        self.trace = trace  # records ``dequeue`` when a message leaves (None: nothing)
         self.root = data_dir / "queue"
         self.in_database = not db.is_sqlite
         self.wakeup = wakeup or Wakeup(db)
@@ -150,6 +163,13 @@ class Spool:
     async def _announce(self, session: AsyncSession, rows: QueueRows) -> None:
         if rows.messages:
             await self.wakeup.announce(session)
+        if self.trace is not None:
+            for message_id, queue_id in rows.dropped.items():
+                if (why := rows.why.get(message_id)) is not None:
+                    reason, by = why
+                    await self.trace.add(session, EventGroup(
+                        rows.traces.get(message_id) or queue_id,
+                        [dequeued(queue_id, reason, by)]))
 
     def _woken(self, rows: QueueRows) -> None:
         if rows.messages:
@@ -172,17 +192,21 @@ class Spool:
         not_before: datetime | None = None,
         queue_id: str | None = None,
         also: Callable[[AsyncSession], Awaitable[object]] | None = None,
+        trace_id: str | None = None,
+        parent_trace: str | None = None,
     ) -> str:
         """Make the message durable and queue one row per recipient; returns the queue id.
 
         Only once this returns may the message be acknowledged. ``not_before``: no worker
         claims the rows before then (webmail's undo window and send later); ``queue_id``:
-        one the caller made with :func:`new_queue_id` (to name it in ``also``'s rows).
+        one the caller made with :func:`new_queue_id` (to name it in ``also``'s rows);
+        ``trace_id``/``parent_trace``: as for :meth:`enqueue_many`.
         """
         [queue_id] = await self.enqueue_many(
             [NewCopy(recipients, data)], sender=sender, origin=origin, peer=peer,
             envid=envid, ret=ret, smtputf8=smtputf8, not_before=not_before, also=also,
-            ids=[queue_id] if queue_id else None)
+            ids=[queue_id] if queue_id else None, trace_id=trace_id,
+            parent_trace=parent_trace)
         return queue_id
 
     async def enqueue_many(
@@ -198,6 +222,8 @@ class Spool:
         also: Callable[[AsyncSession], Awaitable[object]] | None = None,
         not_before: datetime | None = None,
         ids: Sequence[str] | None = None,
+        trace_id: str | None = None,
+        parent_trace: str | None = None,
     ) -> list[str]:
         """Queue several copies of one message atomically; their queue ids, in order.
 
@@ -206,17 +232,29 @@ class Spool:
         message). If anything fails, nothing is queued and the files are removed.
         ``not_before``: the rows are not due before then; ``ids``: the copies' queue ids
         (made by :func:`new_queue_id`) when the caller needs them beforehand.
+
+        The trace every copy stores: ``trace_id`` (a new message's, made with
+        :func:`mailward.trace.ids.new_id`; the first copy's queue id unless ``ids`` are
+        given), or ``parent_trace`` (that of the message this one comes from: a forward,
+        a release; the queue ids are new), else the first copy's queue id.
         """
         if not copies or any(not copy.recipients for copy in copies):
             raise ValueError("a message needs at least one recipient")
-        ids = list(ids) if ids is not None else [new_queue_id() for _ in copies]
+        if trace_id and parent_trace:
+            raise ValueError("a new trace or a parent's, not both")
+        if ids is None:
+            ids = [new_queue_id() for _ in copies]
+            if trace_id:
+                ids[0] = trace_id
+        ids = list(ids)
         if len(ids) != len(copies):
             raise ValueError("one queue id per copy")
+        trace = trace_id or parent_trace or ids[0]
         pairs = list(zip(ids, copies, strict=True))
 
         async def work(session: AsyncSession, rows: QueueRows) -> None:
             await self._add_rows(session, rows, pairs, sender, origin, peer, envid, ret,
-                                 smtputf8, not_before)
+                                 smtputf8, trace, not_before)
             if also is not None:
                 await also(session)
 
@@ -241,12 +279,14 @@ class Spool:
         sender: str,
         origin: str,
         smtputf8: bool = False,
+        parent_trace: str | None = None,
     ) -> list[str]:
         """Queue copies as part of ``session``'s transaction (the caller commits, e.g. a
         bounce together with the end of the delivery it reports); their queue ids.
 
         The bytes are made durable now; if the caller's transaction then fails, the files
         are orphans that ``sweep`` removes. Call ``wakeup.local()`` after the commit.
+        ``parent_trace``: the trace of the message they come from (else their own).
         """
         if not copies or any(not copy.recipients for copy in copies):
             raise ValueError("a message needs at least one recipient")
@@ -256,7 +296,7 @@ class Spool:
                 _WRITERS, self._write_files, ids, copies)
         rows = QueueRows()
         await self._add_rows(session, rows, list(zip(ids, copies, strict=True)), sender,
-                             origin, None, None, None, smtputf8)
+                             origin, None, None, None, smtputf8, parent_trace or ids[0])
         await rows.apply(session)
         await self.wakeup.announce(session)
         return ids
@@ -276,6 +316,7 @@ class Spool:
         envid: str | None,
         ret: str | None,
         smtputf8: bool,
+        trace_id: str,
         not_before: datetime | None = None,
     ) -> None:
         """Add the rows of ``copies`` to ``rows`` (inserted with the rest of the group)."""
@@ -297,7 +338,7 @@ class Spool:
                 {"queue_id": queue_id, "sender": sender, "size": len(copy.data),
                  "origin": origin, "peer": peer, "envid": envid, "ret": ret,
                  "smtputf8": smtputf8, "subject": subject_of(copy.data), "received_at": due,
-                 "body": copy.data if self.in_database else None},
+                 "body": copy.data if self.in_database else None, "trace_id": trace_id},
                 [{"recipient": r.address, "domain": domain_of(r.address),
                   "account_id": owners[domain_of(r.address)], "orcpt": r.orcpt,
                   "notify": ",".join(r.notify) or None, "status": QueueStatus.QUEUED,
@@ -319,17 +360,24 @@ class Spool:
             return body
         return await asyncio.to_thread(self.path_of(message.queue_id).read_bytes)
 
-    async def remove_if_done(self, message_id: int, queue_id: str) -> bool:
-        """Drop a message whose recipients are all finished; True if it was dropped."""
-        return bool(await self.finish([], [message_id]))
+    async def remove_if_done(self, message_id: int, queue_id: str, *,
+                             reason: str | None = None, by: str | None = None) -> bool:
+        """Drop a message whose recipients are all finished; True if it was dropped.
+        ``reason``: record the trace's ``dequeue`` with it (None: the caller did)."""
+        return bool(await self.finish([], [message_id], reason=reason, by=by))
 
-    async def finish(self, recipient_ids: Sequence[int], message_ids: Sequence[int]
-                     ) -> list[str]:
+    async def finish(self, recipient_ids: Sequence[int], message_ids: Sequence[int], *,
+                     reason: str | None = "done", by: str | None = None) -> list[str]:
         """Delete finished recipients, then those of ``message_ids`` left with none (and
-        their files), in the next group transaction; the queue ids of messages dropped."""
+        their files), in the next group transaction; the queue ids of messages dropped.
+        A message dropped records the trace's ``dequeue`` with ``reason`` (and ``by``)
+        in that transaction, unless ``reason`` is None."""
         async def work(_session: AsyncSession, rows: QueueRows) -> QueueRows:
             rows.finished += recipient_ids
             rows.maybe_done += message_ids
+            if reason is not None:
+                for message_id in message_ids:
+                    rows.why.setdefault(message_id, (reason, by))
             return rows
 
         rows = await self.group.run(work)
@@ -339,11 +387,13 @@ class Spool:
         return dropped
 
     async def cancel_unclaimed(
-        self, queue_id: str, also: Callable[[AsyncSession], Awaitable[object]] | None = None
+        self, queue_id: str, also: Callable[[AsyncSession], Awaitable[object]] | None = None,
+        *, by: str | None = None,
     ) -> bool:
         """Delete a message and its rows if no worker has claimed or tried any of them yet
         (webmail's undo send), with whatever ``also`` does, in one transaction; False (and
-        nothing changed) when it is too late.
+        nothing changed) when it is too late. The trace records ``dequeue`` (cancelled,
+        ``by``) in that transaction.
 
         The delete is conditional: a worker claiming the rows at the same moment either
         commits first (the rows are no longer ``queued``: nothing is deleted) or waits for
@@ -354,10 +404,12 @@ class Spool:
                 conn = await session.connection()
                 if self.db.is_sqlite:  # a write transaction from the start (see WRITE_LOCK)
                     await conn.exec_driver_sql(WRITE_LOCK)
-                message_id = await session.scalar(
-                    select(QueuedMessage.id).where(QueuedMessage.queue_id == queue_id))
-                if message_id is None:
+                found = (await session.execute(
+                    select(QueuedMessage.id, QueuedMessage.trace_id)
+                    .where(QueuedMessage.queue_id == queue_id))).first()
+                if found is None:
                     return False
+                message_id, trace_id = found
                 deleted = (await conn.execute(
                     delete(RECIPIENTS).where(
                         RECIPIENTS.c.message_id == message_id,
@@ -371,6 +423,9 @@ class Spool:
                 await conn.execute(delete(MESSAGES).where(MESSAGES.c.id == message_id))
                 if also is not None:
                     await also(session)
+                if self.trace is not None:
+                    await self.trace.add(session, EventGroup(
+                        trace_id or queue_id, [dequeued(queue_id, "cancelled", by)]))
         except _TooLate:  # rolled back
             return False
         self.discard_file(queue_id)

@@ -15,6 +15,11 @@ transaction (``webmail_deliveries``: the sender's delivery trace).
 Mail held back (webmail's undo window, send later) is queued with its rows not due until
 then: no claim takes it early, and an idle worker's wait already ends at the earliest due
 row.
+
+With a :class:`~mailward.trace.recorder.Trace`, what each attempt did for the recipients
+of a message (attempts, mailbox deliveries, forwarded copies, expiry, the DSN queued) is
+one event group, written in the same outcome transaction (:mod:`mailward.queue.traced`);
+the log lines of a delivery carry its trace and queue id (``mailward.obs.logs.bind``).
 """
 
 from __future__ import annotations
@@ -22,9 +27,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,6 +38,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from mailward.config import Settings
 from mailward.db import Database, QueuedRecipient, QueueStatus
 from mailward.db.models import WEBMAIL_ORIGIN, WebmailDelivery, utcnow
+from mailward.obs.logs import bind
 from mailward.queue.connections import connection_cache
 from mailward.queue.dsn import DsnRecipient, build_dsn, should_notify
 from mailward.queue.group_commit import MESSAGES, RECIPIENTS, WRITE_LOCK, QueueRows
@@ -40,7 +46,12 @@ from mailward.queue.local import LocalDelivery
 from mailward.queue.outcome import Outcome, Result
 from mailward.queue.relay import Envelope, Relay
 from mailward.queue.spool import NewCopy, NewRecipient, Spool
+from mailward.queue.traced import attempt_events, bounce_event
 from mailward.routing.routes import Router
+from mailward.trace.events import EventGroup, TraceEvent
+
+if TYPE_CHECKING:
+    from mailward.trace.recorder import Trace
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=15)
@@ -50,7 +61,7 @@ CLAIM_BODY_BYTES = 256 * 1024  # bodies in rows (PostgreSQL) up to this size com
 # the claim's statements, built once
 MESSAGE_COLUMNS = (MESSAGES.c.id, MESSAGES.c.queue_id, MESSAGES.c.sender, MESSAGES.c.origin,
                    MESSAGES.c.envid, MESSAGES.c.ret, MESSAGES.c.smtputf8,
-                   MESSAGES.c.received_at)
+                   MESSAGES.c.received_at, MESSAGES.c.trace_id)
 CLAIMED_MESSAGES = select(
     *MESSAGE_COLUMNS,
     # a large body is read when its delivery starts, not held by every claim
@@ -63,7 +74,8 @@ FINISH = (delete(RECIPIENTS).where(RECIPIENTS.c.id.in_(bindparam("ids", expandin
 WEBMAIL_OUTCOMES = insert(cast(Table, WebmailDelivery.__table__))
 RECIPIENT_COLUMNS = (RECIPIENTS.c.id, RECIPIENTS.c.message_id, RECIPIENTS.c.domain,
                      RECIPIENTS.c.recipient, RECIPIENTS.c.orcpt, RECIPIENTS.c.notify,
-                     RECIPIENTS.c.attempts, RECIPIENTS.c.delay_warned)
+                     RECIPIENTS.c.attempts, RECIPIENTS.c.delay_warned,
+                     RECIPIENTS.c.account_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +90,12 @@ class ClaimedMessage:
     ret: str | None
     smtputf8: bool
     received_at: datetime
+    trace_id: str | None = None  # None: queued before traces (its queue id stands in)
     body: bytes | None = None  # None: in the spool file, or a large row read on delivery
+
+    @property
+    def trace(self) -> str:
+        return self.trace_id or self.queue_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +109,7 @@ class ClaimedRecipient:
     notify: str | None
     attempts: int
     delay_warned: bool
+    account_id: int | None = None  # the account of the recipient's domain (ours) or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +134,11 @@ class DeliveryWorker:
         spool: Spool,
         local: LocalDelivery,
         router: Router | None = None,
+        *,
+        trace: Trace | None = None,
     ) -> None:
         self.db = db
+        self.trace = trace  # None: no trace events are recorded
         self.settings = settings
         self.spool = spool
         self.local = local
@@ -245,12 +266,12 @@ class DeliveryWorker:
                         lease_owner=self.settings.lease_owner)
                 .returning(*RECIPIENT_COLUMNS)
             )).all()
-            found = {row[0]: ClaimedMessage(*row) for row in (await conn.execute(
+            found = {row[0]: ClaimedMessage(**row._mapping) for row in (await conn.execute(
                 CLAIMED_MESSAGES, {"ids": message_ids})).all()}
         groups: dict[tuple[int, str], list[ClaimedRecipient]] = defaultdict(list)
-        for rid, mid, domain, recipient, orcpt, notify, attempts, warned in claimed:
-            groups[(mid, domain)].append(
-                ClaimedRecipient(rid, recipient, domain, orcpt, notify, attempts, warned))
+        for rid, mid, domain, recipient, orcpt, notify, attempts, warned, account in claimed:
+            groups[(mid, domain)].append(ClaimedRecipient(
+                rid, recipient, domain, orcpt, notify, attempts, warned, account))
         return [Job(mid, domain, found.get(mid), tuple(rows))
                 for (mid, domain), rows in groups.items()]
 
@@ -258,6 +279,10 @@ class DeliveryWorker:
         message, rows = job.message, list(job.rows)
         if message is None or not rows:  # deleted by an admin meanwhile
             return
+        with bind(trace=message.trace, queue=message.queue_id):
+            await self._deliver(message, rows)
+
+    async def _deliver(self, message: ClaimedMessage, rows: list[ClaimedRecipient]) -> None:
         data = b""
         try:
             data = await self.spool.read(message)
@@ -280,10 +305,10 @@ class DeliveryWorker:
         for hop in route.hops:
             if hop.local:
                 for row in open_rows:
-                    outcomes[row.recipient] = await self.local.deliver(
+                    outcomes[row.recipient] = replace(await self.local.deliver(
                         row.recipient, sender=message.sender, data=data,
-                        smtputf8=message.smtputf8,
-                    )
+                        smtputf8=message.smtputf8, trace_id=message.trace,
+                    ), local=True)
             else:
                 envelope = Envelope(
                     sender=message.sender,
@@ -309,9 +334,19 @@ class DeliveryWorker:
         finished: list[int] = []
         notices: list[tuple[ClaimedRecipient, str, Outcome]] = []
         deferred: list[tuple[ClaimedRecipient, Outcome, bool]] = []
+        events: list[TraceEvent] = []
+        expired = False
         for row in rows:
             outcome = outcomes[row.recipient]
-            if outcome.result is Result.DEFERRED and now >= expires:
+            ends = outcome.result is Result.DEFERRED and now >= expires
+            if self.trace is not None:
+                events += attempt_events(
+                    outcome, sender=message.sender, recipient=row.recipient,
+                    account_id=row.account_id, queue_id=message.queue_id,
+                    attempt=row.attempts + 1, received_at=message.received_at, now=now,
+                    expired=ends)
+            if ends:
+                expired = True
                 outcome = Outcome.failed(
                     "4.4.7", f"gave up after {self.settings.queue_lifetime_seconds // 3600}"
                     f" hours; last error: {outcome.describe()}",
@@ -340,6 +375,19 @@ class DeliveryWorker:
             for r, action, _ in notices) or any(warn for _, _, warn in deferred))
 
         async def work(session: AsyncSession, rows: QueueRows) -> bool:
+            queued = await store(session, rows)
+            if self.trace is not None:
+                told = queued[1] if queued is not None else []
+                bounces = [bounce_event(
+                    sender=message.sender, recipient=row.recipient,
+                    account_id=row.account_id, queue_id=message.queue_id,
+                    dsn_queue_id=queued[0], action=action, now=now)
+                    for row, action in told if queued is not None]
+                await self.trace.add(session, EventGroup(message.trace, events + bounces))
+            return queued is not None
+
+        async def store(session: AsyncSession, rows: QueueRows
+                        ) -> tuple[str, list[tuple[ClaimedRecipient, str]]] | None:
             conn = await session.connection()
             reports = list(notices)
             if message.origin == WEBMAIL_ORIGIN and notices:
@@ -363,7 +411,7 @@ class DeliveryWorker:
                     reports.append((row, "delayed", outcome))
             if not reporting:
                 rows.finished += finished
-                return False
+                return None
             if finished:
                 still_queued = set((await conn.execute(
                     FINISH, {"ids": finished})).scalars())
@@ -374,15 +422,19 @@ class DeliveryWorker:
         if await self.spool.group.run(work):
             self.spool.wakeup.local()
         if finished:  # in a later transaction than the deletes: see the other workers' ones
-            await self.spool.finish([], [message.id])
+            await self.spool.finish([], [message.id], reason="expired" if expired else "done")
 
     async def _notify(self, session: AsyncSession, message: ClaimedMessage,
                       notices: list[tuple[ClaimedRecipient, str, Outcome]], data: bytes,
-                      expires: datetime) -> bool:
+                      expires: datetime
+                      ) -> tuple[str, list[tuple[ClaimedRecipient, str]]] | None:
         """Queue the DSN the sender asked for (never to the null sender) in ``session``'s
-        transaction; whether one was queued."""
+        transaction (it continues the message's trace); its queue id and the recipients
+        (with their actions) it reports on, or None if none was queued."""
         if not message.sender:
-            return False
+            return None
+        told = [(row, action) for row, action, _outcome in notices
+                if should_notify(tuple(filter(None, (row.notify or "").split(","))), action)]
         wanted = [
             DsnRecipient(
                 final_recipient=row.recipient,
@@ -398,7 +450,7 @@ class DeliveryWorker:
             if should_notify(tuple(filter(None, (row.notify or "").split(","))), action)
         ]
         if not wanted:
-            return False
+            return None
         report = build_dsn(
             reporting_mta=self.settings.node_name,
             sender=message.sender,
@@ -408,7 +460,7 @@ class DeliveryWorker:
             envid=message.envid,
             ret=message.ret,
         )
-        await self.spool.enqueue_in(
+        [dsn_id] = await self.spool.enqueue_in(
             session, [NewCopy([NewRecipient(message.sender)], report)], sender="",
-            origin="dsn", smtputf8=message.smtputf8)
-        return True
+            origin="dsn", smtputf8=message.smtputf8, parent_trace=message.trace)
+        return dsn_id, told

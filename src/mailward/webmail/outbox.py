@@ -110,7 +110,7 @@ class Outbox:
         self.store = store
         self.spool = services.spool
         self.intake = SubmissionIntake(services.mail_login, services.spool,
-                                       dkim_signer(services.dkim))
+                                       dkim_signer(services.dkim), trace=services.trace)
         self.identities = Identities(services)
         self.prefs = Prefs(services.db, services.settings.webmail_undo_seconds)
 
@@ -360,7 +360,7 @@ class Outbox:
         async def forget(session: AsyncSession) -> None:
             await session.execute(delete(WebmailOutbox).where(WebmailOutbox.id == row.id))
 
-        if not await self.spool.cancel_unclaimed(row.queue_id, forget):
+        if not await self.spool.cancel_unclaimed(row.queue_id, forget, by=mailbox):
             raise Conflict("too late to undo: the message is already being sent")
         if row.sent_folder and row.sent_uid:
             await self._remove(mailbox, row.sent_folder, row.sent_uid)
