@@ -15,6 +15,12 @@ A message is read once: with the filter on, one worker-thread job splits its hea
 (``HeaderIndex``) and authenticates it (SPF, DKIM, DMARC, ARC) from that index; the
 pipeline's one bounded parse (in its own job, within the time budget) serves the checks and
 the judge; the quarantine hold takes From and Subject from the same index.
+
+With a ``Trace``, RCPT answers say whom they concern (our domain and the address; none for
+a domain not ours), and the message's trace (the listener's ``Transcript``, then the DATA
+answer and a verdict per recipient) is written in the transaction that spools its copies
+and holds, or, for a message only held, in the quarantine's. A refusal is left in the
+transcript for the listener to record. The first copy's queue id is the trace id.
 """
 
 from __future__ import annotations
@@ -22,10 +28,11 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailward.directory.lookup import RecipientLookup, Verdict
+from mailward.directory.lookup import Recipient, RecipientLookup, Verdict
 from mailward.filter import Action, FilterInput, FilterPipeline, FilterVerdict
 from mailward.filter.auth import Authenticator, AuthOutcome
 from mailward.filter.judge import Judge, spam_headers, with_subject_tag
@@ -34,7 +41,20 @@ from mailward.filter.parsed import HeaderIndex
 from mailward.filter.policy import Decision
 from mailward.quarantine.service import Hold, Quarantine
 from mailward.queue.spool import NewCopy, NewRecipient, Spool
-from mailward.smtp.types import Envelope, RecipientParams, Reply
+from mailward.smtp.types import (
+    Envelope,
+    RecipientAnswer,
+    RecipientParams,
+    Reply,
+    Transcript,
+    data_event,
+    verdict_event,
+)
+from mailward.trace.events import Outcome, TraceEvent
+from mailward.trace.ids import new_id
+
+if TYPE_CHECKING:
+    from mailward.trace.recorder import Trace
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +74,46 @@ DMARC_REJECTED = Reply(550, "5.7.1", "Message refused: it fails the DMARC policy
 
 def _queued(ids: list[str]) -> Reply:
     return Reply(250, "2.0.0", f"Ok: queued as {' '.join(ids)}")
+
+
+def _judged(decision: Decision, *, filtered: bool = True) -> dict[str, object]:
+    """A verdict event's detail: what the filter found and the intake decided."""
+    return {"filtered": filtered, "spam": decision.action is not Action.ACCEPT,
+            "score": decision.score, "action": str(decision.action),
+            "reason": decision.reason,
+            "findings": [{"check": f.check, "score": f.score, "reason": f.reason}
+                         for f in decision.findings]}
+
+
+class _Story:
+    """What one DATA adds to the trace: the answer and a verdict per recipient (made once
+    the queue and quarantine ids are known: inside the transaction)."""
+
+    def __init__(self, envelope: Envelope, headers: HeaderIndex) -> None:
+        self.envelope = envelope
+        self.subject = headers.text("Subject")
+        self.message_id = headers.text("Message-ID")
+        self.verdicts: list[tuple[Recipient, Outcome, dict[str, object]]] = []
+
+    def add(self, found: Recipient, outcome: Outcome,
+            detail: dict[str, object] | None = None) -> None:
+        self.verdicts.append((found, outcome, detail or {"filtered": False}))
+
+    def events(self, reply: Reply, ids: list[str], held_ids: list[int],
+               copy_of: dict[str, int]) -> list[TraceEvent]:
+        """``copy_of``: each queued recipient's copy (an index into ``ids``)."""
+        events = [data_event(accepted=reply.ok, reply=reply, size=len(self.envelope.data),
+                             queue_ids=ids or None, subject=self.subject,
+                             message_id=self.message_id)]
+        for found, outcome, detail in self.verdicts:
+            if outcome is Outcome.QUARANTINED and held_ids:
+                detail = {**detail, "quarantine_id": held_ids[0]}
+            copy = copy_of.get(found.address)
+            events.append(verdict_event(
+                found.address, outcome, domain=found.domain, mailbox=found.address,
+                sender=self.envelope.sender, detail=detail,
+                queue_id=ids[copy] if copy is not None and copy < len(ids) else None))
+        return events
 
 
 def _refusal(decision: Decision) -> Reply:
@@ -102,31 +162,38 @@ class MxIntake:
     def __init__(self, lookup: RecipientLookup, spool: Spool,
                  pipeline: FilterPipeline | None = None,
                  authenticator: Authenticator | None = None, judge: Judge | None = None,
-                 quarantine: Quarantine | None = None) -> None:
+                 quarantine: Quarantine | None = None, *,
+                 trace: Trace | None = None) -> None:
         self.lookup = lookup
         self.spool = spool
         self.pipeline = pipeline or FilterPipeline()
         self.authenticator = authenticator  # None: no Authentication-Results (filter off)
         self.judge = judge  # None: the pipeline's thresholds, no lists (filter off)
         self.quarantine = quarantine  # None: what would be held is delivered tagged
+        self.trace = trace  # None: nothing recorded
 
-    async def check_recipient(self, address: str) -> Reply:
+    async def check_recipient(self, address: str) -> RecipientAnswer:
+        """The directory's answer; for our domains, the domain and address it concerns."""
         found = await self.lookup.lookup(address)
+        if found.verdict in (Verdict.MALFORMED, Verdict.NOT_OURS):
+            return RecipientAnswer(REPLIES[found.verdict], reason=found.verdict.value)
+        domain, mailbox = found.domain, found.address.lower()
         if found.verdict is not Verdict.ACCEPTED:
-            return REPLIES[found.verdict]
+            return RecipientAnswer(REPLIES[found.verdict], domain, mailbox,
+                                   found.verdict.value)
         if found.over_quota:
-            return OVER_QUOTA
-        return ACCEPTED
+            return RecipientAnswer(OVER_QUOTA, domain, mailbox, "over quota")
+        return RecipientAnswer(ACCEPTED, domain, mailbox)
 
     async def accept(self, envelope: Envelope) -> Reply:
         filtered: list[RecipientParams] = []
         unfiltered: list[RecipientParams] = []
-        seen: set[str] = set()
+        found_of: dict[str, Recipient] = {}
         for rcpt in envelope.recipients:
             found = await self.lookup.lookup(rcpt.address)  # the directory's cache: cheap
-            if found.address in seen:  # bob@ and bob+tag@ in one transaction: one copy
+            if found.address in found_of:  # bob@ and bob+tag@ in one transaction: one copy
                 continue
-            seen.add(found.address)
+            found_of[found.address] = found
             target = filtered if found.filtered else unfiltered
             # a sub-address answered as its base keeps what the client wrote for DSNs
             orcpt = rcpt.orcpt or (f"rfc822;{rcpt.address}"
@@ -136,8 +203,15 @@ class MxIntake:
         if self.authenticator is not None:  # every recipient gets the results
             headers, auth, data = await self.authenticator.run(
                 self._authenticate, envelope, self.authenticator)
+        transcript = envelope.transcript
+        story = None
+        if self.trace is not None and transcript is not None:
+            story = _Story(envelope, headers or HeaderIndex.of(envelope.data))
         if not filtered:
-            return _queued(await self._spool(envelope, [(unfiltered, data)]))
+            for rcpt in unfiltered:
+                if story is not None:
+                    story.add(found_of[rcpt.address], Outcome.ACCEPTED)
+            return await self._queue(envelope, [(unfiltered, data)], [], story, transcript)
         verdict = await self.pipeline.run(FilterInput(
             sender=envelope.sender, recipients=tuple(r.address for r in filtered),
             data=envelope.data, peer=envelope.peer, helo=envelope.helo, tls=envelope.tls,
@@ -148,23 +222,39 @@ class MxIntake:
             first = decisions[filtered[0].address]
             log.info("refused mail from %s to %s: %s (%s)", envelope.sender or "<>",
                      ", ".join(decisions), first.reason, verdict.header())
-            return _refusal(first)
+            reply = _refusal(first)
+            if story is not None and transcript is not None:  # the listener records it
+                for rcpt in filtered:
+                    story.add(found_of[rcpt.address], Outcome.REFUSED,
+                              _judged(decisions[rcpt.address]))
+                transcript.outcome = story.events(reply, [], [], {})
+            return reply
         # One copy per distinct treatment; mail refused for some recipients but accepted for
         # others is held for them instead (one SMTP answer covers every recipient).
         copies: dict[tuple[str, ...], list[RecipientParams]] = {}
         held: list[Hold] = []
+        for rcpt in unfiltered:
+            if story is not None:
+                story.add(found_of[rcpt.address], Outcome.ACCEPTED)
         for rcpt in filtered:
             decision = decisions[rcpt.address]
+            found = found_of[rcpt.address]
             if decision.action in (Action.QUARANTINE, Action.REJECT) and self.quarantine:
                 held.append(Hold(rcpt.address, decision.reason))
+                if story is not None:
+                    story.add(found, Outcome.QUARANTINED, _judged(decision))
                 continue
             if decision.action is Action.ACCEPT and not self.pipeline.checks:
                 unfiltered.append(rcpt)  # no checks ran (filter off): nothing to say
+                if story is not None:
+                    story.add(found, Outcome.ACCEPTED)
                 continue
             # filtered copies carry the verdict (X-Spam-Flag: NO on clean mail, as clients'
             # rules, customers' own servers and admins asking "why did this get through"
             # expect)
             copies.setdefault(self._treatment(decision), []).append(rcpt)
+            if story is not None:
+                story.add(found, Outcome.ACCEPTED, _judged(decision))
         spooled = [(unfiltered, data)] if unfiltered else []
         spooled += [(recipients, self._copy(data, decisions, treatment, recipients))
                     for treatment, recipients in copies.items()]
@@ -174,20 +264,49 @@ class MxIntake:
             assert self.quarantine is not None
             held_ids.append(await self.quarantine.add_hold(
                 session, sender=envelope.sender, peer=envelope.peer, data=data,
-                score=verdict.score, findings=verdict.findings, holds=held, headers=headers))
+                score=verdict.score, findings=verdict.findings, holds=held, headers=headers,
+                trace_id=transcript.trace_id if transcript is not None else None))
 
-        ids: list[str] = []
-        if spooled:  # the holds commit with the copies: one DATA, one transaction
-            ids = await self._spool(envelope, spooled, also=hold if held else None)
-        elif held:
-            assert self.quarantine is not None
-            held_ids.append(await self.quarantine.hold(
-                sender=envelope.sender, peer=envelope.peer, data=data, score=verdict.score,
-                findings=verdict.findings, holds=held, headers=headers))
+        reply = await self._queue(envelope, spooled, held_ids, story, transcript,
+                                  hold if held else None)
         for held_id in held_ids:
             log.info("quarantined mail from %s for %s (#%d): %s", envelope.sender or "<>",
                      ", ".join(h.recipient for h in held), held_id, held[0].reason)
-        return _queued([f"quarantine#{held_id}" for held_id in held_ids] + ids)
+        return reply
+
+    async def _queue(self, envelope: Envelope,
+                     copies: list[tuple[list[RecipientParams], bytes]], held_ids: list[int],
+                     story: _Story | None, transcript: Transcript | None,
+                     hold: Callable[[AsyncSession], Awaitable[None]] | None = None,
+                     ) -> Reply:
+        """Queue the copies and ``hold`` what is held (its ids go to ``held_ids``) in one
+        transaction, with the trace (``story``); the 250 answer. Held only: in the
+        quarantine's transaction."""
+        trace_id = transcript.trace_id if transcript is not None else None
+        ids = [trace_id, *(new_id() for _ in copies[1:])] if trace_id and copies else []
+        copy_of = {r.address: i for i, (recipients, _) in enumerate(copies)
+                   for r in recipients}
+
+        def answer() -> Reply:
+            return _queued([f"quarantine#{held_id}" for held_id in held_ids] + ids)
+
+        async def also(session: AsyncSession) -> None:
+            if hold is not None:
+                await hold(session)
+            if story is not None and transcript is not None and self.trace is not None:
+                await self.trace.add(session, transcript.group(
+                    *story.events(answer(), ids, held_ids, copy_of)))
+
+        if copies:  # the holds commit with the copies: one DATA, one transaction
+            ids = await self._spool(envelope, copies, ids or None, trace_id,
+                                    also if hold is not None or story is not None else None)
+        elif hold is not None:
+            assert self.quarantine is not None
+            async with self.quarantine.db.session() as session, session.begin():
+                await also(session)
+        if transcript is not None and story is not None:
+            transcript.written = True
+        return answer()
 
     @staticmethod
     def _authenticate(envelope: Envelope, authenticator: Authenticator,
@@ -228,10 +347,11 @@ class MxIntake:
 
     async def _spool(self, envelope: Envelope,
                      copies: list[tuple[list[RecipientParams], bytes]],
+                     ids: list[str] | None, trace_id: str | None,
                      also: Callable[[AsyncSession], Awaitable[None]] | None = None,
                      ) -> list[str]:
         """Queue the copies of one message (and ``also`` what it adds, e.g. quarantine
-        holds) in one transaction; their queue ids."""
+        holds and the trace) in one transaction; their queue ids (``ids`` when given)."""
         return await self.spool.enqueue_many(
             [NewCopy([NewRecipient(r.address, r.orcpt, r.notify) for r in recipients], data)
              for recipients, data in copies],
@@ -242,4 +362,6 @@ class MxIntake:
             ret=envelope.ret,
             smtputf8=envelope.smtputf8,
             also=also,
+            ids=ids,
+            trace_id=trace_id,
         )

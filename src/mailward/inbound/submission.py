@@ -9,6 +9,11 @@ accepted: the user is authenticated, and routing delivers local recipients into 
 mailboxes and the rest to their domains' MX hosts (or the smarthost), with the queue's
 retries and bounces. Webmail sends through :meth:`SubmissionIntake.submit` too, so the same
 rules, signing and spool apply to it.
+
+With a ``Trace``, what a user sends is traced (``submit``, each recipient, the DATA answer
+and a verdict per recipient), every event concerning the sender's domain and the
+logged-in mailbox: written with the queued message, or, refused, left to the listener
+(SMTP) or submitted here (webmail, which has no listener).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from email.headerregistry import Address as HeaderAddress
 from email.policy import default as default_policy
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,7 +35,12 @@ from mailward.directory.mail_login import MailLogin
 from mailward.dkim import DkimService, sign
 from mailward.filter.parsed import HeaderIndex
 from mailward.queue.spool import NewRecipient, Spool
-from mailward.smtp.types import Envelope, Reply
+from mailward.smtp.types import Envelope, Reply, Transcript, data_event, now, verdict_event
+from mailward.trace.events import Kind, Outcome, TraceEvent, scope_domain
+from mailward.trace.ids import new_id
+
+if TYPE_CHECKING:
+    from mailward.trace.recorder import Trace
 
 log = logging.getLogger(__name__)
 Signer = Callable[[bytes, str], Awaitable[bytes]]  # (message, From: domain) → signed
@@ -100,10 +111,12 @@ def dkim_signer(service: DkimService) -> Signer:
 class SubmissionIntake:
     """The one path of mail a mailbox user sends: SMTP submission and webmail alike."""
 
-    def __init__(self, login: MailLogin, spool: Spool, signer: Signer | None = None) -> None:
+    def __init__(self, login: MailLogin, spool: Spool, signer: Signer | None = None, *,
+                 trace: Trace | None = None) -> None:
         self.login = login
         self.spool = spool
         self.signer = signer
+        self.trace = trace  # None: nothing recorded
 
     async def check_recipient(self, address: str) -> Reply:
         try:
@@ -127,7 +140,7 @@ class SubmissionIntake:
         return await self.submit(
             login, envelope.sender, recipients, envelope.data, peer=envelope.peer,
             envid=envelope.envid, ret=envelope.ret, smtputf8=envelope.smtputf8,
-            sender_checked=True)  # at MAIL FROM
+            sender_checked=True, transcript=envelope.transcript)  # sender: at MAIL FROM
 
     async def refusal(self, login: str, data: bytes) -> tuple[Reply | None, str]:
         """Why ``login`` may not send this message (None: it may), and the first From:
@@ -167,22 +180,83 @@ class SubmissionIntake:
         not_before: datetime | None = None,
         queue_id: str | None = None,
         also: Callable[[AsyncSession], Awaitable[object]] | None = None,
+        transcript: Transcript | None = None,
     ) -> Reply:
         """Check, DKIM-sign and queue what ``login`` sends; 250 with the queue id, or the
         refusal (nothing queued). ``not_before``, ``queue_id`` and ``also``: see
-        :meth:`Spool.enqueue` (webmail holds its mail for undo send and send later)."""
+        :meth:`Spool.enqueue` (webmail holds its mail for undo send and send later).
+        ``transcript``: the SMTP listener's (its trace id is the queue id); without it
+        (webmail) the trace is ``queue_id``'s, or a new one."""
+        listener = transcript is not None
+        if transcript is None:
+            transcript = self._transcript(login, sender, recipients, origin, peer, queue_id)
+        refused: Reply | None = None
         if not sender_checked:
             answer = await self.check_sender(login, sender)
-            if not answer.ok:
-                return answer
-        refused, author = await self.refusal(login, data)
+            refused = None if answer.ok else answer
+        author = ""
+        if refused is None:
+            refused, author = await self.refusal(login, data)
         if refused is not None:
+            if self.trace is not None:
+                transcript.outcome = self._outcome(login, sender, recipients, data, refused)
+                if not listener:  # webmail: no listener records it
+                    transcript.written = True
+                    self.trace.submit(transcript.group())
             return refused
         if self.signer is not None:
             data = await self.signer(data, domain_of(normalize_address(author)))
-        queued = await self.spool.enqueue(
+        queue_id = queue_id or transcript.trace_id
+        reply = Reply(250, "2.0.0", f"Ok: queued as {queue_id}")
+        trace = self.trace
+        group = transcript.group(*self._outcome(
+            login, sender, recipients, data, reply, queue_id)) if trace is not None else None
+
+        async def traced(session: AsyncSession) -> None:
+            if also is not None:
+                await also(session)
+            if trace is not None and group is not None:
+                await trace.add(session, group)
+
+        await self.spool.enqueue(
             sender=normalize_address(sender), recipients=recipients, data=data,
             origin=origin, peer=peer, envid=envid, ret=ret, smtputf8=smtputf8,
-            not_before=not_before, queue_id=queue_id, also=also,
+            not_before=not_before, queue_id=queue_id, trace_id=transcript.trace_id,
+            also=traced if also is not None or trace is not None else None,
         )
-        return Reply(250, "2.0.0", f"Ok: queued as {queued}")
+        transcript.written = trace is not None
+        return reply
+
+    def _transcript(self, login: str, sender: str, recipients: list[NewRecipient],
+                    origin: str, peer: str | None, queue_id: str | None) -> Transcript:
+        """The trace of mail sent without an SMTP listener (webmail): who sent it, to whom."""
+        transcript = Transcript(queue_id or new_id())
+        if self.trace is not None:
+            domain, at = scope_domain(sender), now()
+            transcript.events.append(TraceEvent(
+                Kind.SUBMIT, sender=sender, domain=domain, mailbox=login, peer=peer, at=at,
+                detail={"login": login, "origin": origin}))
+            transcript.events += [TraceEvent(
+                Kind.RCPT, Outcome.ACCEPTED, sender=sender, recipient=r.address,
+                domain=domain, mailbox=login, at=at, detail={"reply": str(RECIPIENT_OK)})
+                for r in recipients]
+        return transcript
+
+    @staticmethod
+    def _outcome(login: str, sender: str, recipients: list[NewRecipient], data: bytes,
+                 reply: Reply, queue_id: str | None = None) -> list[TraceEvent]:
+        """The DATA answer and a verdict per recipient, about the sender's domain."""
+        headers = HeaderIndex.of(data)
+        domain = scope_domain(sender)
+        detail: dict[str, object] = {"filtered": False}
+        if not reply.ok:
+            detail["reason"] = reply.text
+        outcome = Outcome.ACCEPTED if reply.ok else Outcome.REFUSED
+        return [data_event(accepted=reply.ok, reply=reply, size=len(data),
+                           queue_ids=[queue_id] if queue_id else None,
+                           subject=headers.text("Subject"),
+                           message_id=headers.text("Message-ID"), domain=domain,
+                           mailbox=login),
+                *(verdict_event(r.address, outcome, domain=domain, mailbox=login,
+                                sender=sender, queue_id=queue_id, detail=detail)
+                  for r in recipients)]

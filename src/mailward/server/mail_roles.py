@@ -185,12 +185,15 @@ class MxRole(ListenerRole):
             services.recipients, mail.spool, filter_pipeline(settings),
             Authenticator(settings) if on else None,
             Judge(services.db, settings, services.filter.learning) if on else None,
-            Quarantine(services.db, settings) if on else None)
+            Quarantine(services.db, settings, trace=services.trace) if on else None,
+            trace=services.trace)
+        self.trace = services.trace
 
     async def start(self, sock: socket.socket, index: int,
                     tls: ssl.SSLContext) -> asyncio.Server:
         return await start_mx(
             self.intake, sock=sock, hostname=self.settings.node_name, tls_context=tls,
+            trace=self.trace,
             data_size_limit=self.settings.max_message_size,
             max_recipients=self.settings.max_recipients,
             timeout=self.settings.smtp_timeout_seconds,
@@ -207,12 +210,14 @@ class SubmissionRole(ListenerRole):
     def __init__(self, services: Services, settings: Settings, mail: MailSystem) -> None:
         super().__init__(settings, mail)
         self.login = services.mail_login
-        self.intake = SubmissionIntake(services.mail_login, mail.spool, mail.signer)
+        self.intake = SubmissionIntake(services.mail_login, mail.spool, mail.signer,
+                                       trace=services.trace)
+        self.trace = services.trace
 
     async def start(self, sock: socket.socket, index: int,
                     tls: ssl.SSLContext) -> asyncio.Server:
         return await start_submission(
-            self.intake, authenticator=self.login, sock=sock,
+            self.intake, authenticator=self.login, sock=sock, trace=self.trace,
             hostname=self.settings.node_name, tls_context=tls, implicit_tls=index == 1,
             allow_plaintext_auth=self.settings.allow_plaintext_auth,
             data_size_limit=self.settings.max_message_size,
@@ -305,14 +310,18 @@ class DeliveryRole(_Role):
         super().__init__()
         local = LocalDelivery(services.db, mail.store, mail.spool, services.recipients,
                               ForwardLimits.of(settings))
-        self.worker = DeliveryWorker(services.db, settings, mail.spool, local)
+        self.worker = DeliveryWorker(services.db, settings, mail.spool, local,
+                                     trace=services.trace)
         # the background jobs of the platform run with the delivery workers of the node's
         # first worker process (one is enough; two would send digests twice)
         first = settings.worker_index == 0
         self.rechecker = (DnsRechecker(services.directory, settings, mail.spool)
                           if settings.dns_recheck_interval_seconds and first else None)
         # quarantine: retention purge always, digests unless the interval is 0
-        self.digester = QuarantineDigester(services.db, settings, mail.spool) if first else None
+        self.digester = QuarantineDigester(services.db, settings, mail.spool,
+                                           trace=services.trace) if first else None
+        # the message trace: retention pruning and queue-depth samples for the charts
+        self.tracing = services.tracing if first else None
         self.mail = mail
         self.port = 0
 
@@ -323,6 +332,8 @@ class DeliveryRole(_Role):
             tasks.add(asyncio.create_task(self.rechecker.run(), name="mailward-dns-recheck"))
         if self.digester is not None:
             tasks.add(asyncio.create_task(self.digester.run(), name="mailward-quarantine"))
+        if self.tracing is not None:
+            tasks.add(asyncio.create_task(self.tracing.run(), name="mailward-trace-jobs"))
         self.listening.set()
         stop = asyncio.create_task(self._stop.wait())
         try:

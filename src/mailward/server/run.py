@@ -32,6 +32,7 @@ from mailward.server.mail_roles import (
     Pop3Role,
     SubmissionRole,
 )
+from mailward.server.observe import sample_process
 from mailward.server.roles import AVAILABLE_ROLES, KNOWN_ROLES
 from mailward.server.web_role import DESCRIPTION, RoleServer, bind, url_for, web_server
 
@@ -140,10 +141,14 @@ async def run(
     _check(roles)
     sockets = listen_sockets(settings, roles) if sockets is None else sockets
     db = Database(settings.db_url)
+    samplers: asyncio.Task[None] | None = None
+    services: Services | None = None
     try:
         services = Services(db, settings)
         mail = MailSystem.create(services, settings) if roles - {"web"} else None
         servers = _servers(services, settings, roles, mail)
+        # the pool gauge in every process, the queue size in the node's first worker
+        samplers = asyncio.create_task(sample_process(db, settings), name="mailward-samplers")
         with _stop_on_signals(servers.values()):
             try:
                 await _serve(servers, sockets, settings, ready)
@@ -151,6 +156,11 @@ async def run(
                 if mail is not None:  # stop hearing other nodes' mailbox changes
                     await asyncio.shield(mail.events.close())
     finally:
+        if samplers is not None:
+            samplers.cancel()
+            await asyncio.gather(samplers, return_exceptions=True)
+        if services is not None:  # what the trace still holds (refusals, counters)
+            await asyncio.shield(services.trace.close())
         close_all(sockets)
         await db.dispose()
 

@@ -13,7 +13,12 @@ Protocol events in, one sink call out (``InboundSink.check_recipient`` at RCPT,
   whole message is loaded once, for the sink, when it has been received (at most
   ``LARGE_ACCEPTS`` spilled messages per listener at a time);
 * connection caps (``ConnectionLimiter``): beyond them ``421 4.7.0`` and close (§3.8);
-* our ``Received:`` header prepended to the bytes handed to the sink.
+* our ``Received:`` header prepended to the bytes handed to the sink, its ``id`` the
+  transaction's trace id (also the first queue id of what the sink spools).
+
+Each connection has a session id and each MAIL a trace id, both in the log context of
+every line the session logs; with a ``Trace`` the session's events are recorded
+(``mailward.smtp.tracing``).
 """
 
 from __future__ import annotations
@@ -26,11 +31,13 @@ from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AnyStr
+from typing import TYPE_CHECKING, Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, TLSSetupException
 
 from mailward.net.limits import ConnectionLimiter
+from mailward.obs import metrics
+from mailward.obs.logs import SESSION, TRACE
 from mailward.smtp.data import R_LINE_TOO_LONG, DataBuffer, read_data
 from mailward.smtp.params import (
     MailParams,
@@ -48,7 +55,19 @@ from mailward.smtp.received import (
     received_header,
     system_reverse_dns,
 )
-from mailward.smtp.types import Envelope, InboundSink, RecipientParams, Reply
+from mailward.smtp.tracing import Scope, SessionTrace, parse_reply
+from mailward.smtp.types import (
+    Envelope,
+    InboundSink,
+    RecipientAnswer,
+    RecipientParams,
+    Reply,
+    Transcript,
+)
+from mailward.trace.events import Kind, TraceEvent
+
+if TYPE_CHECKING:
+    from mailward.trace.recorder import Trace
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +106,7 @@ class _Transaction:
     params: MailParams = field(default_factory=MailParams)
     recipients: list[RecipientParams] = field(default_factory=list)
     rcpt_seen: bool = False
+    transcript: Transcript | None = None  # from MAIL on: its trace id and events
 
 
 def _consume_result(task: asyncio.Task[str | None]) -> None:
@@ -114,6 +134,7 @@ class MxSMTP(SMTP):
 
     max_bad_commands = 5  # as aiosmtpd's BOGUS_LIMIT: the 5th garbage line gets 421
     max_rcpt_errors = 50  # 5xx RCPT replies per connection before 421 (harvest attacks)
+    role = "mx"  # the connections metric's label
 
     def __init__(
         self,
@@ -130,7 +151,10 @@ class MxSMTP(SMTP):
         spill_dir: Path | None = None,
         limiter: ConnectionLimiter | None = None,
         large_accepts: asyncio.Semaphore | None = None,
+        trace: Trace | None = None,
     ) -> None:
+        self.txn = _Transaction()
+        self.tracing = SessionTrace(trace)
         super().__init__(
             object(),  # no aiosmtpd handler hooks: the sink is called directly
             data_size_limit=data_size_limit,
@@ -144,7 +168,6 @@ class MxSMTP(SMTP):
         )
         self.sink = sink
         self.max_recipients = max_recipients
-        self.txn = _Transaction()
         self._reverse_dns = reverse_dns
         self._rdns_task: asyncio.Task[str | None] | None = None
         self._bad_commands = 0
@@ -168,11 +191,20 @@ class MxSMTP(SMTP):
         super()._set_post_data_state()
         self.txn = _Transaction()
 
+    def _set_rset_state(self) -> None:
+        """A transaction ends without DATA (RSET, EHLO, STARTTLS, an error): its trace,
+        if it had a recipient, is recorded."""
+        self._end_transaction()
+        self.tracing.hand_over()
+        super()._set_rset_state()
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self.limiter is not None and self.session is None:  # not again at STARTTLS
-            peer = transport.get_extra_info("peername")
-            self._refused = self.limiter.admit(peer)
-            self._counted = peer if self._refused is None else None
+        if self.session is None:  # not again at STARTTLS
+            metrics.CONNECTIONS.labels(self.role).inc()
+            if self.limiter is not None:
+                peer = transport.get_extra_info("peername")
+                self._refused = self.limiter.admit(peer)
+                self._counted = peer if self._refused is None else None
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
@@ -196,12 +228,24 @@ class MxSMTP(SMTP):
 
     async def _handle_client(self) -> None:
         assert self.session is not None
+        SESSION.set(self.tracing.session_id)  # this task's context: every line it logs
         ip = peer_ip(self.session.peer)
         if self._refused:  # over a connection cap (RFC 5321 §3.8)
             log.warning("%s refused: %s", ip, self._refused)
-            await self.push(f"421 4.7.0 {self.hostname} {self._refused}")
+            reply = f"421 4.7.0 {self.hostname} {self._refused}"
+            self.tracing.refused_connection(ip, reply, self._refused)
+            await self.push(reply)
             self._close()
             return
+        metrics.SESSIONS.labels("smtp").inc()
+        try:
+            await self._serve(ip)
+        finally:
+            metrics.SESSIONS.labels("smtp").dec()
+            self._end_transaction()  # a lost connection: what it had is recorded
+            self.tracing.hand_over()
+
+    async def _serve(self, ip: str) -> None:
         if self._reverse_dns is not None and ip:
             self._rdns_task = self.loop.create_task(self._reverse_dns(ip))
             self._rdns_task.add_done_callback(_consume_result)
@@ -223,6 +267,7 @@ class MxSMTP(SMTP):
                 return
             except Exception:
                 log.exception("%s SMTP session error", ip)
+                self._end_transaction()
                 self._set_post_data_state()
                 try:
                     await self.push(R_TEMPFAIL)
@@ -277,6 +322,8 @@ class MxSMTP(SMTP):
             await self._garbage(R_BAD_SYNTAX)
             return
         self._reset_timeout()
+        transcript = self.txn.transcript
+        TRACE.set(transcript.trace_id if transcript is not None else None)
         await method(arg)
 
     async def check_helo_needed(self, helo: str = "HELO") -> bool:
@@ -356,6 +403,11 @@ class MxSMTP(SMTP):
             await self.push(R_NEED_SMTPUTF8)
             return
         self.txn.sender, self.txn.params = sender, params
+        self.tracing.hand_over()  # the transaction before this one, if still held
+        self.txn.transcript = self.tracing.begin(
+            self._opening(sender, self._known_client_name()) if self.tracing.on else None,
+            sender, params.size, self._scope(sender))
+        TRACE.set(self.txn.transcript.trace_id)
         log.info("%s sender <%s>", peer_ip(self.session.peer), sender)
         await self.push("250 2.1.0 OK")
 
@@ -370,44 +422,55 @@ class MxSMTP(SMTP):
         if arg[:3].upper() != "TO:" or not arg[3:].strip():
             await self.push(R_RCPT_SYNTAX)
             return
-        if self._rcpt_errors >= self.max_rcpt_errors:
-            await self.push(f"421 4.7.0 {self.hostname} Error: too many errors")
-            self._close()
-            return
-        txn.rcpt_seen = True
         try:
             path, rest = split_path(arg[3:])
         except ValueError:
             path, rest = "", ""
+        if self._rcpt_errors >= self.max_rcpt_errors:
+            closing = f"421 4.7.0 {self.hostname} Error: too many errors"
+            self._rcpt_refused(path, closing, "too many errors")  # a harvest stopped
+            await self.push(closing)
+            self._close()
+            return
+        txn.rcpt_seen = True
         address = parse_mailbox(path, allow_postmaster=True)
         if address is None:
             self._rcpt_errors += 1
+            self._rcpt_refused(path, R_BAD_RCPT, "syntax")
             await self.push(R_BAD_RCPT)
             return
         if rest.strip() and not self.session.extended_smtp:
+            self._rcpt_refused(address, R_RCPT_SYNTAX, "syntax")
             await self.push(R_RCPT_SYNTAX)
             return
         try:
             params = parse_rcpt_params(rest)
         except ParamError as exc:
+            self._rcpt_refused(address, str(exc.reply), "parameters")
             await self.push(format_reply(exc.reply))
             return
         if not address.isascii() and not txn.params.smtputf8:
+            self._rcpt_refused(address, R_NEED_SMTPUTF8, "smtputf8")
             await self.push(R_NEED_SMTPUTF8)
             return
         if len(txn.recipients) >= self.max_recipients:
+            self._rcpt_refused(address, R_TOO_MANY_RCPT, "too many recipients")
             await self.push(R_TOO_MANY_RCPT)
             return
         try:
-            reply = await self.sink.check_recipient(address)
+            answer = RecipientAnswer.of(await self.sink.check_recipient(address))
         except Exception:
             log.exception("check_recipient(%r) failed", address)
+            self._rcpt_refused(address, R_TEMPFAIL, "error")
             await self.push(R_TEMPFAIL)
             return
+        reply = answer.reply
         if reply.ok:
             txn.recipients.append(RecipientParams(address, params.notify, params.orcpt))
         elif reply.code >= 500:
             self._rcpt_errors += 1
+        self.tracing.rcpt(txn.transcript, txn.sender, address, answer,
+                          self._scope(txn.sender))
         await self.push(format_reply(reply))
 
     async def smtp_RSET(self, arg: str) -> None:
@@ -424,6 +487,8 @@ class MxSMTP(SMTP):
         if arg:
             await self.push("501 5.5.4 Syntax: QUIT")
             return
+        self._end_transaction()
+        await self.tracing.write()  # stored before the client hears 221
         await self.push(f"221 2.0.0 {self.hostname} closing connection")
         self._close()
 
@@ -469,6 +534,8 @@ class MxSMTP(SMTP):
                                     keepalive=self._reset_timeout)
             self._set_post_data_state()
             if error is not None:
+                self.tracing.data(txn.transcript, txn.sender, error, None,
+                                  self._scope(txn.sender))
                 await self.push(error)
                 return
             gate: AbstractAsyncContextManager[object] = (
@@ -484,12 +551,56 @@ class MxSMTP(SMTP):
                 except Exception:
                     log.exception("accept() failed for message %s",
                                   envelope.extra.get("smtp_id"))
+                    self.tracing.data(txn.transcript, txn.sender, R_TEMPFAIL,
+                                      len(envelope.data), self._scope(txn.sender))
                     await self.push(R_TEMPFAIL)
                     return
         finally:
             buffer.close()
         log.info("%s message %s: %s", envelope.peer, envelope.extra["smtp_id"], reply)
+        self.tracing.data(txn.transcript, txn.sender, reply, len(envelope.data),
+                          self._scope(txn.sender))
         await self.push(format_reply(reply))
+
+    # -- the trace -------------------------------------------------------------------------
+
+    def _scope(self, sender: str) -> Scope:
+        """The customer domain and mailbox every event of a transaction concerns (the
+        MX's: none; its RCPT answers say whom each recipient concerns)."""
+        return None, None
+
+    def _opening(self, sender: str, client_name: str | None) -> TraceEvent:
+        """The session's facts: the first event of each transaction's group."""
+        assert self.session is not None
+        detail: dict[str, object] = {"helo": self.session.host_name or "",
+                                     "tls": self.tls_active}
+        tls = self._tls_info()
+        if tls is not None:
+            detail |= {"tls_version": tls.version, "cipher": tls.cipher}
+        if client_name:
+            detail["client_name"] = client_name
+        return TraceEvent(Kind.CONNECT, peer=peer_ip(self.session.peer), detail=detail,
+                          at=self.tracing.connected_at)
+
+    def _known_client_name(self) -> str | None:
+        """The verified reverse DNS name if its lookup has finished (no waiting)."""
+        task = self._rdns_task
+        if task is None or not task.done() or task.cancelled() or task.exception():
+            return None
+        return task.result()
+
+    def _rcpt_refused(self, address: str, reply: str, reason: str) -> None:
+        """A RCPT the listener itself refused (syntax, limits)."""
+        self.tracing.rcpt(self.txn.transcript, self.txn.sender, address,
+                          RecipientAnswer(parse_reply(reply), reason=reason),
+                          self._scope(self.txn.sender or ""))
+
+    def _end_transaction(self) -> None:
+        """The current transaction ends without DATA: held if it had a recipient."""
+        transcript, self.txn.transcript = self.txn.transcript, None
+        if transcript is not None and self.tracing.on and self.session is not None:
+            opening = self._opening(self.txn.sender or "", self._known_client_name())
+            self.tracing.end(transcript, opening)
 
     # -- the envelope handed to the sink --------------------------------------------------
 
@@ -523,7 +634,10 @@ class MxSMTP(SMTP):
         tls = self._tls_info()
         ip = peer_ip(self.session.peer)
         helo = self.session.host_name or ""
-        smtp_id = new_id()
+        transcript = txn.transcript
+        smtp_id = transcript.trace_id if transcript is not None else new_id()
+        if transcript is not None and transcript.events:  # with the reverse DNS name now
+            transcript.events[0] = self._opening(txn.sender, client_name)
         header = received_header(
             helo=helo,
             client_name=client_name,
@@ -554,6 +668,7 @@ class MxSMTP(SMTP):
             smtputf8=p.smtputf8,
             body=p.body,
             extra=extra,
+            transcript=transcript,
         )
 
 
@@ -570,13 +685,14 @@ async def start_mx(
     data_memory_bytes: int | None = None,
     spill_dir: Path | None = None,
     limiter: ConnectionLimiter | None = None,
+    trace: Trace | None = None,
 ) -> asyncio.Server:
     """Serve inbound SMTP on ``sock`` (bound; listened on here) in the running loop.
 
     ``timeout`` is each session's idle timeout in seconds (reset by every valid command
     and while DATA flows), not a limit on this call. DATA past ``data_memory_bytes`` goes
     to a temporary file in ``spill_dir``; ``limiter`` caps connections (share one among
-    a role's listeners).
+    a role's listeners); ``trace`` records each transaction (None: nothing is recorded).
 
     Close with ``server.close(); await server.wait_closed()``.
     """
@@ -589,7 +705,7 @@ async def start_mx(
             data_size_limit=data_size_limit, max_recipients=max_recipients,
             timeout=timeout, reverse_dns=reverse_dns, loop=loop,
             data_memory_bytes=data_memory_bytes, spill_dir=spill_dir, limiter=limiter,
-            large_accepts=large_accepts,
+            large_accepts=large_accepts, trace=trace,
         )
 
     return await loop.create_server(factory, sock=sock)

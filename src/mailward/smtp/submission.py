@@ -5,6 +5,10 @@ allowed (tests on loopback). The login is the full address; what a logged-in use
 send as is the sink's decision (``check_sender``), as is everything after DATA. Until
 AUTH succeeds a session is closed after ``preauth_timeout`` seconds of silence; after it,
 the normal ``timeout`` applies.
+
+Traced as the MX is (``mailward.smtp.tracing``), with a ``submit`` event (the logged-in
+user, the peer) in place of ``connect``, and every event of a transaction concerning the
+sender's domain and the logged-in mailbox.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import logging
 import socket
 import ssl
 from pathlib import Path
-from typing import AnyStr, Protocol
+from typing import TYPE_CHECKING, AnyStr, Protocol
 
 from mailward.net.limits import ConnectionLimiter
 from mailward.smtp.mx import (
@@ -28,7 +32,12 @@ from mailward.smtp.mx import (
     format_reply,
 )
 from mailward.smtp.received import peer_ip
+from mailward.smtp.tracing import Scope
 from mailward.smtp.types import Envelope, InboundSink, Reply
+from mailward.trace.events import Kind, TraceEvent, scope_domain
+
+if TYPE_CHECKING:
+    from mailward.trace.recorder import Trace
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +74,8 @@ class SubmissionSink(InboundSink, Protocol):
 
 
 class SubmissionSMTP(MxSMTP):
+    role = "submission"
+
     def __init__(self, sink: SubmissionSink, *, authenticator: Authenticator,
                  allow_plaintext_auth: bool = False, preauth_timeout: float | None = None,
                  **kwargs: object) -> None:
@@ -185,7 +196,7 @@ class SubmissionSMTP(MxSMTP):
         if status == "250 2.1.0 OK" and self.login is not None and self.txn.sender is not None:
             reply = await self.submission_sink.check_sender(self.login, self.txn.sender)
             if not reply.ok:
-                self.txn.sender = None
+                self.txn.sender, self.txn.transcript = None, None  # no transaction
                 await super().push(format_reply(reply))
                 return
         await super().push(status)
@@ -194,6 +205,17 @@ class SubmissionSMTP(MxSMTP):
                   ) -> Envelope:
         envelope: Envelope = super()._envelope(txn, content, client_name)
         return dataclasses.replace(envelope, authenticated_as=self.login)
+
+    def _scope(self, sender: str) -> Scope:
+        """The sender's domain and the logged-in mailbox: whose mail this is."""
+        return scope_domain(sender), self.login
+
+    def _opening(self, sender: str, client_name: str | None) -> TraceEvent:
+        facts = super()._opening(sender, client_name)
+        domain, mailbox = self._scope(sender)
+        return TraceEvent(Kind.SUBMIT, sender=sender, domain=domain, mailbox=mailbox,
+                          peer=facts.peer, at=facts.at,
+                          detail={**facts.detail, "login": self.login})
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._timeout_duration = self.preauth_timeout
@@ -217,6 +239,7 @@ async def start_submission(
     data_memory_bytes: int | None = None,
     spill_dir: Path | None = None,
     limiter: ConnectionLimiter | None = None,
+    trace: Trace | None = None,
 ) -> asyncio.Server:
     """Serve submission on ``sock``: STARTTLS (587) or, with ``implicit_tls``, 465.
 
@@ -235,7 +258,7 @@ async def start_submission(
             data_size_limit=data_size_limit, max_recipients=max_recipients,
             timeout=timeout, reverse_dns=None, loop=loop, preauth_timeout=preauth_timeout,
             data_memory_bytes=data_memory_bytes, spill_dir=spill_dir, limiter=limiter,
-            large_accepts=large_accepts,
+            large_accepts=large_accepts, trace=trace,
         )
 
     return await loop.create_server(factory, sock=sock,

@@ -259,7 +259,7 @@ async def test_received_header_format(mx: Listener) -> None:
     header, rest = env.data.split(b"\r\n", 3)[:3], env.data.split(b"\r\n", 3)[3]
     assert rest == b"Subject: x\r\n\r\nhi\r\n"
     assert header[0] == b"Received: from [192.0.2.7] (client.example [127.0.0.1])"
-    m = re.fullmatch(rb"\tby mx\.test with ESMTP id ([A-Z2-7]{16})", header[1])
+    m = re.fullmatch(rb"\tby mx\.test with ESMTP id ([0-9A-F]{21})", header[1])
     assert m and m.group(1).decode() == env.extra["smtp_id"]
     m = re.fullmatch(rb"\tfor <user@local\.example>; (.+)", header[2])
     assert m
