@@ -10,6 +10,7 @@ and the CLI reach every service alike.
 
 from __future__ import annotations
 
+from mailward.app.tracing import TraceService
 from mailward.config import Settings
 from mailward.db import Database
 from mailward.directory import Directory
@@ -19,6 +20,7 @@ from mailward.quarantine.service import QuarantineService
 from mailward.queue.admin import QueueService, retry_domain_now
 from mailward.queue.spool import Spool
 from mailward.routing.servers import ServerService
+from mailward.trace.recorder import Trace
 
 
 class Services:
@@ -47,9 +49,12 @@ class Services:
         self.users = directory.users
         self.mailbox_self = directory.mailbox_self
         # and those of the layers above it
+        self.trace = Trace(db, settings)  # this process's recorder of message traces
+        self.tracing = TraceService(db, settings)  # reading traces back, within a scope
         self.dkim = DkimService(db)
         self.servers = ServerService(db, settings, on_route_change=retry_domain_now)
-        self.spool = Spool(db, settings.data_dir)  # wakes this process's workers
-        self.queue = QueueService(db, self.spool)
+        self.spool = Spool(db, settings.data_dir, trace=self.trace)  # wakes this process's workers
+        self.queue = QueueService(db, self.spool, trace=self.trace)
         self.filter = FilterSettingsService(db, settings)
-        self.quarantine = QuarantineService(db, settings, self.spool, self.filter)
+        self.quarantine = QuarantineService(db, settings, self.spool, self.filter,
+                                            trace=self.trace)

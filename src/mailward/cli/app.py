@@ -49,6 +49,8 @@ COMMANDS: dict[str, LazyCommand] = {
         "DNS tools: look up records, the records a domain must publish, checks."),
     "audit": LazyCommand("mailward.cli.audit:audit_app",
                          "The audit log: every change, who made it, when, from where."),
+    "trace": LazyCommand("mailward.cli.trace:trace_app",
+                         "Message trace: search and show every event of a message's life."),
 }
 
 

@@ -16,6 +16,7 @@ from mailward.web.api.quarantine import QuarantineController
 from mailward.web.api.queue import QueueController
 from mailward.web.api.servers import ServerController
 from mailward.web.api.tokens import TokenController
+from mailward.web.api.trace import DashboardController, TraceController
 from mailward.web.api.users import UserController
 from mailward.web.context import require_token
 
@@ -45,6 +46,8 @@ def api_routers() -> list[Router]:
             DnsLookupController,
             DnsRecordsController,
             DnsStatusController,
+            TraceController,
+            DashboardController,
         ],
         guards=[require_token],
         security=[{BEARER: []}],
