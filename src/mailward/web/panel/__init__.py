@@ -20,6 +20,7 @@ from mailward.web.panel import (
     me,
     quarantine,
     security,
+    trace,
     users,
 )
 from mailward.web.panel.common import LoginRequired, error_page, require_login
@@ -43,6 +44,7 @@ def panel_handlers() -> list[Any]:
             *security.HANDLERS,
             *audit.HANDLERS,
             *quarantine.HANDLERS,
+            *trace.HANDLERS,
             *me.HANDLERS,
         ],
     )

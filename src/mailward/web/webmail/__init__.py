@@ -20,6 +20,7 @@ from mailward.web.webmail import (
     quarantine,
     reading,
     settings,
+    trace,
 )
 from mailward.web.webmail.common import MAIL_GUARD, mail_error_handlers
 
@@ -36,6 +37,7 @@ ROUTE_HANDLERS: list[Any] = [
     *contacts.HANDLERS,
     *settings.HANDLERS,
     *quarantine.HANDLERS,
+    *trace.HANDLERS,
 ]
 """Every logged-in ``/mail`` route (full paths)."""
 
