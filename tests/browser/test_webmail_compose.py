@@ -47,6 +47,7 @@ def test_compose_upload_autosave_and_send(mail_node: Node, page: Page, shot: Sho
     expect(page).to_have_url(re.compile(r"/mail/compose"))
     page.locator(t("compose-to")).fill(BOB)
     page.locator(t("compose-subject")).fill("Site photos")
+    expect(page.locator("form[data-ready]")).to_have_count(1)  # compose.js is set up
     page.locator(t("compose-file")).set_input_files(file_of(tmp_path, "site.bin", BIG))
     expect(page.locator(t("attachment-item"))).to_contain_text("site.bin", timeout=SLOW)
     progress = page.locator(t("upload-progress"))

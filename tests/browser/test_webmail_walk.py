@@ -108,6 +108,9 @@ def test_webmail_walk(mail_node: Node, page: Page, shot: Shot, tmp_path: Path) -
     page.locator(t("action-reply")).click()
     expect(page.locator(t("compose-to"))).to_have_value(re.compile(re.escape(BOB)))
     expect(page.locator(t("compose-subject"))).to_have_value("Re: Quarterly report")
+    # the module script runs after the page is shown: a file chosen before its handlers
+    # are in place would never be uploaded
+    expect(page.locator("form[data-ready]")).to_have_count(1)
     page.locator(t("compose-file")).set_input_files(file_of(tmp_path, "numbers.csv", SHEET))
     expect(page.locator(t("attachment-item"))).to_contain_text("numbers.csv", timeout=SLOW)
     text = page.locator(t("compose-body"))

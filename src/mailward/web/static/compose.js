@@ -269,6 +269,7 @@ function setup(f) {
     }));
   });
   void save;
+  f.dataset.ready = "1"; // its handlers are in place (a test waits for this)
 }
 
 if (form) setup(form);
