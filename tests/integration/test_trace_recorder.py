@@ -156,3 +156,24 @@ async def test_batched_groups_share_one_insert(settings: Settings) -> None:
         assert [r.trace_id for r in await rows(db)] == [i for i in ids for _ in range(2)]
     finally:
         await db.dispose()
+
+
+async def test_flush_waits_for_a_write_already_under_way(settings: Settings) -> None:
+    """A flush the buffer's timer started has taken its groups; ``flush()`` returns only
+    once that write is over too (shutdown and tests rely on it)."""
+    db = Database(settings.db_url)
+    trace = Trace(db, settings)
+    try:
+        under_way = asyncio.get_running_loop().create_future()
+        trace._inflight.add(under_way)  # as a timer's flush registers itself
+        flushing = asyncio.create_task(trace.flush())
+        for _ in range(50):  # nothing of its own to write: it gets as far as it can
+            await asyncio.sleep(0)
+        assert not flushing.done()
+        under_way.set_result(None)
+        await flushing
+        trace.submit(EventGroup(new_id(), [refused("a@acme.example")]))
+        await trace.close()  # writes what waits, then stops the timers
+        assert len(await rows(db)) == 1
+    finally:
+        await db.dispose()

@@ -95,6 +95,7 @@ class Trace:
         self._counts_due = time.monotonic() + COUNTER_INTERVAL
         self._counts_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._inflight: set[asyncio.Future[None]] = set()  # flushes writing now
 
     # -- rows ------------------------------------------------------------------------
 
@@ -159,8 +160,14 @@ class Trace:
         await done
 
     async def flush(self) -> None:
-        """Write every waiting group and the pending counters."""
+        """Write every waiting group and the pending counters; returns once they, and
+        any write already under way in this loop, are committed (or failed, logged)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            under_way = [done for done in self._inflight if done.get_loop() is loop]
         await self._flush(counts=True)
+        if under_way:
+            await asyncio.gather(*under_way)
 
     def _enqueue(self, group: EventGroup, done: asyncio.Future[None] | None, *,
                  delay: float = FLUSH_DELAY) -> None:
@@ -194,7 +201,9 @@ class Trace:
         await self._flush(counts=time.monotonic() >= self._counts_due)
 
     async def _flush(self, *, counts: bool) -> None:
+        finished = asyncio.get_running_loop().create_future()
         with self._lock:
+            self._inflight.add(finished)
             pending, self._pending, self._pending_events = self._pending, [], 0
             waiters, self._waiters = self._waiters, []
             self._flush_scheduled = False
@@ -225,6 +234,9 @@ class Trace:
         finally:
             for loop, done in waiters:
                 loop.call_soon_threadsafe(_resolve, done)
+            with self._lock:
+                self._inflight.discard(finished)
+            finished.set_result(None)
 
     # -- after commit ----------------------------------------------------------------
 
@@ -250,10 +262,10 @@ class Trace:
         await self._flush(counts=True)
 
     async def close(self) -> None:
-        """Write what is pending (at shutdown)."""
+        """Write what is pending (at shutdown); then nothing is left for the timers."""
+        await self.flush()
         for task in list(self._tasks):
             task.cancel()
-        await self.flush()
 
 
 def _resolve(done: asyncio.Future[None]) -> None:
