@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from cli_helpers import WIDE, Cli, as_json, error_line, run_directory
+from cli_helpers import WIDE, Cli, as_json, documented_shapes, error_line, keys_of, run_directory
 from test_trace_read import MESSAGE_ID, SUBJECT, World, seed
 
 from mailward.cli.trace import parse_time
@@ -155,3 +155,22 @@ def test_parse_time() -> None:
     assert parse_time("2026-12-01T10:00:00Z", now) == datetime(2026, 12, 1, 10, tzinfo=UTC)
     assert parse_time("2026-12-01T10:00+02:00", now) == datetime(2026, 12, 1, 8, tzinfo=UTC)
     assert parse_time(None, now) is None
+
+
+def test_json_matches_the_documented_shapes(cli: Cli, world: World) -> None:
+    """docs/cli.md's trace shapes have the keys the commands print."""
+    w = world
+    documented = documented_shapes("### Trace JSON shapes")
+    actual = {"trace-page": as_json(cli("trace", "search", "--json")),
+              "trace-story": as_json(cli("trace", "show", w.shared, "--json")),
+              "trace-pruned": as_json(cli("trace", "prune", "--json"))}
+    assert sorted(documented) == sorted(actual)
+    for name, example in documented.items():
+        assert keys_of(actual[name]) == keys_of(example), name
+    summary = keys_of(documented["trace-page"]["items"][0])
+    assert keys_of(actual["trace-page"]["items"][0]) == summary
+    assert keys_of(actual["trace-story"]["summary"]) == summary
+    event = keys_of(documented["trace-story"]["events"][0])  # detail: what the event says
+    assert {key: keys_of(value) for key, value in actual["trace-story"]["events"][0].items()
+            if key != "detail"} == {key: value for key, value in event.items()
+                                    if key != "detail"}
