@@ -37,7 +37,6 @@ __all__ = ["PARSES", "HeaderIndex", "Limits", "ParsedMessage", "parse", "parse_h
 PARSES: Counter[str] = Counter()  # parses made in this process, by kind (see above)
 
 CHUNK = 64 * 1024  # characters fed to the parser at a time (work stops within one chunk)
-_HEADERS = Parser(policy=policy.compat32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +70,45 @@ class _Tracker:
         return part
 
 
-class _Part(Message):
+class _Read(Message):
+    """A compat32 message that finds its fields faster: ``get``, ``get_all`` and ``in``
+    look names up in a list of the lower-cased names, made once and made again when the
+    fields change (``Message`` lower-cases every name on every lookup; a check reads
+    dozens of fields of each part). What they return is ``Message``'s."""
+
+    _names: tuple[list[tuple[str, str]], int, list[str]] | None = None
+
+    def _lower(self) -> list[str]:
+        fields = self._headers  # type: ignore[attr-defined]
+        names = self._names
+        # the list itself is kept: it cannot be freed and another take its id; Message
+        # replaces it, or appends to it, or replaces a value in place under the same name
+        if names is None or names[0] is not fields or names[1] != len(fields):
+            names = self._names = (fields, len(fields), [k.lower() for k, _ in fields])
+        return names[2]
+
+    def get(self, name: str, failobj: Any = None) -> Any:
+        try:
+            k, v = self._headers[self._lower().index(name.lower())]  # type: ignore[attr-defined]
+        except ValueError:
+            return failobj
+        return self.policy.header_fetch_parse(k, v)
+
+    def get_all(self, name: str, failobj: Any = None) -> Any:
+        name = name.lower()
+        if name not in self._lower():
+            return failobj
+        fetch = self.policy.header_fetch_parse
+        return [fetch(k, v) for (k, v), lower in zip(self._headers, self._lower(), strict=True)  # type: ignore[attr-defined]
+                if lower == name]
+
+    def __contains__(self, name: str) -> bool:
+        return name.lower() in self._lower()
+
+    __getitem__ = get
+
+
+class _Part(_Read):
     """A compat32 message whose parser cannot attach parts beyond the caps."""
 
     _tracker: _Tracker
@@ -141,6 +178,9 @@ class ParsedMessage:
         return texts
 
 
+_HEADERS = Parser(_Read, policy=policy.compat32)
+
+
 def _payload(part: Message) -> bytes | None:
     try:
         payload = part.get_payload(decode=True)
@@ -171,12 +211,52 @@ def _single_part(text: str) -> Message | None:
     multipart and message/* types, and for a header block the parser would end elsewhere."""
     end = _header_end(text)
     if end > 0:
-        msg = _HEADERS.parsestr(text[:end])
+        msg = _plain_headers(text[:end]) or _HEADERS.parsestr(text[:end])
         if msg.get_payload() == "" and msg.get_content_maintype() not in (
                 "multipart", "message"):
             msg.set_payload(text[end:])
             return msg
     return None
+
+
+_HEADER_LINE = re.compile(r"(?:[\041-\071\073-\176]*:|[\t ])")  # as feedparser's headerRE
+_TAKE_PARSER = re.compile(r"\r(?!\n)|\nFrom |\n:").search
+
+
+def _plain_headers(block: str) -> Message | None:
+    """The header block ``block`` (its blank line included) as ``Parser(policy=compat32)``
+    reads it, made without the parser's per-line machinery; None for a block the parser
+    would read with a defect or otherwise not plainly (a lone CR, a line that is no field,
+    a first line that continues nothing, a misplaced mbox ``From `` line): the caller
+    parses those with the stdlib."""
+    if _TAKE_PARSER(block) is not None or block[0] in " \t:":
+        return None
+    lines = block.split("\n")
+    lines.pop()  # "" after the blank line's newline
+    lines.pop()  # the blank line ("" or "\r")
+    unixfrom = None
+    if lines[0].startswith("From "):
+        unixfrom = lines.pop(0).removesuffix("\r")
+        if not lines or lines[0][:1] in (" ", "\t", ":") or lines[0].startswith("From "):
+            return None
+    match = _HEADER_LINE.match
+    headers: list[tuple[str, str]] = []
+    for line in lines:
+        if match(line) is None:
+            return None
+        if line[0] in " \t":  # folded: the line ends come back, as the parser keeps them
+            name, value = headers[-1]
+            headers[-1] = (name, value + "\n" + line)
+        else:
+            name, _, value = line.partition(":")
+            headers.append((name, value.lstrip(" \t")))
+    msg = _Read(policy.compat32)
+    msg._headers = [  # type: ignore[attr-defined]
+        (name, value.rstrip("\r\n")) for name, value in headers]
+    msg.set_payload("")
+    if unixfrom is not None:
+        msg.set_unixfrom(unixfrom)
+    return msg
 
 
 def _bounded(data: bytes, text: str, limits: Limits) -> ParsedMessage:

@@ -29,6 +29,8 @@ from mailward.config import Settings
 from mailward.filter.features import header_text
 from mailward.filter.parsed import ParsedMessage, parse
 from mailward.filter.pipeline import FilterInput, Finding
+from mailward.filter.stub import PTR, Stub
+from mailward.filter.stub import A as A_RECORD
 from mailward.net.resolver import make_resolver
 
 __all__ = ["ReputationCheck"]
@@ -43,6 +45,7 @@ _LISTED = ipaddress.IPv4Network("127.0.0.0/8")
 _ERRORS = ipaddress.IPv4Network("127.255.255.0/24")
 _URL = re.compile(rb"(?i)\b(?:https?://|www\.)([a-z0-9.-]+\.[a-z]{2,})")
 _PSL = PublicSuffixList()
+_TYPES = {"A": A_RECORD, "PTR": PTR}
 
 
 def _zones(entries: Sequence[str]) -> list[tuple[str, float]]:
@@ -70,6 +73,7 @@ class ReputationCheck:
         self.rhsbl = _zones(settings.filter_rhsbl)
         self.uribl = _zones(settings.filter_uribl)
         self.our_hosts = {mx.host.lower() for mx in settings.mx_hosts}
+        self._stub = Stub(self.resolver)
         self._cache: OrderedDict[tuple[str, str], tuple[float, list[str] | None]] = \
             OrderedDict()
 
@@ -96,7 +100,9 @@ class ReputationCheck:
                                    and any(address in net for net in _PRIVATE)):
             return []  # our own relays and internal hosts
         found = []
-        ptr = await self._query(dns.reversename.from_address(peer).to_text(), "PTR")
+        reverse = (".".join(reversed(peer.split("."))) + ".in-addr.arpa."  # as dnspython
+                   if address.version == 4 else dns.reversename.from_address(peer).to_text())
+        ptr = await self._query(reverse, "PTR")
         if ptr == []:  # looked up, and there is none (None: could not tell)
             found.append(Finding("ptr-missing", NO_PTR, f"{peer} has no reverse DNS name"))
         if address.version == 4:
@@ -174,18 +180,28 @@ class ReputationCheck:
         if cached is not None and cached[0] > now:
             self._cache.move_to_end(key)
             return cached[1]
+        reply = await self._stub.ask_async(name, _TYPES[rdtype])
+        found: list[str] | None
+        if reply is not None:  # the lean stub read it (else dnspython asks, as ever)
+            found = [str(value) for value in reply.values]
+            ttl = min(reply.ttl, MAX_TTL) if found else 300
+            self._keep(key, now + ttl, found)
+            return found
         try:
             answer = await self.resolver.resolve(name, rdtype, search=False)
-            found: list[str] | None = [r.to_text() for r in answer]
+            found = [r.to_text() for r in answer]
             ttl = min(answer.rrset.ttl if answer.rrset is not None else 0, MAX_TTL)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
             found, ttl = [], 300
         except (dns.exception.Timeout, dns.resolver.NoNameservers, dns.exception.DNSException):
             return None  # not cached: ask again next time
-        self._cache[key] = (now + ttl, found)
+        self._keep(key, now + ttl, found)
+        return found
+
+    def _keep(self, key: tuple[str, str], until: float, found: list[str]) -> None:
+        self._cache[key] = (until, found)
         if len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
-        return found
 
 
 _PRIVATE = (ipaddress.IPv4Network("10.0.0.0/8"), ipaddress.IPv4Network("172.16.0.0/12"),

@@ -57,7 +57,10 @@ def _extension(name: str) -> str:
 
 def _attachments(parsed: ParsedMessage) -> Iterator[tuple[str, Message]]:
     for part in parsed.walk():
-        if part.is_multipart():
+        # (no Content-Disposition and no "name" in Content-Type: no file name can be there,
+        # and looking costs two header scans and parameter parses per part)
+        if part.is_multipart() or (part.get("content-disposition") is None and "name" not in
+                                   str(part.get("content-type", "")).lower()):
             continue
         name = part.get_filename()
         if name:
