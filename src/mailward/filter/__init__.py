@@ -1,4 +1,5 @@
-"""The spam filter: checks produce scored findings, the pipeline turns them into a verdict."""
+"""The spam filter: checks produce findings, the combiner weighs them into points, the
+pipeline turns those into a verdict."""
 
 from __future__ import annotations
 
@@ -32,13 +33,18 @@ def filter_pipeline(settings: Settings) -> FilterPipeline:
         return FilterPipeline()
     # the checks load dnspython, dkimpy, pyspf and the model: only when the filter is on
     from mailward.filter.auth import AuthCheck
+    from mailward.filter.bulk import BulkCheck
+    from mailward.filter.combine import shipped
     from mailward.filter.content import ContentCheck
+    from mailward.filter.phishing import PhishingCheck
     from mailward.filter.reputation import ReputationCheck
     from mailward.filter.rules import RulesCheck
 
-    return FilterPipeline([AuthCheck(settings), ReputationCheck(settings), RulesCheck(),
-                           ContentCheck()], limits=limits_of(settings),
-                          time_budget=settings.filter_time_budget_seconds)
+    # the combiner weighs every check's findings into calibrated points (combine.py)
+    checks: list[Check] = [AuthCheck(settings), ReputationCheck(settings), RulesCheck(),
+                           BulkCheck(), PhishingCheck(), ContentCheck()]
+    return FilterPipeline(checks, limits=limits_of(settings),
+                          time_budget=settings.filter_time_budget_seconds, combiner=shipped())
 
 
 def limits_of(settings: Settings) -> Limits:

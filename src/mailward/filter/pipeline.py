@@ -1,7 +1,9 @@
 """The filter pipeline: the one place that decides whether a message is spam.
 
-A check looks at the message and returns findings (a name, a score, a reason). The
-pipeline adds the scores up and maps the total to an action with the thresholds. With no
+A check looks at the message and returns findings (a name, a raw score, a reason). The
+pipeline's combiner (``combine.Combiner``, set by ``filter_pipeline``) turns them into
+calibrated contributions in points; the verdict's score is their sum, mapped to an action
+with the thresholds (without a combiner the raw scores are the points). With no
 checks configured every message is accepted (pass-through); the spam engine adds checks.
 Only recipients on the Filter list are subject to the verdict; the caller applies it.
 
@@ -87,6 +89,13 @@ class FilterVerdict:
         return f"{self.action}; score={self.score:g}; tests={tests}"
 
 
+class Combine(Protocol):
+    """What turns the checks' raw findings into calibrated contributions in points
+    (``combine.Combiner``): the verdict's score is the sum of what it returns."""
+
+    def __call__(self, findings: Sequence[Finding]) -> list[Finding]: ...
+
+
 class Check(Protocol):
     name: str
 
@@ -112,6 +121,8 @@ class FilterPipeline:
     thresholds: Thresholds = field(default_factory=Thresholds)
     limits: Limits = field(default_factory=Limits)
     time_budget: float = 10.0  # seconds of CPU work (parse, blocking checks) per message
+    # raw findings → contributions in points (None: each finding keeps its check's points)
+    combiner: Combine | None = None
 
     async def run(self, message: FilterInput) -> FilterVerdict:
         """Run every check; a check that fails is logged and contributes nothing."""
@@ -162,7 +173,11 @@ class FilterPipeline:
                         message.sender or "<>", len(message.data))
             findings.append(Finding(TIMEOUT, 0.0, f"time budget of {self.time_budget:g}s "
                                                   f"spent; not scored: {', '.join(late)}"))
-        score = sum(f.score for f in findings)
+        if self.combiner is not None:
+            findings = self.combiner(findings)
+            score = round(sum(f.score for f in findings), 2)
+        else:
+            score = sum(f.score for f in findings)
         return FilterVerdict(self._action(score), score, tuple(findings), parsed=parsed)
 
     def _action(self, score: float) -> Action:

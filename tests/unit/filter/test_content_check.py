@@ -1,4 +1,5 @@
-"""The content check: the model's probability becomes a pipeline score with a reason."""
+"""The content check: the model's log-odds become a finding with a reason; the combiner
+turns it into points."""
 
 from __future__ import annotations
 
@@ -7,14 +8,8 @@ import math
 import pytest
 
 from mailward.filter import Action, FilterInput, FilterPipeline
-from mailward.filter.content import (
-    INLINE_LIMIT,
-    MAX_SCORE,
-    MIN_SCORE,
-    ContentCheck,
-    probability_at,
-    score_of,
-)
+from mailward.filter.combine import probability_at, shipped
+from mailward.filter.content import ContentCheck, score_of
 from mailward.filter.features import Features
 from mailward.filter.model import ContentModel, LogisticModel
 
@@ -44,15 +39,16 @@ class Fixed(LogisticModel):
         return self.probability
 
 
-def test_score_is_monotonic_zero_when_unsure_and_clipped() -> None:
-    assert score_of(0.5) == 0
-    probabilities = [0.0, 0.01, 0.2, 0.5, 0.7, 0.9, 0.99, 0.999, 0.9999, 1.0]
+def test_points_rise_with_the_probability_unclipped() -> None:
+    probabilities = [1e-12, 0.01, 0.2, 0.5, 0.7, 0.9, 0.99, 0.999, 0.9999, 1 - 1e-12]
     scores = [score_of(p) for p in probabilities]
-    assert scores == sorted(scores)
-    assert scores[0] == MIN_SCORE < 0 and scores[-1] == MAX_SCORE >= 10
-    assert MIN_SCORE >= -3  # clear ham only subtracts a little
-    assert score_of(probability_at(10.0)) == pytest.approx(10.0)
-    assert score_of(0.9999) >= 10 > score_of(0.99)
+    assert scores == sorted(scores) and len(set(scores)) == len(scores)  # nothing clipped
+    assert scores[0] < -10 and scores[-1] > 25
+    # content alone reaches the thresholds where the combiner's probabilities say
+    for points in (5.0, 10.0, 15.0):
+        logit = math.log(probability_at(points) / (1 - probability_at(points)))
+        content_logit = (logit - shipped().bias) / shipped().content_weight
+        assert score_of(1 / (1 + math.exp(-content_logit))) == pytest.approx(points)
 
 
 @pytest.mark.parametrize(("probability", "sign"), [(0.001, -1), (0.3, -1), (0.5, 0),
@@ -63,23 +59,24 @@ async def test_finding_score_sign_follows_the_probability(probability: float,
     [finding] = await check(message(HAM))
     assert finding.check == "content" == check.name
     assert (finding.score > 0) - (finding.score < 0) == sign
-    assert finding.reason == f"content model: {probability:.2f} spam"
+    assert finding.score == pytest.approx(math.log(probability / (1 - probability)), abs=1e-3)
+    assert finding.reason.startswith(f"content model: {probability:.2f} spam (log-odds ")
 
 
 async def test_base_model_quarantines_obvious_spam_and_lets_business_mail_through() -> None:
     check = ContentCheck()
     [spam] = await check(message(SPAM))
     [ham] = await check(message(HAM))
-    assert spam.score >= 10 and ham.score <= 0
-    pipeline = FilterPipeline([check])
+    assert score_of(1 / (1 + math.exp(-spam.score))) >= 10 and ham.score < 0
+    pipeline = FilterPipeline([check], combiner=shipped())
     assert (await pipeline.run(message(SPAM))).action is Action.QUARANTINE
     assert (await pipeline.run(message(HAM))).action is Action.ACCEPT
 
 
 async def test_big_messages_are_scored_off_the_event_loop_the_same_way() -> None:
     check = ContentCheck()
-    padding = b"\n" + b"Regards from the planning team.\n" * (INLINE_LIMIT // 32 + 10)
+    padding = b"\n" + b"Regards from the planning team.\n" * (256 * 1024 // 32 + 10)
     [small] = await check(message(HAM))
     [big] = await check(message(HAM + padding))
-    assert len(HAM + padding) > INLINE_LIMIT
+    assert len(HAM + padding) > 256 * 1024
     assert math.copysign(1, big.score) == math.copysign(1, small.score) == -1
