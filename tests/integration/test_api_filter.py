@@ -58,14 +58,16 @@ async def test_policy_with_inheritance(client: httpx.AsyncClient, acme: Tenants)
         "acme.example", None, None)
     assert domain["effective"]["quarantine_score"] == 10.0
 
-    body = {"tag_score": 4, "subject_tag": "[SPAM]", "dmarc_reject": "reject"}
+    body = {"tag_score": 4, "subject_tag": "[SPAM]", "dmarc_reject": "reject",
+            "virus_action": "quarantine"}
     changed = await ok(client.put(DOMAIN, json=body, headers=alice))
-    assert (changed["tag_score"], changed["subject_tag"], changed["dmarc_reject"]) == (
-        4.0, "[SPAM]", "reject")
+    assert (changed["tag_score"], changed["subject_tag"], changed["dmarc_reject"],
+            changed["virus_action"]) == (4.0, "[SPAM]", "reject", "quarantine")
     mine = await ok(client.put(ADDRESS, json={"quarantine_score": 8}, headers=alice))
     assert mine["address"] == ANN and mine["effective"] == {
         "tag_score": 4.0, "quarantine_score": 8.0, "reject_score": 15.0,
-        "subject_tag": "[SPAM]", "dmarc_reject": "reject"}
+        "subject_tag": "[SPAM]", "dmarc_reject": "reject", "virus_action": "quarantine",
+        "bulk_action": "deliver", "bulk_score": -100.0}
     # a missing field stays, null inherits again
     mine = await ok(client.put(ADDRESS, json={"quarantine_score": None, "reject_score": 20},
                                headers=alice))
@@ -82,6 +84,8 @@ async def test_policy_with_inheritance(client: httpx.AsyncClient, acme: Tenants)
     await error(client.put(DOMAIN, json={"tag": 3}, headers=alice), 400, "tag")
     await error(client.put(DOMAIN, json={"dmarc_reject": "bounce"}, headers=alice), 400,
                 "dmarc_reject")
+    await error(client.put(DOMAIN, json={"virus_action": "deliver"}, headers=alice), 400,
+                "virus_action")
     await error(client.put(DOMAIN, json={"tag_score": 5000}, headers=alice), 400,
                 "tag_score: must be between -100 and 1000")
     await error(client.get(f"{API}/addresses/nobody@acme.example/filter", headers=alice), 404,

@@ -74,7 +74,8 @@ def test_set_and_show_with_inheritance(acme: Cli) -> None:
     assert domain["address"] is None and domain["tag_score"] is None
     assert domain["effective"] == {"tag_score": 5.0, "quarantine_score": 10.0,
                                    "reject_score": 15.0, "subject_tag": None,
-                                   "dmarc_reject": "quarantine"}
+                                   "dmarc_reject": "quarantine", "virus_action": "reject",
+                                   "bulk_action": "deliver", "bulk_score": -100.0}
     shown = cli("filter", "show", "acme.example", env=WIDE).stdout
     assert "quarantine at score │ inherited │ 10" in shown
 
@@ -82,11 +83,14 @@ def test_set_and_show_with_inheritance(acme: Cli) -> None:
                           "[SPAM]", "--dmarc-reject", "reject", "--json"))
     assert (changed["tag_score"], changed["subject_tag"], changed["dmarc_reject"]) == (
         4.0, "[SPAM]", "reject")
-    mine = as_json(cli("filter", "set", "--address", ANN, "--quarantine", "8", "--json"))
-    assert (mine["address"], mine["quarantine_score"], mine["tag_score"]) == (ANN, 8.0, None)
+    mine = as_json(cli("filter", "set", "--address", ANN, "--quarantine", "8",
+                       "--virus-action", "quarantine", "--json"))
+    assert (mine["address"], mine["quarantine_score"], mine["tag_score"],
+            mine["virus_action"]) == (ANN, 8.0, None, "quarantine")
     assert mine["effective"] == {"tag_score": 4.0, "quarantine_score": 8.0,
                                  "reject_score": 15.0, "subject_tag": "[SPAM]",
-                                 "dmarc_reject": "reject"}
+                                 "dmarc_reject": "reject", "virus_action": "quarantine",
+                                 "bulk_action": "deliver", "bulk_score": -100.0}
     human = cli("filter", "set", "--address", ANN, "--reject", "30", env=WIDE).stdout
     assert human.startswith(f"changed the spam filter of {ANN}: reject at score 30\n")
 
@@ -305,6 +309,16 @@ def test_delete(acme: Cli, settings: Settings) -> None:
     assert queued_for(settings, ANN) == []
     actions = [e["action"] for e in as_json(cli("audit", "list", "--json"))["items"]]
     assert "quarantine.delete" in actions
+
+
+def test_bulk_action_and_its_score(acme: Cli) -> None:
+    changed = as_json(acme("filter", "set", "acme.example", "--bulk-action", "junk",
+                           "--bulk-score", "2", "--json"))
+    assert (changed["bulk_action"], changed["bulk_score"]) == ("junk", 2.0)
+    back = as_json(acme("filter", "set", "acme.example", "--inherit", "bulk-action", "--json"))
+    assert back["bulk_action"] is None and back["effective"]["bulk_action"] == "deliver"
+    assert back["effective"]["bulk_score"] == 2.0
+    acme("filter", "set", "acme.example", "--bulk-action", "drop", code=2)
 
 
 # -- the documented JSON shapes ------------------------------------------------------------

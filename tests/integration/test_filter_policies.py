@@ -49,7 +49,9 @@ async def test_policies_layer_address_over_domain_over_config(world: Services,
     assert view.quarantine_score == 6 and view.tag_score is None
     assert view.effective == {"tag_score": 3, "quarantine_score": 6,
                               "reject_score": settings.filter_reject_score,
-                              "subject_tag": "[SPAM]", "dmarc_reject": "reject"}
+                              "subject_tag": "[SPAM]", "dmarc_reject": "reject",
+                              "bulk_action": "deliver", "bulk_score": -100.0,
+                              "virus_action": "reject"}
     store = PolicyStore(world.db, settings)
     found = await store.policies(["ann@acme.example", "ben@acme.example", "cy@bolt.example",
                                   "who@nowhere.example"])

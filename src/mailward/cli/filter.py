@@ -34,11 +34,22 @@ class Field(enum.StrEnum):
     REJECT = "reject"
     SUBJECT_TAG = "subject-tag"
     DMARC_REJECT = "dmarc-reject"
+    VIRUS_ACTION = "virus-action"
+    BULK_ACTION = "bulk-action"
+    BULK_SCORE = "bulk-score"
 
     @property
     def key(self) -> str:
         return {"tag": "tag_score", "quarantine": "quarantine_score",
                 "reject": "reject_score"}.get(self.value, self.value.replace("-", "_"))
+
+
+class BulkAction(enum.StrEnum):
+    """``--bulk-action`` choices (``mailward.filter.policy.BULK_ACTIONS``)."""
+
+    DELIVER = "deliver"
+    TAG = "tag"
+    JUNK = "junk"
 
 
 class DmarcAction(enum.StrEnum):
@@ -49,9 +60,17 @@ class DmarcAction(enum.StrEnum):
     SCORE = "score"
 
 
+class VirusAction(enum.StrEnum):
+    """``--virus-action`` choices (``mailward.filter.virus.VIRUS_ACTIONS``)."""
+
+    REJECT = "reject"
+    QUARANTINE = "quarantine"
+
+
 LABELS = {"tag_score": "tag at score", "quarantine_score": "quarantine at score",
           "reject_score": "reject at score", "subject_tag": "subject tag",
-          "dmarc_reject": "DMARC p=reject"}
+          "dmarc_reject": "DMARC p=reject", "virus_action": "virus found",
+          "bulk_action": "bulk mail", "bulk_score": "bulk from score"}
 
 DomainArg = Annotated[
     str | None,
@@ -160,6 +179,21 @@ def filter_set(
         typer.Option("--dmarc-reject", case_sensitive=False, show_default=False,
                      help="What to do with mail failing DMARC of a p=reject domain."),
     ] = None,
+    virus_action: Annotated[
+        VirusAction | None,
+        typer.Option("--virus-action", case_sensitive=False, show_default=False,
+                     help="What to do with mail clamd finds a virus in: refuse it at DATA "
+                          "(reject, the default) or hold it (quarantine)."),
+    ] = None,
+    bulk_action: Annotated[
+        BulkAction | None,
+        typer.Option("--bulk-action", case_sensitive=False, show_default=False,
+                     help="Bulk mail (newsletters, lists): deliver, tag its subject, or junk."),
+    ] = None,
+    bulk_score: Annotated[
+        float | None, typer.Option("--bulk-score", metavar="N", show_default=False,
+                                   help="Give bulk mail its bulk action from this score on.")
+    ] = None,
     inherit: Annotated[
         list[Field] | None,
         typer.Option("--inherit", case_sensitive=False, show_default=False,
@@ -175,7 +209,10 @@ def filter_set(
     target = _target(domain, address)
     given = {Field.TAG: tag, Field.QUARANTINE: quarantine, Field.REJECT: reject,
              Field.SUBJECT_TAG: subject_tag,
-             Field.DMARC_REJECT: None if dmarc_reject is None else dmarc_reject.value}
+             Field.DMARC_REJECT: None if dmarc_reject is None else dmarc_reject.value,
+             Field.VIRUS_ACTION: None if virus_action is None else virus_action.value,
+             Field.BULK_ACTION: None if bulk_action is None else bulk_action.value,
+             Field.BULK_SCORE: bulk_score}
     changes: dict[str, Any] = {f.key: v for f, v in given.items() if v is not None}
     for field in inherit or []:
         if field.key in changes:
@@ -183,7 +220,8 @@ def filter_set(
         changes[field.key] = None
     if not changes:
         usage_error("nothing to change: give --tag, --quarantine, --reject, --subject-tag, "
-                    "--dmarc-reject or --inherit FIELD")
+                    "--dmarc-reject, --virus-action, "
+                    "--bulk-action, --bulk-score or --inherit FIELD")
     view = run(lambda d, a: d.filter.set_policy(a, changes, **target), account=account)
     if json_:
         print_json(view)

@@ -289,6 +289,29 @@ class Settings(BaseSettings):
     trace_retention_days: int = Field(30, ge=1)
     """How long trace events (and webmail's sent-mail delivery reports) are kept; the
     dashboard's counters at least 31 days."""
+    # virus scanning (issue 21): ClamAV's clamd, asked over INSTREAM for Filter recipients.
+    clamd_socket: str | None = None
+    """clamd's unix socket path or ``host:port`` (unset: no virus scanning)."""
+    clamd_timeout_seconds: float = Field(30.0, gt=0)
+    """Longest one scan may take (connect, send, answer); past it the scan failed."""
+    clamd_fail_open: bool = True
+    """A failed scan (clamd down or slow) delivers with a neutral finding; off: 451, try later."""
+    clamd_max_bytes: int = Field(25 * 1024 * 1024, ge=1024)
+    """Largest message scanned (clamd's StreamMaxLength ≥ this); larger: unscanned, noted."""
+    # per-user learning (issue 21, LEARN): each address remembers its corrections per
+    # kind of sender (mailward.filter.personal).
+    filter_personal_entries: int = Field(200, ge=1, le=10000)
+    """Most sender kinds one address remembers corrections for (the least recent go first)."""
+    filter_personal_days: int = Field(180, ge=1)
+    """How long a remembered correction counts, from the last one for that sender kind."""
+    # bulk mail (issue 21, SIGNALS): newsletters and lists (mailward.filter.bulk); each
+    # domain and address may set its own bulk_action / bulk_score in its filter policy.
+    filter_bulk_action: Literal["deliver", "tag", "junk"] = "deliver"
+    """What bulk mail gets: delivered (``X-Mailward-Bulk: yes``), tagged, or junk (spam tag)."""
+    filter_bulk_score: float = -100.0
+    """Bulk mail scoring at least this (points) gets the bulk action; the default: all of it."""
+    filter_bulk_subject_tag: str = Field("[Bulk]", max_length=40)
+    """Put in front of the Subject of bulk mail whose bulk action is ``tag``."""
 
     @classmethod
     def settings_customise_sources(

@@ -530,6 +530,13 @@ class FilterPolicy(Base):
     subject_tag: Mapped[str | None] = mapped_column(String(40))
     dmarc_reject: Mapped[str | None] = mapped_column(String(16))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    # issue 21 (VIRUS): what an infected message does, reject at DATA or quarantine
+    # (None: inherit; the default is reject)
+    virus_action: Mapped[str | None] = mapped_column(String(16))
+    # issue 21 (SIGNALS): what bulk mail gets, deliver / tag / junk, from which score on
+    # (None: inherit; the defaults are filter_bulk_action and filter_bulk_score)
+    bulk_action: Mapped[str | None] = mapped_column(String(8))
+    bulk_score: Mapped[float | None] = mapped_column(Float)
 
 
 class FilterSenderRule(Base):
@@ -931,3 +938,29 @@ class TraceGauge(Base):
         ForeignKey("accounts.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(32))
     value: Mapped[int] = mapped_column(BigInteger)
+
+
+# -- per-user learning (issue 21, helper LEARN): each address's corrections per kind of
+# sender (mailward.filter.personal); the rows go with the address, its domain or account.
+
+
+class FilterPersonalSender(Base):
+    """What one address's corrections taught about one kind of sender (``key``: a From:
+    address, a List-Id or a registrable domain, prefixed by its kind): the points its next
+    message from that kind gets (negative: ham)."""
+
+    __tablename__ = "filter_personal_senders"
+    __table_args__ = (UniqueConstraint("address_id", "key"),
+                      Index("ix_filter_personal_senders_updated_at", "updated_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    domain_id: Mapped[int] = mapped_column(
+        ForeignKey("domains.id", ondelete="CASCADE"), index=True)
+    address_id: Mapped[int] = mapped_column(ForeignKey("addresses.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(330))
+    weight: Mapped[float] = mapped_column(Float)
+    spam_count: Mapped[int] = mapped_column(Integer, default=0)
+    ham_count: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

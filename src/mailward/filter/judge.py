@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from mailward.config import Settings
 from mailward.db import Database
 from mailward.filter.learning import DomainLearning
+from mailward.filter.personal import sender_kinds
 from mailward.filter.pipeline import Action, FilterVerdict
 from mailward.filter.policy import Decision, PolicyStore, decide, message_senders
 
@@ -34,19 +35,22 @@ class Judge:
         # the From: addresses matter only to allow/block lists
         senders = message_senders(data, verdict.parsed) if any(
             p.rules for p in policies.values()) else ()
+        # each recipient's own corrections count by the message's kinds of sender
+        kinds = sender_kinds(data, verdict.parsed, sender, auth) if any(
+            p.personal for p in policies.values()) else None
         decisions = {}
         for recipient in recipients:
             policy = policies[recipient]
             extra = (learnt[policy.domain_id],) if policy.domain_id in learnt else ()
             decisions[recipient] = decide(
                 policy, verdict.score, verdict.findings, envelope_sender=sender,
-                from_addresses=senders, auth=auth, extra=extra)
+                from_addresses=senders, auth=auth, extra=extra, kinds=kinds)
         return decisions
 
 
 def spam_headers(decision: Decision, required: float | None = None) -> bytes:
     """``X-Spam-*`` fields for a filtered copy (SpamAssassin's names, which mail clients'
-    rules already know)."""
+    rules already know), and ``X-Mailward-Bulk: yes`` on bulk mail."""
     spam = decision.action is not Action.ACCEPT
     tests = ",".join(f"{f.check}={f.score:g}" for f in decision.findings) or "none"
     status = f"{'Yes' if spam else 'No'}, score={decision.score:g}"
@@ -55,6 +59,8 @@ def spam_headers(decision: Decision, required: float | None = None) -> bytes:
     lines = [f"X-Spam-Flag: {'YES' if spam else 'NO'}",
              f"X-Spam-Score: {decision.score:g}",
              f"X-Spam-Status: {status} tests={tests}"]
+    if decision.bulk:  # newsletters and lists, for mail clients to sort on
+        lines.append("X-Mailward-Bulk: yes")
     return ("\r\n".join(lines) + "\r\n").encode()
 
 

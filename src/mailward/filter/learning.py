@@ -4,8 +4,13 @@ corrections (a quarantine release is ham; "this is spam" and a move into Junk ar
 A domain's model is a second FTRL model over the same hashed features that learns only
 the residual of the base model (``learn(..., offset=base log-odds)``), so the domain's
 score is ``sigmoid(base + domain)``. It starts empty and stays small; one correction is
-learnt until the domain's model agrees with it (at most :data:`MAX_STEPS` steps), as a user
-expects a mail they just corrected to be judged their way next time. Models live in
+learnt until the domain's model agrees with it (at most :data:`MAX_STEPS` steps: :data:`SURE`
+of it, and adding nothing against it), as a user expects a mail they just corrected to be
+judged their way next time. What a domain's model adds to a message is bounded
+(:data:`MAX_DOMAIN_LOGITS` times the combiner's ``POINTS_PER_LOGIT`` points either way): one
+user's click moves the whole domain's mail by at most about the gap between two
+thresholds; that user's own next message from the same sender is moved by their own
+memory (:mod:`mailward.filter.personal`). Models live in
 ``filter_domain_models`` (shared by every node); the MX tier re-reads one only when its
 ``updated_at`` has moved.
 """
@@ -24,6 +29,7 @@ from sqlalchemy import select
 from mailward.db import Database
 from mailward.db.generation import MISS, LookupCache
 from mailward.db.models import FilterDomainModel, utcnow
+from mailward.filter.combine import POINTS_PER_LOGIT
 from mailward.filter.content import score_of
 from mailward.filter.features import Features, extract, features_of
 from mailward.filter.model import ContentModel, LogisticModel, Params, sigmoid
@@ -37,6 +43,7 @@ log = logging.getLogger(__name__)
 DOMAIN_PARAMS = Params(alpha=0.5, beta=1.0, l1=0.05, l2=0.1)
 MAX_STEPS = 8
 SURE = 0.9  # a corrected message is learnt until the domain model is this sure of it
+MAX_DOMAIN_LOGITS = 4.0  # the most a domain's model adds, in log-odds of the combined score
 _OURS = re.compile(rb"(?im)^(x-spam-[a-z-]*|x-mailward-[a-z-]*)[ \t]*:.*(\r?\n[ \t].*)*\r?\n")
 
 
@@ -87,10 +94,12 @@ class DomainLearning:
         else:
             features = await asyncio.to_thread(features_of, parsed)
         base = self.base.model.margin(features)
+        most = MAX_DOMAIN_LOGITS * POINTS_PER_LOGIT
         found = {}
         for domain_id, model in models.items():
             before, after = sigmoid(base), sigmoid(base + model.margin(features))
-            delta = round(score_of(after) - score_of(before), 2)
+            # a few FTRL steps over many features overshoot far past SURE: bounded here
+            delta = round(max(-most, min(most, score_of(after) - score_of(before))), 2)
             if delta:
                 found[domain_id] = Finding(
                     "learned", delta, f"{domains[domain_id]}'s corrections: {after:.2f} spam")
@@ -106,8 +115,7 @@ class DomainLearning:
             model = LogisticModel.from_bytes(row.model) if row else LogisticModel(DOMAIN_PARAMS)
             before = sigmoid(base + model.margin(features))
             steps = 0
-            while steps < MAX_STEPS and not _agrees(sigmoid(base + model.margin(features)),
-                                                    spam):
+            while steps < MAX_STEPS and not _agrees(base, model.margin(features), spam):
                 model.learn(features, spam, offset=base)
                 steps += 1
             blob = model.to_bytes()
@@ -154,8 +162,12 @@ class DomainLearning:
         return {d: self._models[d][1] for d in stamps if d in self._models}
 
 
-def _agrees(p: float, spam: bool) -> bool:
-    return p >= SURE if spam else p <= 1.0 - SURE
+def _agrees(base: float, margin: float, spam: bool) -> bool:
+    """Whether the domain's model (``margin`` on top of the base log-odds) agrees with a
+    correction: sure of it, and adding nothing against it (a ham the base model already
+    finds very clean must not come out spammier than the base says)."""
+    p = sigmoid(base + margin)
+    return (p >= SURE and margin >= 0) if spam else (p <= 1.0 - SURE and margin <= 0)
 
 
 async def _features(data: bytes) -> Features:

@@ -3,7 +3,19 @@
 A recipient's policy is its address's filter settings, falling back to its domain's and
 then to the config (thresholds, subject tag, what a DMARC ``p=reject`` failure does), plus
 the allow and block lists of the address and of the domain. The MX tier loads the
-policies of a transaction's Filter recipients in two queries and decides for each.
+policies of a transaction's Filter recipients in a few queries and decides for each.
+
+A recipient's policy also carries what its own corrections taught per kind of sender
+(:mod:`mailward.filter.personal`): given the message's kinds of sender, :func:`decide`
+adds that finding (``personal-ham`` / ``personal-spam``) to the score.
+
+Bulk mail (a ``bulk`` finding of :mod:`mailward.filter.bulk`: newsletters, lists) is marked
+on the recipient's copy (``Decision.bulk``: the MX writes ``X-Mailward-Bulk: yes``), and,
+when it is not spam already and scores at least the policy's ``bulk_score``, gets its
+``bulk_action``: ``deliver`` (only the mark), ``tag`` (``bulk_subject_tag`` in front of the
+Subject) or ``junk`` (tagged as spam: ``X-Spam-Flag: YES`` and the spam subject tag, which
+mail clients and Sieve scripts file into Junk). An allow-listed sender's bulk mail is marked
+but gets no action.
 
 List precedence: the address's lists before the domain's; within one list an exact address
 entry before a domain entry; block before allow for equally specific entries. An allow
@@ -19,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from email.utils import getaddresses
+from datetime import timedelta
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,16 +39,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailward.config import Settings
 from mailward.db import Database
 from mailward.db.generation import MISS, LookupCache
-from mailward.db.models import FilterPolicy, FilterSenderRule
+from mailward.db.models import FilterPolicy, FilterSenderRule, utcnow
 from mailward.directory.facts import address_ids, domain_keys
-from mailward.filter.features import header_text
+from mailward.filter.bulk import BULK
 from mailward.filter.parsed import ParsedMessage, parse_headers
+from mailward.filter.personal import (
+    EMPTY,
+    Memory,
+    SenderKinds,
+    header_addresses,
+    load_memories,
+    personal_finding,
+)
 from mailward.filter.pipeline import Action, Finding, Thresholds
 
 __all__ = ["Decision", "PolicyStore", "RecipientPolicy", "SenderRule", "decide",
            "message_senders", "sender_matches"]
 
 DMARC_ACTIONS = ("reject", "quarantine", "score")
+BULK_ACTIONS = ("deliver", "tag", "junk")
 _SEVERITY = {Action.ACCEPT: 0, Action.TAG: 1, Action.QUARANTINE: 2, Action.REJECT: 3}
 
 
@@ -59,6 +80,11 @@ class RecipientPolicy:
     subject_tag: str | None = None
     dmarc_reject: str = "quarantine"
     rules: tuple[SenderRule, ...] = ()  # address-level first, then domain-level
+    address_id: int | None = None  # the listed address (None: not listed)
+    personal: Memory = field(default=EMPTY, compare=False)  # its corrections per sender
+    bulk_action: str = "deliver"  # what bulk mail gets (BULK_ACTIONS)
+    bulk_score: float = -100.0  # ... from this score on
+    bulk_subject_tag: str = "[Bulk]"  # put in front of the Subject of tagged bulk mail
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +96,8 @@ class Decision:
     reason: str
     findings: tuple[Finding, ...] = field(default=(), compare=False)
     subject_tag: str | None = None  # put in front of the Subject of a tagged copy
+    bulk: bool = False  # bulk mail: its copy is marked X-Mailward-Bulk: yes
+    bulk_tag: str | None = None  # put in front of the Subject of bulk mail that is not spam
 
 
 def sender_matches(rule_sender: str, sender: str) -> bool:
@@ -87,10 +115,7 @@ def message_senders(data: bytes, parsed: ParsedMessage | None = None) -> tuple[s
     from its parse when given, else from its header block alone."""
     msg = parsed.root if parsed is not None and parsed.root is not None else \
         parse_headers(data)
-    if msg is None:
-        return ()
-    pairs = getaddresses([header_text(str(v)) for v in msg.get_all("From", [])])
-    return tuple(sorted({a.strip().lower() for _n, a in pairs if "@" in a}))
+    return header_addresses(msg, "From")
 
 
 def _matching_rule(rules: Sequence[SenderRule], envelope: str, from_addresses: Sequence[str],
@@ -118,8 +143,13 @@ def _matching_rule(rules: Sequence[SenderRule], envelope: str, from_addresses: S
 
 def decide(policy: RecipientPolicy, score: float, findings: Sequence[Finding], *,
            envelope_sender: str, from_addresses: Sequence[str], auth: object = None,
-           extra: Sequence[Finding] = ()) -> Decision:
-    """The verdict for one recipient: lists first, then the thresholds, then DMARC."""
+           extra: Sequence[Finding] = (), kinds: SenderKinds | None = None) -> Decision:
+    """The verdict for one recipient: lists first, then the thresholds, then DMARC.
+    ``kinds``: the message's kinds of sender, whose corrections by the recipient count
+    (:func:`~mailward.filter.personal.personal_finding`)."""
+    mine = personal_finding(policy.personal, kinds, policy.recipient)
+    if mine is not None:
+        extra = (*extra, mine)
     findings = (*findings, *extra)
     score = round(score + sum(f.score for f in extra), 2)
     spf = getattr(auth, "spf", "")
@@ -134,7 +164,7 @@ def decide(policy: RecipientPolicy, score: float, findings: Sequence[Finding], *
         findings = (*findings, Finding(f"{rule.action}-list", 0.0, reason))
         if rule.action == "block":
             return Decision(Action.REJECT, score, reason, findings, policy.subject_tag)
-        return Decision(Action.ACCEPT, score, reason, findings)
+        return Decision(Action.ACCEPT, score, reason, findings, bulk=_is_bulk(findings))
     limits = policy.thresholds
     action = Action.ACCEPT
     reason = f"score {score:g}"
@@ -152,7 +182,23 @@ def decide(policy: RecipientPolicy, score: float, findings: Sequence[Finding], *
                       f"({policy.domain} {policy.dmarc_reject}s such mail)")
     if ignored:
         reason = f"{reason}; {ignored}"
-    return Decision(action, score, reason, findings, policy.subject_tag)
+    if not _is_bulk(findings):
+        return Decision(action, score, reason, findings, policy.subject_tag)
+    bulk_tag = None
+    if action is Action.ACCEPT and score >= policy.bulk_score:
+        if policy.bulk_action == "junk":
+            action = Action.TAG
+            reason = (f"bulk mail, score {score:g} ≥ bulk threshold {policy.bulk_score:g}: "
+                      "filed as junk")
+        elif policy.bulk_action == "tag":
+            bulk_tag = policy.bulk_subject_tag or None
+            reason = f"{reason}; bulk mail tagged"
+    return Decision(action, score, reason, findings, policy.subject_tag, bulk=True,
+                    bulk_tag=bulk_tag)
+
+
+def _is_bulk(findings: Sequence[Finding]) -> bool:
+    return any(f.check == BULK for f in findings)
 
 
 def _first(*values: object) -> object:
@@ -167,18 +213,24 @@ class PolicyStore:
         self.defaults = Thresholds(settings.filter_tag_score, settings.filter_quarantine_score,
                                    settings.filter_reject_score)
         self.dmarc_reject = settings.filter_dmarc_reject
+        self.remembered = timedelta(days=settings.filter_personal_days)
+        self.bulk = (settings.filter_bulk_action, settings.filter_bulk_score,
+                     settings.filter_bulk_subject_tag)
         # recipient: its policy (the defaults are part of the answer, so of the name)
         self._cache: LookupCache[str, RecipientPolicy] = db.lookups.cache(
-            f"filter-policies {self.defaults} {self.dmarc_reject}",
+            f"filter-policies {self.defaults} {self.dmarc_reject} {self.remembered} "
+            f"{self.bulk}",
             settings.lookup_cache_entries, settings.lookup_cache_seconds)
 
     def default_policy(self, recipient: str) -> RecipientPolicy:
         return RecipientPolicy(recipient, recipient.rsplit("@", 1)[-1], None, None,
-                               self.defaults, None, self.dmarc_reject)
+                               self.defaults, None, self.dmarc_reject,
+                               bulk_action=self.bulk[0], bulk_score=self.bulk[1],
+                               bulk_subject_tag=self.bulk[2])
 
     async def policies(self, recipients: Iterable[str]) -> dict[str, RecipientPolicy]:
         """The policy of each recipient (defaults for one whose domain is unknown): from
-        the cache, those not in it in four queries."""
+        the cache, those not in it in five queries."""
         found: dict[str, RecipientPolicy] = {}
         missing: list[str] = []
         async with self.db.session() as session:
@@ -208,6 +260,8 @@ class PolicyStore:
             or_(FilterSenderRule.address_id.is_(None),
                 FilterSenderRule.address_id.in_(sorted(listed.values())))))).all() \
             if ids else []
+        memories = await load_memories(session, listed.values(),
+                                       utcnow() - self.remembered)
         domain_policy = {p.domain_id: p for p in policies if p.address_id is None}
         address_policy = {p.address_id: p for p in policies if p.address_id is not None}
         found: dict[str, RecipientPolicy] = {}
@@ -236,5 +290,9 @@ class PolicyStore:
             found[recipient] = RecipientPolicy(
                 recipient, domain, domain_id, account_id, thresholds,
                 pick("subject_tag", None) or None,  # type: ignore[arg-type]
-                str(pick("dmarc_reject", self.dmarc_reject)), mine + theirs)
+                str(pick("dmarc_reject", self.dmarc_reject)), mine + theirs, address_id,
+                memories.get(address_id, EMPTY) if address_id is not None else EMPTY,
+                bulk_action=str(pick("bulk_action", self.bulk[0])),
+                bulk_score=float(pick("bulk_score", self.bulk[1])),  # type: ignore[arg-type]
+                bulk_subject_tag=self.bulk[2])
         return found

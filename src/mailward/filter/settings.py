@@ -1,6 +1,10 @@
 """Customers' filter settings: per-domain and per-address thresholds, subject tag and DMARC
 handling; allow and block lists; "this is spam / this is not spam" training.
 
+A correction teaches two things: the domain's model (:mod:`mailward.filter.learning`) and
+the corrected address's own memory of the message's kind of sender
+(:mod:`mailward.filter.personal`, :meth:`FilterSettingsService.remember`).
+
 Scoped like every directory service: an account admin reaches its own domains, a reseller
 its accounts' domains, an operator all. Every change is in the audit log.
 """
@@ -28,11 +32,15 @@ from mailward.directory.facts import (
     scoped_domain,
 )
 from mailward.filter.learning import DomainLearning, Learnt
-from mailward.filter.policy import DMARC_ACTIONS, PolicyStore
+from mailward.filter.personal import PersonalMemory, Remembered
+from mailward.filter.policy import BULK_ACTIONS, DMARC_ACTIONS, PolicyStore
+from mailward.filter.virus import DEFAULT_VIRUS_ACTION, VIRUS_ACTIONS
 
 __all__ = ["FilterSettingsService", "PolicyView", "SenderRuleView", "normalize_sender"]
 
-FIELDS = ("tag_score", "quarantine_score", "reject_score", "subject_tag", "dmarc_reject")
+FIELDS = ("tag_score", "quarantine_score", "reject_score", "subject_tag", "dmarc_reject",
+          "virus_action",
+          "bulk_action", "bulk_score")
 SCORE_RANGE = (-100.0, 1000.0)
 MAX_TRAIN_SIZE = 10 * 1024 * 1024
 
@@ -48,6 +56,9 @@ class PolicyView:
     reject_score: float | None
     subject_tag: str | None
     dmarc_reject: str | None
+    virus_action: str | None  # reject | quarantine: what an infected message gets
+    bulk_action: str | None  # deliver | tag | junk: what bulk mail gets
+    bulk_score: float | None  # ... from this score on
     effective: dict[str, Any]
 
 
@@ -86,6 +97,14 @@ def _validated(name: str, value: Any) -> Any:
         if not text.isascii() or not text.isprintable() or len(text) > 40:
             raise InvalidInput("subject_tag: at most 40 printable ASCII characters")
         return text.strip()  # "" = no tag, even where the domain sets one
+    if name == "virus_action":
+        if text not in VIRUS_ACTIONS:
+            raise InvalidInput(f"virus_action: must be one of {', '.join(VIRUS_ACTIONS)}")
+        return text
+    if name == "bulk_action":
+        if text not in BULK_ACTIONS:
+            raise InvalidInput(f"bulk_action: must be one of {', '.join(BULK_ACTIONS)}")
+        return text
     if text not in DMARC_ACTIONS:
         raise InvalidInput(f"dmarc_reject: must be one of {', '.join(DMARC_ACTIONS)}")
     return text
@@ -96,6 +115,8 @@ class FilterSettingsService:
         self.db = db
         self.settings = settings
         self.learning = DomainLearning(db)
+        self.personal = PersonalMemory(db, settings)
+        self.policies = PolicyStore(db, settings)
 
     # -- lookups ------------------------------------------------------------------------
 
@@ -172,7 +193,9 @@ class FilterSettingsService:
         base = {"tag_score": defaults.thresholds.tag,
                 "quarantine_score": defaults.thresholds.quarantine,
                 "reject_score": defaults.thresholds.reject,
-                "subject_tag": defaults.subject_tag, "dmarc_reject": defaults.dmarc_reject}
+                "subject_tag": defaults.subject_tag, "dmarc_reject": defaults.dmarc_reject,
+                "virus_action": DEFAULT_VIRUS_ACTION,
+                "bulk_action": defaults.bulk_action, "bulk_score": defaults.bulk_score}
         effective = {name: next((getattr(p, name) for p in layers
                                  if getattr(p, name) is not None), base[name])
                      for name in FIELDS}
@@ -256,7 +279,8 @@ class FilterSettingsService:
 
     async def train(self, actor: Actor, data: bytes, *, spam: bool, domain: str | None = None,
                     address: str | None = None) -> Learnt:
-        """Teach the domain's model that ``data`` is spam (or not)."""
+        """Teach the domain's model that ``data`` is spam (or not); for an address, its own
+        memory of the sender too."""
         if not data.strip():
             raise InvalidInput("the message is empty")
         if len(data) > MAX_TRAIN_SIZE:
@@ -266,6 +290,8 @@ class FilterSettingsService:
             found, addr = await self._target(session, actor, domain, address)
             domain_id, account_id, name = found.id, found.account_id, found.name
         learnt = await self.learning.learn(domain_id, account_id, data, spam)
+        if addr is not None:
+            await self.remember(addr.email, data, spam=spam)
         async with self.db.session() as session:
             record(session, actor, "filter.train", addr.email if addr else name,
                    account_id=account_id, detail="spam" if spam else "ham")
@@ -273,9 +299,26 @@ class FilterSettingsService:
         return learnt
 
     async def report(self, mailbox: str, data: bytes, spam: bool) -> None:
-        """A mailbox user's own correction (moving mail into or out of Junk over IMAP):
-        learnt for the mailbox's domain. Not audited: it changes no setting."""
+        """A mailbox user's own correction (moving mail into or out of Junk over IMAP, the
+        webmail's spam buttons): learnt for the mailbox's domain and remembered for the
+        mailbox. Not audited: it changes no setting."""
         async with self.db.session() as session:
             row = await address_domain_keys(session, mailbox.lower())
         if row is not None and len(data) <= MAX_TRAIN_SIZE:
             await self.learning.learn(row[0], row[1], data, spam)
+            await self.remember(mailbox, data, spam=spam)
+
+    async def remember(self, recipient: str, data: bytes, *, spam: bool,
+                       score: float | None = None, sender: str = "") -> Remembered | None:
+        """Remember a correction of mail addressed to ``recipient`` (a listed address)
+        for its kinds of sender: the next message from them to that address alone gets
+        the points this one lacked. ``score``: the points it had (default: our
+        ``X-Spam-Score`` in ``data``); ``sender``: its envelope sender. None when nothing
+        was remembered (not a listed address, no sender, too large)."""
+        if len(data) > MAX_TRAIN_SIZE:
+            return None
+        recipient = recipient.strip().lower()
+        policy = (await self.policies.policies([recipient]))[recipient]
+        return await self.personal.learn(recipient, data, spam=spam,
+                                         thresholds=policy.thresholds, score=score,
+                                         sender=sender)

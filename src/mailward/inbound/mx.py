@@ -16,6 +16,17 @@ A message is read once: with the filter on, one worker-thread job splits its hea
 pipeline's one bounded parse (in its own job, within the time budget) serves the checks and
 the judge; the quarantine hold takes From and Subject from the same index.
 
+With a ``VirusScanner`` (``clamd_socket`` set), a message with Filter recipients is sent to
+clamd while it is authenticated, before the spam pipeline. Infected: each Filter
+recipient's ``virus_action`` decides; when all of them say reject and there is no Do Not
+Filter recipient, DATA is refused (554 5.7.1 naming the signature) and no pipeline runs;
+otherwise the Filter recipients' copy is held in the quarantine (the signature its reason:
+one SMTP answer covers every recipient) and the Do Not Filter recipients get the message,
+as they asked for no filtering. Without a quarantine an infected message is refused. A scan
+that failed (clamd down or slow) is delivered with the neutral finding
+``virus-scan-failed`` when ``clamd_fail_open``, else DATA gets 451 4.7.1; one larger than
+``clamd_max_bytes`` is delivered with ``virus-scan-skipped``.
+
 With a ``Trace``, RCPT answers say whom they concern (our domain and the address; none for
 a domain not ours), and the message's trace (the listener's ``Transcript``, then the DATA
 answer and a verdict per recipient) is written in the transaction that spools its copies
@@ -25,9 +36,11 @@ transcript for the listener to record. The first copy's queue id is the trace id
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,10 +48,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailward.directory.lookup import Recipient, RecipientLookup, Verdict
 from mailward.filter import Action, FilterInput, FilterPipeline, FilterVerdict
 from mailward.filter.auth import Authenticator, AuthOutcome
+from mailward.filter.bulk import BULK
 from mailward.filter.judge import Judge, spam_headers, with_subject_tag
 from mailward.filter.learning import without_our_headers
 from mailward.filter.parsed import HeaderIndex
+from mailward.filter.pipeline import Finding
 from mailward.filter.policy import Decision
+from mailward.filter.virus import VIRUS, Scan, ScanStatus, VirusScanner, virus_reason
 from mailward.quarantine.service import Hold, Quarantine
 from mailward.queue.spool import NewCopy, NewRecipient, Spool
 from mailward.smtp.types import (
@@ -70,6 +86,11 @@ SPAM_REJECTED = Reply(550, "5.7.1", "Message refused as spam")
 SENDER_BLOCKED = Reply(550, "5.7.1", "Message refused: the sender is blocked by the recipient")
 DMARC_REJECTED = Reply(550, "5.7.1", "Message refused: it fails the DMARC policy of the "
                                      "sender's domain")
+NOT_SCANNED = Reply(451, "4.7.1", "Message not scanned for viruses, try again later")
+
+
+def _virus_refused(signature: str) -> Reply:
+    return Reply(554, "5.7.1", f"Message refused: virus found ({signature})")
 
 
 def _queued(ids: list[str]) -> Reply:
@@ -114,6 +135,13 @@ class _Story:
                 sender=self.envelope.sender, detail=detail,
                 queue_id=ids[copy] if copy is not None and copy < len(ids) else None))
         return events
+
+
+def _virus_judged(scan: Scan, action: str) -> dict[str, object]:
+    """An infected message's verdict event detail (``action``: what the intake did)."""
+    return {"filtered": True, "spam": True, "virus": scan.signature, "score": 0.0,
+            "action": action, "reason": virus_reason(scan.signature),
+            "findings": [{"check": VIRUS, "score": 0.0, "reason": scan.signature}]}
 
 
 def _refusal(decision: Decision) -> Reply:
@@ -163,7 +191,7 @@ class MxIntake:
                  pipeline: FilterPipeline | None = None,
                  authenticator: Authenticator | None = None, judge: Judge | None = None,
                  quarantine: Quarantine | None = None, *,
-                 trace: Trace | None = None) -> None:
+                 trace: Trace | None = None, virus: VirusScanner | None = None) -> None:
         self.lookup = lookup
         self.spool = spool
         self.pipeline = pipeline or FilterPipeline()
@@ -171,6 +199,7 @@ class MxIntake:
         self.judge = judge  # None: the pipeline's thresholds, no lists (filter off)
         self.quarantine = quarantine  # None: what would be held is delivered tagged
         self.trace = trace  # None: nothing recorded
+        self.virus = virus  # None: no virus scanning
 
     async def check_recipient(self, address: str) -> RecipientAnswer:
         """The directory's answer; for our domains, the domain and address it concerns."""
@@ -200,10 +229,24 @@ class MxIntake:
                                    if found.address != rcpt.address.strip().lower() else None)
             target.append(RecipientParams(found.address, rcpt.notify, orcpt))
         data, auth, headers = envelope.data, None, None
-        if self.authenticator is not None:  # every recipient gets the results
-            headers, auth, data = await self.authenticator.run(
-                self._authenticate, envelope, self.authenticator)
+        # clamd scans while the message is authenticated (a worker thread)
+        scanning = asyncio.ensure_future(self.virus.scan(envelope.data)) \
+            if self.virus is not None and filtered else None
+        try:
+            if self.authenticator is not None:  # every recipient gets the results
+                headers, auth, data = await self.authenticator.run(
+                    self._authenticate, envelope, self.authenticator)
+            scan = await scanning if scanning is not None else None
+        finally:
+            if scanning is not None and not scanning.done():
+                scanning.cancel()
         transcript = envelope.transcript
+        if scan is not None and scan.infected:
+            return await self._infected(envelope, scan, filtered, unfiltered, found_of, data,
+                                        headers)
+        if scan is not None and scan.status is ScanStatus.FAILED and \
+                self.virus is not None and not self.virus.fail_open:
+            return NOT_SCANNED  # fail closed; the listener records the answer
         story = None
         if self.trace is not None and transcript is not None:
             story = _Story(envelope, headers or HeaderIndex.of(envelope.data))
@@ -217,6 +260,9 @@ class MxIntake:
             data=envelope.data, peer=envelope.peer, helo=envelope.helo, tls=envelope.tls,
             auth=auth, headers=headers,
         ))
+        unscanned = scan.finding() if scan is not None else None
+        if unscanned is not None:  # neutral: in X-Spam-Status, the trace and the quarantine
+            verdict = replace(verdict, findings=(*verdict.findings, unscanned))
         decisions = await self._decide(filtered, verdict, envelope, auth)
         if not unfiltered and all(d.action is Action.REJECT for d in decisions.values()):
             first = decisions[filtered[0].address]
@@ -274,6 +320,56 @@ class MxIntake:
                      ", ".join(h.recipient for h in held), held_id, held[0].reason)
         return reply
 
+    async def _infected(self, envelope: Envelope, scan: Scan, filtered: list[RecipientParams],
+                        unfiltered: list[RecipientParams], found_of: dict[str, Recipient],
+                        data: bytes, headers: HeaderIndex | None) -> Reply:
+        """An infected message: refused at DATA when every Filter recipient's
+        ``virus_action`` says reject and no one else gets it (or there is no quarantine),
+        else held for the Filter recipients and queued for the Do Not Filter ones."""
+        assert self.virus is not None
+        transcript = envelope.transcript
+        story = None
+        if self.trace is not None and transcript is not None:
+            story = _Story(envelope, headers or HeaderIndex.of(envelope.data))
+        actions = await self.virus.actions(r.address for r in filtered)
+        reason = virus_reason(scan.signature)
+        if self.quarantine is None or (
+                not unfiltered and all(a == "reject" for a in actions.values())):
+            reply = _virus_refused(scan.signature)
+            log.info("refused mail from %s to %s: %s", envelope.sender or "<>",
+                     ", ".join(r.address for r in [*filtered, *unfiltered]), reason)
+            if story is not None and transcript is not None:  # the listener records it
+                for rcpt in [*filtered, *unfiltered]:
+                    story.add(found_of[rcpt.address], Outcome.REFUSED,
+                              _virus_judged(scan, "reject") if rcpt in filtered else
+                              {"filtered": False, "reason": reason})
+                transcript.outcome = story.events(reply, [], [], {})
+            return reply
+        held = [Hold(rcpt.address, reason) for rcpt in filtered]
+        for rcpt in unfiltered:
+            if story is not None:
+                story.add(found_of[rcpt.address], Outcome.ACCEPTED)
+        for rcpt in filtered:
+            if story is not None:
+                story.add(found_of[rcpt.address], Outcome.QUARANTINED,
+                          _virus_judged(scan, "quarantine"))
+        held_ids: list[int] = []
+
+        async def hold(session: AsyncSession) -> None:
+            assert self.quarantine is not None
+            held_ids.append(await self.quarantine.add_hold(
+                session, sender=envelope.sender, peer=envelope.peer, data=data, score=0.0,
+                findings=(Finding(VIRUS, 0.0, scan.signature),), holds=held,
+                headers=headers,
+                trace_id=transcript.trace_id if transcript is not None else None))
+
+        reply = await self._queue(envelope, [(unfiltered, data)] if unfiltered else [],
+                                  held_ids, story, transcript, hold)
+        for held_id in held_ids:
+            log.info("quarantined mail from %s for %s (#%d): %s", envelope.sender or "<>",
+                     ", ".join(h.recipient for h in held), held_id, reason)
+        return reply
+
     async def _queue(self, envelope: Envelope,
                      copies: list[tuple[list[RecipientParams], bytes]], held_ids: list[int],
                      story: _Story | None, transcript: Transcript | None,
@@ -323,17 +419,19 @@ class MxIntake:
                       envelope: Envelope, auth: object) -> dict[str, Decision]:
         addresses = [r.address for r in filtered]
         if self.judge is None:  # the pipeline's own thresholds for everyone
+            bulk = any(f.check == BULK for f in verdict.findings)
             return {a: Decision(verdict.action, verdict.score, f"score {verdict.score:g}",
-                                verdict.findings) for a in addresses}
+                                verdict.findings, bulk=bulk) for a in addresses}
         return await self.judge.decide(addresses, verdict, data=envelope.data,
                                        sender=envelope.sender, auth=auth)
 
     @staticmethod
     def _treatment(decision: Decision) -> tuple[str, ...]:
-        """What makes two filtered copies differ: the subject tag (spam only), the verdict
-        and the header values."""
+        """What makes two filtered copies differ: the subject tag (spam's, or bulk mail's),
+        the verdict and the header values."""
         spam = decision.action is not Action.ACCEPT
-        return ((decision.subject_tag or "") if spam else "", "spam" if spam else "clean",
+        tag = decision.subject_tag if spam else decision.bulk_tag
+        return (tag or "", "spam" if spam else "clean", "bulk" if decision.bulk else "",
                 f"{decision.score:g}", ",".join(f"{f.check}={f.score:g}"
                                                 for f in decision.findings))
 

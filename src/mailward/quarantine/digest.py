@@ -33,6 +33,7 @@ from mailward.db.models import (
     UTCDateTime,
     utcnow,
 )
+from mailward.filter.virus import is_virus_reason
 from mailward.quarantine.links import LINK_DAYS, link_expiry, link_secret, release_token
 from mailward.quarantine.service import HELD, Quarantine, QuarantineView
 from mailward.queue.spool import NewRecipient, Spool
@@ -169,7 +170,7 @@ class QuarantineDigester:
         if self._secret is None:
             self._secret = link_secret(self.settings)
         base = f"{self.settings.web_url}/quarantine/release?t="
-        items = [DigestItem(e, base + quote(release_token(
+        items = [DigestItem(e, "" if is_virus_reason(e.reason) else base + quote(release_token(
             self._secret, e.id, link_expiry(e.expires_at, now)))) for e in entries[:MAX_LISTED]]
         data = build_digest(
             sender=self.settings.notice_sender, recipient=recipient, items=items,
@@ -216,7 +217,8 @@ def build_digest(*, sender: str, recipient: str, items: Sequence[DigestItem], om
             f"   Subject:  {entry.subject or '(no subject)'}",
             f"   Score:    {entry.score:.1f} ({entry.reason or 'spam'})",
             f"   Received: {_when(entry.received_at)}; deleted after {_when(entry.expires_at)}",
-            f"   Release:  {item.link}",
+            f"   Release:  {item.link}" if item.link else
+            "   Release:  held for a virus: only your administrator can release it",
             "",
         ]
     if omitted:

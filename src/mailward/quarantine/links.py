@@ -132,7 +132,7 @@ class ReleaseLinks:
         actor = Actor.for_account(target.account_id, name=entry.recipient).via(
             f"digest link {client}")
         try:
-            return await self.quarantine.release(actor, entry.id)
+            return await self.quarantine.release(actor, entry.id, by_recipient=True)
         except Conflict:  # released meanwhile (a double click, another node)
             if (await self.check(token, now)).entry.status != HELD:
                 raise AlreadyReleased(_already(entry)) from None

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailward.config import Settings
 from mailward.core.actor import Actor, Q
 from mailward.core.audit import record
-from mailward.core.errors import Conflict, InvalidInput, NotFound
+from mailward.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from mailward.core.normalize import normalize_address, normalize_domain
 from mailward.core.paging import Page
 from mailward.db import Database
@@ -43,6 +43,7 @@ from mailward.filter.parsed import HeaderIndex
 from mailward.filter.pipeline import Finding
 from mailward.filter.policy import message_senders
 from mailward.filter.settings import FilterSettingsService
+from mailward.filter.virus import is_virus_reason
 from mailward.queue.spool import NewRecipient, Spool, new_queue_id
 from mailward.queue.traced import scope
 from mailward.trace.events import EventGroup, Kind, TraceEvent
@@ -277,12 +278,21 @@ class QuarantineService:
             return message.content
 
     async def release(self, actor: Actor, entry_id: int, *, allow_sender: bool = False,
-                      learn: bool = True) -> Released:
-        """Deliver the held copy to its recipient; teach ham; optionally allow the sender."""
+                      learn: bool = True, by_recipient: bool = False) -> Released:
+        """Deliver the held copy to its recipient; teach ham; optionally allow the sender.
+
+        A copy held for a virus is released by an administrator only (``by_recipient``:
+        the recipient asks, through a digest link or webmail) and never teaches "ham".
+        """
         async with self.db.session() as session:
             entry, message = await self._find(session, actor, entry_id)
             if entry.status != HELD:
                 raise Conflict(f"quarantined message {entry_id} was already released")
+            virus = is_virus_reason(entry.reason)
+            if virus and by_recipient:
+                raise Forbidden(f"quarantined message {entry_id} is held for a virus "
+                                f"({entry.reason}); only an administrator may release it")
+            learn = learn and not virus
             claimed = await session.execute(
                 update(QuarantineEntry).where(QuarantineEntry.id == entry.id,
                                               QuarantineEntry.status == HELD)
@@ -296,6 +306,7 @@ class QuarantineService:
             await session.commit()
             recipient, domain_id, account_id = entry.recipient, entry.domain_id, entry.account_id
             sender, data, trace_id = message.sender, message.content, message.trace_id
+            score = message.score
         by = actor.name or actor.role.value
         marker = f"{RELEASED_HEADER}: released by {by} on {self.node}\r\n".encode()
         queue_id = new_queue_id()
@@ -325,6 +336,12 @@ class QuarantineService:
                 learnt = True
             except Exception:  # delivery matters more than learning
                 log.exception("learning ham from quarantined message %d failed", entry_id)
+            try:  # the recipient's own memory of this kind of sender
+                await self.filters.remember(recipient, data, spam=False, score=score,
+                                            sender=sender)
+            except Exception:
+                log.exception("remembering ham from quarantined message %d for %s failed",
+                              entry_id, recipient)
         allowed = None
         if allow_sender:
             allowed = await self._allow(actor, recipient, data, sender)

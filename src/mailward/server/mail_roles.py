@@ -21,6 +21,7 @@ from mailward.dns.recheck import DnsRechecker
 from mailward.filter import filter_pipeline
 from mailward.filter.auth import Authenticator
 from mailward.filter.judge import Judge
+from mailward.filter.virus import VirusScanner
 from mailward.imap.fetch import ParsedCache
 from mailward.imap.server import start_imap
 from mailward.imap.session import ImapServices
@@ -181,12 +182,14 @@ class MxRole(ListenerRole):
     def __init__(self, services: Services, settings: Settings, mail: MailSystem) -> None:
         super().__init__(settings, mail)
         on = settings.spam_filter
+        virus = VirusScanner.of(services.db, settings)  # None: no clamd_socket
         self.intake = MxIntake(
             services.recipients, mail.spool, filter_pipeline(settings),
             Authenticator(settings) if on else None,
             Judge(services.db, settings, services.filter.learning) if on else None,
-            Quarantine(services.db, settings, trace=services.trace) if on else None,
-            trace=services.trace)
+            # infected mail is held per domain setting even with the spam filter off
+            Quarantine(services.db, settings, trace=services.trace) if on or virus else None,
+            trace=services.trace, virus=virus)
         self.trace = services.trace
 
     async def start(self, sock: socket.socket, index: int,

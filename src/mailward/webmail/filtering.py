@@ -136,7 +136,8 @@ class MailFiltering:
         """Deliver it to the mailbox (the model learns "ham"); with ``always_allow`` the
         sender goes on the mailbox's allow list."""
         actor, _detail = await self._own(mailbox, entry_id)
-        await self.services.quarantine.release(actor, entry_id, allow_sender=always_allow)
+        await self.services.quarantine.release(actor, entry_id, allow_sender=always_allow,
+                                               by_recipient=True)
 
     async def delete_held(self, mailbox: str, entry_id: int) -> None:
         actor, _detail = await self._own(mailbox, entry_id)

@@ -21,10 +21,12 @@ from mailward.web.api.schemas import Request, errors
 from mailward.web.context import ActorDep, ServicesDep
 
 DmarcAction = Literal["reject", "quarantine", "score"]
+BulkAction = Literal["deliver", "tag", "junk"]
+VirusAction = Literal["reject", "quarantine"]
 
 
 class PolicyChange(Request):
-    """Any of the five settings; ``null`` inherits the domain's (or the default) again,
+    """Any of the settings; ``null`` inherits the domain's (or the default) again,
     a missing field stays as it is."""
 
     tag_score: float | msgspec.UnsetType | None = msgspec.UNSET
@@ -32,6 +34,9 @@ class PolicyChange(Request):
     reject_score: float | msgspec.UnsetType | None = msgspec.UNSET
     subject_tag: str | msgspec.UnsetType | None = msgspec.UNSET
     dmarc_reject: DmarcAction | msgspec.UnsetType | None = msgspec.UNSET
+    bulk_action: BulkAction | msgspec.UnsetType | None = msgspec.UNSET
+    bulk_score: float | msgspec.UnsetType | None = msgspec.UNSET
+    virus_action: VirusAction | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class SenderAdd(Request):
