@@ -178,7 +178,7 @@ async def test_sampled_gauges(node: tuple[dict[str, int], Observer], settings: S
         session.add(message)
         await session.commit()
     lags: list[float] = []
-    tasks = [asyncio.create_task(sample_process(directory.db, settings)),
+    tasks = [asyncio.create_task(sample_process(directory.db, settings, queue_interval=0.05)),
              asyncio.create_task(watch_lag(0.001, lambda lag: lags.append(lag)))]
     before = await scrape(observer.url)
     try:

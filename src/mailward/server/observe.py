@@ -299,22 +299,27 @@ async def queue_sizes(db: Database) -> dict[str, int]:
 
 async def sample_queue_size(db: Database, interval: float = QUEUE_INTERVAL) -> None:
     """Set ``mailward_queue_recipients`` from the queue tables every ``interval`` until
-    cancelled. One process per node runs it (the gauge keeps the most recent sample)."""
+    cancelled. One process per node runs it (the gauge keeps the most recent sample).
+    The first sample waits an interval too: a process stopped right after it started is
+    not cancelled in the middle of a query (an aiosqlite connection torn down mid-query
+    can hang the loop's shutdown)."""
     while True:
+        await asyncio.sleep(interval)
         try:
             for state, count in (await queue_sizes(db)).items():
                 QUEUE_SIZE.labels(state).set(count)
         except Exception:  # a sampler must never take the process down
             log.exception("sampling the queue size failed")
-        await asyncio.sleep(interval)
 
 
-async def sample_process(db: Database, settings: Settings) -> None:
+async def sample_process(db: Database, settings: Settings, *,
+                         queue_interval: float = QUEUE_INTERVAL) -> None:
     """The samplers of one worker process until cancelled: its database pool, and in the
     node's first worker (``worker_index`` 0) the queue's size."""
     tasks = [asyncio.create_task(watch_pool(lambda: db.engine.pool), name="mailward-pool")]
     if settings.worker_index == 0:
-        tasks.append(asyncio.create_task(sample_queue_size(db), name="mailward-queue-size"))
+        tasks.append(asyncio.create_task(sample_queue_size(db, queue_interval),
+                                         name="mailward-queue-size"))
     try:
         await asyncio.gather(*tasks)
     finally:
