@@ -74,6 +74,7 @@ def base_settings(tmp: Path, url: str, dns: EmptyDns, backend: str) -> dict[str,
         "port_web": free_port(), "port_mx": free_port(), "port_submission": free_port(),
         "port_submissions": free_port(), "port_imap": free_port(), "port_imaps": free_port(),
         "port_pop3": free_port(), "port_pop3s": free_port(),
+        "port_managesieve": free_port(), "port_metrics": free_port(),
     }
 
 

@@ -40,7 +40,8 @@ BACKENDS = ["sqlite", "postgresql"]
 # loopback listeners, so private addresses are allowed (their refusal has its own tests).
 TEST_CONFIG = {"argon2_time_cost": 1, "argon2_memory_kib": 1024, "argon2_parallelism": 1,
                "dns_recheck_interval_seconds": 0, "quarantine_digest_interval_seconds": 0,
-               "spam_filter": False, "allow_private_mail_servers": True, "port_metrics": 0}
+               "spam_filter": False, "allow_private_mail_servers": True, "port_metrics": 0,
+               "port_managesieve": 0}
 TEST_CONFIG_ENV = {f"MAILWARD_{k.upper()}": str(v) for k, v in TEST_CONFIG.items()}
 
 

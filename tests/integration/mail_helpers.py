@@ -108,7 +108,7 @@ def mail_settings(settings: Settings, **overrides: Any) -> Settings:
     values = {
         "bind": "127.0.0.1", "port_mx": 0, "port_web": 0, "port_submission": 0,
         "port_submissions": 0, "port_pop3": 0, "port_pop3s": 0, "port_imap": 0,
-        "port_imaps": 0, "retry_first_seconds": 1,
+        "port_imaps": 0, "port_managesieve": 0, "retry_first_seconds": 1,
         "retry_max_interval_seconds": 2, "queue_poll_seconds": 0.2,
         "smtp_hostname": "mx.mailward.test", "smtp_timeout_seconds": 10,
     }

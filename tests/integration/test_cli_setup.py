@@ -116,7 +116,8 @@ def test_serve_runs_the_chosen_roles(cli: Cli, settings: Settings,
     cli("serve")
     assert [(s.db_url, roles) for s, roles in fake_run] == [
         (settings.db_url, {"web"}),
-        (settings.db_url, {"mx", "delivery", "submission", "imap", "pop3", "web"}),  # "all"
+        (settings.db_url, {"mx", "delivery", "submission", "imap", "pop3", "managesieve",
+                           "web"}),  # "all"
     ]
     bad = cli("serve", "--roles", "web,bogus", code=2)
     assert bad.stderr.startswith("error: unknown role 'bogus' (known: all, mx, ")
@@ -148,7 +149,8 @@ def test_real_serve_answers_and_stops_cleanly_on_sigterm(
     assert exe(sys.executable, "-m", "mailward", "init", cwd=tmp_path).returncode == 0
     # every listener on a port of its own choosing: a developer's `make run` may hold the
     # default ones
-    ports = ("web", "mx", "submission", "submissions", "imap", "imaps", "pop3", "pop3s")
+    ports = ("web", "mx", "submission", "submissions", "imap", "imaps", "pop3", "pop3s",
+             "managesieve", "metrics")
     env = {**os.environ, **WIDE, **{f"MAILWARD_PORT_{name.upper()}": "0" for name in ports}}
     with subprocess.Popen(
         [str(Path(sys.executable).with_name("mailward")), "serve"], cwd=tmp_path, env=env,

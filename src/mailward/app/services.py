@@ -20,6 +20,7 @@ from mailward.quarantine.service import QuarantineService
 from mailward.queue.admin import QueueService, retry_domain_now
 from mailward.queue.spool import Spool
 from mailward.routing.servers import ServerService
+from mailward.sieve.scripts import SieveScripts
 from mailward.trace.recorder import Trace
 
 
@@ -51,6 +52,7 @@ class Services:
         # and those of the layers above it
         self.trace = Trace(db, settings)  # this process's recorder of message traces
         self.tracing = TraceService(db, settings)  # reading traces back, within a scope
+        self.sieve = SieveScripts(db)  # mailboxes' Sieve scripts (ManageSieve, editors)
         self.dkim = DkimService(db)
         self.servers = ServerService(db, settings, on_route_change=retry_domain_now)
         self.spool = Spool(db, settings.data_dir, trace=self.trace)  # wakes this process's workers

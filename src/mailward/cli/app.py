@@ -51,6 +51,8 @@ COMMANDS: dict[str, LazyCommand] = {
                          "The audit log: every change, who made it, when, from where."),
     "trace": LazyCommand("mailward.cli.trace:trace_app",
                          "Message trace: search and show every event of a message's life."),
+    "migrate": LazyCommand("mailward.cli.migrate:migrate_app",
+                           "Copy mailboxes from an old IMAP server: add, list, show, cancel."),
 }
 
 

@@ -1,4 +1,4 @@
-"""``mailward domain``: customer domains and their hosting switch."""
+"""``mailward domain``: customer domains, their hosting switch, catch-all and aliases."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from rich.table import Table
 from mailward.app import Services
 from mailward.core.normalize import normalize_domain
 from mailward.directory import Actor, AddressFilter
+from mailward.directory.aliases import AliasService, AliasVerification, DomainAliasView
 from mailward.directory.views import DomainView
 from mailward.dkim import DkimRecordView, DkimService
-from mailward.dns.verify import UNVERIFIED_EFFECT, verify_domain, verify_record
+from mailward.dns.verify import UNVERIFIED_EFFECT, find_proof, verify_domain, verify_record
 
 from .context import AccountOption, JsonOption, YesOption, run, settings
 from .output import esc, fail, out, print_json, report, usage_error
@@ -198,3 +199,113 @@ def domain_dkim(
             "publish this record, and keep the old one published for a few days:"
         )
     console.print(f"{esc(view.name)}. IN TXT " + " ".join(f'"{esc(s)}"' for s in view.strings))
+
+
+# -- catch-all and alias domains (mailward.directory.aliases) -------------------------------
+
+
+@domain_app.command("catch-all")
+def domain_catch_all(
+    domain: DomainArg,
+    address: Annotated[str | None, typer.Argument(
+        metavar="[ADDRESS]", help="One of the domain's mailboxes or forwarders.")] = None,
+    off: Annotated[bool, typer.Option("--off", help="Turn the catch-all off.")] = False,
+    account: AccountOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """Show, set (ADDRESS) or turn off (--off) the domain's catch-all: the address that
+    receives mail for unlisted names (it invites spam: dictionary attacks). Audit-logged."""
+    if address is not None and off:
+        usage_error("give an ADDRESS or --off, not both")
+    if address is None and not off:
+        view = run(lambda d, a: AliasService(d.db).catch_all(a, domain), account=account)
+    else:
+        view = run(lambda d, a: AliasService(d.db).set_catch_all(a, domain, address),
+                   account=account)
+    if json_:
+        print_json(view)
+        return
+    if view.address is None:
+        out().print(f"no catch-all for [bold]{esc(view.domain)}[/]: unlisted names are refused")
+        return
+    out().print(f"catch-all for [bold]{esc(view.domain)}[/]: {esc(view.address)}")
+    out().print(f"warning: {esc(view.warning)}")
+
+
+alias_app = typer.Typer(help="Alias domains: another name for a domain's addresses.",
+                        no_args_is_help=True)
+domain_app.add_typer(alias_app, name="alias")
+AliasArg = Annotated[str, typer.Argument(metavar="ALIAS", help="The alias domain name.")]
+
+
+def _print_alias(view: DomainAliasView) -> None:
+    console = out()
+    console.print(f"[bold]{esc(view.display_alias)}[/]  alias of {esc(view.domain)}, "
+                  + (f"verified by {esc(view.verified_by)}" if view.verified else
+                     "[bold]not verified[/]: it receives no mail until it is"))
+    if not view.verified:
+        console.print("to verify, publish this TXT record (or MX records naming our "
+                      f"filtering hosts), then run: mailward domain alias verify "
+                      f"{esc(view.alias)}")
+        console.print(esc(f'{view.alias}. 3600 IN TXT "{view.verification_txt}"'))
+
+
+@alias_app.command("add")
+def alias_add(domain: DomainArg, alias: AliasArg, account: AccountOption = None,
+              json_: JsonOption = False) -> None:
+    """Make ALIAS deliver to DOMAIN's addresses (once ALIAS is verified)."""
+    view = run(lambda d, a: AliasService(d.db).add_alias(a, domain, alias), account=account)
+    if json_:
+        print_json(view)
+        return
+    _print_alias(view)
+
+
+@alias_app.command("list")
+def alias_list(domain: DomainArg, account: AccountOption = None,
+               json_: JsonOption = False) -> None:
+    """List DOMAIN's alias domains."""
+    views = run(lambda d, a: AliasService(d.db).aliases(a, domain), account=account)
+    if json_:
+        print_json(views)
+        return
+    if not views:
+        out().print("no alias domains")
+    for view in views:
+        out().print(f"{esc(view.alias)}  "
+                    + (f"verified ({esc(view.verified_by)})" if view.verified else "unverified"))
+
+
+@alias_app.command("verify")
+def alias_verify(
+    alias: AliasArg,
+    operator: Annotated[bool, typer.Option(
+        "--operator", help="Mark it verified without DNS proof (operator only; audit-logged)."
+    )] = False,
+    account: AccountOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """Check DNS now for the alias's proof of control; exit 1 when not verified."""
+    config = settings()
+
+    async def action(services: Services, actor: Actor) -> AliasVerification:
+        return await AliasService(services.db).verify_alias(
+            actor, alias, lambda view: find_proof(config, view), operator=operator)
+
+    result = run(action, account=account)
+    if json_:
+        print_json(result.alias)
+    else:
+        _print_alias(result.alias)
+    if not result.verified:
+        fail(result.detail)
+    if not json_:
+        out().print(esc(result.detail))
+
+
+@alias_app.command("delete")
+def alias_delete(alias: AliasArg, account: AccountOption = None,
+                 json_: JsonOption = False) -> None:
+    """Remove an alias domain: its mail is refused again."""
+    view = run(lambda d, a: AliasService(d.db).remove_alias(a, alias), account=account)
+    report(view, f"removed alias domain [bold]{esc(view.alias)}[/] of {esc(view.domain)}", json_)

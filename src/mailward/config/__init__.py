@@ -312,6 +312,24 @@ class Settings(BaseSettings):
     """Bulk mail scoring at least this (points) gets the bulk action; the default: all of it."""
     filter_bulk_subject_tag: str = Field("[Bulk]", max_length=40)
     """Put in front of the Subject of bulk mail whose bulk action is ``tag``."""
+    # mail migration (issue 22, MIGRATE): copying mailboxes from old IMAP servers
+    # (mailward.migrate), run by the delivery role.
+    migrate_slice_seconds: float = Field(60.0, gt=0)
+    """Longest a worker copies for one migration job before giving other jobs a turn."""
+    migrate_slice_messages: int = Field(500, ge=1)
+    """Most messages a worker copies for one migration job in one turn."""
+    migrate_timeout_seconds: float = Field(60.0, gt=0)
+    """Socket timeout towards the old IMAP server (connect, each command)."""
+    migrate_poll_seconds: float = Field(5.0, gt=0)
+    """How often an idle delivery worker looks for migration jobs to run."""
+
+    # ManageSieve (issue 22, MANAGESIEVE): the "managesieve" role (mailward.managesieve).
+    port_managesieve: int = Field(4190, ge=0, le=65535)
+    """ManageSieve (RFC 5804, STARTTLS) for mail clients' Sieve editors."""
+    max_connections_managesieve: int = Field(500, ge=1)
+    """The node's ManageSieve connections at most (shared out among its workers)."""
+    max_connections_per_ip_managesieve: int = Field(20, ge=1)
+    """ManageSieve connections from one client address at most, in each worker."""
 
     @classmethod
     def settings_customise_sources(

@@ -41,11 +41,12 @@ from mailward.db.models import LookupGeneration
 
 WATCHED = frozenset({"accounts", "domains", "addresses", "mail_servers", "filter_policies",
                      "filter_sender_rules", "filter_domain_models",
-                     "filter_personal_senders"})
+                     "filter_personal_senders", "domain_catch_alls", "domain_aliases"})
 """The tables the cached lookups read (accounts: deleting one cascades to its domains;
 filter_domain_models: which domains have learnt corrections, and since when;
-filter_personal_senders: each address's corrections per kind of sender, read with its
-filter policy)."""
+domain_catch_alls, domain_aliases: a domain's catch-all and alias domains, which the
+recipient lookup follows; filter_personal_senders: each address's corrections per kind of
+sender, read with its filter policy)."""
 CHECK_SECONDS = 1.0  # how stale another process's change may be seen here, at most
 DEFAULT_ENTRIES = 10_000
 DEFAULT_SECONDS = 60.0

@@ -352,6 +352,10 @@ class StoreFolder(Base):
     name: Mapped[str] = mapped_column(String(1024))
     uidvalidity: Mapped[int] = mapped_column(BigInteger)
     uidnext: Mapped[int] = mapped_column(BigInteger, default=1)
+    # -- helper CONDSTORE (issue 22): RFC 7162 HIGHESTMODSEQ, and the expunged UIDs kept
+    # for VANISHED (EARLIER) in mailward.store.modseq's text form (bounded).
+    highestmodseq: Mapped[int] = mapped_column(BigInteger, default=1, server_default="1")
+    vanished: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class StoreMessage(Base):
@@ -370,6 +374,8 @@ class StoreMessage(Base):
     # -- helper "store" (issue 18): the message's packed ENVELOPE/BODYSTRUCTURE summary,
     # kept from delivery on (mailward.store.summary); NULL: made on first listing.
     summary: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # -- helper CONDSTORE (issue 22): the RFC 7162 mod-sequence of the last change.
+    modseq: Mapped[int] = mapped_column(BigInteger, default=1, server_default="1")
 
 
 class StoreSubscription(Base):
@@ -964,3 +970,129 @@ class FilterPersonalSender(Base):
     spam_count: Mapped[int] = mapped_column(Integer, default=0)
     ham_count: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# -- Sieve (issue 22, helper SIEVE): each mailbox's scripts (mailward.sieve.scripts) and
+# the vacation replies sent (mailward.sieve.vacation); the rows go with the address.
+
+
+class SieveScript(Base):
+    """One Sieve script of a mailbox (RFC 5228); at most one per mailbox is active."""
+
+    __tablename__ = "sieve_scripts"
+    __table_args__ = (UniqueConstraint("mailbox", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailbox: Mapped[str] = mapped_column(
+        String(320), ForeignKey("addresses.email", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    content: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class SieveVacationSent(Base):
+    """When a mailbox last answered ``sender`` with the vacation reply ``handle`` (RFC 5230:
+    once per sender per period)."""
+
+    __tablename__ = "sieve_vacation_sent"
+
+    mailbox: Mapped[str] = mapped_column(
+        String(320), ForeignKey("addresses.email", ondelete="CASCADE"), primary_key=True)
+    sender: Mapped[str] = mapped_column(String(320), primary_key=True)
+    handle: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# -- catch-all and domain aliases (issue 22, helper CATCHALL): mailward.directory.aliases;
+# read by the recipient lookup (both tables are in db.generation.WATCHED).
+
+
+class DomainCatchAll(Base):
+    """A domain's catch-all: the listed address (mailbox or forwarder) of that domain that
+    receives mail for its unlisted local parts; no row: off. Goes with the address."""
+
+    __tablename__ = "domain_catch_alls"
+
+    domain_id: Mapped[int] = mapped_column(
+        ForeignKey("domains.id", ondelete="CASCADE"), primary_key=True)
+    address_id: Mapped[int] = mapped_column(
+        ForeignKey("addresses.id", ondelete="CASCADE"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class DomainAlias(Base):
+    """``alias`` (a domain name used nowhere else) delivers to the same local parts of its
+    domain; only once verified (proof of control, as a domain's: TXT token or MX)."""
+
+    __tablename__ = "domain_aliases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alias: Mapped[str] = mapped_column(String(253), unique=True)
+    domain_id: Mapped[int] = mapped_column(
+        ForeignKey("domains.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    verified_by: Mapped[str | None] = mapped_column(String(16))  # txt, mx, operator
+    verification_token: Mapped[str] = mapped_column(String(64), default=new_verification_token)
+
+
+# -- mail migration (issue 22, helper MIGRATE): copying a mailbox from the customer's old
+# IMAP server (mailward.migrate); the rows go with the address.
+
+
+class MigrationJob(Base):
+    """One mailbox copied from an old IMAP server: where from, its state and counts.
+
+    ``secret`` is the old server's password encrypted with a key derived from the web
+    secret (mailward.migrate.secrets), NULL once the job ended; ``lease_owner`` and
+    ``lease_until`` say which delivery worker is running it."""
+
+    __tablename__ = "migration_jobs"
+    __table_args__ = (Index("ix_migration_jobs_status_next_run_at", "status", "next_run_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    mailbox: Mapped[str] = mapped_column(
+        String(320), ForeignKey("addresses.email", ondelete="CASCADE"), index=True)
+    host: Mapped[str] = mapped_column(String(253))
+    port: Mapped[int] = mapped_column(Integer)
+    tls: Mapped[str] = mapped_column(String(8))  # ssl, starttls, none
+    login: Mapped[str] = mapped_column(String(320))
+    secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(12), default="queued")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    next_run_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    current_folder: Mapped[str | None] = mapped_column(String(1000))
+    folders_total: Mapped[int] = mapped_column(Integer, default=0)
+    folders_done: Mapped[int] = mapped_column(Integer, default=0)
+    messages_total: Mapped[int] = mapped_column(Integer, default=0)
+    messages_copied: Mapped[int] = mapped_column(Integer, default=0)
+    messages_skipped: Mapped[int] = mapped_column(Integer, default=0)
+    bytes_copied: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class MigrationFolder(Base):
+    """How far one folder of a migration job got: the old server's UIDVALIDITY and the last
+    UID copied (or skipped) under it."""
+
+    __tablename__ = "migration_folders"
+    __table_args__ = (UniqueConstraint("job_id", "source"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("migration_jobs.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(1000))
+    target: Mapped[str] = mapped_column(String(1000))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    messages: Mapped[int] = mapped_column(Integer, default=0)
+    copied: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[bool] = mapped_column(Boolean, default=False)

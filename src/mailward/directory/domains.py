@@ -1,5 +1,6 @@
 """Customer domains: globally unique, owned by one account, hosting on or off, verified
-(proof of control: a DNS TXT token, MX records naming our hosts, or an operator) or not."""
+(proof of control: a DNS TXT token, MX records naming our hosts, or an operator) or not.
+A name in use as an alias domain (:mod:`mailward.directory.aliases`) is not free."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from mailward.core.errors import Conflict, InvalidInput, NotFound
 from mailward.core.normalize import normalize_domain
 from mailward.db import Database
 from mailward.db.models import Account, Address, Domain, utcnow
+from mailward.directory.aliases import alias_in_use
 from mailward.directory.facts import RouteChanged
 from mailward.directory.views import DomainView
 
@@ -49,6 +51,8 @@ class DomainService:
                 select(Account).where(Account.name == " ".join(account.split())), Account.id))
             if owner is None:
                 raise NotFound(f"no account {account!r}")
+            if await alias_in_use(session, domain_name):
+                raise Conflict(f"domain {domain_name} is already in use (as an alias domain)")
             domain = Domain(name=domain_name, account_id=owner.id, hosting=hosting)
             if actor.is_operator:  # an operator vouches for it; others prove it in DNS
                 domain.verified_at, domain.verified_by = utcnow(), "operator"

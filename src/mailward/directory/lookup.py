@@ -11,6 +11,11 @@ gets it as usual; otherwise the answer is the configured postmaster address (the
 delivers there, keeping the written address as ORCPT), on the Do Not Filter list: mail
 to the postmaster must reach someone, so the spam filter never refuses it.
 
+Catch-all and alias domains (:mod:`mailward.directory.aliases`): a recipient at a verified
+alias domain is answered as the same local part of its target domain; an unlisted
+recipient of a domain with a catch-all (after sub-addressing and the postmaster) as the
+catch-all address, with its list and destinations. An unverified alias is not ours.
+
 Answers (misses too: a dictionary attack asks for many unlisted names) are cached per
 process in the database's lookup caches (:mod:`mailward.db.generation`): a directory change
 is seen at once in the process that made it and within a second in every other.
@@ -23,6 +28,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from mailward.core.errors import InvalidInput
 from mailward.core.normalize import domain_of, normalize_address, subaddress_base
@@ -34,7 +40,14 @@ from mailward.db.generation import (
     UNCOUNTED,
     LookupCache,
 )
-from mailward.db.models import Address, AddressKind, AddressList, Domain
+from mailward.db.models import (
+    Address,
+    AddressKind,
+    AddressList,
+    Domain,
+    DomainAlias,
+    DomainCatchAll,
+)
 
 
 class Verdict(enum.StrEnum):
@@ -58,6 +71,8 @@ class Recipient:
     used_bytes: int = 0
     address_id: int | None = None
     destinations: tuple[str, ...] = ()  # a forwarder's or auto-cc's targets
+    catch_all: str | None = None  # UNLISTED: the domain's catch-all address, if any
+    alias_of: str | None = None  # NOT_OURS: a verified alias domain of this domain
 
     @property
     def domain(self) -> str:
@@ -94,38 +109,56 @@ class RecipientLookup:
             "recipients", cache_entries, cache_seconds)
 
     async def lookup(self, address: str) -> Recipient:
-        """Classify ``address``; one indexed query (two for an unlisted ``bob+tag@``) unless
-        cached, no tenant scope (the MX serves all). A sub-address is answered as its base
-        address: everything downstream (filter policy, spool, delivery) sees ``bob@``.
-        Unlisted postmaster addresses are answered as the configured postmaster (module
-        doc)."""
+        """Classify ``address``; one indexed query (more for an unlisted ``bob+tag@``, an
+        alias domain or a catch-all) unless cached, no tenant scope (the MX serves all). A
+        sub-address is answered as its base address: everything downstream (filter policy,
+        spool, delivery) sees ``bob@``. Unlisted postmaster addresses are answered as the
+        configured postmaster (module doc), other unlisted ones as the domain's catch-all."""
         if self.postmaster is not None and address.strip().lower() == POSTMASTER:
             return await self._postmaster()
         try:
             normalized = normalize_address(address)
         except InvalidInput:
             return Recipient(address.strip(), Verdict.MALFORMED)
-        found = await self._lookup(normalized)
-        base = subaddress_base(normalized, self.delimiter)
+        found = await self._unaliased(normalized)
+        base = subaddress_base(found.address, self.delimiter)
         if found.verdict is Verdict.UNLISTED and base is not None:
             via_base = await self._lookup(base)
             if via_base.verdict is Verdict.ACCEPTED:
                 return via_base
         if (found.verdict is Verdict.UNLISTED and self.postmaster is not None
-                and normalized.partition("@")[0] == POSTMASTER):
+                and found.address.partition("@")[0] == POSTMASTER):
             return await self._postmaster()
-        return found
+        return await self._caught(found)
 
     async def local(self, address: str) -> Recipient:
         """The address mail queued to ``address`` goes to: itself, or the base of a
         sub-address such as a submitted ``bob+tag@`` when only that is listed (``ACCEPTED``
-        if either is). Taken as queued (already normalised); no postmaster rewriting here:
-        the MX did that before queueing."""
-        found = await self._lookup(address)
-        base = subaddress_base(address, self.delimiter)
+        if either is), else the domain's catch-all. Taken as queued (already normalised);
+        no postmaster rewriting here: the MX did that before queueing."""
+        found = await self._unaliased(address)
+        base = subaddress_base(found.address, self.delimiter)
         if found.verdict is not Verdict.ACCEPTED and base is not None:
-            found = await self._lookup(base)
+            via_base = await self._lookup(base)
+            if via_base.verdict is Verdict.ACCEPTED:
+                return via_base
+        return await self._caught(found)
+
+    async def _unaliased(self, normalized: str) -> Recipient:
+        """``normalized``'s answer; at a verified alias domain, that of the same local part
+        of its target domain."""
+        found = await self._lookup(normalized)
+        if found.verdict is Verdict.NOT_OURS and found.alias_of is not None:
+            local = normalized.rpartition("@")[0]
+            return await self._lookup(f"{local}@{found.alias_of}")
         return found
+
+    async def _caught(self, found: Recipient) -> Recipient:
+        """An unlisted recipient's domain catch-all (when it is listed), else ``found``."""
+        if found.verdict is not Verdict.UNLISTED or found.catch_all is None:
+            return found
+        catch = await self._lookup(found.catch_all)
+        return catch if catch.verdict is Verdict.ACCEPTED else found
 
     async def record_usage(self, address_id: int, used_bytes: int) -> None:
         """Keep a mailbox's usage figure (panel, RCPT-time quota check) current. Cached
@@ -169,21 +202,29 @@ class RecipientLookup:
 
     @staticmethod
     async def _query(session: AsyncSession, normalized: str) -> Recipient:
+        catch = aliased(Address)
+        domain = domain_of(normalized)
         query = (
             select(Domain.account_id, Domain.hosting, Address.list, Address.kind,
-                   Address.quota_bytes, Address.used_bytes, Address.id, Address.destinations)
+                   Address.quota_bytes, Address.used_bytes, Address.id, Address.destinations,
+                   catch.email)
             .select_from(Domain)
             .outerjoin(Address, and_(Address.domain_id == Domain.id,
                                      Address.email == normalized))
-            .where(Domain.name == domain_of(normalized))
+            .outerjoin(DomainCatchAll, DomainCatchAll.domain_id == Domain.id)
+            .outerjoin(catch, catch.id == DomainCatchAll.address_id)
+            .where(Domain.name == domain)
         )
         row = (await session.execute(query)).first()
         if row is None:
-            return Recipient(normalized, Verdict.NOT_OURS)
-        account_id, hosting, on_list, kind, quota, used, address_id, destinations = row
+            target = await session.scalar(
+                select(Domain.name).join(DomainAlias, DomainAlias.domain_id == Domain.id)
+                .where(DomainAlias.alias == domain, DomainAlias.verified_at.is_not(None)))
+            return Recipient(normalized, Verdict.NOT_OURS, alias_of=target)
+        account_id, hosting, on_list, kind, quota, used, address_id, destinations, caught = row
         if on_list is None:
             return Recipient(normalized, Verdict.UNLISTED, account_id=account_id,
-                             domain_hosting=hosting)
+                             domain_hosting=hosting, catch_all=caught)
         targets = tuple(d.strip() for d in (destinations or "").split(",") if d.strip())
         return Recipient(normalized, Verdict.ACCEPTED, on_list, kind, account_id, hosting,
                          quota, used or 0, address_id, targets)

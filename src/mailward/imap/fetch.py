@@ -14,7 +14,7 @@ from mailward.store import Summary
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 #: Attributes answered from metadata alone; everything else needs the message bytes.
-_METADATA = frozenset({"FLAGS", "INTERNALDATE", "RFC822.SIZE", "UID"})
+_METADATA = frozenset({"FLAGS", "INTERNALDATE", "RFC822.SIZE", "UID", "MODSEQ"})
 #: Attributes that set \Seen when the folder is read-write (RFC 3501 §6.4.5).
 _SETS_SEEN = frozenset({"RFC822", "RFC822.TEXT"})
 #: Attributes computed from the bytes once and cached (see :class:`ParsedCache`).
@@ -98,7 +98,8 @@ async def fetch_data(items: tuple[FetchAtt, ...], *, uid: int, size: int, flags:
                      date: datetime, load: Callable[[], Awaitable[bytes]],
                      with_uid: bool, cache: ParsedCache | None = None,
                      key: tuple[object, ...] = (),
-                     before_offload: Callable[[], Awaitable[None]] | None = None) -> bytes:
+                     before_offload: Callable[[], Awaitable[None]] | None = None,
+                     modseq: int = 1) -> bytes:
     """The parenthesised ``msg-att`` list answering ``items`` for one message.
 
     ``with_uid`` adds ``UID`` (required in UID FETCH responses) when not asked for.
@@ -123,7 +124,7 @@ async def fetch_data(items: tuple[FetchAtt, ...], *, uid: int, size: int, flags:
         elif name == "RFC822.SIZE":
             parts.append(b"RFC822.SIZE %d" % size)
         elif name == "MODSEQ":
-            parts.append(b"MODSEQ (1)")
+            parts.append(b"MODSEQ (%d)" % modseq)
         else:
             cached = cache.get((*key, name)) if cache is not None and _cacheable(item) else None
             if cached is None:

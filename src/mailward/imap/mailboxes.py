@@ -17,6 +17,7 @@ from mailward.imap.parse import (
     GetQuotaRoot,
     ListCommand,
     MailboxCommand,
+    Qresync,
     Rename,
     Status,
 )
@@ -30,8 +31,10 @@ from mailward.store import (
     FolderExists,
     MailStore,
     NoSuchFolder,
+    batch,
 )
 from mailward.store.maildir.names import mutf7_decode, mutf7_encode
+from mailward.store.modseq import expunged_in, uid_ranges
 
 if TYPE_CHECKING:
     from mailward.imap.session import ImapSession
@@ -87,10 +90,17 @@ async def _named(s: ImapSession, tag: str, wire: str) -> str | None:
 
 async def _select(s: ImapSession, cmd: Command) -> None:
     assert isinstance(cmd, MailboxCommand) and s.user is not None
+    if s.selected is not None:  # RFC 7162 §3.2.11 (as Dovecot: with or without QRESYNC)
+        s.untagged("OK [CLOSED] Previous mailbox closed")
     s.selected = None  # a failed SELECT leaves no folder selected (RFC 3501 §6.3.1)
     folder = await _named(s, cmd.tag, cmd.mailbox)
     if folder is None:
         return
+    if cmd.qresync is not None and not s.qresync:
+        s.tagged(cmd.tag, "BAD", "QRESYNC must be enabled first (ENABLE QRESYNC)")
+        return
+    if cmd.condstore or cmd.qresync is not None:
+        await s.enable_condstore()
     version = s.services.events.version(s.user)
     status = await s.store.folder_status(s.user, folder)
     readonly = cmd.name == "EXAMINE"
@@ -110,9 +120,40 @@ async def _select(s: ImapSession, cmd: Command) -> None:
         s.untagged(f"OK [UNSEEN {unseen}] First unseen")
     s.untagged(f"OK [UIDVALIDITY {sel.uidvalidity}] UIDs valid")
     s.untagged(f"OK [UIDNEXT {sel.uidnext}] Predicted next UID")
+    if s.condstore:
+        s.untagged(f"OK [HIGHESTMODSEQ {status.highestmodseq}] Highest")
+    if cmd.qresync is not None and cmd.qresync.uidvalidity == sel.uidvalidity:
+        await _resync(s, sel, cmd.qresync)
     s.selected = sel
     mode = "READ-ONLY" if readonly else "READ-WRITE"
     s.tagged(cmd.tag, "OK", f"{cmd.name} completed", mode)
+
+
+async def _resync(s: ImapSession, sel: SelectedFolder, params: Qresync) -> None:
+    """RFC 7162 §3.2.5: what changed since the client's modseq, among the UIDs it knows."""
+    known = params.known_uids.resolve(sel.uidnext - 1) if params.known_uids else None
+    gone = await vanished_since(s, sel, params.modseq, known)
+    if gone:
+        s.untagged(b"VANISHED (EARLIER) " + uid_ranges(gone).encode())
+    for seq, uid in enumerate(sel.uids, 1):
+        if sel.infos[uid].modseq <= params.modseq:
+            continue
+        if known is not None and not any(lo <= uid <= hi for lo, hi in known):
+            continue
+        s.untagged(b"%d FETCH (UID %d FLAGS %s MODSEQ (%d))"
+                   % (seq, uid, flag_list(sel.flags(uid)), sel.infos[uid].modseq))
+
+
+async def vanished_since(s: ImapSession, sel: SelectedFolder, modseq: int,
+                         within: list[tuple[int, int]] | None) -> list[int]:
+    """UIDs expunged after ``modseq`` within the ``within`` UID ranges (all if ``None``);
+    when the store no longer remembers that far back, every UID of those ranges below
+    UIDNEXT that does not exist now (RFC 7162 §3.2.5.2 allows it)."""
+    spans = within if within is not None else [(1, sel.uidnext - 1)]
+    found = await batch.vanished(s.store, sel.mailbox, sel.name, modseq)
+    if found is None:
+        return expunged_in(spans, set(sel.infos))
+    return [uid for uid in found if any(lo <= uid <= hi for lo, hi in spans)]
 
 
 # -- CREATE / DELETE / RENAME / SUBSCRIBE ----------------------------------------------
@@ -224,7 +265,9 @@ async def _status_line(s: ImapSession, folder: str, items: tuple[str, ...]) -> b
             value = sum(m.size for m in infos or ())
         elif item == "DELETED":
             value = sum(1 for m in infos or () if "\\Deleted" in m.flags)
-        else:  # HIGHESTMODSEQ, APPENDLIMIT: not offered
+        elif item == "HIGHESTMODSEQ":
+            value = status.highestmodseq
+        else:  # APPENDLIMIT: not offered
             continue
         values.append(f"{item} {value}")
     return b"STATUS " + wire_name(folder) + b" (" + " ".join(values).encode() + b")"

@@ -1,4 +1,6 @@
-"""Selected-state commands (RFC 3501 §6.4, UIDPLUS, MOVE, UNSELECT)."""
+"""Selected-state commands (RFC 3501 §6.4, UIDPLUS, MOVE, UNSELECT) with their RFC 7162
+parts: FETCH MODSEQ and (CHANGEDSINCE n [VANISHED]), STORE (UNCHANGEDSINCE n) answered
+with [MODIFIED ...], SEARCH MODSEQ, VANISHED instead of EXPUNGE once QRESYNC is enabled."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
 from mailward.imap.fetch import fetch_data, needs_body, sets_seen, summary_answers
-from mailward.imap.mailboxes import BadName, folder_name
+from mailward.imap.mailboxes import BadName, folder_name, vanished_since
 from mailward.imap.parse import (
     Command,
     CopyMove,
@@ -15,6 +17,7 @@ from mailward.imap.parse import (
     Fetch,
     FetchAtt,
     Search,
+    SearchKey,
     SequenceSet,
     Store,
 )
@@ -28,6 +31,7 @@ from mailward.store import (
     NoSuchMessage,
     batch,
 )
+from mailward.store.modseq import uid_ranges
 
 if TYPE_CHECKING:
     from mailward.imap.session import ImapSession
@@ -81,9 +85,26 @@ def uid_set(uids: Iterable[int]) -> str:
 async def _fetch(s: ImapSession, cmd: Command) -> None:
     assert isinstance(cmd, Fetch)
     sel = _selected(s)
+    if cmd.vanished and not s.qresync:
+        s.tagged(cmd.tag, "BAD", "VANISHED needs QRESYNC enabled")
+        return
+    items = cmd.items
+    if cmd.changed_since is not None or any(item.name == "MODSEQ" for item in items):
+        await s.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
+        if not any(item.name == "MODSEQ" for item in items):
+            items = (*items, _MODSEQ)
     pairs = resolve(s, cmd, cmd.sequence_set)
     if pairs is None:
         return
+    if cmd.vanished and cmd.changed_since is not None:
+        within = cmd.sequence_set.resolve(sel.uidnext - 1)
+        gone = await vanished_since(s, sel, cmd.changed_since, within)
+        if gone:
+            s.untagged(b"VANISHED (EARLIER) " + uid_ranges(gone).encode())
+    if cmd.changed_since is not None:
+        since = cmd.changed_since
+        pairs = [pair for pair in pairs if sel.infos[pair[1]].modseq > since]
+    cmd = dataclasses.replace(cmd, items=items)
     mark_seen = sets_seen(cmd.items) and not sel.readonly
     wants_flags = any(item.name == "FLAGS" for item in cmd.items)
     body = needs_body(cmd.items)
@@ -101,6 +122,8 @@ async def _fetch(s: ImapSession, cmd: Command) -> None:
                 continue
             if uid in seen and not wants_flags:
                 items = (*items, _FLAGS)
+            if uid in seen and s.condstore and not any(i.name == "MODSEQ" for i in items):
+                items = (*items, _MODSEQ)
             data = await _fetch_one(s, sel, items, uid, cmd.uid, raw)
             if data is None:
                 missing = True
@@ -132,7 +155,17 @@ async def _mark_seen(s: ImapSession, sel: SelectedFolder, uids: list[int]) -> se
         else:
             sel.vanished.add(uid)
     own_change(s, sel, before, bool(stored))
+    if s.condstore and stored:
+        await _refresh_modseqs(s, sel, stored)
     return set(stored)
+
+
+async def _refresh_modseqs(s: ImapSession, sel: SelectedFolder, uids: Iterable[int]) -> None:
+    """Learn the MODSEQs the store gave to messages this session just changed."""
+    wanted = set(uids)
+    for info in await s.store.messages(sel.mailbox, sel.name):
+        if info.uid in wanted and info.uid in sel.infos:
+            sel.infos[info.uid] = dataclasses.replace(sel.infos[info.uid], modseq=info.modseq)
 
 
 def own_change(s: ImapSession, sel: SelectedFolder, before: int, changed: bool) -> None:
@@ -192,7 +225,7 @@ async def _fetch_one(s: ImapSession, sel: SelectedFolder, items: tuple[FetchAtt,
         return await fetch_data(items, uid=uid, size=info.size, flags=sel.flags(uid),
                                 date=info.internal_date, load=load, with_uid=with_uid,
                                 cache=s.services.parsed, key=_cache_key(sel, uid),
-                                before_offload=s.flush)
+                                before_offload=s.flush, modseq=info.modseq)
     except NoSuchMessage:
         sel.vanished.add(uid)
         return None
@@ -207,11 +240,17 @@ async def _store(s: ImapSession, cmd: Command) -> None:
         s.tagged(cmd.tag, "NO", "Mailbox is read-only", "READ-ONLY")
         return
     if cmd.unchanged_since is not None:
-        s.tagged(cmd.tag, "BAD", "UNCHANGEDSINCE needs CONDSTORE, which is not offered")
-        return
+        await s.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
     pairs = resolve(s, cmd, cmd.sequence_set)
     if pairs is None:
         return
+    modified: list[tuple[int, int]] = []
+    if cmd.unchanged_since is not None:  # RFC 7162 §3.1.3
+        limit = cmd.unchanged_since
+        modified = [(seq, uid) for seq, uid in pairs if uid not in sel.vanished
+                    and sel.infos[uid].modseq > limit]
+        skipped = {uid for _, uid in modified}
+        pairs = [pair for pair in pairs if pair[1] not in skipped]
     given = frozenset(f for f in cmd.flags if f.lower() != RECENT.lower())
     lowered = {f.lower() for f in given}
     missing = False
@@ -231,22 +270,42 @@ async def _store(s: ImapSession, cmd: Command) -> None:
             changes[uid] = wanted
     if changes:
         before = s.services.events.version(sel.mailbox)
-        stored = await batch.set_flags_many(s.store, sel.mailbox, sel.name, changes)
+        late: list[int] = []  # changed by someone else since the view was taken
+        if cmd.unchanged_since is not None:
+            stored, late = await batch.set_flags_unchanged_since(
+                s.store, sel.mailbox, sel.name, changes, cmd.unchanged_since)
+            modified += [(sel.seq_of(uid) or 0, uid) for uid in late]
+        else:
+            stored = await batch.set_flags_many(s.store, sel.mailbox, sel.name, changes)
         for uid in changes:
             if uid in stored:
                 sel.remember(dataclasses.replace(sel.infos[uid], flags=stored[uid]))
         own_change(s, sel, before, bool(stored))
-        gone = changes.keys() - stored.keys()
+        gone = changes.keys() - stored.keys() - set(late)
+        pairs = [pair for pair in pairs if pair[1] not in late]
         missing |= bool(gone)
+        if s.condstore and stored:
+            await _refresh_modseqs(s, sel, stored)
     else:
         gone = set()
-    if not cmd.silent:
-        for seq, uid in pairs:
-            if uid in sel.vanished or uid in gone:
-                continue
-            uid_part = b"UID %d " % uid if cmd.uid else b""
-            s.out.append(b"* %d FETCH (%sFLAGS %s)" % (seq, uid_part, flag_list(sel.flags(uid))))
-    if missing:
+        stored = {}
+    for seq, uid in pairs:
+        if uid in sel.vanished or uid in gone:
+            continue
+        parts = [b"UID %d" % uid] if cmd.uid or s.qresync else []
+        if s.condstore and (not cmd.silent or uid in stored):  # Dovecot's order
+            parts.append(b"MODSEQ (%d)" % sel.infos[uid].modseq)
+        if not cmd.silent:
+            parts.append(b"FLAGS " + flag_list(sel.flags(uid)))
+        if cmd.silent and uid not in stored:
+            continue
+        if not cmd.silent or s.condstore:
+            s.out.append(b"* %d FETCH (%s)" % (seq, b" ".join(parts)))
+    if modified:
+        numbers = sorted(uid if cmd.uid else seq for seq, uid in modified)
+        s.tagged(cmd.tag, "OK", "Conditional STORE failed",
+                 f"MODIFIED {uid_ranges(numbers)}")
+    elif missing:
         s.tagged(cmd.tag, "NO", "Some messages were expunged meanwhile", "EXPUNGEISSUED")
     else:
         s.tagged(cmd.tag, "OK", "Store completed")
@@ -256,6 +315,8 @@ async def _store(s: ImapSession, cmd: Command) -> None:
 
 async def _search(s: ImapSession, cmd: Command) -> None:
     assert isinstance(cmd, Search)
+    if _uses_modseq(cmd.criteria):
+        await s.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
     sel = _selected(s)
     candidates = [Candidate(seq=i, info=sel.infos[uid], recent=uid in sel.recent)
                   for i, uid in enumerate(sel.uids, 1)]
@@ -275,8 +336,15 @@ async def _search(s: ImapSession, cmd: Command) -> None:
         s.tagged(cmd.tag, "NO", str(exc))
         return
     numbers = [c.info.uid if cmd.uid else c.seq for c in found]
-    s.untagged("SEARCH" + "".join(f" {n}" for n in numbers))
+    tail = ""
+    if found and _uses_modseq(cmd.criteria):  # RFC 7162 §3.1.5
+        tail = f" (MODSEQ {max(c.info.modseq for c in found)})"
+    s.untagged("SEARCH" + "".join(f" {n}" for n in numbers) + tail)
     s.tagged(cmd.tag, "OK", "Search completed")
+
+
+def _uses_modseq(key: SearchKey) -> bool:
+    return key.op == "MODSEQ" or any(_uses_modseq(child) for child in key.children)
 
 
 # -- COPY / MOVE -------------------------------------------------------------------------
@@ -316,7 +384,7 @@ async def _copy_move(s: ImapSession, cmd: Command) -> None:
     if move:
         if code:
             s.untagged(f"OK [{code}] Moved")
-        s.out += [b"* %d EXPUNGE" % seq for seq in sel.forget(done)]
+        s.out += sel.expunged(done, qresync=s.qresync)
         s.tagged(cmd.tag, "OK", "Move completed")
     else:
         s.tagged(cmd.tag, "OK", "Copy completed", code)
@@ -338,9 +406,13 @@ async def _expunge(s: ImapSession, cmd: Command) -> None:
         only = [uid for _, uid in pairs]
     before = s.services.events.version(sel.mailbox)
     removed = await s.store.expunge(sel.mailbox, sel.name, only)
-    s.out += [b"* %d EXPUNGE" % seq for seq in sel.forget(removed)]
+    s.out += sel.expunged(removed, qresync=s.qresync)
     own_change(s, sel, before, bool(removed))
-    s.tagged(cmd.tag, "OK", "Expunge completed")
+    code = None
+    if s.qresync:  # RFC 7162 §3.2.10: the client's new starting point
+        status = await s.store.folder_status(sel.mailbox, sel.name)
+        code = f"HIGHESTMODSEQ {status.highestmodseq}"
+    s.tagged(cmd.tag, "OK", "Expunge completed", code)
 
 
 async def _close(s: ImapSession, cmd: Command) -> None:
@@ -358,6 +430,7 @@ async def _check(s: ImapSession, cmd: Command) -> None:
 
 
 _FLAGS = FetchAtt("FLAGS")
+_MODSEQ = FetchAtt("MODSEQ")
 
 SELECTED: dict[str, Handler] = {
     "FETCH": _fetch,

@@ -45,6 +45,7 @@ __all__ = [
     "Login",
     "MailboxCommand",
     "ParseError",
+    "Qresync",
     "Rename",
     "Search",
     "SearchKey",
@@ -81,14 +82,26 @@ class Authenticate(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Qresync:
+    """``SELECT box (QRESYNC (uidvalidity modseq [known-uids [seq-match]]))`` (RFC 7162
+    §3.2.5); the sequence match data is checked for syntax and not used."""
+
+    uidvalidity: int
+    modseq: int
+    known_uids: SequenceSet | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class MailboxCommand(Command):
     """SELECT, EXAMINE, CREATE, DELETE, SUBSCRIBE, UNSUBSCRIBE.
 
-    ``condstore`` is set by ``SELECT box (CONDSTORE)`` (RFC 7162).
+    ``condstore`` is set by ``SELECT box (CONDSTORE)``, ``qresync`` by
+    ``SELECT box (QRESYNC (...))`` (RFC 7162).
     """
 
     mailbox: str
     condstore: bool = False
+    qresync: Qresync | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,6 +173,7 @@ class Fetch(Command):
     sequence_set: SequenceSet
     items: tuple[FetchAtt, ...]  # macros expanded
     changed_since: int | None = None  # FETCH ... (CHANGEDSINCE n), RFC 7162
+    vanished: bool = False  # UID FETCH ... (CHANGEDSINCE n VANISHED), RFC 7162 §3.2.6
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -312,13 +326,48 @@ def _mailbox_only(r: Reader, tag: str, name: str, uid: bool) -> Command:
     r.sp()
     mailbox = r.mailbox()
     condstore = False
+    qresync = None
     if name in ("SELECT", "EXAMINE") and r.peek() == 0x20:
         r.sp()
-        for param in r.keyword_list("select parameter"):
-            if param != "CONDSTORE":
+        r.expect(b"(", "select parameter list")
+        first = True
+        while not r.maybe(b")"):
+            if not first:
+                r.sp()
+            first = False
+            param = r.keyword("select parameter")
+            if param == "CONDSTORE":
+                condstore = True
+            elif param == "QRESYNC" and qresync is None:
+                r.sp()
+                qresync = _qresync(r)
+            else:
                 raise r.error(f"unknown select parameter {param[:40]}")
-            condstore = True
-    return MailboxCommand(tag=tag, name=name, mailbox=mailbox, condstore=condstore)
+    return MailboxCommand(tag=tag, name=name, mailbox=mailbox, condstore=condstore,
+                          qresync=qresync)
+
+
+def _qresync(r: Reader) -> Qresync:
+    r.expect(b"(", "QRESYNC parameters")
+    uidvalidity = r.number(nonzero=True)
+    r.sp()
+    modseq = r.mod_sequence(nonzero=True)
+    known = None
+    if r.maybe(b" "):
+        if r.peek() != 0x28:
+            known = r.sequence_set()
+            if any(n is None for span in known.ranges for n in span):
+                raise r.error("known UIDs must not use *")
+            if r.peek() == 0x20:
+                r.sp()
+        if r.peek() == 0x28:  # (known-sequence-set SP known-uid-set)
+            r.expect(b"(")
+            r.sequence_set()
+            r.sp()
+            r.sequence_set()
+            r.expect(b")", "')' closing the sequence match data")
+    r.expect(b")", "')' closing QRESYNC parameters")
+    return Qresync(uidvalidity=uidvalidity, modseq=modseq, known_uids=known)
 
 
 def _rename(r: Reader, tag: str, name: str, uid: bool) -> Command:
@@ -454,10 +503,24 @@ def _fetch(r: Reader, tag: str, name: str, uid: bool) -> Command:
     r.sp()
     items = parse_fetch_atts(r)
     changed_since = None
+    vanished = False
     if r.data[r.pos : r.pos + 15].upper() == b" (CHANGEDSINCE ":
         r.pos += 15
         changed_since = r.mod_sequence(nonzero=False)
+        if r.data[r.pos : r.pos + 9].upper() == b" VANISHED":
+            r.pos += 9
+            vanished = True
         r.expect(b")", "')' closing fetch modifiers")
+    elif r.data[r.pos : r.pos + 11].upper() == b" (VANISHED ":
+        r.pos += 11
+        vanished = True
+        if r.data[r.pos : r.pos + 13].upper() != b"CHANGEDSINCE ":
+            raise r.error("VANISHED needs CHANGEDSINCE")
+        r.pos += 13
+        changed_since = r.mod_sequence(nonzero=False)
+        r.expect(b")", "')' closing fetch modifiers")
+    if vanished and not uid:
+        raise r.error("VANISHED is only allowed in UID FETCH")
     return Fetch(
         tag=tag,
         name=name,
@@ -465,6 +528,7 @@ def _fetch(r: Reader, tag: str, name: str, uid: bool) -> Command:
         sequence_set=seqs,
         items=items,
         changed_since=changed_since,
+        vanished=vanished,
     )
 
 

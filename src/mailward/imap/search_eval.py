@@ -117,8 +117,10 @@ def _compile(key: SearchKey, n_messages: int, max_uid: int) -> tuple[_Pred, int]
             return (lambda c, m: member(c.seq)), _CHEAP
         member = _members(key.value, max_uid)
         return (lambda c, m: member(c.info.uid)), _CHEAP
-    if op == "MODSEQ":
-        raise SearchError("MODSEQ search needs CONDSTORE, which is not enabled")
+    if op == "MODSEQ":  # RFC 7162 §3.1.5: one modseq per message, whatever the entry
+        assert isinstance(key.value, int)
+        least = key.value
+        return (lambda c, m: c.info.modseq >= least), _CHEAP
     flag = _flag_pred(op)
     if flag is not None:
         return flag, _CHEAP

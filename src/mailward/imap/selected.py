@@ -13,6 +13,7 @@ import bisect
 from dataclasses import dataclass, field
 
 from mailward.store import RECENT, MailStore, MessageInfo
+from mailward.store.modseq import uid_ranges
 
 
 class RecentClaims:
@@ -100,8 +101,27 @@ class SelectedFolder:
         self.recent = claims.claim(self.mailbox, self.name, self.uidvalidity, self.uids,
                                    take=not self.readonly)
 
+    def expunged(self, uids: list[int], *, qresync: bool) -> list[bytes]:
+        """Forget expunged UIDs; the responses that tell the client: ``EXPUNGE`` per
+        message, or one ``VANISHED`` once QRESYNC is enabled (RFC 7162 §3.2.10)."""
+        if not qresync:
+            return [b"* %d EXPUNGE" % seq for seq in self.forget(uids)]
+        told = [uid for uid in uids if self.seq_of(uid) is not None]
+        self.forget(told)
+        return [b"* VANISHED " + uid_ranges(told).encode()] if told else []
+
+    def flags_line(self, uid: int, *, condstore: bool, qresync: bool) -> bytes:
+        """The unsolicited ``FETCH`` of a message's flags (with its UID once QRESYNC is
+        enabled, with its MODSEQ once CONDSTORE is)."""
+        parts = [b"UID %d" % uid] if qresync else []
+        parts.append(b"FLAGS " + flag_list(self.flags(uid)))
+        if condstore:
+            parts.append(b"MODSEQ (%d)" % self.infos[uid].modseq)
+        return b"* %d FETCH (%s)" % (self.seq_of(uid) or 0, b" ".join(parts))
+
     async def sync(self, store: MailStore, claims: RecentClaims, *,
-                   expunge_allowed: bool) -> list[bytes]:
+                   expunge_allowed: bool, condstore: bool = False,
+                   qresync: bool = False) -> list[bytes]:
         """Untagged responses for what changed in the store since the last look."""
         infos = await store.messages(self.mailbox, self.name)
         current = {info.uid: info for info in infos}
@@ -109,7 +129,7 @@ class SelectedFolder:
         gone = [uid for uid in self.uids if uid not in current]
         if gone:
             if expunge_allowed:
-                out += [b"* %d EXPUNGE" % seq for seq in self.forget(gone)]
+                out += self.expunged(gone, qresync=qresync)
             else:
                 self.vanished.update(gone)
         known = self.infos
@@ -117,11 +137,13 @@ class SelectedFolder:
             new = current.get(uid)
             if new is None:
                 continue
-            old = known[uid].flags
-            if new.flags is not old and new.flags != old:
+            was = known[uid]
+            old = was.flags
+            flags_moved = new.flags is not old and new.flags != old
+            if flags_moved or new.modseq != was.modseq:
                 self.infos[uid] = new
-                out.append(b"* %d FETCH (FLAGS %s)" % (self.seq_of(uid) or 0,
-                                                       flag_list(self.flags(uid))))
+                if flags_moved or condstore:  # CONDSTORE: a change is told with its MODSEQ
+                    out.append(self.flags_line(uid, condstore=condstore, qresync=qresync))
         highest = self.uids[-1] if self.uids else 0
         added = [info for info in infos if info.uid > highest]
         if added:

@@ -3,7 +3,8 @@
 States: not authenticated → authenticated → selected → logout. Commands of the
 authenticated and selected states live in :mod:`mailward.imap.mailboxes` and
 :mod:`mailward.imap.messages`; this module has the I/O loop, the any-state and
-login commands, IDLE (RFC 2177) and the untagged updates sent after each command.
+login commands, ENABLE (RFC 5161: CONDSTORE and QRESYNC, RFC 7162), IDLE (RFC 2177) and
+the untagged updates sent after each command.
 
 Each connection counts in ``mailward_connections_total{role="imap"}``, an admitted one in
 ``mailward_sessions{protocol="imap"}`` while it lasts, each command's time (but IDLE's,
@@ -72,7 +73,7 @@ _TAG = re.compile(rb"^([\x21-\x7e]+?) ")
 BASE_CAPABILITIES = ("IMAP4rev1", "SASL-IR", "LITERAL+", "ID", "ENABLE", "IDLE")
 SESSION_CAPABILITIES = ("NAMESPACE", "UIDPLUS", "MOVE", "UNSELECT", "SPECIAL-USE",
                         "LIST-EXTENDED", "LIST-STATUS", "QUOTA", "QUOTA=RES-STORAGE",
-                        "CHILDREN")
+                        "CHILDREN", "CONDSTORE", "QRESYNC")
 
 
 class ImapAuthenticator(Protocol):
@@ -138,6 +139,8 @@ class ImapSession:
         self.bad = 0
         self.waiting = False  # for the client's next input (between commands, IDLE)
         self.lessons: list[Lesson] = []  # for the spam reporter once the answer is sent
+        self.condstore = False  # RFC 7162: MODSEQ in FETCH answers, HIGHESTMODSEQ at SELECT
+        self.qresync = False  # RFC 7162: VANISHED instead of EXPUNGE, UID in FETCH
         self.session_id = new_id()
 
     # -- output ----------------------------------------------------------------------
@@ -360,7 +363,8 @@ class ImapSession:
         version = self.services.events.version(sel.mailbox)
         if version == sel.version and not force and not sel.vanished:
             return
-        lines = await sel.sync(self.store, self.services.claims, expunge_allowed=allow_expunge)
+        lines = await sel.sync(self.store, self.services.claims, expunge_allowed=allow_expunge,
+                               condstore=self.condstore, qresync=self.qresync)
         if not sel.vanished:
             sel.version = version
         if lines:
@@ -368,6 +372,19 @@ class ImapSession:
             self.out += [b"* " + line[2:] for line in lines]
             if tagged is not None:
                 self.out.append(tagged)
+
+    async def enable_condstore(self) -> bool:
+        """Turn CONDSTORE on (ENABLE or a CONDSTORE-enabling command, RFC 7162 §3.1);
+        the selected folder's view is refreshed first so that its MODSEQs are current
+        (flag changes found meanwhile are told as usual). True if it was off."""
+        if self.condstore:
+            return False
+        sel = self.selected
+        if sel is not None:
+            lines = await sel.sync(self.store, self.services.claims, expunge_allowed=False)
+            self.out += [b"* " + line[2:] for line in lines]
+        self.condstore = True
+        return True
 
     # -- spam reports ----------------------------------------------------------------
 
@@ -482,7 +499,20 @@ async def _enable(s: ImapSession, cmd: Command) -> None:
     if s.user is None:
         s.tagged(cmd.tag, "BAD", "ENABLE needs an authenticated session")
         return
-    s.untagged("ENABLED")  # none of the ENABLE-able extensions is offered yet
+    enabled: list[str] = []
+    for name in cmd.capabilities:
+        if name == "CONDSTORE" and not s.condstore:
+            await s.enable_condstore()
+            enabled.append(name)
+        elif name == "QRESYNC" and not s.qresync:
+            if not s.condstore:
+                await s.enable_condstore()  # QRESYNC implies CONDSTORE (RFC 7162 §3.2.3)
+            s.qresync = True
+            enabled.append(name)
+    if enabled and s.selected is not None:  # as Dovecot: before ENABLED
+        highest = (await s.store.folder_status(s.user, s.selected.name)).highestmodseq
+        s.untagged(f"OK [HIGHESTMODSEQ {highest}] Highest")
+    s.untagged(" ".join(["ENABLED", *enabled]))
     s.tagged(cmd.tag, "OK", "Enabled")
 
 

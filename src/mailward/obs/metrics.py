@@ -62,14 +62,14 @@ TRACE_DROPPED = Counter("mailward_trace_dropped_events",
                         "Message trace events dropped (the write buffer was full).")
 
 # Series known in advance start at 0, so rate() sees their first increment.
-for _role in ("mx", "submission", "imap", "pop3"):
+for _role in ("mx", "submission", "imap", "pop3", "managesieve"):
     CONNECTIONS.labels(_role)
 for _outcome in ("accepted", "refused", "quarantined", "delivered", "deferred", "bounced",
                  "released"):
     MESSAGES.labels(_outcome)
 for _verdict in ("clean", "spam"):
     FILTER_VERDICTS.labels(_verdict)
-for _protocol in ("imap", "pop3", "submission"):
+for _protocol in ("imap", "pop3", "submission", "managesieve"):
     AUTH_FAILURES.labels(_protocol)
     LOCKOUTS.labels(_protocol)
 

@@ -14,6 +14,12 @@ a DSN instead of multiplying. A domain whose hosting is off gets nothing into ma
 
 Which address a recipient is (sub-addressing included) and its destinations are asked of
 the directory's :class:`~mailward.directory.lookup.RecipientLookup`, as on the MX.
+
+A mailbox's active Sieve script (:mod:`mailward.sieve`) decides where its copy goes: the
+folders and flags, a discard, redirects (queued like forwards, origin ``redirect``) and a
+vacation reply (queued with the null sender, origin ``vacation``). ``fileinto`` a folder
+that does not exist keeps the message in INBOX, as Dovecot does, unless ``:create`` (the
+``mailbox`` extension) asks for it; a runtime error is the implicit keep (logged).
 """
 
 from __future__ import annotations
@@ -35,7 +41,20 @@ from mailward.queue.loops import (
 )
 from mailward.queue.outcome import Forwarded, Outcome
 from mailward.queue.spool import NewRecipient, Spool
-from mailward.store import MailStore, QuotaExceeded, Stored
+from mailward.sieve.interpreter import Delivery, Envelope, Result, run
+from mailward.sieve.message import SieveMessage
+from mailward.sieve.scripts import SieveScripts
+from mailward.sieve.vacation import Signer, Vacations
+from mailward.store import (
+    INBOX,
+    FolderExists,
+    InvalidFlag,
+    InvalidFolderName,
+    MailStore,
+    NoSuchFolder,
+    QuotaExceeded,
+    Stored,
+)
 from mailward.store.search_index import SearchIndex
 
 log = logging.getLogger(__name__)
@@ -54,19 +73,22 @@ def _allowance(data: bytes, cap: int) -> int:
 class LocalDelivery:
     def __init__(self, db: Database, store: MailStore, spool: Spool,
                  recipients: RecipientLookup | None = None,
-                 limits: ForwardLimits | None = None) -> None:
+                 limits: ForwardLimits | None = None, signer: Signer | None = None) -> None:
         self.db = db
         self.store = store
         self.spool = spool
         self.recipients = recipients or RecipientLookup(db)  # sub-addressing as on the MX
         self.limits = limits or ForwardLimits()
         self.search_index = SearchIndex(db)  # webmail search: indexed as delivered
+        self.sieve = SieveScripts(db)  # each mailbox's active script
+        self.vacations = Vacations(db, signer)  # signer: DKIM as submission mail
 
     async def deliver(self, recipient: str, *, sender: str, data: bytes,
                       smtputf8: bool = False, trace_id: str | None = None) -> Outcome:
         """Deliver to a hosted address; the outcome names the mailbox, the folder it
         landed in and the forward/auto-cc copies queued (each stores ``trace_id``, the
         trace of the message delivered)."""
+        addressed = recipient
         found = await self.recipients.local(recipient)  # bob+tag@ is bob@ unless listed
         recipient = found.address
         if found.verdict is not Verdict.ACCEPTED:
@@ -85,14 +107,26 @@ class LocalDelivery:
         copy = add_delivered_to(without_field(data, COPIES_FIELD), recipient)
         stored = ""
         folder: str | None = None
+        filtered: tuple[Forwarded, ...] = ()
         if kind in (AddressKind.MAILBOX, AddressKind.AUTOCC):
+            script = await self.sieve.active(recipient)
+            result = (run(script, copy, Envelope(sender, addressed)) if script
+                      else Result(deliveries=[Delivery(INBOX, frozenset())]))
+            if result.error:
+                log.warning("sieve: %s: runtime error, implicit keep: %s", recipient,
+                            result.error)
             try:
-                landed = await self.store.deliver(recipient, copy, quota_bytes=quota)
+                landed = await self._store(recipient, copy, quota, result)
             except QuotaExceeded:
                 return Outcome.deferred("4.2.2", f"mailbox {recipient} is full (over quota)")
-            await self._index(recipient, landed, copy)
-            await self._record_usage(address_id, recipient)
-            stored, folder = f"delivered to mailbox {recipient}; ", landed.folder
+            if landed is not None:
+                await self._index(recipient, landed, copy)
+                await self._record_usage(address_id, recipient)
+                stored, folder = f"delivered to mailbox {recipient}; ", landed.folder
+            else:
+                stored = f"discarded by the sieve script of {recipient}; "
+            filtered = await self._sieve_mail(recipient, result, data, copy, sender=sender,
+                                              smtputf8=smtputf8, trace_id=trace_id)
         if kind in (AddressKind.FORWARDER, AddressKind.AUTOCC) and found.destinations:
             targets = list(found.destinations)
             forwarded = await self._forward(
@@ -103,9 +137,73 @@ class LocalDelivery:
                 return replace(Outcome.failed("5.4.6", stored + forwarded),
                                mailbox=recipient, folder=folder)
             return replace(Outcome.delivered(f"{stored}forwarded to {', '.join(targets)}"),
-                           mailbox=recipient, folder=folder, forwarded=forwarded)
-        return replace(Outcome.delivered(f"delivered to mailbox {recipient}"),
-                       mailbox=recipient, folder=folder)
+                           mailbox=recipient, folder=folder, forwarded=filtered + forwarded)
+        detail = stored.removesuffix("; ") or f"delivered to mailbox {recipient}"
+        return replace(Outcome.delivered(detail), mailbox=recipient, folder=folder,
+                       forwarded=filtered)
+
+    async def _store(self, mailbox: str, data: bytes, quota: int | None,
+                     result: Result) -> Stored | None:
+        """Store the copy where the script says (INBOX without one); the first place it
+        landed, ``None`` when the script discarded it. A folder that does not exist is
+        INBOX unless ``:create``; flags the store refuses are dropped (logged)."""
+        first: Stored | None = None
+        for target in result.deliveries:
+            where = target.folder
+            if where != INBOX and target.create:
+                try:
+                    await self.store.create_folder(mailbox, where)
+                except FolderExists:
+                    pass
+                except InvalidFolderName:
+                    where = INBOX
+            try:
+                landed = await self._store_one(mailbox, data, where, target.flags, quota)
+            except (NoSuchFolder, InvalidFolderName):
+                log.info("sieve: %s: no folder %r, kept in INBOX", mailbox, where)
+                if any(t.folder == INBOX for t in result.deliveries):
+                    continue  # INBOX gets its copy anyway
+                landed = await self._store_one(mailbox, data, INBOX, target.flags, quota)
+            first = first or landed
+        return first
+
+    async def _store_one(self, mailbox: str, data: bytes, folder: str,
+                         flags: frozenset[str], quota: int | None) -> Stored:
+        try:
+            return await self.store.deliver(mailbox, data, folder=folder, flags=flags,
+                                            quota_bytes=quota)
+        except InvalidFlag:
+            log.info("sieve: %s: flags %s refused by the store, delivered without them",
+                     mailbox, sorted(flags))
+            return await self.store.deliver(mailbox, data, folder=folder, quota_bytes=quota)
+
+    async def _sieve_mail(self, mailbox: str, result: Result, data: bytes, copy: bytes, *,
+                          sender: str, smtputf8: bool, trace_id: str | None
+                          ) -> tuple[Forwarded, ...]:
+        """Queue the script's redirects (like forwards: within the forwarding depth) and
+        its vacation reply (null sender)."""
+        queued: list[Forwarded] = []
+        if result.redirects:
+            if count_delivered_to(data) + 1 > self.limits.max_depth:
+                log.warning("sieve: %s: redirect beyond the forwarding depth, not sent",
+                            mailbox)
+            else:
+                queue_id = await self.spool.enqueue(
+                    sender=sender, recipients=[NewRecipient(t) for t in result.redirects],
+                    data=add_field(copy, COPIES_FIELD, "0"), origin="redirect",
+                    smtputf8=smtputf8, parent_trace=trace_id)
+                queued.append(Forwarded(queue_id, tuple(result.redirects), "redirect"))
+        if result.vacation is not None:
+            reply, why = await self.vacations.reply(
+                result.vacation, mailbox=mailbox, sender=sender,
+                message=SieveMessage(copy))
+            log.info("sieve: %s: %s", mailbox, why)
+            if reply is not None:
+                queue_id = await self.spool.enqueue(
+                    sender="", recipients=[NewRecipient(sender)], data=reply,
+                    origin="vacation", parent_trace=trace_id)
+                queued.append(Forwarded(queue_id, (sender,), "vacation"))
+        return tuple(queued)
 
     async def _forward(self, recipient: str, targets: list[str], data: bytes, copy: bytes,
                        *, sender: str, smtputf8: bool, kind: str, trace_id: str | None

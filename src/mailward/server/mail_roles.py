@@ -28,6 +28,9 @@ from mailward.imap.session import ImapServices
 from mailward.imap.session import LoginDeferred as ImapLoginDeferred
 from mailward.inbound.mx import MxIntake
 from mailward.inbound.submission import Signer, SubmissionIntake, dkim_signer
+from mailward.managesieve import LoginDeferred as SieveLoginDeferred
+from mailward.managesieve import start_managesieve
+from mailward.migrate import MigrationRunner
 from mailward.net.limits import ConnectionLimiter
 from mailward.pop3 import LoginDeferred, start_pop3
 from mailward.pop3.maildrop import MaildropLocks
@@ -233,10 +236,11 @@ class SubmissionRole(ListenerRole):
 
 
 class _DirectoryLogin:
-    """The directory's mailbox login, as a POP3 or IMAP server asks for it."""
+    """The directory's mailbox login, as a POP3, IMAP or ManageSieve server asks for it."""
 
     def __init__(self, login: MailLogin, protocol: str,
-                 deferred: type[LoginDeferred] | type[ImapLoginDeferred]) -> None:
+                 deferred: type[LoginDeferred] | type[ImapLoginDeferred]
+                 | type[SieveLoginDeferred]) -> None:
         self.login = login
         self.protocol = protocol
         self.deferred = deferred
@@ -308,11 +312,33 @@ class ImapRole(ListenerRole):
         return await start_imap(services, sock=sock, implicit_tls=index == 1)
 
 
+class ManageSieveRole(ListenerRole):
+    """4190 (STARTTLS): mail clients' Sieve editors (RFC 5804) on the mailbox's scripts."""
+
+    role = "managesieve"
+
+    def __init__(self, services: Services, settings: Settings, mail: MailSystem) -> None:
+        super().__init__(settings, mail)
+        self.authenticator = _DirectoryLogin(services.mail_login, "managesieve",
+                                             SieveLoginDeferred)
+        self.scripts = services.sieve
+
+    async def start(self, sock: socket.socket, index: int,
+                    tls: ssl.SSLContext) -> asyncio.Server:
+        return await start_managesieve(
+            authenticator=self.authenticator, scripts=self.scripts, sock=sock,
+            hostname=self.settings.node_name, tls_context=tls,
+            allow_plaintext_auth=self.settings.allow_plaintext_auth,
+            preauth_timeout=float(self.settings.preauth_timeout_seconds),
+            preauth_max_literal=self.settings.preauth_max_literal, limiter=self.limiter,
+        )
+
+
 class DeliveryRole(_Role):
     def __init__(self, services: Services, settings: Settings, mail: MailSystem) -> None:
         super().__init__()
         local = LocalDelivery(services.db, mail.store, mail.spool, services.recipients,
-                              ForwardLimits.of(settings))
+                              ForwardLimits.of(settings), signer=mail.signer)
         self.worker = DeliveryWorker(services.db, settings, mail.spool, local,
                                      trace=services.trace)
         # the background jobs of the platform run with the delivery workers of the node's
@@ -325,6 +351,10 @@ class DeliveryRole(_Role):
                                            trace=services.trace) if first else None
         # the message trace: retention pruning and queue-depth samples for the charts
         self.tracing = services.tracing if first else None
+        # mail copied from customers' old IMAP servers: each process takes one job at a
+        # time under a lease
+        self.migrations = MigrationRunner(services.db, mail.store, settings,
+                                          quota=services.mail_login.quota)
         self.mail = mail
         self.port = 0
 
@@ -337,6 +367,7 @@ class DeliveryRole(_Role):
             tasks.add(asyncio.create_task(self.digester.run(), name="mailward-quarantine"))
         if self.tracing is not None:
             tasks.add(asyncio.create_task(self.tracing.run(), name="mailward-trace-jobs"))
+        tasks.add(asyncio.create_task(self.migrations.run(), name="mailward-migrations"))
         self.listening.set()
         stop = asyncio.create_task(self._stop.wait())
         try:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-KNOWN_ROLES = ("mx", "delivery", "submission", "imap", "pop3", "web")
-AVAILABLE_ROLES = ("mx", "delivery", "submission", "imap", "pop3", "web")
+KNOWN_ROLES = ("mx", "delivery", "submission", "imap", "pop3", "managesieve", "web")
+AVAILABLE_ROLES = ("mx", "delivery", "submission", "imap", "pop3", "managesieve", "web")
 """The roles implemented so far (a subset of ``KNOWN_ROLES``)."""
 
 

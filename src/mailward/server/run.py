@@ -28,6 +28,7 @@ from mailward.server.mail_roles import (
     DeliveryRole,
     ImapRole,
     MailSystem,
+    ManageSieveRole,
     MxRole,
     Pop3Role,
     SubmissionRole,
@@ -48,6 +49,7 @@ NOTES = {
     "submission": "SMTP AUTH for mailbox users: STARTTLS, implicit TLS",
     "pop3": "mailbox access: STLS, implicit TLS",
     "imap": "mailbox access: STARTTLS, implicit TLS",
+    "managesieve": "Sieve script editing (RFC 5804): STARTTLS",
 }
 # Each listening role: its ports (settings fields) and the URL scheme of each.
 LISTENERS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -57,6 +59,7 @@ LISTENERS: dict[str, tuple[tuple[str, str], ...]] = {
                    ("port_submission_alt", "smtp")),
     "pop3": (("port_pop3", "pop3"), ("port_pop3s", "pop3s")),
     "imap": (("port_imap", "imap"), ("port_imaps", "imaps")),
+    "managesieve": (("port_managesieve", "sieve"),),
 }
 
 
@@ -185,6 +188,9 @@ def _servers(services: Services, settings: Settings, roles: set[str],
     if "imap" in roles:
         assert mail is not None
         servers["imap"] = ImapRole(services, settings, mail)
+    if "managesieve" in roles:
+        assert mail is not None
+        servers["managesieve"] = ManageSieveRole(services, settings, mail)
     return servers
 
 

@@ -10,7 +10,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable
 
-from mailward.store.interface import BatchedStore, MailStore, NoSuchMessage, Summary
+from mailward.store.interface import (
+    BatchedStore,
+    MailStore,
+    ModseqStore,
+    NoSuchMessage,
+    Summary,
+)
 from mailward.store.summary import summarize_async
 
 
@@ -35,3 +41,23 @@ async def set_flags_many(
         with contextlib.suppress(NoSuchMessage):
             done[uid] = await store.set_flags(mailbox, folder, uid, flags)
     return done
+
+
+async def vanished(store: MailStore, mailbox: str, folder: str, since: int) -> list[int] | None:
+    """``store.vanished`` (RFC 7162); ``None`` (not known) for a store without it."""
+    if isinstance(store, ModseqStore):
+        return await store.vanished(mailbox, folder, since)
+    return None
+
+
+async def set_flags_unchanged_since(
+    store: MailStore, mailbox: str, folder: str, changes: dict[int, frozenset[str]], modseq: int
+) -> tuple[dict[int, frozenset[str]], list[int]]:
+    """``store.set_flags_unchanged_since``; for a store without it, checked against a
+    listing first (not atomic: a change in between is not seen)."""
+    if isinstance(store, ModseqStore):
+        return await store.set_flags_unchanged_since(mailbox, folder, changes, modseq)
+    current = {info.uid: info.modseq for info in await store.messages(mailbox, folder)}
+    modified = sorted(uid for uid in changes if current.get(uid, 0) > modseq)
+    rest = {uid: flags for uid, flags in changes.items() if uid not in modified}
+    return await set_flags_many(store, mailbox, folder, rest), modified

@@ -479,6 +479,19 @@ class NotifyingStore:
     async def summaries(self, mailbox: str, folder: str, uids: Iterable[int]) -> dict[int, Summary]:
         return await batch.summaries(self.inner, mailbox, folder, uids)
 
+    async def vanished(self, mailbox: str, folder: str, since: int) -> list[int] | None:
+        return await batch.vanished(self.inner, mailbox, folder, since)
+
+    async def set_flags_unchanged_since(
+        self, mailbox: str, folder: str, changes: dict[int, frozenset[str]], modseq: int
+    ) -> tuple[dict[int, frozenset[str]], list[int]]:
+        stored, modified = await batch.set_flags_unchanged_since(
+            self.inner, mailbox, folder, changes, modseq
+        )
+        if stored:
+            self.events.changed(mailbox)
+        return stored, modified
+
     async def expunge(
         self, mailbox: str, folder: str, uids: Iterable[int] | None = None
     ) -> list[int]:

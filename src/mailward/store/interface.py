@@ -106,6 +106,8 @@ class FolderStatus:
     uidnext: int
     exists: int
     unseen: int
+    #: RFC 7162: the highest mod-sequence of the folder (1 while nothing changed).
+    highestmodseq: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,8 @@ class MessageInfo:
     size: int
     flags: frozenset[str]
     internal_date: datetime
+    #: RFC 7162: the mod-sequence of the message's last change (its delivery at first).
+    modseq: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,4 +269,23 @@ class BatchedStore(Protocol):
     ) -> dict[int, frozenset[str]]:
         """Replace the flags of several messages at once (``set_flags`` for each); return
         them as stored, leaving out the UIDs that do not exist."""
+        ...
+
+
+@runtime_checkable
+class ModseqStore(Protocol):
+    """What both backends add for RFC 7162 (see :mod:`mailward.store.modseq`): every
+    change moves the folder's ``highestmodseq`` and the changed messages' ``modseq``."""
+
+    async def vanished(self, mailbox: str, folder: str, since: int) -> list[int] | None:
+        """The UIDs expunged from the folder after mod-sequence ``since``, ascending;
+        ``None`` when the folder no longer remembers that far back."""
+        ...
+
+    async def set_flags_unchanged_since(
+        self, mailbox: str, folder: str, changes: dict[int, frozenset[str]], modseq: int
+    ) -> tuple[dict[int, frozenset[str]], list[int]]:
+        """``set_flags_many`` for the messages whose modseq is not above ``modseq``,
+        checked atomically with the change (RFC 7162 ``UNCHANGEDSINCE``); returns the
+        flags stored and the UIDs left alone because they changed since, ascending."""
         ...

@@ -832,3 +832,29 @@ def test_list_extended() -> None:
     bad(b'a1 LIST "" % RETURN (STATUS ())')
     bad(b'a1 LIST "" % RETURN (SPECIAL-USE')
     bad(b'a1 LSUB () "" %')
+
+
+def test_qresync() -> None:
+    """RFC 7162 §3.2.5 and §3.2.6: SELECT (QRESYNC (...)) and FETCH ... VANISHED."""
+    cmd = parse_command(b"a SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211))")
+    assert isinstance(cmd, MailboxCommand) and cmd.qresync is not None
+    assert (cmd.qresync.uidvalidity, cmd.qresync.modseq) == (67890007, 20050715194045000)
+    assert cmd.qresync.known_uids is not None
+    assert cmd.qresync.known_uids.resolve(1000) == [(41, 41), (43, 211)]
+    cmd = parse_command(b"a EXAMINE INBOX (QRESYNC (1 2 1:9 (1:3,5 7:9,12)) CONDSTORE)")
+    assert isinstance(cmd, MailboxCommand) and cmd.qresync is not None and cmd.condstore
+    assert cmd.qresync.known_uids is not None and str(cmd.qresync.known_uids) == "1:9"
+    cmd = parse_command(b"a SELECT INBOX (QRESYNC (7 9 (1 3)))")  # match data, no UIDs
+    assert isinstance(cmd, MailboxCommand) and cmd.qresync is not None
+    assert cmd.qresync.known_uids is None
+    bad(b"a1 SELECT INBOX (QRESYNC (0 9))")  # UIDVALIDITY is non-zero
+    bad(b"a1 SELECT INBOX (QRESYNC (7 0))")  # so is the mod-sequence
+    bad(b"a1 SELECT INBOX (QRESYNC (7 9 1:*))")  # known UIDs are explicit
+    bad(b"a1 SELECT INBOX (QRESYNC (7 9) QRESYNC (7 9))")
+    bad(b"a1 SELECT INBOX (QRESYNC (7))")
+    cmd = parse_command(b"a UID FETCH 300:500 (FLAGS) (CHANGEDSINCE 12345 VANISHED)")
+    assert isinstance(cmd, Fetch) and cmd.vanished and cmd.changed_since == 12345
+    cmd = parse_command(b"a UID FETCH 1:* FLAGS (VANISHED CHANGEDSINCE 7)")
+    assert isinstance(cmd, Fetch) and cmd.vanished and cmd.changed_since == 7
+    bad(b"a1 FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)")  # only with UID FETCH
+    bad(b"a1 UID FETCH 1:* (FLAGS) (VANISHED)")  # VANISHED needs CHANGEDSINCE

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import time
 
@@ -464,12 +465,24 @@ async def test_invalid_utf8_search_string() -> None:
     assert loader.calls == []
 
 
-async def test_modseq_needs_condstore() -> None:
-    cmd = parse(b"SEEN MODSEQ 5")
-    with pytest.raises(SearchError, match="CONDSTORE"):
-        await search(cmd.criteria, folder(), charset=None, load=Loader(MESSAGES))
-    with pytest.raises(SearchError, match="CONDSTORE"):
-        await search(cmd.criteria, [], charset=None, load=Loader({}))
+async def test_modseq_finds_messages_changed_at_or_after_it() -> None:
+    """RFC 7162 §3.1.5: one mod-sequence per message, whatever the entry name."""
+    candidates = [
+        Candidate(c.seq, dataclasses.replace(c.info, modseq=modseq), c.recent)
+        for c, modseq in zip(folder(), (3, 7, 5, 9), strict=True)
+    ]
+    loader = Loader(MESSAGES)
+    for criteria, expected in (
+        (b"MODSEQ 5", [2, 3, 4]),
+        (b"MODSEQ 8", [4]),
+        (b"MODSEQ 10", []),
+        (b'MODSEQ "/flags/\\\\seen" all 7', [2, 4]),
+        (b"SEEN MODSEQ 5", [3]),
+        (b"NOT MODSEQ 6", [1, 3]),
+    ):
+        found = await search(parse(criteria).criteria, candidates, charset=None, load=loader)
+        assert [c.seq for c in found] == expected, criteria
+    assert loader.calls == []  # answered from metadata alone
 
 
 async def test_unknown_key_is_a_search_error() -> None:

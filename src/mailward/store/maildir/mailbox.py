@@ -51,6 +51,7 @@ from mailward.store.maildir.flags import (
     load_keywords,
     save_keywords,
 )
+from mailward.store.maildir.modseqs import ModseqLogs
 from mailward.store.maildir.names import (
     folder_dirname,
     folder_from_dirname,
@@ -108,12 +109,18 @@ class Maildir:
     """One mailbox's Maildir++ tree: folders, UID state, messages and usage."""
 
     def __init__(
-        self, path: Path, mailbox: str, cache: FolderCache, summaries: SummaryLogs
+        self,
+        path: Path,
+        mailbox: str,
+        cache: FolderCache,
+        summaries: SummaryLogs,
+        modseqs: ModseqLogs | None = None,
     ) -> None:
         self.path = path
         self.mailbox = mailbox
         self._cache = cache
         self._summaries = summaries
+        self.modseqs = modseqs if modseqs is not None else ModseqLogs()
 
     # -- folders -------------------------------------------------------------------
 
@@ -171,6 +178,7 @@ class Maildir:
         os.rename(folder_dir, trash)
         fsync_dir(self.path)
         self._cache.drop_maildir(self.path)
+        self.modseqs.drop_under(self.path)  # a new folder's log may reuse the inode
         quota.add_usage(self.path, -size, -len(state.entries))
         shutil.rmtree(trash, ignore_errors=True)
 
@@ -192,6 +200,7 @@ class Maildir:
             if not self.exists(parent):
                 self._make_folder(parent)
         self._cache.drop_maildir(self.path)
+        self.modseqs.drop_under(self.path)
         for source, target in targets.items():
             os.rename(self.folder_dir(source), self.folder_dir(target))
             uidlist = self.folder_dir(target) / UIDLIST_FILE
@@ -253,6 +262,10 @@ class Maildir:
         for entry in gone:
             del state.entries[entry.uid]
         added = self._new_entries(folder_dir, state, on_disk)
+        if gone:  # removed behind our back (or an expunge was interrupted)
+            self.modseqs.expunged(folder_dir, [e.uid for e in gone], set(state.entries))
+        if added:
+            self.modseqs.changed(folder_dir, [e.uid for e in added])
         uidlist = folder_dir / UIDLIST_FILE
         if gone or state.needs_rewrite:
             for entry in added:
@@ -302,11 +315,15 @@ class Maildir:
         unseen = sum(
             1 for e in state.entries.values() if _SEEN_LETTER not in split_name(e.name or "")[1]
         )
-        return FolderStatus(folder, state.uidvalidity, state.uidnext, len(state.entries), unseen)
+        highest = self.modseqs.state(self.folder_dir(folder)).highest
+        return FolderStatus(
+            folder, state.uidvalidity, state.uidnext, len(state.entries), unseen, highest
+        )
 
     def messages(self, folder: str) -> list[MessageInfo]:
         state = self.sync(folder)
         keywords = load_keywords(self.folder_dir(folder))
+        modseqs = self.modseqs.state(self.folder_dir(folder)).uids
         shared: dict[str, frozenset[str]] = {}  # one flag set per distinct info string
 
         def flags(name: str | None) -> frozenset[str]:
@@ -318,7 +335,7 @@ class Maildir:
 
         return [
             MessageInfo(entry.uid, entry.size, flags(entry.name),
-                        datetime.fromtimestamp(entry.mtime, UTC))
+                        datetime.fromtimestamp(entry.mtime, UTC), modseqs.get(entry.uid, 1))
             for entry in state.entries.values()
         ]
 
@@ -349,6 +366,7 @@ class Maildir:
                 if grew:
                     save_keywords(folder_dir, keywords)
                 sub, name = "cur", f"{tmp.name}:2,{letters}"
+            self.modseqs.changed(folder_dir, [state.uidnext])  # logged before it happens
             try:
                 os.rename(tmp, folder_dir / sub / name)
             except FileNotFoundError:
@@ -372,7 +390,43 @@ class Maildir:
         if quota_bytes <= 0 or used + size > quota_bytes:
             raise QuotaExceeded(self.mailbox, used, size, quota_bytes)
 
-    def set_flags(self, folder: str, uid: int, flags: frozenset[str]) -> frozenset[str]:
+    def set_flags_many(
+        self, folder: str, wanted: dict[int, frozenset[str]], unchanged_since: int | None = None
+    ) -> tuple[dict[int, frozenset[str]], list[int]]:
+        """Several messages' flags under one modseq (one log record before the renames).
+
+        With ``unchanged_since`` (RFC 7162 ``UNCHANGEDSINCE``) a message whose modseq is
+        above it is left alone; returns the flags stored and those UIDs, ascending.
+        """
+        folder_dir = self.require(folder)
+        modified: list[int] = []
+        if unchanged_since is not None:
+            current = self.modseqs.state(folder_dir)
+            modified = sorted(uid for uid in wanted if current.modseq(uid) > unchanged_since)
+            skip = set(modified)
+            wanted = {uid: flags for uid, flags in wanted.items() if uid not in skip}
+        state = self.load(folder)
+        keywords = load_keywords(folder_dir)
+        moving = set()
+        for uid, flags in wanted.items():
+            entry = state.entries.get(uid)
+            if entry is None or entry.name is None:
+                continue  # set_flags finds it (or not) and logs for itself
+            letters = split_name(entry.name)[1]
+            if entry.subdir != "cur" or letters_to_flags(letters, keywords) != flags:
+                moving.add(uid)
+        self.modseqs.changed(folder_dir, moving)  # logged before it happens
+        done: dict[int, frozenset[str]] = {}
+        for uid, flags in sorted(wanted.items()):
+            with contextlib.suppress(NoSuchMessage):
+                done[uid] = self.set_flags(folder, uid, flags, logged=moving)
+        return done, modified
+
+    def set_flags(
+        self, folder: str, uid: int, flags: frozenset[str], *, logged: set[int] | None = None
+    ) -> frozenset[str]:
+        """Replace one message's flags; ``logged``: UIDs whose change is already in the
+        modseq log (see :meth:`set_flags_many`)."""
         folder_dir = self.require(folder)
         for refresh in (False, True):
             entry = self._entry(folder, uid, refresh=refresh)
@@ -382,6 +436,8 @@ class Maildir:
                 save_keywords(folder_dir, keywords)
             new_name = f"{entry.base}:2,{letters}"
             if (entry.subdir, entry.name) != ("cur", new_name):
+                if logged is None or uid not in logged:
+                    self.modseqs.changed(folder_dir, [uid])  # logged before it happens
                 try:
                     os.rename(
                         folder_dir / str(entry.subdir) / str(entry.name),
@@ -411,6 +467,7 @@ class Maildir:
             fsync_dir(folder_dir / sub)
         for entry in doomed:
             del state.entries[entry.uid]
+        self.modseqs.expunged(folder_dir, [e.uid for e in doomed], set(state.entries))
         write_uidlist(folder_dir / UIDLIST_FILE, state)
         quota.add_usage(self.path, -sum(e.size for e in doomed), -len(doomed))
         self._compact(folder_dir, state)
@@ -492,6 +549,7 @@ class Maildir:
             mapping[entry.uid] = uid
             renamed[entry.base] = base
         fsync_dir(target_dir / "cur")
+        self.modseqs.changed(target_dir, [e.uid for e in added])
         append_entries(target_dir / UIDLIST_FILE, dest, added)
         with contextlib.suppress(OSError):
             self._summaries.copy(source_dir, target_dir, renamed)
@@ -500,6 +558,7 @@ class Maildir:
                 fsync_dir(source_dir / sub)
             for old_uid in mapping:
                 del source.entries[old_uid]
+            self.modseqs.expunged(source_dir, mapping, set(source.entries))
             write_uidlist(source_dir / UIDLIST_FILE, source)
             self._compact(source_dir, source)
         else:

@@ -9,6 +9,7 @@ Layout (readable by Dovecot with ``mail_location = maildir:~/Maildir``, separato
     .../Maildir/mailward-uidvalidity, mailward-lock       ours
     .../Maildir/subscriptions                             IMAP subscriptions
     .../<folder>/mailward-uidlist, dovecot-keywords       per folder
+    .../<folder>/mailward-modseq                          RFC 7162 mod-sequences
 
 All file work runs in worker threads (``asyncio.to_thread``). Work on one mailbox is
 serialised by an ``asyncio.Lock`` in this process and an ``flock`` on
@@ -51,6 +52,7 @@ from mailward.store.maildir.files import (
 )
 from mailward.store.maildir.flags import normalize_flags
 from mailward.store.maildir.mailbox import TRASH_PREFIX, FolderCache, Maildir
+from mailward.store.maildir.modseqs import ModseqLogs
 from mailward.store.maildir.names import folder_dirname, normalize_folder, split_mailbox
 from mailward.store.maildir.summaries import SummaryLogs
 from mailward.store.summary import pack, summarize, unpack
@@ -67,6 +69,7 @@ class MaildirStore:
         self._locks: WeakValueDictionary[str, asyncio.Lock] = WeakValueDictionary()
         self._cache = FolderCache(cached_folders)
         self._summaries = SummaryLogs()
+        self._modseqs = ModseqLogs()
 
     def maildir_path(self, mailbox: str) -> Path:
         """The Maildir of a mailbox; raises ``InvalidMailbox`` for unsafe names."""
@@ -92,12 +95,13 @@ class MaildirStore:
     def _locked(self, path: Path, mailbox: str, work: Callable[[Maildir], T]) -> T:
         with mailbox_lock(path):
             try:
-                return work(Maildir(path, mailbox, self._cache, self._summaries))
+                return work(Maildir(path, mailbox, self._cache, self._summaries, self._modseqs))
             except StoreError:
                 raise
             except BaseException:
                 self._cache.drop_maildir(path)  # a failed write may have left it ahead of disk
                 self._summaries.drop_under(path)
+                self._modseqs.drop_under(path)
                 raise
 
     # -- delivery ------------------------------------------------------------------
@@ -259,15 +263,29 @@ class MaildirStore:
             if isinstance(uid, int) and not isinstance(uid, bool) and uid > 0
         }
 
-        def apply(box: Maildir) -> dict[int, frozenset[str]]:
-            box.require(name)
-            done = {}
-            for uid, flags in sorted(wanted.items()):
-                with contextlib.suppress(NoSuchMessage):
-                    done[uid] = box.set_flags(name, uid, flags)
-            return done
+        return (await self._run(mailbox, lambda box: box.set_flags_many(name, wanted)))[0]
 
-        return await self._run(mailbox, apply)
+    async def set_flags_unchanged_since(
+        self, mailbox: str, folder: str, changes: dict[int, frozenset[str]], modseq: int
+    ) -> tuple[dict[int, frozenset[str]], list[int]]:
+        """``set_flags_many`` but for messages whose modseq is above ``modseq`` (returned
+        as the second item), checked and changed under the mailbox lock."""
+        name = normalize_folder(folder)
+        wanted = {
+            uid: normalize_flags(flags)
+            for uid, flags in changes.items()
+            if isinstance(uid, int) and not isinstance(uid, bool) and uid > 0
+        }
+        return await self._run(mailbox, lambda box: box.set_flags_many(name, wanted, modseq))
+
+    async def vanished(self, mailbox: str, folder: str, since: int) -> list[int] | None:
+        """From the folder's ``mailward-modseq`` log (see :mod:`.modseqs`)."""
+        name = normalize_folder(folder)
+
+        def read(box: Maildir) -> list[int] | None:
+            return box.modseqs.state(box.require(name)).vanished.since(since)
+
+        return await self._run(mailbox, read)
 
     async def set_flags(
         self, mailbox: str, folder: str, uid: int, flags: Iterable[str]
@@ -320,6 +338,7 @@ class MaildirStore:
             fsync_dir(home.parent)
             self._cache.drop_maildir(path)
             self._summaries.drop_under(path)
+            self._modseqs.drop_under(path)
         shutil.rmtree(trash, ignore_errors=True)
 
 

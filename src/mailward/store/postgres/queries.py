@@ -22,29 +22,40 @@ from mailward.store.interface import (
     NoSuchMessage,
     QuotaExceeded,
 )
+from mailward.store.modseq import Vanished
 from mailward.store.summary import SUMMARY_VERSION
 
 MAX_UID = 2**63 - 1
 
 MOVE = text(
-    "UPDATE store_messages SET folder_id = :target, uid = :new "
+    "UPDATE store_messages SET folder_id = :target, uid = :new, modseq = :modseq "
     "WHERE folder_id = :source AND uid = :old"
 )
 COPY = text(
-    "INSERT INTO store_messages (folder_id, uid, size, flags, internal_date, body, summary) "
-    "SELECT :target, :new, size, flags, internal_date, body, summary FROM store_messages "
-    "WHERE folder_id = :source AND uid = :old"
+    "INSERT INTO store_messages "
+    "(folder_id, uid, size, flags, internal_date, body, summary, modseq) "
+    "SELECT :target, :new, size, flags, internal_date, body, summary, :modseq "
+    "FROM store_messages WHERE folder_id = :source AND uid = :old"
 )
 # Several messages' flags in one statement; rows are locked in UID order (no deadlock
 # between two such updates of overlapping sets).
+# With :unchanged (RFC 7162 UNCHANGEDSINCE) only messages whose modseq is not above it.
+# The folder's next modseq is taken first (its row locked before the messages' rows, as
+# every writer does: no deadlock with expunges and moves) and given to all of them.
 SET_FLAGS = text(
-    "WITH f AS (SELECT f.id FROM store_folders f JOIN store_mailboxes b "
-    "ON b.id = f.mailbox_id WHERE b.address = :address AND f.name = :name), "
+    "WITH f AS (UPDATE store_folders SET highestmodseq = highestmodseq + 1 WHERE id = "
+    "(SELECT f.id FROM store_folders f JOIN store_mailboxes b "
+    "ON b.id = f.mailbox_id WHERE b.address = :address AND f.name = :name) "
+    "RETURNING id, highestmodseq), "
     "c AS (SELECT * FROM unnest(CAST(:uids AS bigint[]), CAST(:flags AS text[])) "
     "AS c(uid, flags)), "
-    "l AS (SELECT m.id, c.flags FROM store_messages m JOIN f ON m.folder_id = f.id "
-    "JOIN c ON c.uid = m.uid ORDER BY m.uid FOR UPDATE OF m) "
-    "UPDATE store_messages SET flags = l.flags FROM l WHERE store_messages.id = l.id "
+    "l AS (SELECT m.id, c.flags, f.highestmodseq FROM store_messages m "
+    "JOIN f ON m.folder_id = f.id "
+    "JOIN c ON c.uid = m.uid "
+    "WHERE CAST(:unchanged AS bigint) IS NULL OR m.modseq <= CAST(:unchanged AS bigint) "
+    "ORDER BY m.uid FOR UPDATE OF m) "
+    "UPDATE store_messages SET flags = l.flags, modseq = l.highestmodseq "
+    "FROM l WHERE store_messages.id = l.id "
     "RETURNING store_messages.uid"
 )
 EXPUNGE = text(
@@ -53,9 +64,22 @@ EXPUNGE = text(
     "AND (CAST(:uids AS bigint[]) IS NULL OR uid = ANY(CAST(:uids AS bigint[]))) "
     "RETURNING uid, size), "
     "u AS (UPDATE store_mailboxes SET usage_bytes = usage_bytes - "
-    "(SELECT coalesce(sum(size), 0) FROM d) WHERE id = :box AND EXISTS (SELECT 1 FROM d)) "
+    "(SELECT coalesce(sum(size), 0) FROM d) WHERE id = :box AND EXISTS (SELECT 1 FROM d)), "
+    # the caller holds the folder row and knows its next modseq; the expunged UIDs are
+    # appended to the kept ones in store.modseq's text form (pruned by prune_vanished)
+    "h AS (UPDATE store_folders SET highestmodseq = CAST(:modseq AS bigint), vanished = "
+    "coalesce(vanished, '') || CAST(CAST(:modseq AS bigint) AS text) || ' ' || "
+    "(SELECT string_agg(CAST(uid AS text), ',' ORDER BY uid) FROM d) || chr(10) "
+    "WHERE id = :folder AND EXISTS (SELECT 1 FROM d)) "
     "SELECT uid FROM d"
 )
+MODIFIED = text(  # after a conditional SET_FLAGS: the messages it left alone
+    "SELECT m.uid FROM store_messages m JOIN store_folders f ON f.id = m.folder_id "
+    "JOIN store_mailboxes b ON b.id = f.mailbox_id WHERE b.address = :address "
+    "AND f.name = :name AND m.uid = ANY(CAST(:uids AS bigint[])) "
+    "AND m.modseq > CAST(:unchanged AS bigint) ORDER BY m.uid"
+)
+VANISHED_TEXT_LIMIT = 256 * 1024  # store_folders.vanished is pruned past this length
 SUMMARY_PREFIX = b"S%d " % SUMMARY_VERSION
 SAVE_SUMMARIES = text(
     "UPDATE store_messages SET summary = c.summary FROM "
@@ -152,17 +176,60 @@ async def find_folder(conn: AsyncConnection, box_id: int, name: str, mailbox: st
     return Folder(id=int(row.id), uidvalidity=int(row.uidvalidity))
 
 
-async def allocate(conn: AsyncConnection, folder_id: int, count: int) -> int:
-    """Reserve ``count`` UIDs atomically; return the first."""
-    uidnext = (
+async def allocate(conn: AsyncConnection, folder_id: int, count: int) -> tuple[int, int]:
+    """Reserve ``count`` UIDs and the folder's next modseq atomically; return the first
+    UID and the modseq."""
+    row = (
         await conn.execute(
             update(StoreFolder)
             .where(StoreFolder.id == folder_id)
-            .values(uidnext=StoreFolder.uidnext + count)
-            .returning(StoreFolder.uidnext)
+            .values(
+                uidnext=StoreFolder.uidnext + count,
+                highestmodseq=StoreFolder.highestmodseq + 1,
+            )
+            .returning(StoreFolder.uidnext, StoreFolder.highestmodseq)
         )
-    ).scalar_one()
-    return int(uidnext) - count
+    ).one()
+    return int(row.uidnext) - count, int(row.highestmodseq)
+
+
+async def next_modseq(conn: AsyncConnection, folder_id: int) -> tuple[int, str | None]:
+    """Take the folder's next modseq (locking its row); return it and the kept
+    expunged UIDs (``store_folders.vanished``)."""
+    row = (
+        await conn.execute(
+            update(StoreFolder)
+            .where(StoreFolder.id == folder_id)
+            .values(highestmodseq=StoreFolder.highestmodseq + 1)
+            .returning(StoreFolder.highestmodseq, StoreFolder.vanished)
+        )
+    ).one()
+    return int(row.highestmodseq), row.vanished
+
+
+async def prune_vanished(conn: AsyncConnection, folder_id: int) -> None:
+    """Rewrite the folder's kept expunged UIDs compactly, bounded (store.modseq)."""
+    kept = (
+        await conn.execute(select(StoreFolder.vanished).where(StoreFolder.id == folder_id))
+    ).scalar()
+    vanished = Vanished.from_text(kept)
+    vanished.prune()
+    await conn.execute(
+        update(StoreFolder).where(StoreFolder.id == folder_id).values(vanished=vanished.to_text())
+    )
+
+
+async def record_vanished(
+    conn: AsyncConnection, folder_id: int, modseq: int, kept: str | None, uids: list[int]
+) -> None:
+    """Remember ``uids`` as expunged at ``modseq`` (bounded, see store.modseq)."""
+    if not uids:
+        return
+    vanished = Vanished.from_text(kept)
+    vanished.add(modseq, uids)
+    await conn.execute(
+        update(StoreFolder).where(StoreFolder.id == folder_id).values(vanished=vanished.to_text())
+    )
 
 
 async def add_usage(conn: AsyncConnection, box_id: int, delta: int) -> None:
@@ -182,6 +249,7 @@ async def statuses(
             StoreFolder.name,
             StoreFolder.uidvalidity,
             StoreFolder.uidnext,
+            StoreFolder.highestmodseq,
             func.count(StoreMessage.id).label("exists"),
             func.count(StoreMessage.id)
             .filter(func.strpos(StoreMessage.flags, SEEN) == 0)
@@ -202,6 +270,7 @@ async def statuses(
             uidnext=int(row.uidnext),
             exists=int(row.exists),
             unseen=int(row.unseen),
+            highestmodseq=int(row.highestmodseq),
         )
         for row in await conn.execute(statement)
     ]

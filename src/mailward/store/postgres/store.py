@@ -3,9 +3,11 @@
 Several hosting nodes can serve the same mailboxes. Tables (see ``mailward.db.models``)::
 
     store_mailboxes  address (unique), usage_bytes, last_uidvalidity
-    store_folders    mailbox_id, name (unique per mailbox), uidvalidity, uidnext
+    store_folders    mailbox_id, name (unique per mailbox), uidvalidity, uidnext,
+                     highestmodseq, vanished (expunged UIDs, see mailward.store.modseq)
     store_messages   folder_id, uid (unique per folder), size, flags, internal_date, body,
-                     summary (packed ENVELOPE/BODYSTRUCTURE, see mailward.store.summary)
+                     summary (packed ENVELOPE/BODYSTRUCTURE, see mailward.store.summary),
+                     modseq (RFC 7162: every change takes the folder's next one)
     store_subscriptions  mailbox_id, name (unique per mailbox)
 
 Every change runs in one transaction that first locks the mailbox row
@@ -59,6 +61,7 @@ from mailward.store.maildir.names import (
     split_mailbox,
     superiors,
 )
+from mailward.store.modseq import Vanished
 from mailward.store.postgres import queries as q
 from mailward.store.postgres import subscriptions as subs
 from mailward.store.summary import pack, summarize_async, unpack
@@ -119,11 +122,12 @@ class PostgresStore:
         async with self._write(mailbox) as (conn, box):
             target = await q.find_folder(conn, box.id, name, mailbox)
             q.check_quota(mailbox, box.usage, size, quota_bytes)
-            uid = await q.allocate(conn, target.id, 1)
+            uid, modseq = await q.allocate(conn, target.id, 1)
             await conn.execute(
                 insert(StoreMessage).values(
                     folder_id=target.id,
                     uid=uid,
+                    modseq=modseq,
                     size=size,
                     flags=q.flags_text(wanted),
                     internal_date=when,
@@ -272,6 +276,7 @@ class PostgresStore:
                 StoreMessage.size,
                 StoreMessage.flags,
                 StoreMessage.internal_date,
+                StoreMessage.modseq,
             )
             .select_from(StoreFolder)
             .join(StoreMailbox, StoreMailbox.id == StoreFolder.mailbox_id)
@@ -285,8 +290,8 @@ class PostgresStore:
             await self._require_folder(mailbox, name)
         flags_set = q.flags_set
         return [
-            MessageInfo(uid, size, flags_set(flags), internal_date)
-            for uid, size, flags, internal_date in rows
+            MessageInfo(uid, size, flags_set(flags), internal_date, modseq)
+            for uid, size, flags, internal_date, modseq in rows
             if uid is not None
         ]
 
@@ -392,24 +397,45 @@ class PostgresStore:
         self, mailbox: str, folder: str, changes: dict[int, frozenset[str]]
     ) -> dict[int, frozenset[str]]:
         """One statement; no mailbox lock (flags do not count against the quota)."""
+        return (await self._set_flags(mailbox, folder, changes, None))[0]
+
+    async def set_flags_unchanged_since(
+        self, mailbox: str, folder: str, changes: dict[int, frozenset[str]], modseq: int
+    ) -> tuple[dict[int, frozenset[str]], list[int]]:
+        """``set_flags_many`` but for messages whose modseq is above ``modseq`` (returned
+        as the second item): one statement, a second one if some were left alone."""
+        return await self._set_flags(mailbox, folder, changes, modseq)
+
+    async def _set_flags(
+        self,
+        mailbox: str,
+        folder: str,
+        changes: dict[int, frozenset[str]],
+        unchanged: int | None,
+    ) -> tuple[dict[int, frozenset[str]], list[int]]:
         name = normalize_folder(folder)
         split_mailbox(mailbox)
         wanted = {uid: normalize_flags(flags) for uid, flags in changes.items()}
         valid = q.valid_uids(wanted)
         if not valid:
             await self._require_folder(mailbox, name)
-            return {}
+            return {}, []
         params = {
             "address": mailbox,
             "name": name,
             "uids": valid,
             "flags": [q.flags_text(wanted[uid]) for uid in valid],
+            "unchanged": unchanged,
         }
+        modified: list[int] = []
         async with self.db.engine.begin() as conn:
             done = (await conn.execute(q.SET_FLAGS, params)).scalars().all()
-        if not done:
+            if unchanged is not None and len(done) < len(valid):
+                left = {**params, "uids": sorted(set(valid) - {int(uid) for uid in done})}
+                modified = [int(uid) for uid in (await conn.execute(q.MODIFIED, left)).scalars()]
+        if not done and not modified:
             await self._require_folder(mailbox, name)
-        return {int(uid): wanted[int(uid)] for uid in done}
+        return {int(uid): wanted[int(uid)] for uid in done}, modified
 
     async def expunge(
         self, mailbox: str, folder: str, uids: Iterable[int] | None = None
@@ -419,27 +445,37 @@ class PostgresStore:
         split_mailbox(mailbox)
         chosen = None if uids is None else q.valid_uids(uids)
         async with self.db.engine.begin() as conn:
-            row = (
+            row = (  # the mailbox's and the folder's rows, locked (see q.SET_FLAGS)
                 await conn.execute(
-                    select(StoreMailbox.id, StoreFolder.id.label("folder_id"))
-                    .select_from(StoreMailbox)
-                    .outerjoin(
-                        StoreFolder,
-                        (StoreFolder.mailbox_id == StoreMailbox.id) & (StoreFolder.name == name),
+                    select(
+                        StoreMailbox.id,
+                        StoreFolder.id.label("folder_id"),
+                        StoreFolder.highestmodseq,
+                        func.length(StoreFolder.vanished).label("kept"),
                     )
-                    .where(StoreMailbox.address == mailbox)
-                    .with_for_update(of=StoreMailbox)
+                    .select_from(StoreMailbox)
+                    .join(StoreFolder, StoreFolder.mailbox_id == StoreMailbox.id)
+                    .where(StoreMailbox.address == mailbox, StoreFolder.name == name)
+                    .with_for_update()
                 )
             ).first()
-            if row is None or row.folder_id is None:
+            if row is None:
                 box = await q.lock_mailbox(conn, mailbox)  # created if new
                 await q.find_folder(conn, box.id, name, mailbox)  # NoSuchFolder
                 return []
             if chosen is not None and not chosen:
                 return []
-            params = {"box": int(row.id), "folder": int(row.folder_id), "uids": chosen}
-            removed = (await conn.execute(q.EXPUNGE, params)).scalars().all()
-        return sorted(int(uid) for uid in removed)
+            folder_id = int(row.folder_id)
+            params = {
+                "box": int(row.id),
+                "folder": folder_id,
+                "uids": chosen,
+                "modseq": int(row.highestmodseq) + 1,
+            }
+            removed = sorted(int(uid) for uid in (await conn.execute(q.EXPUNGE, params)).scalars())
+            if removed and (row.kept or 0) > q.VANISHED_TEXT_LIMIT:
+                await q.prune_vanished(conn, folder_id)
+        return removed
 
     async def copy(
         self,
@@ -489,16 +525,38 @@ class PostgresStore:
             total = sum(int(row.size) for row in rows)
             if not move:
                 q.check_quota(mailbox, box.usage, total, quota_bytes)
-            first = await q.allocate(conn, target.id, len(rows))
+            if move:  # the source's row too before message rows (see q.SET_FLAGS)
+                gone_at, kept = await q.next_modseq(conn, source.id)
+            first, modseq = await q.allocate(conn, target.id, len(rows))
             mapping = {int(row.uid): first + i for i, row in enumerate(rows)}
             params = [
-                {"source": source.id, "target": target.id, "old": old, "new": new}
+                {"source": source.id, "target": target.id, "old": old, "new": new,
+                 "modseq": modseq}
                 for old, new in mapping.items()
             ]
             await conn.execute(q.MOVE if move else q.COPY, params)
+            if move:
+                await q.record_vanished(conn, source.id, gone_at, kept, sorted(mapping))
             if not move:
                 await q.add_usage(conn, box.id, total)
         return mapping
+
+    async def vanished(self, mailbox: str, folder: str, since: int) -> list[int] | None:
+        """From ``store_folders.vanished`` (see :mod:`mailward.store.modseq`)."""
+        name = normalize_folder(folder)
+        split_mailbox(mailbox)
+        async with self._reads.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(StoreFolder.vanished)
+                    .join(StoreMailbox, StoreMailbox.id == StoreFolder.mailbox_id)
+                    .where(StoreMailbox.address == mailbox, StoreFolder.name == name)
+                )
+            ).first()
+        if row is None:
+            await self._require_folder(mailbox, name)
+            return []
+        return Vanished.from_text(row.vanished).since(since)
 
     async def delete_mailbox(self, mailbox: str) -> None:
         split_mailbox(mailbox)

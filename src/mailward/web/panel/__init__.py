@@ -18,8 +18,10 @@ from mailward.web.panel import (
     dashboard,
     hosting,
     me,
+    migrate,
     quarantine,
     security,
+    sieve,
     trace,
     users,
 )
@@ -39,6 +41,7 @@ def panel_handlers() -> list[Any]:
             *accounts.HANDLERS,
             *dashboard.HANDLERS,
             *addresses.HANDLERS,
+            *sieve.HANDLERS,
             *hosting.HANDLERS,
             *users.HANDLERS,
             *security.HANDLERS,
@@ -46,6 +49,7 @@ def panel_handlers() -> list[Any]:
             *quarantine.HANDLERS,
             *trace.HANDLERS,
             *me.HANDLERS,
+            *migrate.HANDLERS,
         ],
     )
     return [auth.login_form, auth.login, auth.code_form, auth.code, auth.logout, panel]

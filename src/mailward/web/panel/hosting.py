@@ -1,6 +1,7 @@
 """Email Hosting (docs/procedures.md): the account's domains → Domain Details → Mail
-Server Settings (list, add, edit, delete, Auto-Configure with confirmation), and each
-domain's DNS page (the check's checklist and the records to publish)."""
+Server Settings (list, add, edit, delete, Auto-Configure with confirmation), the domain's
+catch-all (with its spam warning) and alias domains, and each domain's DNS page (the
+check's checklist and the records to publish)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from litestar import Request, get, post
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
+from mailward.core.errors import InvalidInput, NotFound
 from mailward.directory import ServiceError
+from mailward.directory.aliases import CATCH_ALL_WARNING, AliasService
 from mailward.dns.service import domain_check, domain_records
-from mailward.dns.verify import verify_domain
+from mailward.dns.verify import find_proof, verify_domain
 from mailward.web.errors import http_status
 from mailward.web.panel.common import (
     Form,
@@ -52,6 +55,8 @@ async def _details(
     web = web_of(request)
     found = await web.services.domains.get(actor, domain)  # 404 unless theirs
     servers = await web.services.servers.list(actor, found.name)
+    aliases = AliasService(web.services.db)
+    catch_all = await aliases.catch_all(actor, found.name)
     return page(
         request,
         template,
@@ -61,6 +66,9 @@ async def _details(
         domain=found,
         servers=servers,
         hosting_host=web.settings.hosting_host,
+        catch_all=catch_all,
+        catch_all_warning=CATCH_ALL_WARNING,
+        aliases=await aliases.aliases(actor, found.name),
         **context,
     )
 
@@ -203,4 +211,75 @@ async def dns(
     )
 
 
-HANDLERS = [hosting, details, verify, servers, change_servers, dns]
+@post(
+    "/accounts/{account:str}/domains/{domain:str}/catch-all",
+    include_in_schema=False,
+    request_max_body_size=MAX_FORM,
+)
+async def change_catch_all(
+    request: Request[Any, Any, Any], account: FromPath[str], domain: FromPath[str],
+    data: FormData,
+) -> Template | Redirect:
+    """Set the catch-all (``address``) or turn it off (``off=yes``)."""
+    view, actor = await scoped(request, account)
+    here = f"{account_url(view.name)}domains/{domain}"
+    address = None if data.get("off") == "yes" else (data.get("address") or "").strip()
+    try:
+        if address == "":
+            raise InvalidInput("give the address that receives the domain's unlisted names")
+        done = await AliasService(web_of(request).services.db).set_catch_all(
+            actor, domain, address)
+    except ServiceError as exc:
+        if http_status(exc) == 404:
+            raise
+        return await _details(request, account, domain, "domain.html", status=http_status(exc),
+                              catch_all_error=str(exc))
+    return redirect(request, here, f"catch-all of {done.domain}: {done.address}"
+                    if done.address else f"catch-all of {done.domain} is off")
+
+
+@post(
+    "/accounts/{account:str}/domains/{domain:str}/aliases",
+    include_in_schema=False,
+    request_max_body_size=MAX_FORM,
+)
+async def change_aliases(
+    request: Request[Any, Any, Any], account: FromPath[str], domain: FromPath[str],
+    data: FormData,
+) -> Template | Redirect:
+    """``action``: ``add`` (``alias``), ``verify`` or ``delete`` (``alias`` of this domain)."""
+    view, actor = await scoped(request, account)
+    web = web_of(request)
+    aliases = AliasService(web.services.db)
+    here = f"{account_url(view.name)}domains/{domain}"
+    action, alias = data.get("action", ""), data.get("alias", "")
+    try:
+        found = await web.services.domains.get(actor, domain)  # 404 unless theirs
+        if action == "add":
+            added = await aliases.add_alias(actor, found.name, alias)
+            return redirect(request, here, f"alias {added.alias} added"
+                            + ("" if added.verified else ": publish its TXT record, then check"))
+        current = await aliases.get_alias(actor, alias)
+        if current.domain != found.name:
+            raise NotFound(f"no alias {current.alias} of {found.name}")
+        if action == "delete":
+            await aliases.remove_alias(actor, current.alias)
+            return redirect(request, here, f"alias {current.alias} removed")
+        if action != "verify":
+            raise InvalidInput(f"unknown action {action!r}")
+        settings = web.settings
+        result = await aliases.verify_alias(actor, current.alias,
+                                            lambda v: find_proof(settings, v))
+    except ServiceError as exc:
+        if http_status(exc) == 404 and action != "delete" and action != "verify":
+            raise
+        return await _details(request, account, domain, "domain.html", status=http_status(exc),
+                              alias_error=str(exc))
+    if result.verified:
+        return redirect(request, here, f"{result.alias.alias} is verified ({result.detail})")
+    return await _details(request, account, domain, "domain.html", status=422,
+                          alias_error=result.detail)
+
+
+HANDLERS = [hosting, details, verify, servers, change_servers, dns, change_catch_all,
+            change_aliases]

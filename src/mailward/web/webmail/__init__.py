@@ -19,6 +19,7 @@ from mailward.web.webmail import (
     pages,
     quarantine,
     reading,
+    rules,
     settings,
     trace,
 )
@@ -36,6 +37,7 @@ ROUTE_HANDLERS: list[Any] = [
     *compose.HANDLERS,
     *contacts.HANDLERS,
     *settings.HANDLERS,
+    *rules.HANDLERS,
     *quarantine.HANDLERS,
     *trace.HANDLERS,
 ]
