@@ -28,7 +28,7 @@ from mailward.managesieve.grammar import (
     tokenize,
 )
 from mailward.net.limits import ConnectionLimiter
-from mailward.net.lines import OVERLONG, read_line
+from mailward.net.lines import OVERLONG, close_writer, read_line
 from mailward.net.sasl import decode_sasl_plain
 from mailward.obs.logs import reset_context, set_context
 from mailward.obs.metrics import COMMAND_SECONDS, CONNECTIONS, SESSIONS
@@ -198,7 +198,7 @@ class ManageSieveSession:
                 self.writer.write(response("BYE", refused.capitalize(), "TRYLATER"))
                 async with asyncio.timeout(REFUSE_TIMEOUT):
                     await self.writer.drain()
-            await self._close(REFUSE_TIMEOUT)
+            await close_writer(self.writer, REFUSE_TIMEOUT)
             return
         sessions = SESSIONS.labels("managesieve")
         sessions.inc()
@@ -224,13 +224,8 @@ class ManageSieveSession:
             sessions.dec()
             if self.limiter is not None:  # before closing: the client may come back at once
                 self.limiter.release(peer)
-            await self._close(None)
+            await close_writer(self.writer, None)
 
-    async def _close(self, timeout: float | None) -> None:  # noqa: ASYNC109
-        self.writer.close()
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(timeout):
-                await self.writer.wait_closed()
 
     async def fail(self, text: str, code: str | None = None) -> None:
         """Answer ``NO``; end the session with ``BYE`` after too many of them."""

@@ -7,6 +7,7 @@ session can answer with an error and stay in sync instead of failing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 OVERLONG = b"\0overlong"
 """Returned (by identity) for a line longer than the reader's limit; compare with ``is``."""
@@ -29,3 +30,11 @@ async def read_line(reader: asyncio.StreamReader) -> bytes | None:
             return None
         except asyncio.LimitOverrunError as exc:
             consumed = exc.consumed
+
+
+async def close_writer(writer: asyncio.StreamWriter, timeout: float | None) -> None:  # noqa: ASYNC109
+    """Close a connection, waiting at most ``timeout`` for it to go (never raises)."""
+    writer.close()
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(timeout):
+            await writer.wait_closed()

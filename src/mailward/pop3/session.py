@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from mailward.net.limits import ConnectionLimiter
-from mailward.net.lines import OVERLONG, read_line
+from mailward.net.lines import OVERLONG, close_writer, read_line
 from mailward.net.sasl import decode_sasl_plain
 from mailward.obs.logs import reset_context, set_context
 from mailward.obs.metrics import COMMAND_SECONDS, CONNECTIONS, SESSIONS
@@ -133,7 +133,7 @@ class Pop3Session:
                 self.writer.write(err(refused.capitalize(), "SYS/TEMP"))
                 async with asyncio.timeout(REFUSE_TIMEOUT):
                     await self.writer.drain()
-            await self._close(REFUSE_TIMEOUT)
+            await close_writer(self.writer, REFUSE_TIMEOUT)
             return
         sessions = SESSIONS.labels("pop3")
         sessions.inc()
@@ -159,13 +159,8 @@ class Pop3Session:
                     await self.locks.release(self.maildrop.mailbox)
             if self.limiter is not None:  # before closing: the client may come back at once
                 self.limiter.release(peer)
-            await self._close(None)
+            await close_writer(self.writer, None)
 
-    async def _close(self, timeout: float | None) -> None:  # noqa: ASYNC109
-        self.writer.close()
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(timeout):
-                await self.writer.wait_closed()
 
     async def fail(self, text: str, code: str | None = None) -> None:
         """Answer ``-ERR``; close the session after too many of them."""
